@@ -7,8 +7,9 @@
 
 pub mod error;
 pub mod path;
+pub mod resource;
 pub mod schema;
 
 pub use error::{ScimError, ScimResult, ScimType};
 pub use path::AttrPath;
-pub use schema::{AttrType, AttributeDef, ResourceType, Schema, SchemaRegistry};
+pub use schema::{AttrType, AttributeDef, ResourceType, Schema, SchemaContext, SchemaRegistry};

@@ -139,13 +139,18 @@ mod tests {
 
     #[test]
     fn parses_simple_sub_and_urn_paths() {
-        assert_eq!(AttrPath::parse("userName").unwrap(), AttrPath::new("userName"));
+        assert_eq!(
+            AttrPath::parse("userName").unwrap(),
+            AttrPath::new("userName")
+        );
         assert_eq!(
             AttrPath::parse("name.givenName").unwrap(),
             AttrPath::with_sub("name", "givenName")
         );
-        let p = AttrPath::parse("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value")
-            .unwrap();
+        let p = AttrPath::parse(
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value",
+        )
+        .unwrap();
         assert_eq!(
             p.urn.as_deref(),
             Some("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User")
@@ -163,7 +168,11 @@ mod tests {
         for bad in ["", "1abc", "a b", "name.", "name.given.x", "na$me", ".x"] {
             let e = AttrPath::parse(bad).unwrap_err();
             assert_eq!(e.status, 400, "{bad}");
-            assert_eq!(e.scim_type, Some(crate::scim::error::ScimType::InvalidPath), "{bad}");
+            assert_eq!(
+                e.scim_type,
+                Some(crate::scim::error::ScimType::InvalidPath),
+                "{bad}"
+            );
         }
     }
 

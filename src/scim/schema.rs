@@ -15,7 +15,8 @@ pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 /// Core Group schema URN.
 pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 /// Enterprise User extension URN.
-pub const ENTERPRISE_USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+pub const ENTERPRISE_USER_SCHEMA: &str =
+    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 /// ListResponse message URN.
 pub const LIST_RESPONSE_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
 /// PatchOp message URN.
@@ -337,7 +338,8 @@ impl ResourceType {
 
     /// All schema URNs a resource of this type may carry, core first.
     pub fn schema_urns(&self) -> impl Iterator<Item = &str> {
-        std::iter::once(self.schema.as_str()).chain(self.extensions.iter().map(|e| e.schema.as_str()))
+        std::iter::once(self.schema.as_str())
+            .chain(self.extensions.iter().map(|e| e.schema.as_str()))
     }
 }
 
@@ -387,11 +389,15 @@ pub fn common_attributes() -> &'static [AttributeDef] {
             AttributeDef::complex(
                 "meta",
                 vec![
-                    AttributeDef::string("resourceType").case_exact().mutability(ReadOnly),
+                    AttributeDef::string("resourceType")
+                        .case_exact()
+                        .mutability(ReadOnly),
                     AttributeDef::typed("created", AttrType::DateTime).mutability(ReadOnly),
                     AttributeDef::typed("lastModified", AttrType::DateTime).mutability(ReadOnly),
                     AttributeDef::reference("location", &["uri"]).mutability(ReadOnly),
-                    AttributeDef::string("version").case_exact().mutability(ReadOnly),
+                    AttributeDef::string("version")
+                        .case_exact()
+                        .mutability(ReadOnly),
                 ],
             )
             .mutability(ReadOnly),
@@ -478,7 +484,9 @@ impl SchemaRegistry {
     /// Mutable access to a registered schema, so a profile can tighten core attributes
     /// (e.g. mark `title` required).
     pub fn schema_mut(&mut self, urn: &str) -> Option<&mut Schema> {
-        self.schemas.iter_mut().find(|s| s.id.eq_ignore_ascii_case(urn))
+        self.schemas
+            .iter_mut()
+            .find(|s| s.id.eq_ignore_ascii_case(urn))
     }
 
     /// All schemas, core first.
@@ -551,7 +559,12 @@ impl SchemaRegistry {
             }
             None => rt.schema_urns().collect(),
         };
-        if path.urn.is_none() || path.urn.as_deref().is_some_and(|u| u.eq_ignore_ascii_case(&rt.schema)) {
+        if path.urn.is_none()
+            || path
+                .urn
+                .as_deref()
+                .is_some_and(|u| u.eq_ignore_ascii_case(&rt.schema))
+        {
             if let Some(attr) = common_attributes()
                 .iter()
                 .find(|a| a.name.eq_ignore_ascii_case(&path.name))
@@ -585,8 +598,15 @@ impl SchemaRegistry {
     pub fn canonical_path(&self, rt: &ResourceType, path: &AttrPath) -> Option<AttrPath> {
         let r = self.resolve(rt, path)?;
         Some(AttrPath {
-            urn: if r.is_core { None } else { Some(r.schema.id.clone()) },
-            name: r.attr.map(|a| a.name.clone()).unwrap_or_else(|| path.name.clone()),
+            urn: if r.is_core {
+                None
+            } else {
+                Some(r.schema.id.clone())
+            },
+            name: r
+                .attr
+                .map(|a| a.name.clone())
+                .unwrap_or_else(|| path.name.clone()),
             sub: match (r.sub, &path.sub) {
                 (Some(s), _) => Some(s.name.clone()),
                 (None, s) => s.clone(),
@@ -680,9 +700,9 @@ impl ServiceProviderConfig {
             .auth_schemes
             .iter()
             .enumerate()
-            .map(|(i, (t, n, d))| {
-                json!({"type": t, "name": n, "description": d, "primary": i == 0})
-            })
+            .map(
+                |(i, (t, n, d))| json!({"type": t, "name": n, "description": d, "primary": i == 0}),
+            )
             .collect();
         let mut doc = json!({
             "schemas": [SPC_SCHEMA],
@@ -720,8 +740,8 @@ fn multi_valued_simple(name: &str, type_values: &[&str]) -> AttributeDef {
 
 /// RFC 7643 §4.1 User.
 pub fn user_schema() -> Schema {
-    use AttributeDef as A;
     use AttrType::*;
+    use AttributeDef as A;
     Schema {
         id: USER_SCHEMA.into(),
         name: "User".into(),
@@ -756,8 +776,14 @@ pub fn user_schema() -> Schema {
                 .mutability(Mutability::WriteOnly)
                 .returned(Returned::Never),
             multi_valued_simple("emails", &["work", "home", "other"]),
-            multi_valued_simple("phoneNumbers", &["work", "home", "mobile", "fax", "pager", "other"]),
-            multi_valued_simple("ims", &["aim", "gtalk", "icq", "xmpp", "msn", "skype", "qq", "yahoo"]),
+            multi_valued_simple(
+                "phoneNumbers",
+                &["work", "home", "mobile", "fax", "pager", "other"],
+            ),
+            multi_valued_simple(
+                "ims",
+                &["aim", "gtalk", "icq", "xmpp", "msn", "skype", "qq", "yahoo"],
+            ),
             multi_valued_simple("photos", &["photo", "thumbnail"]),
             A::complex(
                 "addresses",
@@ -856,7 +882,9 @@ mod tests {
         let r = reg.resolve(user, &AttrPath::new("USERNAME")).unwrap();
         assert!(r.is_core);
         assert_eq!(r.attr.unwrap().name, "userName");
-        let r = reg.resolve(user, &AttrPath::with_sub("name", "GIVENNAME")).unwrap();
+        let r = reg
+            .resolve(user, &AttrPath::with_sub("name", "GIVENNAME"))
+            .unwrap();
         assert_eq!(r.sub.unwrap().name, "givenName");
         let r = reg.resolve(user, &AttrPath::new("employeeNumber")).unwrap();
         assert!(!r.is_core);
@@ -869,7 +897,10 @@ mod tests {
         let r = reg.resolve(user, &AttrPath::new("externalId")).unwrap();
         assert!(r.case_exact());
         assert!(reg.resolve(user, &AttrPath::new("nope")).is_none());
-        assert!(reg.resolve(user, &AttrPath::with_sub("name", "nope")).is_none());
+        assert!(
+            reg.resolve(user, &AttrPath::with_sub("name", "nope"))
+                .is_none()
+        );
     }
 
     #[test]
@@ -890,7 +921,10 @@ mod tests {
         let p = reg
             .parse_path("urn:ietf:params:scim:schemas:extension:2.0:metadata:costCenter")
             .unwrap();
-        assert_eq!(p.urn.as_deref(), Some("urn:ietf:params:scim:schemas:extension:2.0:Metadata"));
+        assert_eq!(
+            p.urn.as_deref(),
+            Some("urn:ietf:params:scim:schemas:extension:2.0:Metadata")
+        );
         assert_eq!(p.name, "costCenter");
         let user = reg.resource_type("User").unwrap();
         let r = reg.resolve(user, &p).unwrap();
@@ -898,7 +932,9 @@ mod tests {
         // an unqualified name never falls into an open schema
         assert!(reg.resolve(user, &AttrPath::new("costCenterX")).is_none());
         assert!(reg.parse_path(ENTERPRISE_USER_SCHEMA).is_err());
-        let (urn, rest) = reg.match_urn("urn:ietf:params:scim:schemas:core:2.0:User:userName").unwrap();
+        let (urn, rest) = reg
+            .match_urn("urn:ietf:params:scim:schemas:core:2.0:User:userName")
+            .unwrap();
         assert_eq!(urn, USER_SCHEMA);
         assert_eq!(rest, "userName");
     }
@@ -933,7 +969,10 @@ mod tests {
         assert_eq!(un["required"], true);
         assert_eq!(un["multiValued"], false);
         let rt = reg.resource_types_document("http://x");
-        assert_eq!(rt["Resources"][0]["schemaExtensions"][0]["schema"], ENTERPRISE_USER_SCHEMA);
+        assert_eq!(
+            rt["Resources"][0]["schemaExtensions"][0]["schema"],
+            ENTERPRISE_USER_SCHEMA
+        );
         let spc = ServiceProviderConfig::default().to_json("http://x");
         assert_eq!(spc["patch"]["supported"], true);
         assert_eq!(spc["authenticationSchemes"][0]["primary"], true);
@@ -948,5 +987,40 @@ mod tests {
         assert!(a.multi_valued);
         assert_eq!(a.mutability, Mutability::ReadWrite);
         assert!(serde_json::from_value::<AttributeDef>(json!({"name":"x","bogus":1})).is_err());
+    }
+}
+
+/// A registry plus the resource type a request is about: what filter evaluation, PATCH and
+/// validation need to resolve attribute paths.
+#[derive(Debug, Clone, Copy)]
+pub struct SchemaContext<'a> {
+    /// All schemas.
+    pub registry: &'a SchemaRegistry,
+    /// The resource type of the resource being read or written.
+    pub rt: &'a ResourceType,
+}
+
+impl<'a> SchemaContext<'a> {
+    /// Context for resource type `name`; `None` if it is not registered.
+    pub fn new(registry: &'a SchemaRegistry, name: &str) -> Option<Self> {
+        Some(SchemaContext {
+            registry,
+            rt: registry.resource_type(name)?,
+        })
+    }
+
+    /// See [`SchemaRegistry::resolve`].
+    pub fn resolve(&self, path: &AttrPath) -> Option<Resolved<'a>> {
+        self.registry.resolve(self.rt, path)
+    }
+
+    /// See [`SchemaRegistry::parse_path`].
+    pub fn parse_path(&self, s: &str) -> ScimResult<AttrPath> {
+        self.registry.parse_path(s)
+    }
+
+    /// True when `urn` is the core schema or one of the resource type's extensions.
+    pub fn has_schema(&self, urn: &str) -> bool {
+        self.rt.schema_urns().any(|u| u.eq_ignore_ascii_case(urn))
     }
 }
