@@ -298,3 +298,607 @@ mod tests {
         assert!(coerce_value(user_name, json!(["a"]), "userName").is_err());
     }
 }
+
+/// How [`normalize_resource`] treats a body.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NormalizeOptions {
+    /// Keep keys that no schema defines instead of rejecting them with `invalidValue`
+    /// (for profiles whose legacy app stores arbitrary extra fields).
+    pub keep_unknown: bool,
+}
+
+/// Validates and normalises a POST or PUT body for resource type `ctx.rt` before mapping.
+///
+/// Runs once per create/replace, before any script sees the resource. The result has keys
+/// in the schema's spelling, values coerced to their types (`"False"` → `false`), readOnly
+/// attributes (`id`, `meta`, `groups`) dropped as RFC 7644 §3.3 requires, extension
+/// attributes under their URN, and `schemas` listing the core schema plus each extension
+/// present. Fails with `invalidSyntax` when the body is not an object or `schemas` lacks the
+/// core schema, and with `invalidValue` for unknown attributes, unknown schemas, wrong types
+/// or a missing required attribute (the detail names it).
+pub fn normalize_resource(
+    body: Value,
+    ctx: &SchemaContext<'_>,
+    opts: NormalizeOptions,
+) -> ScimResult<Value> {
+    let Value::Object(input) = body else {
+        return Err(ScimError::invalid_syntax(format!(
+            "the {} body must be a JSON object",
+            ctx.rt.name
+        )));
+    };
+    let core = ctx
+        .registry
+        .schema(&ctx.rt.schema)
+        .ok_or_else(|| ScimError::internal("resource type without core schema"))?;
+    let mut out = Map::new();
+    let mut extensions: Vec<String> = Vec::new();
+    let mut declared: Option<Vec<String>> = None;
+    for (key, value) in input {
+        if key.eq_ignore_ascii_case("schemas") {
+            declared = Some(declared_schemas(value, ctx)?);
+            continue;
+        }
+        if let Some((urn, rest)) = ctx.registry.match_urn(&key) {
+            if !ctx.has_schema(urn) {
+                return Err(ScimError::invalid_value(format!(
+                    "schema '{urn}' is not defined for {}",
+                    ctx.rt.name
+                )));
+            }
+            let urn = urn.to_string();
+            if rest.is_empty() {
+                let Value::Object(attrs) = value else {
+                    return Err(ScimError::invalid_value(format!(
+                        "extension '{urn}' must be a JSON object"
+                    )));
+                };
+                for (k, v) in attrs {
+                    put_attribute(&mut out, ctx, &urn, &k, v, opts, &mut extensions)?;
+                }
+            } else {
+                let rest = rest.to_string();
+                put_attribute(&mut out, ctx, &urn, &rest, value, opts, &mut extensions)?;
+            }
+            continue;
+        }
+        let core_urn = core.id.clone();
+        put_attribute(&mut out, ctx, &core_urn, &key, value, opts, &mut extensions)?;
+    }
+    if let Some(declared) = declared {
+        if !declared
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(&ctx.rt.schema))
+        {
+            return Err(ScimError::invalid_syntax(format!(
+                "'schemas' must contain '{}'",
+                ctx.rt.schema
+            )));
+        }
+    }
+    check_required(&out, ctx)?;
+    let mut schemas = vec![Value::String(ctx.rt.schema.clone())];
+    schemas.extend(extensions.into_iter().map(Value::String));
+    out.insert("schemas".into(), Value::Array(schemas));
+    Ok(Value::Object(out))
+}
+
+fn declared_schemas(value: Value, ctx: &SchemaContext<'_>) -> ScimResult<Vec<String>> {
+    let Value::Array(items) = value else {
+        return Err(ScimError::invalid_syntax(
+            "'schemas' must be an array of URNs",
+        ));
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        let Value::String(s) = item else {
+            return Err(ScimError::invalid_syntax(
+                "'schemas' must be an array of URNs",
+            ));
+        };
+        if !ctx.has_schema(&s) {
+            return Err(ScimError::invalid_value(format!(
+                "schema '{s}' is not defined for {}",
+                ctx.rt.name
+            )));
+        }
+        out.push(s);
+    }
+    Ok(out)
+}
+
+/// Puts one attribute (`key` may be dotted: `name.givenName`) of schema `urn` into `out`.
+fn put_attribute(
+    out: &mut Map<String, Value>,
+    ctx: &SchemaContext<'_>,
+    urn: &str,
+    key: &str,
+    value: Value,
+    opts: NormalizeOptions,
+    extensions: &mut Vec<String>,
+) -> ScimResult<()> {
+    let mut path = AttrPath::parse_rest(Some(urn.to_string()), key, key)
+        .map_err(|e| ScimError::invalid_value(e.detail))?;
+    let Some(r) = ctx.resolve(&path) else {
+        if opts.keep_unknown {
+            out.insert(key.to_string(), value);
+            return Ok(());
+        }
+        return Err(ScimError::invalid_value(format!(
+            "unknown attribute '{key}' for {}",
+            ctx.rt.name
+        )));
+    };
+    // Read-only attributes are the server's to set; a client copy is ignored (RFC 7644 §3.3).
+    if r.attr
+        .is_some_and(|a| a.mutability == super::schema::Mutability::ReadOnly)
+        || r.sub
+            .is_some_and(|a| a.mutability == super::schema::Mutability::ReadOnly)
+    {
+        return Ok(());
+    }
+    let target: &mut Map<String, Value> = if r.is_core {
+        out
+    } else {
+        let id = r.schema.id.clone();
+        if !extensions.iter().any(|e| e == &id) {
+            extensions.push(id.clone());
+        }
+        match out
+            .entry(id)
+            .or_insert_with(|| Value::Object(Map::new()))
+            .as_object_mut()
+        {
+            Some(m) => m,
+            None => return Err(ScimError::internal("extension container is not an object")),
+        }
+    };
+    let Some(attr) = r.attr else {
+        // A key of an open schema: any scalar or structure is kept as sent.
+        insert_ci(target, &path.name, value);
+        return Ok(());
+    };
+    path.name = attr.name.clone();
+    match r.sub {
+        None => {
+            let v = coerce_value(attr, value, &attr.name)?;
+            if !v.is_null() {
+                insert_ci(target, &attr.name, v);
+            }
+        }
+        Some(sub) => {
+            let v = coerce_value(sub, value, &format!("{}.{}", attr.name, sub.name))?;
+            if v.is_null() {
+                return Ok(());
+            }
+            let parent = target
+                .entry(attr.name.clone())
+                .or_insert_with(|| Value::Object(Map::new()));
+            match parent.as_object_mut() {
+                Some(m) => {
+                    m.insert(sub.name.clone(), v);
+                }
+                None => {
+                    return Err(ScimError::invalid_value(format!(
+                        "'{}.{}' given but '{}' is not an object",
+                        attr.name, sub.name, attr.name
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_required(out: &Map<String, Value>, ctx: &SchemaContext<'_>) -> ScimResult<()> {
+    for urn in ctx.rt.schema_urns() {
+        let Some(schema) = ctx.registry.schema(urn) else {
+            continue;
+        };
+        let is_core = urn.eq_ignore_ascii_case(&ctx.rt.schema);
+        let container = if is_core {
+            Some(out)
+        } else {
+            out.get(&schema.id).and_then(Value::as_object)
+        };
+        for attr in &schema.attributes {
+            let value = container.and_then(|c| c.get(&attr.name));
+            if attr.required && !is_present(value) {
+                return Err(ScimError::invalid_value(format!(
+                    "required attribute '{}' is missing",
+                    qualified(is_core, &schema.id, &attr.name)
+                )));
+            }
+            for sub in attr.sub_attributes.iter().filter(|s| s.required) {
+                let elems: Vec<&Value> = match value {
+                    Some(Value::Array(items)) => items.iter().collect(),
+                    Some(v) => vec![v],
+                    None if attr.required || sub.required => vec![&Value::Null],
+                    None => vec![],
+                };
+                for e in elems {
+                    if !is_present(e.as_object().and_then(|o| o.get(&sub.name))) {
+                        return Err(ScimError::invalid_value(format!(
+                            "required attribute '{}' is missing",
+                            qualified(is_core, &schema.id, &format!("{}.{}", attr.name, sub.name))
+                        )));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn qualified(is_core: bool, urn: &str, name: &str) -> String {
+    if is_core {
+        name.to_string()
+    } else {
+        format!("{urn}:{name}")
+    }
+}
+
+/// True when `v` holds a value: not absent, not null, not an empty string, array or object.
+pub fn is_present(v: Option<&Value>) -> bool {
+    match v {
+        None | Some(Value::Null) => false,
+        Some(Value::String(s)) => !s.is_empty(),
+        Some(Value::Array(a)) => !a.is_empty(),
+        Some(Value::Object(o)) => !o.is_empty(),
+        Some(_) => true,
+    }
+}
+
+/// Applies `attributes` / `excludedAttributes` (RFC 7644 §3.4.2.5) and the schema's
+/// `returned` rules to a resource about to be sent.
+///
+/// Runs last, on every resource a response carries. `returned: never` attributes are always
+/// dropped, `returned: always` ones (and `id`, `schemas`) always kept. With a non-empty
+/// `attributes` list only those (and the always-returned) remain; `returned: request`
+/// attributes appear only when listed. `excluded` removes what it names otherwise.
+pub fn project(
+    resource: &Value,
+    ctx: &SchemaContext<'_>,
+    attributes: &[AttrPath],
+    excluded: &[AttrPath],
+) -> Value {
+    let Some(obj) = resource.as_object() else {
+        return resource.clone();
+    };
+    let mut out = Map::new();
+    for (key, value) in obj {
+        if key == "schemas" {
+            out.insert(key.clone(), value.clone());
+            continue;
+        }
+        if let Some((urn, "")) = ctx.registry.match_urn(key) {
+            if let Some(ext) = value.as_object() {
+                let mut kept = Map::new();
+                for (k, v) in ext {
+                    let path = AttrPath {
+                        urn: Some(urn.to_string()),
+                        name: k.clone(),
+                        sub: None,
+                    };
+                    if let Some(v) = project_attr(&path, v, ctx, attributes, excluded) {
+                        kept.insert(k.clone(), v);
+                    }
+                }
+                if !kept.is_empty() {
+                    out.insert(key.clone(), Value::Object(kept));
+                }
+            }
+            continue;
+        }
+        let path = AttrPath::new(key.clone());
+        if let Some(v) = project_attr(&path, value, ctx, attributes, excluded) {
+            out.insert(key.clone(), v);
+        }
+    }
+    Value::Object(out)
+}
+
+fn project_attr(
+    path: &AttrPath,
+    value: &Value,
+    ctx: &SchemaContext<'_>,
+    attributes: &[AttrPath],
+    excluded: &[AttrPath],
+) -> Option<Value> {
+    use super::schema::Returned;
+    let resolved = ctx.resolve(path);
+    let def = resolved.and_then(|r| r.attr);
+    let returned = def.map(|a| a.returned).unwrap_or(Returned::Default);
+    match returned {
+        Returned::Never => return None,
+        Returned::Always => return Some(value.clone()),
+        _ => {}
+    }
+    if def.is_some_and(|a| a.mutability == super::schema::Mutability::WriteOnly) {
+        return None;
+    }
+    let mentions = |list: &[AttrPath]| -> Vec<Option<String>> {
+        list.iter()
+            .filter(|p| names_attr(p, path, ctx))
+            .map(|p| p.sub.clone())
+            .collect()
+    };
+    if !attributes.is_empty() {
+        let wanted = mentions(attributes);
+        if wanted.is_empty() {
+            return None;
+        }
+        if wanted.iter().any(Option::is_none) {
+            return Some(value.clone());
+        }
+        let subs: Vec<String> = wanted.into_iter().flatten().collect();
+        return Some(filter_subs(value, &subs, true));
+    }
+    if returned == Returned::Request {
+        return None;
+    }
+    let dropped = mentions(excluded);
+    if dropped.iter().any(Option::is_none) {
+        return None;
+    }
+    let subs: Vec<String> = dropped.into_iter().flatten().collect();
+    if subs.is_empty() {
+        Some(value.clone())
+    } else {
+        Some(filter_subs(value, &subs, false))
+    }
+}
+
+/// Whether list entry `p` (from `attributes` / `excludedAttributes`) names `path`. An entry
+/// `AttrPath { urn, name: "*" }` stands for a whole schema (a bare extension URN in the list);
+/// a qualified entry must name the schema the attribute lives in.
+fn names_attr(p: &AttrPath, path: &AttrPath, ctx: &SchemaContext<'_>) -> bool {
+    let attr_urn = path.urn.as_deref().unwrap_or(ctx.rt.schema.as_str());
+    if p.name == "*" {
+        return p
+            .urn
+            .as_deref()
+            .is_some_and(|u| u.eq_ignore_ascii_case(attr_urn));
+    }
+    if !p.name.eq_ignore_ascii_case(&path.name) {
+        return false;
+    }
+    match &p.urn {
+        None => true,
+        Some(u) => u.eq_ignore_ascii_case(attr_urn),
+    }
+}
+
+/// Keeps (`keep`) or drops (`!keep`) the named sub-attributes of a complex value or of each
+/// element of a multi-valued one.
+fn filter_subs(value: &Value, subs: &[String], keep: bool) -> Value {
+    let filter_obj = |o: &Map<String, Value>| -> Value {
+        Value::Object(
+            o.iter()
+                .filter(|(k, _)| subs.iter().any(|s| s.eq_ignore_ascii_case(k)) == keep)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        )
+    };
+    match value {
+        Value::Object(o) => filter_obj(o),
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|i| match i {
+                    Value::Object(o) => filter_obj(o),
+                    other => other.clone(),
+                })
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod write_tests {
+    use super::*;
+    use crate::scim::ScimType;
+    use crate::scim::schema::{ENTERPRISE_USER_SCHEMA, SchemaRegistry, USER_SCHEMA};
+    use serde_json::json;
+
+    fn reg() -> SchemaRegistry {
+        SchemaRegistry::core()
+    }
+
+    /// The user body from Microsoft's "Develop and plan provisioning for a SCIM endpoint".
+    fn entra_create_user() -> Value {
+        json!({
+            "schemas": [
+                "urn:ietf:params:scim:schemas:core:2.0:User",
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],
+            "externalId": "0a21f0f2-8d2a-4f8e-bf98-7363c4aed4ef",
+            "userName": "Test_User_ab6490ee-1e48-479e-a20b-2d77186b5dd1",
+            "active": true,
+            "emails": [{"primary": true, "type": "work", "value": "Test_User_fd0ea19b-0777-472c-9f96-4f70d2226f2e@testuser.com"}],
+            "meta": {"resourceType": "User"},
+            "name": {"formatted": "givenName familyName", "familyName": "familyName", "givenName": "givenName"},
+            "roles": []
+        })
+    }
+
+    #[test]
+    fn normalizes_entra_create_body() {
+        let reg = reg();
+        let ctx = SchemaContext::new(&reg, "User").unwrap();
+        let out =
+            normalize_resource(entra_create_user(), &ctx, NormalizeOptions::default()).unwrap();
+        assert_eq!(
+            out["userName"],
+            "Test_User_ab6490ee-1e48-479e-a20b-2d77186b5dd1"
+        );
+        assert!(out.get("meta").is_none(), "readOnly meta must be dropped");
+        assert_eq!(out["schemas"], json!([USER_SCHEMA]));
+        assert_eq!(out["emails"][0]["primary"], true);
+    }
+
+    #[test]
+    fn canonical_spelling_extension_and_bool_strings() {
+        let reg = reg();
+        let ctx = SchemaContext::new(&reg, "User").unwrap();
+        let body = json!({
+            "SCHEMAS": [USER_SCHEMA.to_uppercase()],
+            "USERNAME": "bjensen",
+            "Active": "False",
+            "name.givenName": "Barbara",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"EmployeeNumber": "701984", "manager": "m-9"},
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department": "Tour Operations",
+            "id": "client-chosen", "groups": [{"value": "g"}]
+        });
+        let out = normalize_resource(body, &ctx, NormalizeOptions::default()).unwrap();
+        assert_eq!(out["userName"], "bjensen");
+        assert_eq!(out["active"], false);
+        assert_eq!(out["name"]["givenName"], "Barbara");
+        assert!(out.get("id").is_none() && out.get("groups").is_none());
+        let ext = &out[ENTERPRISE_USER_SCHEMA];
+        assert_eq!(ext["employeeNumber"], "701984");
+        assert_eq!(ext["department"], "Tour Operations");
+        assert_eq!(ext["manager"], json!({"value": "m-9"}));
+        assert_eq!(out["schemas"], json!([USER_SCHEMA, ENTERPRISE_USER_SCHEMA]));
+    }
+
+    #[test]
+    fn rejects_unknown_missing_and_bad_schemas() {
+        let reg = reg();
+        let ctx = SchemaContext::new(&reg, "User").unwrap();
+        let opts = NormalizeOptions::default();
+        let e =
+            normalize_resource(json!({"userName": "a", "shoeSize": 9}), &ctx, opts).unwrap_err();
+        assert_eq!((e.status, e.scim_type), (400, Some(ScimType::InvalidValue)));
+        assert!(e.detail.contains("shoeSize"));
+        let kept = normalize_resource(
+            json!({"userName": "a", "shoeSize": 9}),
+            &ctx,
+            NormalizeOptions { keep_unknown: true },
+        )
+        .unwrap();
+        assert_eq!(kept["shoeSize"], 9);
+        let e = normalize_resource(json!({"displayName": "x"}), &ctx, opts).unwrap_err();
+        assert!(e.detail.contains("userName"), "{}", e.detail);
+        let e = normalize_resource(
+            json!({"schemas": [crate::scim::schema::GROUP_SCHEMA], "userName": "a"}),
+            &ctx,
+            opts,
+        )
+        .unwrap_err();
+        assert_eq!(e.scim_type, Some(ScimType::InvalidValue));
+        let e = normalize_resource(
+            json!({"schemas": [ENTERPRISE_USER_SCHEMA], "userName": "a"}),
+            &ctx,
+            opts,
+        )
+        .unwrap_err();
+        assert_eq!(e.scim_type, Some(ScimType::InvalidSyntax));
+        let e = normalize_resource(json!([1]), &ctx, opts).unwrap_err();
+        assert_eq!(e.scim_type, Some(ScimType::InvalidSyntax));
+        let e = normalize_resource(
+            json!({"userName": "a", "name": {"givenName": 5}}),
+            &ctx,
+            opts,
+        )
+        .unwrap_err();
+        assert!(e.detail.contains("name.givenName"), "{}", e.detail);
+    }
+
+    #[test]
+    fn required_sub_attribute_checked() {
+        let mut reg = reg();
+        let user = reg.schema_mut(USER_SCHEMA).unwrap();
+        for a in &mut user.attributes {
+            if a.name == "name" {
+                for s in &mut a.sub_attributes {
+                    if s.name == "givenName" {
+                        s.required = true;
+                    }
+                }
+            }
+        }
+        let ctx = SchemaContext::new(&reg, "User").unwrap();
+        let e = normalize_resource(json!({"userName": "a"}), &ctx, NormalizeOptions::default())
+            .unwrap_err();
+        assert!(e.detail.contains("name.givenName"), "{}", e.detail);
+        assert!(
+            normalize_resource(
+                json!({"userName": "a", "name": {"givenName": "B"}}),
+                &ctx,
+                NormalizeOptions::default()
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn projection_rules() {
+        let reg = reg();
+        let ctx = SchemaContext::new(&reg, "User").unwrap();
+        let u = json!({
+            "schemas": [USER_SCHEMA, ENTERPRISE_USER_SCHEMA],
+            "id": "1", "userName": "b", "password": "secret",
+            "name": {"givenName": "B", "familyName": "J"},
+            "emails": [{"value": "a@x", "type": "work"}],
+            ENTERPRISE_USER_SCHEMA: {"employeeNumber": "7", "department": "D"},
+            "meta": {"resourceType": "User"}
+        });
+        let all = project(&u, &ctx, &[], &[]);
+        assert!(all.get("password").is_none());
+        assert_eq!(all["name"]["familyName"], "J");
+        let only = project(
+            &u,
+            &ctx,
+            &[
+                AttrPath::new("userName"),
+                AttrPath::with_sub("name", "givenName"),
+            ],
+            &[],
+        );
+        assert_eq!(
+            only,
+            json!({"schemas": [USER_SCHEMA, ENTERPRISE_USER_SCHEMA], "id": "1", "userName": "b", "name": {"givenName": "B"}})
+        );
+        let ext = project(
+            &u,
+            &ctx,
+            &[reg
+                .parse_path(&format!("{ENTERPRISE_USER_SCHEMA}:department"))
+                .unwrap()],
+            &[],
+        );
+        assert_eq!(ext[ENTERPRISE_USER_SCHEMA], json!({"department": "D"}));
+        let whole = project(
+            &u,
+            &ctx,
+            &[AttrPath {
+                urn: Some(ENTERPRISE_USER_SCHEMA.into()),
+                name: "*".into(),
+                sub: None,
+            }],
+            &[],
+        );
+        assert_eq!(whole[ENTERPRISE_USER_SCHEMA]["employeeNumber"], "7");
+        let ex = project(
+            &u,
+            &ctx,
+            &[],
+            &[
+                AttrPath::new("emails"),
+                AttrPath::new("id"),
+                AttrPath::with_sub("name", "familyName"),
+            ],
+        );
+        assert!(ex.get("emails").is_none());
+        assert_eq!(ex["id"], "1", "id is returned always");
+        assert_eq!(ex["name"], json!({"givenName": "B"}));
+        let gctx = SchemaContext::new(&reg, "Group").unwrap();
+        let g = json!({"id": "g", "displayName": "G", "members": [{"value": "1"}]});
+        assert!(
+            project(&g, &gctx, &[], &[AttrPath::new("members")])
+                .get("members")
+                .is_none()
+        );
+    }
+}
