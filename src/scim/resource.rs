@@ -208,7 +208,10 @@ pub fn coerce_single(def: &AttributeDef, v: Value, path: &str) -> ScimResult<Val
                         )));
                     };
                     let sv = coerce_value(sub, sv, &format!("{path}.{}", sub.name))?;
-                    out.insert(sub.name.clone(), sv);
+                    // Entra sends `"$ref": null` in member values; null means "no value".
+                    if !sv.is_null() {
+                        out.insert(sub.name.clone(), sv);
+                    }
                 }
                 Ok(Value::Object(out))
             }
@@ -396,13 +399,14 @@ fn declared_schemas(value: Value, ctx: &SchemaContext<'_>) -> ScimResult<Vec<Str
                 "'schemas' must be an array of URNs",
             ));
         };
-        if !ctx.has_schema(&s) {
-            return Err(ScimError::invalid_value(format!(
-                "schema '{s}' is not defined for {}",
-                ctx.rt.name
-            )));
+        // Entra lists schemas of its own in `schemas` (e.g. Microsoft's ADSCIM Group URN on
+        // group creation) without sending attributes for them: a URN we do not serve is
+        // harmless there, and attributes under an unknown URN are rejected where they appear.
+        if ctx.has_schema(&s) {
+            out.push(s);
+        } else {
+            tracing::debug!(schema = %s, "ignoring unserved schema URN listed in 'schemas'");
         }
-        out.push(s);
     }
     Ok(out)
 }
@@ -786,6 +790,13 @@ mod write_tests {
             opts,
         )
         .unwrap_err();
+        assert_eq!(e.scim_type, Some(ScimType::InvalidSyntax));
+        let e = normalize_resource(
+            json!({"userName": "a", "urn:example:unknown:2.0:Thing": {"x": 1}}),
+            &ctx,
+            opts,
+        )
+        .unwrap_err();
         assert_eq!(e.scim_type, Some(ScimType::InvalidValue));
         let e = normalize_resource(
             json!({"schemas": [ENTERPRISE_USER_SCHEMA], "userName": "a"}),
@@ -830,6 +841,24 @@ mod write_tests {
             )
             .is_ok()
         );
+    }
+
+    #[test]
+    fn entra_group_create_with_microsoft_schema_and_null_ref() {
+        let reg = reg();
+        let ctx = SchemaContext::new(&reg, "Group").unwrap();
+        let body = json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group",
+                        "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"],
+            "externalId": "8aa1a0c0-c4c3-4bc0-b4a5-2ef676900159",
+            "displayName": "displayName",
+            "members": [{"$ref": null, "value": "f648f8d5ea4e4cd38e9c"}],
+            "meta": {"resourceType": "Group"}
+        });
+        let out = normalize_resource(body, &ctx, NormalizeOptions::default()).unwrap();
+        assert_eq!(out["schemas"], json!([crate::scim::schema::GROUP_SCHEMA]));
+        assert_eq!(out["members"], json!([{"value": "f648f8d5ea4e4cd38e9c"}]));
+        assert_eq!(out["externalId"], "8aa1a0c0-c4c3-4bc0-b4a5-2ef676900159");
     }
 
     #[test]
