@@ -6,6 +6,7 @@
 //! and the RFC 7644 §3.12 error type.
 
 pub mod error;
+pub mod filter;
 pub mod path;
 pub mod resource;
 pub mod schema;
