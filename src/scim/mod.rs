@@ -6,6 +6,8 @@
 //! and the RFC 7644 §3.12 error type.
 
 pub mod error;
+pub mod filter;
+pub mod list;
 pub mod meta;
 pub mod path;
 pub mod resource;

@@ -1,0 +1,3 @@
+//! Unit tests of the filter parser, printer and evaluator.
+
+use super::*;
