@@ -1,4 +1,6 @@
 //! scimgate: a SCIM 2.0 gateway in front of legacy REST applications.
 #![forbid(unsafe_code)]
 
+pub mod backend;
+pub mod config;
 pub mod scim;
