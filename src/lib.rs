@@ -2,4 +2,6 @@
 #![forbid(unsafe_code)]
 
 pub mod demo;
+pub mod backend;
+pub mod config;
 pub mod scim;

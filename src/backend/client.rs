@@ -1,0 +1,506 @@
+//! The pooled HTTP client that calls the legacy API.
+//!
+//! One [`Backend`] per profile, cloned freely (an `Arc` inside) so every request shares the
+//! connection pool. Each call gets the configured credentials (or the caller's, in
+//! pass-through mode), a connect timeout, and a timeout over the whole exchange including
+//! reading the body.
+
+use super::error::BackendError;
+use super::template::encode_into;
+use crate::config::{BackendAuth, BackendConfig};
+use bytes::Bytes;
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
+use http::{HeaderName, HeaderValue, Method, Uri};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use serde_json::Value;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tracing::Instrument;
+
+/// Responses larger than this are refused: the legacy app is trusted for content, not for
+/// size, and the gateway buffers whole bodies to run JSONPath over them.
+const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
+
+/// How long an idle pooled connection is kept; below common server keep-alive limits so the
+/// gateway rarely reuses a connection the server is about to close.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(50);
+
+/// Legacy error bodies are echoed into SCIM details only up to this many characters.
+const MAX_MESSAGE_CHARS: usize = 300;
+
+/// Credentials supplied for one call, overriding the profile's configured backend auth
+/// (pass-through mode forwards the SCIM caller's own credentials this way).
+#[derive(Clone)]
+pub struct CallerAuth {
+    name: HeaderName,
+    value: HeaderValue,
+}
+
+impl CallerAuth {
+    /// Forward an `Authorization` header value as received from the caller.
+    pub fn authorization(value: HeaderValue) -> CallerAuth {
+        CallerAuth::header(AUTHORIZATION, value)
+    }
+
+    /// Send `value` under an arbitrary header (e.g. an API-key header).
+    pub fn header(name: HeaderName, mut value: HeaderValue) -> CallerAuth {
+        value.set_sensitive(true);
+        CallerAuth { name, value }
+    }
+}
+
+impl fmt::Debug for CallerAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CallerAuth({}: <redacted>)", self.name)
+    }
+}
+
+/// One call to the legacy API, built by an endpoint or a mapping plan.
+#[derive(Debug, Clone)]
+pub struct BackendRequest {
+    /// HTTP method.
+    pub method: Method,
+    /// Path below the base URL, already rendered and percent-encoded (starts with `/`).
+    pub path: String,
+    /// Query parameters, encoded by the client.
+    pub query: Vec<(String, String)>,
+    /// JSON body, if any.
+    pub body: Option<Value>,
+    /// Per-call credentials that replace the configured backend auth.
+    pub auth: Option<CallerAuth>,
+}
+
+impl BackendRequest {
+    /// A request without query, body or per-call auth.
+    pub fn new(method: Method, path: impl Into<String>) -> BackendRequest {
+        BackendRequest {
+            method,
+            path: path.into(),
+            query: Vec::new(),
+            body: None,
+            auth: None,
+        }
+    }
+}
+
+/// A 2xx answer from the legacy API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackendResponse {
+    /// The HTTP status (2xx).
+    pub status: u16,
+    /// The parsed JSON body; `Value::Null` when the body was empty.
+    pub body: Value,
+    /// Time from sending the request to having the whole body.
+    pub elapsed: Duration,
+}
+
+/// Why a [`Backend`] could not be built from its configuration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BackendInitError {
+    /// `base_url` is not an absolute http(s) URL without query.
+    #[error("`{0}` is not an absolute http:// or https:// URL without query")]
+    BaseUrl(String),
+    /// A configured auth header name or value is not valid in HTTP.
+    #[error("{0}")]
+    Auth(String),
+    /// The TLS configuration could not be built.
+    #[error("backend TLS setup: {0}")]
+    Tls(String),
+}
+
+enum AuthMode {
+    None,
+    Fixed(HeaderName, HeaderValue),
+    Passthrough,
+}
+
+struct Inner {
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    base: String,
+    auth: AuthMode,
+    timeout: Duration,
+}
+
+/// The legacy API client for one profile; cheap to clone.
+#[derive(Clone)]
+pub struct Backend {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Backend")
+            .field("base", &self.inner.base)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Backend {
+    /// Builds the client (TLS with the webpki roots and the ring provider, pool, timeouts,
+    /// auth header) at startup or reload; fails on an unusable base URL or auth setting.
+    pub fn new(cfg: &BackendConfig) -> Result<Backend, BackendInitError> {
+        let base = normalise_base(&cfg.base_url)?;
+        let auth = auth_mode(&cfg.auth)?;
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(cfg.connect_timeout()));
+        let provider = rustls::crypto::ring::default_provider();
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_webpki_roots(provider)
+            .map_err(|e| BackendInitError::Tls(e.to_string()))?
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(cfg.pool_max_idle_per_host)
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .pool_timer(TokioTimer::new())
+            .build(https);
+        Ok(Backend {
+            inner: Arc::new(Inner {
+                client,
+                base,
+                auth,
+                timeout: cfg.timeout(),
+            }),
+        })
+    }
+
+    /// The base URL calls are made against (no trailing slash).
+    pub fn base_url(&self) -> &str {
+        &self.inner.base
+    }
+
+    /// Makes one call: 2xx → `Ok` with the parsed body, anything else → `Err`. A GET whose
+    /// connection could not be established is tried once more (nothing reached the server,
+    /// so repeating it is safe). The timeout covers both attempts and the body.
+    pub async fn call(&self, req: BackendRequest) -> Result<BackendResponse, BackendError> {
+        let span = tracing::info_span!(
+            "backend_call",
+            method = %req.method,
+            path = %req.path,
+            status = tracing::field::Empty,
+            elapsed_ms = tracing::field::Empty,
+        );
+        let started = Instant::now();
+        async {
+            let result = match tokio::time::timeout(self.inner.timeout, self.attempts(&req)).await
+            {
+                Ok(r) => r,
+                Err(_) => Err(BackendError::Timeout {
+                    backend: self.inner.base.clone(),
+                    after: self.inner.timeout,
+                }),
+            };
+            let elapsed_ms = started.elapsed().as_millis();
+            let current = tracing::Span::current();
+            current.record("elapsed_ms", elapsed_ms);
+            match &result {
+                Ok(r) => {
+                    current.record("status", r.status);
+                    tracing::info!(status = r.status, elapsed_ms, "backend call");
+                }
+                Err(BackendError::Status { status, message }) => {
+                    current.record("status", status);
+                    tracing::warn!(status, elapsed_ms, legacy_message = %message, "backend call failed");
+                }
+                Err(e) => tracing::warn!(elapsed_ms, error = %e, "backend call failed"),
+            }
+            result
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn attempts(&self, req: &BackendRequest) -> Result<BackendResponse, BackendError> {
+        let body = match &req.body {
+            Some(v) => Some(Bytes::from(
+                serde_json::to_vec(v).map_err(|e| BackendError::Request(e.to_string()))?,
+            )),
+            None => None,
+        };
+        let first = self.send(req, body.clone()).await;
+        match first {
+            Err(BackendError::Connect { .. }) if req.method == Method::GET => {
+                tracing::debug!("connect failed, retrying once");
+                self.send(req, body).await
+            }
+            other => other,
+        }
+    }
+
+    async fn send(
+        &self,
+        req: &BackendRequest,
+        body: Option<Bytes>,
+    ) -> Result<BackendResponse, BackendError> {
+        let http_req = self.build(req, body)?;
+        let started = Instant::now();
+        let resp = self
+            .inner
+            .client
+            .request(http_req)
+            .await
+            .map_err(|e| self.classify(&e))?;
+        let status = resp.status().as_u16();
+        let bytes = Limited::new(resp.into_body(), MAX_RESPONSE_BYTES)
+            .collect()
+            .await
+            .map_err(|e| {
+                if e.is::<http_body_util::LengthLimitError>() {
+                    BackendError::InvalidBody {
+                        status,
+                        message: format!("larger than {MAX_RESPONSE_BYTES} bytes"),
+                    }
+                } else {
+                    BackendError::Transport {
+                        backend: self.inner.base.clone(),
+                        message: error_chain(e.as_ref()),
+                    }
+                }
+            })?
+            .to_bytes();
+        if !(200..300).contains(&status) {
+            return Err(BackendError::Status {
+                status,
+                message: legacy_message(&bytes),
+            });
+        }
+        let body =
+            parse_body(&bytes).map_err(|message| BackendError::InvalidBody { status, message })?;
+        Ok(BackendResponse {
+            status,
+            body,
+            elapsed: started.elapsed(),
+        })
+    }
+
+    fn build(
+        &self,
+        req: &BackendRequest,
+        body: Option<Bytes>,
+    ) -> Result<http::Request<Full<Bytes>>, BackendError> {
+        let uri = self.uri(&req.path, &req.query)?;
+        let mut builder = http::Request::builder()
+            .method(req.method.clone())
+            .uri(uri)
+            .header(ACCEPT, "application/json")
+            .header(USER_AGENT, concat!("scimgate/", env!("CARGO_PKG_VERSION")));
+        match (&req.auth, &self.inner.auth) {
+            (Some(caller), _) => builder = builder.header(&caller.name, &caller.value),
+            (None, AuthMode::Fixed(name, value)) => builder = builder.header(name, value),
+            (None, AuthMode::Passthrough) => {
+                tracing::debug!("pass-through auth without caller credentials")
+            }
+            (None, AuthMode::None) => {}
+        }
+        let body = match body {
+            Some(b) => {
+                builder = builder.header(CONTENT_TYPE, "application/json");
+                Full::new(b)
+            }
+            None => Full::new(Bytes::new()),
+        };
+        builder
+            .body(body)
+            .map_err(|e| BackendError::Request(e.to_string()))
+    }
+
+    fn uri(&self, path: &str, query: &[(String, String)]) -> Result<Uri, BackendError> {
+        let mut s = String::with_capacity(self.inner.base.len() + path.len() + 64);
+        s.push_str(&self.inner.base);
+        if !path.starts_with('/') {
+            s.push('/');
+        }
+        s.push_str(path);
+        let mut sep = if path.contains('?') { '&' } else { '?' };
+        for (k, v) in query {
+            s.push(sep);
+            encode_into(&mut s, k);
+            s.push('=');
+            encode_into(&mut s, v);
+            sep = '&';
+        }
+        s.parse::<Uri>()
+            .map_err(|e| BackendError::Request(format!("invalid backend URI for {path}: {e}")))
+    }
+
+    fn classify(&self, e: &hyper_util::client::legacy::Error) -> BackendError {
+        let backend = self.inner.base.clone();
+        let message = error_chain(e);
+        if e.is_connect() {
+            BackendError::Connect { backend, message }
+        } else {
+            BackendError::Transport { backend, message }
+        }
+    }
+}
+
+/// Checks a base URL the way [`Backend::new`] will; configuration validation runs it so a
+/// bad URL is reported with the other configuration problems.
+pub fn check_base_url(raw: &str) -> Result<(), BackendInitError> {
+    normalise_base(raw).map(|_| ())
+}
+
+/// Checks that configured credentials can be sent as HTTP headers, as [`Backend::new`] will.
+pub fn check_auth(auth: &BackendAuth) -> Result<(), BackendInitError> {
+    auth_mode(auth).map(|_| ())
+}
+
+fn normalise_base(raw: &str) -> Result<String, BackendInitError> {
+    let bad = || BackendInitError::BaseUrl(raw.to_string());
+    let uri: Uri = raw.parse().map_err(|_| bad())?;
+    let scheme_ok = matches!(uri.scheme_str(), Some("http") | Some("https"));
+    if !scheme_ok || uri.authority().is_none() || uri.query().is_some() {
+        return Err(bad());
+    }
+    Ok(raw.trim_end_matches('/').to_string())
+}
+
+fn auth_mode(auth: &BackendAuth) -> Result<AuthMode, BackendInitError> {
+    let value = |s: &str| {
+        let mut v = HeaderValue::from_str(s)
+            .map_err(|_| BackendInitError::Auth("credential is not a valid header value".into()))?;
+        v.set_sensitive(true);
+        Ok::<_, BackendInitError>(v)
+    };
+    Ok(match auth {
+        BackendAuth::None => AuthMode::None,
+        BackendAuth::Passthrough => AuthMode::Passthrough,
+        BackendAuth::Header { name, value: v } => {
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| BackendInitError::Auth(format!("invalid header name `{name}`")))?;
+            AuthMode::Fixed(name, value(v.expose())?)
+        }
+        BackendAuth::Bearer { token } => {
+            AuthMode::Fixed(AUTHORIZATION, value(&format!("Bearer {}", token.expose()))?)
+        }
+        BackendAuth::Basic { username, password } => {
+            let raw = format!("{username}:{}", password.expose());
+            AuthMode::Fixed(
+                AUTHORIZATION,
+                value(&format!("Basic {}", base64(raw.as_bytes())))?,
+            )
+        }
+    })
+}
+
+/// Standard base64 with padding (RFC 4648 §4), for HTTP Basic credentials.
+fn base64(input: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                let idx = (n >> (18 - 6 * i)) & 0x3f;
+                out.push(char::from(ALPHABET[idx as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn parse_body(bytes: &[u8]) -> Result<Value, String> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Null);
+    }
+    serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))
+}
+
+/// The legacy app's own error message: `{"error":{"message"}}` (the demo app and many
+/// others), `{"message"}`, `{"error":"…"}`, `{"detail"}`, `{"errors":[{"message"}]}`, or a
+/// short plain-text body.
+fn legacy_message(bytes: &[u8]) -> String {
+    let text = match serde_json::from_slice::<Value>(bytes) {
+        Ok(v) => json_message(&v).unwrap_or_default(),
+        Err(_) => String::from_utf8_lossy(bytes).trim().to_string(),
+    };
+    text.chars().take(MAX_MESSAGE_CHARS).collect()
+}
+
+fn json_message(v: &Value) -> Option<String> {
+    let candidates = [
+        v.pointer("/error/message"),
+        v.pointer("/message"),
+        v.pointer("/error_description"),
+        v.pointer("/detail"),
+        v.pointer("/error"),
+        v.pointer("/errors/0/message"),
+        v.pointer("/errors/0"),
+    ];
+    candidates
+        .into_iter()
+        .flatten()
+        .find_map(|m| m.as_str().map(str::to_string))
+}
+
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p == &text) {
+            parts.push(text);
+        }
+        cur = s.source();
+    }
+    parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc4648_vectors() {
+        let cases = [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ];
+        for (i, o) in cases {
+            assert_eq!(base64(i.as_bytes()), o);
+        }
+    }
+
+    #[test]
+    fn legacy_messages_are_found_in_common_shapes() {
+        let m = |s: &str| legacy_message(s.as_bytes());
+        assert_eq!(
+            m(r#"{"error":{"code":"conflict","message":"email taken"}}"#),
+            "email taken"
+        );
+        assert_eq!(m(r#"{"message":"bad"}"#), "bad");
+        assert_eq!(m(r#"{"error":"nope"}"#), "nope");
+        assert_eq!(m(r#"{"errors":[{"message":"first"}]}"#), "first");
+        assert_eq!(m("plain text\n"), "plain text");
+        assert_eq!(m(r#"{"unrelated":1}"#), "");
+        assert_eq!(m(&"x".repeat(1000)).len(), MAX_MESSAGE_CHARS);
+    }
+
+    #[test]
+    fn base_url_must_be_absolute_http() {
+        assert_eq!(normalise_base("http://h:1/api/").unwrap(), "http://h:1/api");
+        for bad in ["h:1", "/api", "ftp://h", "http://h/?q=1", ""] {
+            assert!(normalise_base(bad).is_err(), "{bad}");
+        }
+    }
+}

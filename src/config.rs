@@ -1,0 +1,1548 @@
+//! Typed configuration: `scimgate.toml` (the gateway) plus `profiles/<name>.toml` (the legacy
+//! API), overlaid by `SCIMGATE_*` environment variables.
+//!
+//! Loading reports every problem it can find in one pass, each with its file and line, so an
+//! operator fixes a configuration in one round trip instead of one error per restart:
+//! TOML syntax errors (all of them), unknown keys and type errors (the first per section),
+//! then the semantic checks of [`Config::validate`] (all of them).
+//!
+//! Environment overlay: `SCIMGATE_SERVER__LISTEN=0.0.0.0:8080` sets `server.listen`; a double
+//! underscore separates nesting levels and keys match ignoring case. Values are read as TOML
+//! scalars (`8080`, `true`, `"quoted"`), anything else as a plain string; string lists
+//! (`auth.tokens`) accept a comma-separated string. The sections `server`, `auth`, `log` and
+//! `profile` overlay `scimgate.toml`; `backend`, `resources` and `lookups` overlay the
+//! profile, so backend credentials can come from the environment. Variables without a double
+//! underscore (`SCIMGATE_CONFIG`) belong to the command line and are ignored here.
+
+use crate::backend::{self, Endpoint, JsonPath, ListEndpoint, Paging, PathTemplate};
+use crate::scim::{AttrPath, SchemaRegistry};
+use serde::Deserialize;
+use serde::de::{self, DeserializeOwned, Deserializer, SeqAccess, Visitor};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
+
+/// Prefix of the environment variables that overlay the configuration files.
+pub const ENV_PREFIX: &str = "SCIMGATE_";
+
+/// Top-level sections of `scimgate.toml`; everything else belongs to the profile.
+const MAIN_SECTIONS: [&str; 4] = ["server", "auth", "log", "profile"];
+const PROFILE_SECTIONS: [&str; 3] = ["backend", "resources", "lookups"];
+
+/// One configuration problem, located as precisely as the source allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigIssue {
+    /// The file the problem is in (for environment overrides: the file they overlay).
+    pub file: PathBuf,
+    /// 1-based line, when the problem has a position in the file.
+    pub line: Option<usize>,
+    /// What is wrong, naming the key (and the environment variable when one set it).
+    pub message: String,
+}
+
+impl fmt::Display for ConfigIssue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "{}:{l}: {}", self.file.display(), self.message),
+            None => write!(f, "{}: {}", self.file.display(), self.message),
+        }
+    }
+}
+
+/// A credential from the configuration; `Debug` never shows it, so configs can be logged.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a credential.
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into())
+    }
+
+    /// The credential itself, for the one place that sends or compares it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// `[server]`: the SCIM listener.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address the SCIM listener binds.
+    pub listen: SocketAddr,
+    /// Path prefix of the SCIM endpoints (`/scim/v2`).
+    pub base_path: String,
+    /// Externally visible base URL for `meta.location`; empty means `http://{listen}`.
+    pub public_url: String,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// Time limit for one SCIM request, backend calls included.
+    pub request_timeout_ms: u64,
+    /// Requests served at once; more are shed with 503.
+    pub max_concurrency: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            base_path: "/scim/v2".into(),
+            public_url: String::new(),
+            max_body_bytes: 1024 * 1024,
+            request_timeout_ms: 30_000,
+            max_concurrency: 512,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// The base URL resources are located under (`public_url` or `http://{listen}`, plus
+    /// `base_path`), without a trailing slash; used for `meta.location` and `Location`.
+    pub fn resource_base_url(&self) -> String {
+        let origin = if self.public_url.is_empty() {
+            format!("http://{}", self.listen)
+        } else {
+            self.public_url.trim_end_matches('/').to_string()
+        };
+        format!("{origin}{}", self.base_path)
+    }
+
+    /// The per-request time limit.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+}
+
+/// `[auth]`: how SCIM clients authenticate.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Static bearer tokens accepted from clients (a list, or a comma-separated string).
+    #[serde(deserialize_with = "de_secret_list")]
+    pub tokens: Vec<Secret>,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// `[log]`: logging output.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// Line format.
+    pub format: LogFormat,
+    /// A `tracing` filter directive (`info`, `scimgate=debug,info`).
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+/// `[profile]` as written: which profile to load and from where.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct ProfileRef {
+    name: String,
+    dir: PathBuf,
+}
+
+impl Default for ProfileRef {
+    fn default() -> Self {
+        ProfileRef {
+            name: "default".into(),
+            dir: PathBuf::from(".."),
+        }
+    }
+}
+
+/// How the gateway authenticates to the legacy API (`backend.auth`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum BackendAuth {
+    /// No credentials.
+    #[default]
+    None,
+    /// A fixed header, e.g. `X-Api-Key`.
+    Header {
+        /// Header name.
+        name: String,
+        /// Header value.
+        value: Secret,
+    },
+    /// `Authorization: Bearer <token>`.
+    Bearer {
+        /// The token.
+        token: Secret,
+    },
+    /// `Authorization: Basic …`.
+    Basic {
+        /// User name.
+        username: String,
+        /// Password.
+        password: Secret,
+    },
+    /// Forward the SCIM caller's own credentials on each call.
+    Passthrough,
+}
+
+/// `[backend]`: where the legacy API is and how to reach it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendConfig {
+    /// Absolute http(s) URL the endpoint paths are appended to.
+    pub base_url: String,
+    /// Credentials sent to the legacy API.
+    #[serde(default)]
+    pub auth: BackendAuth,
+    /// Time limit for one backend call, body included.
+    #[serde(default = "default_backend_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Time limit for establishing a connection.
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    /// Idle pooled connections kept per backend host.
+    #[serde(default = "default_pool_idle")]
+    pub pool_max_idle_per_host: usize,
+}
+
+impl BackendConfig {
+    /// A configuration with default timeouts and pool size, no auth.
+    pub fn new(base_url: impl Into<String>) -> BackendConfig {
+        BackendConfig {
+            base_url: base_url.into(),
+            auth: BackendAuth::None,
+            timeout_ms: default_backend_timeout_ms(),
+            connect_timeout_ms: default_connect_timeout_ms(),
+            pool_max_idle_per_host: default_pool_idle(),
+        }
+    }
+
+    /// The whole-call time limit.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+
+    /// The connect time limit.
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+}
+
+fn default_backend_timeout_ms() -> u64 {
+    10_000
+}
+fn default_connect_timeout_ms() -> u64 {
+    2_000
+}
+fn default_pool_idle() -> usize {
+    64
+}
+
+/// The legacy calls behind one SCIM resource type (`[resources.User.endpoints]`).
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Endpoints {
+    /// Read one (`{id}`).
+    pub get: Option<Endpoint>,
+    /// List and search.
+    pub list: Option<ListEndpoint>,
+    /// Create; `id` says where the response carries the new legacy id.
+    pub create: Option<Endpoint>,
+    /// Full replace (`{id}`).
+    pub replace: Option<Endpoint>,
+    /// Partial update (`{id}`), when the legacy API has one.
+    pub update: Option<Endpoint>,
+    /// Delete (`{id}`).
+    pub delete: Option<Endpoint>,
+    /// Add members to a group (`{id}`; `{member}` or `{members}` in path or body).
+    pub members_add: Option<Endpoint>,
+    /// Remove a member from a group (`{id}`, `{member}`).
+    pub members_remove: Option<Endpoint>,
+    /// List a group's members (`{id}`).
+    pub members_list: Option<ListEndpoint>,
+    /// Further named calls scripts may plan (e.g. `deactivate`, `revoke_sessions`).
+    #[serde(default)]
+    pub actions: BTreeMap<String, Endpoint>,
+}
+
+/// `[resources.<Type>]`: how one SCIM resource type maps onto the legacy API.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceConfig {
+    /// Mapping script name: `scripts/<profile>/<script>.rhai`.
+    pub script: String,
+    /// The legacy calls.
+    #[serde(default)]
+    pub endpoints: Endpoints,
+    /// SCIM attribute → query parameter: `attr eq "x"` filters pushed down to the list call.
+    #[serde(default)]
+    pub filters: BTreeMap<String, String>,
+}
+
+/// `[lookups.<name>]`: a backend list cached by the gateway for scripts' `lookup()`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(from = "RawLookup")]
+pub struct LookupConfig {
+    /// The list call (always GET).
+    pub endpoint: ListEndpoint,
+    /// The item field entries are looked up by.
+    pub key: String,
+    /// How often the cache is refreshed.
+    pub refresh: Duration,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLookup {
+    path: PathTemplate,
+    #[serde(default)]
+    query: BTreeMap<String, String>,
+    items: JsonPath,
+    #[serde(default)]
+    total: Option<JsonPath>,
+    #[serde(default)]
+    paging: Paging,
+    key: String,
+    #[serde(default = "default_refresh_secs")]
+    refresh_secs: u64,
+}
+
+fn default_refresh_secs() -> u64 {
+    300
+}
+
+impl From<RawLookup> for LookupConfig {
+    fn from(r: RawLookup) -> Self {
+        LookupConfig {
+            endpoint: ListEndpoint {
+                method: http::Method::GET,
+                path: r.path,
+                query: r.query,
+                items: r.items,
+                total: r.total,
+                paging: r.paging,
+            },
+            key: r.key,
+            refresh: Duration::from_secs(r.refresh_secs),
+        }
+    }
+}
+
+/// A loaded profile: the legacy API description and where its scripts are.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Profile {
+    /// Profile name (`default`).
+    pub name: String,
+    /// The profile file that was loaded.
+    pub file: PathBuf,
+    /// Directory of the profile's mapping scripts.
+    pub scripts_dir: PathBuf,
+    /// The legacy API.
+    pub backend: BackendConfig,
+    /// SCIM resource type name (`User`, `Group`) → its mapping.
+    pub resources: BTreeMap<String, ResourceConfig>,
+    /// Cached lookups by name.
+    pub lookups: BTreeMap<String, LookupConfig>,
+}
+
+/// The whole configuration, loaded and checked at startup (and on reload).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The `scimgate.toml` that was loaded.
+    pub file: PathBuf,
+    /// SCIM listener.
+    pub server: ServerConfig,
+    /// Client authentication.
+    pub auth: AuthConfig,
+    /// Logging.
+    pub log: LogConfig,
+    /// The selected profile.
+    pub profile: Profile,
+    origins: HashMap<String, Origin>,
+}
+
+/// Where a key's value came from, for locating semantic issues.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Origin {
+    file: PathBuf,
+    line: Option<usize>,
+    env: Option<String>,
+}
+
+impl Config {
+    /// Loads `path`, its profile and the process's `SCIMGATE_*` variables, then validates.
+    /// `Err` carries every issue found; `Ok` means the configuration is usable.
+    pub fn load(path: &Path) -> Result<Config, Vec<ConfigIssue>> {
+        Self::load_with_env(path, std::env::vars())
+    }
+
+    /// [`Config::load`] with an explicit environment (variables not starting with
+    /// `SCIMGATE_` are ignored).
+    pub fn load_with_env(
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, Vec<ConfigIssue>> {
+        let mut issues = Vec::new();
+        let (main_env, profile_env) = split_env(path, env, &mut issues);
+        let mut origins = HashMap::new();
+
+        let main_src = match Source::read(path, &main_env) {
+            Ok(s) => s,
+            Err(e) => {
+                issues.push(e);
+                return Err(issues);
+            }
+        };
+        let mut main = Sections::parse(&main_src, &main_env, &mut origins, &mut issues);
+        let server = main.take::<ServerConfig>("server", &mut issues);
+        let auth = main.take::<AuthConfig>("auth", &mut issues);
+        let log = main.take::<LogConfig>("log", &mut issues);
+        let pref = main.take::<ProfileRef>("profile", &mut issues);
+        main.reject_rest(&MAIN_SECTIONS, &mut issues);
+
+        let pref = pref.map(Option::unwrap_or_default);
+        let profile = match pref {
+            Some(p) if is_identifier(&p.name) => {
+                load_profile(path, &p, &profile_env, &mut origins, &mut issues)
+            }
+            Some(p) => {
+                issues.push(main_src.issue_at(
+                    &origins,
+                    "profile.name",
+                    format!(
+                        "profile.name `{}` must be a plain name (letters, digits, `_`, `-`)",
+                        p.name
+                    ),
+                ));
+                None
+            }
+            None => None,
+        };
+
+        match (server, auth, log, profile) {
+            (Some(server), Some(auth), Some(log), Some(profile)) if issues.is_empty() => {
+                let cfg = Config {
+                    file: path.to_path_buf(),
+                    server: server.unwrap_or_default(),
+                    auth: auth.unwrap_or_default(),
+                    log: log.unwrap_or_default(),
+                    profile,
+                    origins,
+                };
+                let problems = cfg.validate();
+                if problems.is_empty() {
+                    Ok(cfg)
+                } else {
+                    Err(problems)
+                }
+            }
+            _ => Err(issues),
+        }
+    }
+
+    /// Checks the meaning of the loaded values (addresses, URLs, limits, placeholders of each
+    /// endpoint kind, filter attribute paths, resource names) and returns every problem;
+    /// empty means valid. [`Config::load`] runs it; call it again after editing a `Config`.
+    pub fn validate(&self) -> Vec<ConfigIssue> {
+        let mut v = Validator {
+            cfg: self,
+            issues: Vec::new(),
+        };
+        v.server();
+        v.auth();
+        v.log();
+        v.backend();
+        for (name, r) in &self.profile.resources {
+            v.resource(name, r);
+        }
+        for (name, l) in &self.profile.lookups {
+            v.lookup(name, l);
+        }
+        v.issues
+    }
+
+    /// The issue for `key` (dotted, e.g. `server.listen`), located by where its value came
+    /// from: file and line, or the environment variable that set it.
+    fn issue(&self, key: &str, message: impl fmt::Display) -> ConfigIssue {
+        let in_profile = PROFILE_SECTIONS
+            .iter()
+            .any(|s| key.split('.').next() == Some(*s));
+        let fallback = if in_profile {
+            &self.profile.file
+        } else {
+            &self.file
+        };
+        locate(&self.origins, fallback, key, message)
+    }
+}
+
+fn load_profile(
+    main_path: &Path,
+    pref: &ProfileRef,
+    env: &[EnvValue],
+    origins: &mut HashMap<String, Origin>,
+    issues: &mut Vec<ConfigIssue>,
+) -> Option<Profile> {
+    let base = main_path
+        .parent()
+        .unwrap_or_else(|| Path::new("."))
+        .join(&pref.dir);
+    // Resolve `..` so that issues and logs show a clean path; keep the lexical path if the
+    // directory does not exist (the read below then reports it).
+    let base = std::fs::canonicalize(&base).unwrap_or(base);
+    let file = base
+        .join("config")
+        .join("profiles")
+        .join(format!("{}.toml", pref.name));
+    let src = match Source::read(&file, env) {
+        Ok(s) => s,
+        Err(e) => {
+            issues.push(e);
+            return None;
+        }
+    };
+    let mut sections = Sections::parse(&src, env, origins, issues);
+    let backend = sections.take::<BackendConfig>("backend", issues);
+    let resources = sections.take_map::<ResourceConfig>("resources", issues);
+    let lookups = sections.take_map::<LookupConfig>("lookups", issues);
+    sections.reject_rest(&PROFILE_SECTIONS, issues);
+    let backend = match backend? {
+        Some(b) => b,
+        None => {
+            issues.push(src.issue(None, "missing required section [backend]".into()));
+            return None;
+        }
+    };
+    Some(Profile {
+        name: pref.name.clone(),
+        scripts_dir: base.join("scripts").join(&pref.name),
+        file,
+        backend,
+        resources: resources?,
+        lookups: lookups?,
+    })
+}
+
+/// One `SCIMGATE_A__B=value` variable, split into its key path.
+#[derive(Debug, Clone)]
+struct EnvValue {
+    var: String,
+    keys: Vec<String>,
+    value: String,
+}
+
+fn split_env(
+    path: &Path,
+    env: impl IntoIterator<Item = (String, String)>,
+    issues: &mut Vec<ConfigIssue>,
+) -> (Vec<EnvValue>, Vec<EnvValue>) {
+    let mut main = Vec::new();
+    let mut profile = Vec::new();
+    let mut vars: Vec<(String, String)> = env
+        .into_iter()
+        .filter(|(k, _)| k.starts_with(ENV_PREFIX) && k.contains("__"))
+        .collect();
+    vars.sort();
+    for (var, value) in vars {
+        let keys: Vec<String> = var[ENV_PREFIX.len()..]
+            .split("__")
+            .map(str::to_ascii_lowercase)
+            .collect();
+        if keys.iter().any(String::is_empty) {
+            issues.push(env_issue(path, &var, "empty key segment"));
+            continue;
+        }
+        let section = keys[0].clone();
+        let ev = EnvValue { var, keys, value };
+        if MAIN_SECTIONS.contains(&section.as_str()) {
+            main.push(ev);
+        } else if PROFILE_SECTIONS.contains(&section.as_str()) {
+            profile.push(ev);
+        } else {
+            let msg = format!("unknown section `{section}`");
+            issues.push(env_issue(path, &ev.var, &msg));
+        }
+    }
+    (main, profile)
+}
+
+fn env_issue(path: &Path, var: &str, message: &str) -> ConfigIssue {
+    ConfigIssue {
+        file: path.to_path_buf(),
+        line: None,
+        message: format!("environment variable {var}: {message}"),
+    }
+}
+
+/// A file's text with the environment values appended after it, so that every parsed value,
+/// from the file or the environment, has a span in one string and errors can be traced back
+/// to a line or to the variable that set the value.
+struct Source {
+    path: PathBuf,
+    text: String,
+    file_len: usize,
+    env_spans: Vec<(Range<usize>, String)>,
+}
+
+impl Source {
+    fn read(path: &Path, env: &[EnvValue]) -> Result<Source, ConfigIssue> {
+        let mut text = std::fs::read_to_string(path).map_err(|e| ConfigIssue {
+            file: path.to_path_buf(),
+            line: None,
+            message: format!("cannot read: {e}"),
+        })?;
+        let file_len = text.len();
+        let mut env_spans = Vec::with_capacity(env.len());
+        for ev in env {
+            text.push('\n');
+            let start = text.len();
+            text.push_str(&ev.value);
+            env_spans.push((start..text.len(), ev.var.clone()));
+        }
+        Ok(Source {
+            path: path.to_path_buf(),
+            text,
+            file_len,
+            env_spans,
+        })
+    }
+
+    fn origin(&self, offset: usize) -> Origin {
+        if offset < self.file_len || self.env_spans.is_empty() {
+            let end = offset.min(self.file_len);
+            let line = self.text.as_bytes()[..end]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+                + 1;
+            return Origin {
+                file: self.path.clone(),
+                line: Some(line),
+                env: None,
+            };
+        }
+        let env = self
+            .env_spans
+            .iter()
+            .find(|(r, _)| r.contains(&offset) || r.end == offset)
+            .map(|(_, v)| v.clone());
+        Origin {
+            file: self.path.clone(),
+            line: None,
+            env,
+        }
+    }
+
+    fn issue(&self, span: Option<Range<usize>>, message: String) -> ConfigIssue {
+        match span {
+            Some(s) => {
+                let o = self.origin(s.start);
+                let message = match o.env {
+                    Some(var) => format!("environment variable {var}: {message}"),
+                    None => message,
+                };
+                ConfigIssue {
+                    file: o.file,
+                    line: o.line,
+                    message,
+                }
+            }
+            None => ConfigIssue {
+                file: self.path.clone(),
+                line: None,
+                message,
+            },
+        }
+    }
+
+    fn issue_at(
+        &self,
+        origins: &HashMap<String, Origin>,
+        key: &str,
+        message: String,
+    ) -> ConfigIssue {
+        locate(origins, &self.path, key, message)
+    }
+}
+
+fn locate(
+    origins: &HashMap<String, Origin>,
+    fallback: &Path,
+    key: &str,
+    message: impl fmt::Display,
+) -> ConfigIssue {
+    // A key left at its default has no origin; its nearest written ancestor is the best hint.
+    let mut k = key;
+    let origin = loop {
+        if let Some(o) = origins.get(k) {
+            break Some(o);
+        }
+        match k.rfind('.') {
+            Some(i) => k = &k[..i],
+            None => break None,
+        }
+    };
+    match origin {
+        Some(Origin {
+            file,
+            line,
+            env: Some(var),
+        }) => ConfigIssue {
+            file: file.clone(),
+            line: *line,
+            message: format!("{key} (set by {var}): {message}"),
+        },
+        Some(o) => ConfigIssue {
+            file: o.file.clone(),
+            line: o.line,
+            message: format!("{key}: {message}"),
+        },
+        None => ConfigIssue {
+            file: fallback.to_path_buf(),
+            line: None,
+            message: format!("{key}: {message}"),
+        },
+    }
+}
+
+/// The parsed top-level tables of one file, taken out one section at a time so that an error
+/// in one section does not hide the errors in the others.
+struct Sections<'s> {
+    src: &'s Source,
+    root: DeTable<'s>,
+    keys: Vec<KeySpan>,
+}
+
+/// A dotted key with the spans of its name and its value, to name the key an error is in.
+struct KeySpan {
+    key: String,
+    name: Range<usize>,
+    value: Range<usize>,
+}
+
+impl<'s> Sections<'s> {
+    fn parse(
+        src: &'s Source,
+        env: &[EnvValue],
+        origins: &mut HashMap<String, Origin>,
+        issues: &mut Vec<ConfigIssue>,
+    ) -> Sections<'s> {
+        let (root, errors) = DeTable::parse_recoverable(&src.text[..src.file_len]);
+        let mut root = root.into_inner();
+        let syntax_ok = errors.is_empty();
+        for e in errors {
+            issues.push(src.issue(e.span(), e.message().to_string()));
+        }
+        if !syntax_ok {
+            // Recovered tables may be partial; type errors in them would only add noise.
+            root = DeTable::new();
+        }
+        for (ev, (span, _)) in env.iter().zip(&src.env_spans) {
+            let raw = &src.text[span.clone()];
+            let value = Spanned::new(span.clone(), env_scalar(raw));
+            if let Err(msg) = overlay(&mut root, &ev.keys, value, span) {
+                issues.push(env_issue(&src.path, &ev.var, &msg));
+            }
+        }
+        let mut keys = Vec::new();
+        record_keys(&root, "", &mut keys);
+        for k in &keys {
+            origins.insert(k.key.clone(), src.origin(k.name.start));
+        }
+        Sections { src, root, keys }
+    }
+
+    /// Deserializes section `key`: `Some(None)` when absent, `None` after reporting an error.
+    fn take<T: DeserializeOwned>(
+        &mut self,
+        key: &str,
+        issues: &mut Vec<ConfigIssue>,
+    ) -> Option<Option<T>> {
+        let Some(value) = self.root.remove(key) else {
+            return Some(None);
+        };
+        match T::deserialize(ValueDeserializer::from(value)) {
+            Ok(t) => Some(Some(t)),
+            Err(e) => {
+                issues.push(self.de_issue(&e, key));
+                None
+            }
+        }
+    }
+
+    /// Deserializes every entry of the table `key` separately; `None` if any failed.
+    fn take_map<T: DeserializeOwned>(
+        &mut self,
+        key: &str,
+        issues: &mut Vec<ConfigIssue>,
+    ) -> Option<BTreeMap<String, T>> {
+        let Some(value) = self.root.remove(key) else {
+            return Some(BTreeMap::new());
+        };
+        let span = value.span();
+        let DeValue::Table(table) = value.into_inner() else {
+            let msg = format!("`{key}` must be a table");
+            issues.push(self.src.issue(Some(span), msg));
+            return None;
+        };
+        let mut out = BTreeMap::new();
+        let mut ok = true;
+        for (name, v) in table {
+            match T::deserialize(ValueDeserializer::from(v)) {
+                Ok(t) => {
+                    out.insert(name.into_inner().into_owned(), t);
+                }
+                Err(e) => {
+                    issues.push(self.de_issue(&e, &format!("{key}.{}", name.get_ref())));
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(out)
+    }
+
+    /// A deserialization error, prefixed with the innermost key whose name or value holds
+    /// the error's span (`section` when none does).
+    fn de_issue(&self, e: &toml::de::Error, section: &str) -> ConfigIssue {
+        let key = e.span().and_then(|span| {
+            self.keys
+                .iter()
+                .filter(|k| {
+                    k.name.contains(&span.start)
+                        || (k.value.start <= span.start && span.end <= k.value.end)
+                })
+                .min_by_key(|k| (k.value.len().min(k.name.len()), usize::MAX - k.key.len()))
+        });
+        let key = key.map_or(section, |k| k.key.as_str());
+        self.src.issue(e.span(), format!("{key}: {}", e.message()))
+    }
+
+    /// Reports every top-level key that is not a known section.
+    fn reject_rest(self, known: &[&str], issues: &mut Vec<ConfigIssue>) {
+        for (k, _) in self.root {
+            let msg = format!(
+                "unknown section `{}`, expected one of: {}",
+                k.get_ref(),
+                known.join(", ")
+            );
+            issues.push(self.src.issue(Some(k.span()), msg));
+        }
+    }
+}
+
+/// An environment value as a TOML scalar when it is one, else as a plain string.
+fn env_scalar(raw: &str) -> DeValue<'_> {
+    match DeValue::parse(raw).map(Spanned::into_inner) {
+        Ok(
+            v
+            @ (DeValue::String(_) | DeValue::Integer(_) | DeValue::Float(_) | DeValue::Boolean(_)),
+        ) => v,
+        _ => DeValue::String(Cow::Borrowed(raw)),
+    }
+}
+
+/// Sets `keys` in `table` to `value`, creating tables on the way; existing keys match
+/// ignoring ASCII case (environment variable names are upper case, keys are not).
+fn overlay<'s>(
+    table: &mut DeTable<'s>,
+    keys: &[String],
+    value: Spanned<DeValue<'s>>,
+    span: &Range<usize>,
+) -> Result<(), String> {
+    let Some((first, rest)) = keys.split_first() else {
+        return Ok(());
+    };
+    let existing = table
+        .keys()
+        .find(|k| k.get_ref().eq_ignore_ascii_case(first))
+        .map(|k| k.get_ref().to_string());
+    let key = existing.clone().unwrap_or_else(|| first.clone());
+    if rest.is_empty() {
+        table.remove(key.as_str());
+        table.insert(Spanned::new(span.clone(), Cow::Owned(key)), value);
+        return Ok(());
+    }
+    if existing.is_none() {
+        table.insert(
+            Spanned::new(span.clone(), Cow::Owned(key.clone())),
+            Spanned::new(span.clone(), DeValue::Table(DeTable::new())),
+        );
+    }
+    match table.get_mut(key.as_str()).map(Spanned::get_mut) {
+        Some(DeValue::Table(t)) => overlay(t, rest, value, span),
+        _ => Err(format!("`{key}` is not a table")),
+    }
+}
+
+fn record_keys(table: &DeTable<'_>, prefix: &str, out: &mut Vec<KeySpan>) {
+    for (k, v) in table.iter() {
+        let key = if prefix.is_empty() {
+            k.get_ref().to_string()
+        } else {
+            format!("{prefix}.{}", k.get_ref())
+        };
+        if let DeValue::Table(t) = v.get_ref() {
+            record_keys(t, &key, out);
+        }
+        out.push(KeySpan {
+            key,
+            name: k.span(),
+            value: v.span(),
+        });
+    }
+}
+
+fn is_identifier(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+fn de_secret_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Secret>, D::Error> {
+    struct ListVisitor;
+    impl<'de> Visitor<'de> for ListVisitor {
+        type Value = Vec<Secret>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a list of strings or a comma-separated string")
+        }
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+            Ok(s.split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(Secret::new)
+                .collect())
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(s) = seq.next_element::<String>()? {
+                out.push(Secret(s));
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_any(ListVisitor)
+}
+
+/// Placeholders each endpoint kind may use in its path and its body.
+struct Allowed {
+    path: &'static [&'static str],
+    body: &'static [&'static str],
+    required: &'static [&'static str],
+}
+
+const BY_ID: Allowed = Allowed {
+    path: &["id"],
+    body: &["id"],
+    required: &["id"],
+};
+const COLLECTION: Allowed = Allowed {
+    path: &[],
+    body: &[],
+    required: &[],
+};
+const MEMBERS: Allowed = Allowed {
+    path: &["id", "member"],
+    body: &["id", "member", "members"],
+    required: &["id"],
+};
+const ACTION: Allowed = Allowed {
+    path: &["id", "member"],
+    body: &["id", "member", "members"],
+    required: &[],
+};
+
+struct Validator<'c> {
+    cfg: &'c Config,
+    issues: Vec<ConfigIssue>,
+}
+
+impl Validator<'_> {
+    fn push(&mut self, key: &str, message: impl fmt::Display) {
+        self.issues.push(self.cfg.issue(key, message));
+    }
+
+    fn server(&mut self) {
+        let s = &self.cfg.server;
+        if !s.base_path.starts_with('/') || s.base_path.ends_with('/') {
+            self.push(
+                "server.base_path",
+                format!("`{}` must start with `/` and not end with `/`", s.base_path),
+            );
+        }
+        if !s.public_url.is_empty() && !is_http_url(&s.public_url) {
+            self.push(
+                "server.public_url",
+                format!("`{}` must be an absolute http(s) URL", s.public_url),
+            );
+        }
+        for (key, zero) in [
+            ("server.max_body_bytes", s.max_body_bytes == 0),
+            ("server.request_timeout_ms", s.request_timeout_ms == 0),
+            ("server.max_concurrency", s.max_concurrency == 0),
+        ] {
+            if zero {
+                self.push(key, "must be greater than 0");
+            }
+        }
+    }
+
+    fn auth(&mut self) {
+        let tokens = &self.cfg.auth.tokens;
+        if tokens.is_empty() {
+            self.push(
+                "auth.tokens",
+                "no token configured: no client could authenticate",
+            );
+        }
+        for (i, t) in tokens.iter().enumerate() {
+            let v = t.expose();
+            if v.is_empty() || v.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                self.push(
+                    "auth.tokens",
+                    format!("token #{} is empty or contains whitespace", i + 1),
+                );
+            }
+        }
+    }
+
+    fn log(&mut self) {
+        let level = &self.cfg.log.level;
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(level) {
+            self.push("log.level", format!("`{level}` is not a valid filter: {e}"));
+        }
+    }
+
+    fn backend(&mut self) {
+        let b = &self.cfg.profile.backend;
+        if let Err(e) = backend::check_base_url(&b.base_url) {
+            self.push("backend.base_url", e);
+        }
+        if let Err(e) = backend::check_auth(&b.auth) {
+            self.push("backend.auth", e);
+        }
+        for (key, zero) in [
+            ("backend.timeout_ms", b.timeout_ms == 0),
+            ("backend.connect_timeout_ms", b.connect_timeout_ms == 0),
+        ] {
+            if zero {
+                self.push(key, "must be greater than 0");
+            }
+        }
+    }
+
+    fn resource(&mut self, name: &str, r: &ResourceConfig) {
+        let base = format!("resources.{name}");
+        let registry = SchemaRegistry::core();
+        if !registry.resource_types().iter().any(|t| t.name == name) {
+            let known: Vec<&str> = registry
+                .resource_types()
+                .iter()
+                .map(|t| t.name.as_str())
+                .collect();
+            self.push(
+                &base,
+                format!(
+                    "unknown SCIM resource type `{name}`, expected one of: {}",
+                    known.join(", ")
+                ),
+            );
+        }
+        if !is_identifier(&r.script) {
+            self.push(
+                &format!("{base}.script"),
+                format!("`{}` must be a plain script name", r.script),
+            );
+        }
+        let e = &r.endpoints;
+        let ep = format!("{base}.endpoints");
+        let singles = [
+            ("get", &e.get, &BY_ID),
+            ("create", &e.create, &COLLECTION),
+            ("replace", &e.replace, &BY_ID),
+            ("update", &e.update, &BY_ID),
+            ("delete", &e.delete, &BY_ID),
+            ("members_add", &e.members_add, &MEMBERS),
+            ("members_remove", &e.members_remove, &MEMBERS),
+        ];
+        for (kind, endpoint, allowed) in singles {
+            if let Some(endpoint) = endpoint {
+                self.endpoint(&format!("{ep}.{kind}"), endpoint, allowed);
+            }
+        }
+        if let Some(m) = &e.members_remove {
+            let names_member = m.path.has_placeholder("member")
+                || m.body
+                    .as_ref()
+                    .is_some_and(|b| b.has_placeholder("member") || b.has_placeholder("members"));
+            if !names_member {
+                self.push(
+                    &format!("{ep}.members_remove"),
+                    "must name the member with `{member}` (path or body) or `{members}` (body)",
+                );
+            }
+        }
+        for (action, endpoint) in &e.actions {
+            self.endpoint(&format!("{ep}.actions.{action}"), endpoint, &ACTION);
+        }
+        if let Some(l) = &e.list {
+            self.template(&format!("{ep}.list.path"), &l.path, &[], &[]);
+        }
+        if let Some(l) = &e.members_list {
+            self.template(
+                &format!("{ep}.members_list.path"),
+                &l.path,
+                &["id"],
+                &["id"],
+            );
+        }
+        for (attr, param) in &r.filters {
+            let key = format!("{base}.filters");
+            if let Err(err) = AttrPath::parse(attr) {
+                self.push(
+                    &key,
+                    format!("`{attr}` is not a SCIM attribute path: {}", err.detail),
+                );
+            }
+            if param.is_empty() {
+                self.push(&key, format!("`{attr}` maps to an empty query parameter"));
+            }
+        }
+        if !r.filters.is_empty() && e.list.is_none() {
+            self.push(&format!("{base}.filters"), "filters need a `list` endpoint");
+        }
+    }
+
+    fn endpoint(&mut self, key: &str, e: &Endpoint, allowed: &Allowed) {
+        self.template(
+            &format!("{key}.path"),
+            &e.path,
+            allowed.path,
+            allowed.required,
+        );
+        if let Some(body) = &e.body {
+            for p in body.placeholders() {
+                if !allowed.body.contains(&p) {
+                    self.push(&format!("{key}.body"), unknown_placeholder(p, allowed.body));
+                }
+            }
+        }
+    }
+
+    fn template(&mut self, key: &str, t: &PathTemplate, allowed: &[&str], required: &[&str]) {
+        if !t.as_str().starts_with('/') {
+            self.push(key, format!("`{t}` must start with `/`"));
+        }
+        for p in t.placeholders() {
+            if !allowed.contains(&p) {
+                self.push(key, unknown_placeholder(p, allowed));
+            }
+        }
+        for r in required {
+            if !t.has_placeholder(r) {
+                self.push(key, format!("`{t}` must contain `{{{r}}}`"));
+            }
+        }
+    }
+
+    fn lookup(&mut self, name: &str, l: &LookupConfig) {
+        let base = format!("lookups.{name}");
+        if !is_identifier(name) {
+            self.push(&base, format!("lookup name `{name}` must be a plain name"));
+        }
+        self.template(&format!("{base}.path"), &l.endpoint.path, &[], &[]);
+        if l.key.is_empty() {
+            self.push(
+                &format!("{base}.key"),
+                "must name the item field to look up by",
+            );
+        }
+        if l.refresh.is_zero() {
+            self.push(&format!("{base}.refresh_secs"), "must be greater than 0");
+        }
+    }
+}
+
+fn unknown_placeholder(p: &str, allowed: &[&str]) -> String {
+    if allowed.is_empty() {
+        format!("unknown placeholder `{{{p}}}`: this endpoint takes none")
+    } else {
+        let list: Vec<String> = allowed.iter().map(|a| format!("{{{a}}}")).collect();
+        format!(
+            "unknown placeholder `{{{p}}}`, expected one of: {}",
+            list.join(", ")
+        )
+    }
+}
+
+fn is_http_url(s: &str) -> bool {
+    s.parse::<http::Uri>().is_ok_and(|u| {
+        matches!(u.scheme_str(), Some("http") | Some("https")) && u.authority().is_some()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env() -> Vec<(String, String)> {
+        Vec::new()
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// A scratch layout `<tmp>/config/scimgate.toml` + `<tmp>/config/profiles/<name>.toml`.
+    struct Layout {
+        root: PathBuf,
+    }
+
+    impl Layout {
+        fn new(main: &str, profile: &str) -> Layout {
+            let root = std::env::temp_dir().join(format!("scimgate-cfg-{}", uuid::Uuid::new_v4()));
+            std::fs::create_dir_all(root.join("config/profiles")).unwrap();
+            std::fs::write(root.join("config/scimgate.toml"), main).unwrap();
+            std::fs::write(root.join("config/profiles/default.toml"), profile).unwrap();
+            Layout { root }
+        }
+        fn main(&self) -> PathBuf {
+            self.root.join("config/scimgate.toml")
+        }
+        fn profile(&self) -> PathBuf {
+            self.root.join("config/profiles/default.toml")
+        }
+    }
+
+    impl Drop for Layout {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.root);
+        }
+    }
+
+    const MAIN: &str = "[server]\nlisten = \"127.0.0.1:9000\"\n[auth]\ntokens = [\"t1\"]\n";
+    const PROFILE: &str = r#"[backend]
+base_url = "http://127.0.0.1:8081"
+auth = { kind = "bearer", token = "s3cret" }
+
+[resources.User]
+script = "user"
+
+[resources.User.endpoints]
+get = { method = "GET", path = "/users/{id}" }
+list = { path = "/users", items = "$.data[*]", total = "$.total", paging = { style = "offset" } }
+"#;
+
+    fn repo_config() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/scimgate.toml")
+    }
+
+    #[test]
+    fn bundled_sample_files_load_and_validate() {
+        let cfg =
+            Config::load_with_env(&repo_config(), no_env()).unwrap_or_else(|e| panic!("{e:#?}"));
+        assert_eq!(cfg.server.base_path, "/scim/v2");
+        assert!(!cfg.auth.tokens.is_empty());
+        assert_eq!(cfg.profile.name, "default");
+        assert!(cfg.profile.file.ends_with("config/profiles/default.toml"));
+        assert!(cfg.profile.scripts_dir.ends_with("scripts/default"));
+        let b = &cfg.profile.backend;
+        assert_eq!(b.base_url, "http://127.0.0.1:8081");
+        assert!(matches!(&b.auth, BackendAuth::Header { name, .. } if name == "X-Api-Key"));
+        let user = &cfg.profile.resources["User"];
+        assert_eq!(user.filters["userName"], "email");
+        let list = user.endpoints.list.as_ref().unwrap();
+        assert_eq!(list.items.as_str(), "$.data[*]");
+        assert!(matches!(
+            list.paging.style,
+            backend::PagingStyle::Page { .. }
+        ));
+        let group = &cfg.profile.resources["Group"];
+        assert!(group.endpoints.members_remove.is_some());
+        assert!(cfg.profile.lookups.contains_key("offices"));
+        // Secrets never show in Debug output.
+        let dbg = format!("{cfg:?}");
+        assert!(!dbg.contains("demo-legacy-key"), "{dbg}");
+        for t in &cfg.auth.tokens {
+            assert!(!dbg.contains(t.expose()));
+        }
+    }
+
+    #[test]
+    fn unknown_key_is_rejected_with_its_line() {
+        let l = Layout::new(
+            "[server]\nlisten = \"127.0.0.1:9000\"\nlisten_port = 1\n[auth]\ntokens = [\"t\"]\n",
+            PROFILE,
+        );
+        let issues = Config::load_with_env(&l.main(), no_env()).unwrap_err();
+        assert_eq!(issues.len(), 1, "{issues:#?}");
+        assert_eq!(issues[0].file, l.main());
+        assert_eq!(issues[0].line, Some(3));
+        assert!(issues[0].message.contains("listen_port"), "{}", issues[0]);
+    }
+
+    #[test]
+    fn errors_in_several_sections_and_files_are_reported_together() {
+        let profile = PROFILE.replace("script = \"user\"", "script = \"user\"\nscirpt = 1")
+            + "\n[lookups.offices]\npath = \"/offices\"\nitems = \"$.data[\"\nkey = \"name\"\n";
+        let l = Layout::new(
+            "[server]\nmax_body_bytes = \"big\"\n[log]\nformat = \"xml\"\n[oops]\n",
+            &profile,
+        );
+        let issues = Config::load_with_env(&l.main(), no_env()).unwrap_err();
+        let at = |file: &Path, line: usize, needle: &str| {
+            issues
+                .iter()
+                .any(|i| i.file == file && i.line == Some(line) && i.message.contains(needle))
+        };
+        assert!(
+            at(&l.main(), 2, "server.max_body_bytes: invalid type"),
+            "{issues:#?}"
+        );
+        assert!(
+            at(&l.main(), 4, "log.format: unknown variant `xml`"),
+            "{issues:#?}"
+        );
+        assert!(at(&l.main(), 5, "oops"), "{issues:#?}");
+        assert!(
+            at(&l.profile(), 7, "resources.User.scirpt: unknown field"),
+            "{issues:#?}"
+        );
+        assert!(
+            at(
+                &l.profile(),
+                15,
+                "lookups.offices.items: invalid JSONPath `$.data[`"
+            ),
+            "{issues:#?}"
+        );
+        assert_eq!(issues.len(), 5, "{issues:#?}");
+    }
+
+    #[test]
+    fn syntax_errors_carry_lines() {
+        let l = Layout::new("[server\nlisten = 1\n", PROFILE);
+        let issues = Config::load_with_env(&l.main(), no_env()).unwrap_err();
+        assert!(!issues.is_empty());
+        assert!(
+            issues
+                .iter()
+                .all(|i| i.file == l.main() && i.line == Some(1)),
+            "{issues:#?}"
+        );
+    }
+
+    #[test]
+    fn env_overlay_sets_nested_values_and_lists() {
+        let l = Layout::new(MAIN, PROFILE);
+        let cfg = Config::load_with_env(
+            &l.main(),
+            env(&[
+                ("SCIMGATE_SERVER__LISTEN", "0.0.0.0:8080"),
+                ("SCIMGATE_SERVER__MAX_CONCURRENCY", "7"),
+                ("SCIMGATE_AUTH__TOKENS", "a, b"),
+                ("SCIMGATE_LOG__FORMAT", "json"),
+                (
+                    "SCIMGATE_BACKEND__BASE_URL",
+                    "https://legacy.example:8443/app",
+                ),
+                ("SCIMGATE_BACKEND__AUTH__TOKEN", "from-env"),
+                ("SCIMGATE_RESOURCES__USER__SCRIPT", "people"),
+                ("SCIMGATE_CONFIG", "ignored: no double underscore"),
+                ("OTHER__VAR", "ignored"),
+            ]),
+        )
+        .unwrap_or_else(|e| panic!("{e:#?}"));
+        assert_eq!(cfg.server.listen, "0.0.0.0:8080".parse().unwrap());
+        assert_eq!(cfg.server.max_concurrency, 7);
+        let tokens: Vec<&str> = cfg.auth.tokens.iter().map(Secret::expose).collect();
+        assert_eq!(tokens, ["a", "b"]);
+        assert_eq!(cfg.log.format, LogFormat::Json);
+        assert_eq!(
+            cfg.profile.backend.base_url,
+            "https://legacy.example:8443/app"
+        );
+        assert_eq!(
+            cfg.profile.backend.auth,
+            BackendAuth::Bearer {
+                token: Secret::new("from-env")
+            }
+        );
+        assert_eq!(cfg.profile.resources["User"].script, "people");
+    }
+
+    #[test]
+    fn env_errors_name_the_variable() {
+        let l = Layout::new(MAIN, PROFILE);
+        let issues = Config::load_with_env(
+            &l.main(),
+            env(&[
+                ("SCIMGATE_SERVER__LISTEN", "not an address"),
+                ("SCIMGATE_SERVER__BASE_PATH", "scim"),
+                ("SCIMGATE_NOPE__X", "1"),
+            ]),
+        )
+        .unwrap_err();
+        assert!(
+            issues
+                .iter()
+                .any(|i| i.message.contains("SCIMGATE_SERVER__LISTEN") && i.line.is_none()),
+            "{issues:#?}"
+        );
+        assert!(
+            issues
+                .iter()
+                .any(|i| i.message.contains("SCIMGATE_NOPE__X")),
+            "{issues:#?}"
+        );
+        // base_path is only checked by validate(), which runs once parsing succeeded.
+        let issues =
+            Config::load_with_env(&l.main(), env(&[("SCIMGATE_SERVER__BASE_PATH", "scim")]))
+                .unwrap_err();
+        assert_eq!(issues.len(), 1, "{issues:#?}");
+        assert!(
+            issues[0]
+                .message
+                .contains("server.base_path (set by SCIMGATE_SERVER__BASE_PATH)")
+        );
+    }
+
+    #[test]
+    fn validate_collects_every_semantic_problem() {
+        let profile = r#"[backend]
+base_url = "ftp://legacy"
+timeout_ms = 0
+
+[resources.Users]
+script = "../evil"
+
+[resources.User]
+script = "user"
+filters = { "userName" = "email", "bad attr!" = "x" }
+
+[resources.User.endpoints]
+get = { method = "GET", path = "/users/{uid}" }
+create = { method = "POST", path = "/users/{id}" }
+
+[resources.Group]
+script = "group"
+
+[resources.Group.endpoints]
+members_remove = { method = "DELETE", path = "/teams/{id}/members" }
+
+[lookups.offices]
+path = "/offices"
+items = "$.data[*]"
+key = ""
+refresh_secs = 0
+"#;
+        let l = Layout::new(
+            "[server]\nbase_path = \"/scim/\"\n[auth]\ntokens = []\n[log]\nlevel = \"[[[\"\n",
+            profile,
+        );
+        let issues = Config::load_with_env(&l.main(), no_env()).unwrap_err();
+        let has = |needle: &str, line: Option<usize>| {
+            issues
+                .iter()
+                .any(|i| i.message.contains(needle) && (line.is_none() || i.line == line))
+        };
+        assert!(has("server.base_path", Some(2)), "{issues:#?}");
+        assert!(has("auth.tokens", Some(4)), "{issues:#?}");
+        assert!(has("log.level", Some(6)), "{issues:#?}");
+        assert!(has("backend.base_url", Some(2)), "{issues:#?}");
+        assert!(has("backend.timeout_ms", Some(3)), "{issues:#?}");
+        assert!(
+            has("unknown SCIM resource type `Users`", Some(5)),
+            "{issues:#?}"
+        );
+        assert!(has("resources.Users.script", Some(6)), "{issues:#?}");
+        assert!(has("`bad attr!`", None), "{issues:#?}");
+        assert!(has("filters need a `list` endpoint", None), "{issues:#?}");
+        assert!(has("unknown placeholder `{uid}`", Some(13)), "{issues:#?}");
+        assert!(has("get.path", Some(13)), "{issues:#?}");
+        assert!(has("must contain `{id}`", Some(13)), "{issues:#?}");
+        assert!(has("create.path", Some(14)), "{issues:#?}");
+        assert!(has("members_remove", Some(20)), "{issues:#?}");
+        assert!(has("lookups.offices.key", Some(25)), "{issues:#?}");
+        assert!(has("lookups.offices.refresh_secs", Some(26)), "{issues:#?}");
+        assert_eq!(issues.len(), 15, "{issues:#?}");
+    }
+
+    #[test]
+    fn missing_profile_and_bad_profile_name_are_reported() {
+        let l = Layout::new(
+            "[auth]\ntokens=[\"t\"]\n[profile]\nname = \"other\"\n",
+            PROFILE,
+        );
+        let issues = Config::load_with_env(&l.main(), no_env()).unwrap_err();
+        assert_eq!(issues.len(), 1);
+        assert!(
+            issues[0].file.ends_with("profiles/other.toml"),
+            "{issues:#?}"
+        );
+        let l = Layout::new("[profile]\nname = \"../x\"\n", PROFILE);
+        let issues = Config::load_with_env(&l.main(), no_env()).unwrap_err();
+        assert_eq!(issues.len(), 1);
+        assert_eq!(issues[0].line, Some(2), "{issues:#?}");
+    }
+
+    #[test]
+    fn auth_kinds_parse_and_reject_stray_fields() {
+        let parse = |s: &str| {
+            toml::from_str::<BackendConfig>(&format!("base_url = \"http://h\"\nauth = {s}"))
+        };
+        assert_eq!(
+            parse("{ kind = \"passthrough\" }").unwrap().auth,
+            BackendAuth::Passthrough
+        );
+        assert!(matches!(
+            parse("{ kind = \"basic\", username = \"u\", password = \"p\" }")
+                .unwrap()
+                .auth,
+            BackendAuth::Basic { .. }
+        ));
+        assert!(parse("{ kind = \"bearer\", token = \"t\", extra = 1 }").is_err());
+        assert!(parse("{ kind = \"kerberos\" }").is_err());
+        let cfg = parse("{ kind = \"header\", name = \"X-Key\", value = \"v\" }").unwrap();
+        assert_eq!(cfg.timeout(), Duration::from_secs(10));
+        assert_eq!(cfg.connect_timeout(), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn resource_base_url_prefers_public_url() {
+        let mut s = ServerConfig::default();
+        assert_eq!(s.resource_base_url(), "http://127.0.0.1:8080/scim/v2");
+        s.public_url = "https://scim.example.com/".into();
+        assert_eq!(s.resource_base_url(), "https://scim.example.com/scim/v2");
+    }
+}
