@@ -7,8 +7,9 @@ use std::fmt;
 /// A script failure, located as precisely as rhai allows.
 ///
 /// Two kinds reach the gateway: a script's deliberate rejection of the input through
-/// `fail(kind, message)` ([`client_error`](Self::client_error) is set; the client gets a
-/// 400, or 409 for `uniqueness`), and everything else — compile errors, runtime errors,
+/// `fail(kind, message)` ([`client_error`](Self::client_error) holds the `scimType`,
+/// [`message`](Self::message) the detail; the client gets a 400, or 409 for `uniqueness`),
+/// and everything else — compile errors, runtime errors,
 /// exceeded limits, results of the wrong shape — which are bugs in the script and become a
 /// 500 whose details are only logged.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,10 +21,11 @@ pub struct MappingError {
     pub function: String,
     /// 1-based line in the script, when known.
     pub line: Option<usize>,
-    /// What went wrong, without the location (that is in the other fields).
+    /// What went wrong, without the location (that is in the other fields). For a
+    /// rejection, the script's message, which is sent to the client as `detail`.
     pub message: String,
-    /// `Some((scimType, detail))` when the script rejected the input with `fail`.
-    pub client_error: Option<(String, String)>,
+    /// The `scimType` when the script rejected the input with `fail`; `None` for bugs.
+    pub client_error: Option<ScimType>,
 }
 
 impl MappingError {
@@ -59,32 +61,24 @@ impl MappingError {
         }
         let pos = err.take_position();
         if let Some(rejection) = rejection_of(&err) {
-            let mut e = MappingError::new(script, function, pos.line(), rejection.message.clone());
-            e.client_error = Some((rejection.scim_type.as_str().to_string(), rejection.message));
+            let mut e = MappingError::new(script, function, pos.line(), rejection.message);
+            e.client_error = Some(rejection.scim_type);
             return e;
         }
         MappingError::new(script, function, pos.line(), err.to_string())
     }
 
-    /// The `scimType` of a deliberate rejection, `None` for script bugs.
-    pub fn scim_type(&self) -> Option<ScimType> {
-        self.client_error
-            .as_ref()
-            .and_then(|(kind, _)| parse_scim_type(kind))
-    }
-
     /// The SCIM error the client should see for a deliberate rejection (`uniqueness` → 409,
-    /// any other kind → 400), `None` for script bugs, which the gateway reports as a 500
-    /// without exposing the script's internals.
+    /// any other kind → 400, the script's message as detail), `None` for script bugs, which
+    /// the gateway reports as a 500 without exposing the script's internals.
     pub fn client_scim_error(&self) -> Option<ScimError> {
-        let kind = self.scim_type()?;
-        let detail = self.client_error.as_ref().map(|(_, d)| d.clone())?;
+        let kind = self.client_error?;
         let status = if kind == ScimType::Uniqueness {
             409
         } else {
             400
         };
-        Some(ScimError::new(status, Some(kind), detail))
+        Some(ScimError::new(status, Some(kind), self.message.clone()))
     }
 }
 
@@ -177,10 +171,11 @@ mod tests {
     fn client_scim_error_only_for_rejections() {
         let mut e = MappingError::new("user.rhai", "to_backend", Some(1), "taken");
         assert!(e.client_scim_error().is_none());
-        e.client_error = Some(("uniqueness".into(), "taken".into()));
+        e.client_error = Some(ScimType::Uniqueness);
         let s = e.client_scim_error().unwrap();
         assert_eq!((s.status, s.scim_type), (409, Some(ScimType::Uniqueness)));
-        e.client_error = Some(("invalidValue".into(), "bad".into()));
+        assert_eq!(s.detail, "taken");
+        e.client_error = Some(ScimType::InvalidValue);
         assert_eq!(e.client_scim_error().unwrap().status, 400);
     }
 }

@@ -97,8 +97,8 @@ fn run_sample(profile_dir: &Path, path: &Path) -> Result<(), String> {
         }
         (None, None, Some(want)) => match set.call(&sample.script, &sample.function, sample.args) {
             Ok(v) => Err(format!("expected fail(\"{want}\", …), got {v}")),
-            Err(e) => match &e.client_error {
-                Some((kind, _)) if kind.eq_ignore_ascii_case(&want) => Ok(()),
+            Err(e) => match e.client_error {
+                Some(kind) if kind.as_str().eq_ignore_ascii_case(&want) => Ok(()),
                 _ => Err(format!("expected fail(\"{want}\", …), got error {e}")),
             },
         },

@@ -1,4 +1,5 @@
 use super::*;
+use crate::scim::ScimType;
 use serde_json::json;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -382,22 +383,15 @@ fn helper_fail_is_a_client_error_with_line() {
         "fn f(user) {\n  check(user);\n  1\n}\nfn check(user) {\n  if user.userName == () {\n    fail(\"invalidValue\", \"userName is required\");\n  }\n}",
     );
     let e = run(&set, vec![json!({})]).unwrap_err();
-    assert_eq!(
-        e.client_error,
-        Some((
-            "invalidValue".to_string(),
-            "userName is required".to_string()
-        ))
-    );
+    assert_eq!(e.client_error, Some(ScimType::InvalidValue));
+    assert_eq!(e.message, "userName is required");
     assert_eq!((e.function.as_str(), e.line), ("check", Some(7)));
     assert_eq!(e.client_scim_error().unwrap().status, 400);
     assert_eq!(run(&set, vec![json!({"userName": "x"})]).unwrap(), json!(1));
 
     let e = eval_err("fail(\"Uniqueness\", \"email in use\")");
-    assert_eq!(
-        e.client_error,
-        Some(("uniqueness".into(), "email in use".into()))
-    );
+    assert_eq!(e.client_error, Some(ScimType::Uniqueness));
+    assert_eq!(e.to_string(), "t.rhai:2: f: email in use");
     assert_eq!(e.client_scim_error().unwrap().status, 409);
 
     let e = eval_err("fail(\"teapot\", \"x\")");
