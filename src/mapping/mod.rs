@@ -1,0 +1,251 @@
+//! The mapping layer: the integrator's rhai scripts that turn SCIM resources into the legacy
+//! app's records and back.
+//!
+//! A profile's scripts live in `scripts/<profile>/*.rhai`, one file per resource kind (the
+//! file stem is the script name: `user`, `group`). Each defines plain functions the gateway
+//! calls, e.g. `fn to_backend(user, ctx)` and `fn from_backend(rec, ctx)`, or hooks returning
+//! a *plan* of backend requests. Scripts never do I/O: they get maps, return maps or plans,
+//! and read backend data only through cached [`Lookups`].
+//!
+//! How it runs:
+//! - Every script is compiled once at [`ScriptSet::load`]; the compiled set sits behind an
+//!   `ArcSwap` that [`ScriptSet::reload`] replaces atomically, so calls in flight finish on
+//!   the scripts they started with.
+//! - Each worker thread has its own sandboxed rhai engine (see the limits below); the
+//!   set's [`Lookups`] travel with each call as rhai's per-call tag, so one engine serves
+//!   every profile on its thread.
+//! - Only functions run: top-level statements are never evaluated, so a top-level `let` or
+//!   `const` is invisible inside `fn`s (and reading one is a compile error).
+//!
+//! Helpers available to scripts (Rust functions, see `helpers.rs`): `lookup(table, key)`,
+//! `split(s, sep)`, `flatten_extension(resource, urn)`, `lower`, `upper`, `trim`,
+//! `get_ci(map, key)`, `now()`, `parse_date(s)`, `format_date(secs)`, `to_json(v)`,
+//! `from_json(s)` and `fail(kind, message)` to reject a request with a SCIM 400/409.
+
+mod convert;
+mod engine;
+mod error;
+mod helpers;
+mod lookups;
+mod plan;
+mod samples;
+
+pub use engine::{
+    MAX_ARRAY_SIZE, MAX_CALL_LEVELS, MAX_EXPR_DEPTHS, MAX_MAP_SIZE, MAX_OPERATIONS, MAX_STRING_SIZE,
+};
+pub use error::MappingError;
+pub use lookups::Lookups;
+pub use plan::PlanStep;
+pub use samples::check_samples;
+
+use arc_swap::ArcSwap;
+use convert::{dynamic_to_json, json_to_dynamic};
+use rhai::{AST, CallFnOptions, Dynamic, Scope};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// One compiled script and the signatures of its functions.
+struct Compiled {
+    /// File name, used in every error (`user.rhai`).
+    file: String,
+    ast: AST,
+    /// Function name → the arities it is defined with.
+    fns: HashMap<String, Vec<usize>>,
+}
+
+/// All scripts of one profile, compiled, ready to be called from any thread.
+pub struct ScriptSet {
+    dir: PathBuf,
+    lookups: Lookups,
+    scripts: ArcSwap<HashMap<String, Arc<Compiled>>>,
+}
+
+impl std::fmt::Debug for ScriptSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scripts = self.scripts.load();
+        let mut names: Vec<&String> = scripts.keys().collect();
+        names.sort();
+        f.debug_struct("ScriptSet")
+            .field("dir", &self.dir)
+            .field("scripts", &names)
+            .finish()
+    }
+}
+
+impl ScriptSet {
+    /// Compiles every `*.rhai` in `dir` (file stem = script name). Runs at startup and by
+    /// `scimgate check`. Fails with every problem found — unreadable files and each file's
+    /// compile error with its line — so an integrator fixes them in one pass.
+    pub fn load(dir: &Path, lookups: Lookups) -> Result<ScriptSet, Vec<MappingError>> {
+        let scripts = compile_dir(dir)?;
+        Ok(ScriptSet {
+            dir: dir.to_path_buf(),
+            lookups,
+            scripts: ArcSwap::from_pointee(scripts),
+        })
+    }
+
+    /// Recompiles the directory and swaps the new scripts in atomically. On any error the
+    /// running scripts stay in place and the errors are returned. Runs on an operator's
+    /// reload (signal or admin endpoint).
+    pub fn reload(&self) -> Result<(), Vec<MappingError>> {
+        let scripts = compile_dir(&self.dir)?;
+        self.scripts.store(Arc::new(scripts));
+        Ok(())
+    }
+
+    /// The lookup tables scripts of this set read; the gateway fills them from the backend.
+    pub fn lookups(&self) -> &Lookups {
+        &self.lookups
+    }
+
+    /// Whether `script` defines `func` taking `arity` parameters. The gateway asks before
+    /// calling optional hooks (e.g. a delete hook) so that absent hooks fall back to the
+    /// profile's declared behaviour.
+    pub fn has_fn(&self, script: &str, func: &str, arity: usize) -> bool {
+        self.scripts
+            .load()
+            .get(script)
+            .and_then(|c| c.fns.get(func))
+            .is_some_and(|arities| arities.contains(&arity))
+    }
+
+    /// Calls `func(args…)` in `script` on this thread's engine. Arguments are converted to
+    /// rhai values (objects → maps), the result back to JSON. Runs on every mapped request.
+    /// Errors carry the script, the function and the line; a script's `fail(…)` comes back
+    /// with [`MappingError::client_error`] set.
+    pub fn call(&self, script: &str, func: &str, args: Vec<Value>) -> Result<Value, MappingError> {
+        let compiled = self.compiled(script, func, args.len())?;
+        let args: Vec<Dynamic> = args.into_iter().map(json_to_dynamic).collect();
+        // Top-level statements are not run (`eval_ast(false)`): it would re-run them on
+        // every call for no benefit, as functions cannot see their variables anyway.
+        let options = CallFnOptions::new()
+            .eval_ast(false)
+            .with_tag(self.lookups.clone());
+        let result = engine::with_engine(|engine| {
+            engine.call_fn_with_options::<Dynamic>(
+                options,
+                &mut Scope::new(),
+                &compiled.ast,
+                func,
+                args,
+            )
+        })
+        .map_err(|e| MappingError::from_eval(&compiled.file, func, *e))?;
+        dynamic_to_json(result)
+            .map_err(|e| MappingError::new(&compiled.file, func, None, format!("result: {e}")))
+    }
+
+    /// Calls a hook that returns a plan: an array of `#{ method, path, query?, body? }`
+    /// maps (see [`PlanStep`]). Runs for operations a profile scripts as a sequence of
+    /// backend calls (e.g. deactivate-and-revoke on delete). A malformed plan is a script
+    /// error naming the bad step.
+    pub fn call_plan(
+        &self,
+        script: &str,
+        func: &str,
+        args: Vec<Value>,
+    ) -> Result<Vec<PlanStep>, MappingError> {
+        let value = self.call(script, func, args)?;
+        plan::parse_plan(value)
+            .map_err(|e| MappingError::new(format!("{script}.rhai"), func, None, e))
+    }
+
+    /// The current compiled `script`, checked to define `func` with `arity` parameters so
+    /// a missing function fails with a clear message instead of rhai's generic one.
+    fn compiled(
+        &self,
+        script: &str,
+        func: &str,
+        arity: usize,
+    ) -> Result<Arc<Compiled>, MappingError> {
+        let scripts = self.scripts.load();
+        let Some(compiled) = scripts.get(script) else {
+            return Err(MappingError::new(
+                format!("{script}.rhai"),
+                func,
+                None,
+                format!("no script '{script}' in {}", self.dir.display()),
+            ));
+        };
+        if !compiled.fns.get(func).is_some_and(|a| a.contains(&arity)) {
+            return Err(MappingError::new(
+                &compiled.file,
+                func,
+                None,
+                format!("no function '{func}' taking {arity} parameter(s)"),
+            ));
+        }
+        Ok(Arc::clone(compiled))
+    }
+}
+
+/// Compiles every `*.rhai` file of `dir`, in name order, collecting all errors.
+fn compile_dir(dir: &Path) -> Result<HashMap<String, Arc<Compiled>>, Vec<MappingError>> {
+    let dir_name = dir.display().to_string();
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        vec![MappingError::new(
+            &dir_name,
+            "",
+            None,
+            format!("cannot read directory: {e}"),
+        )]
+    })?;
+    let mut paths = Vec::new();
+    let mut errors = Vec::new();
+    for entry in entries {
+        match entry {
+            Ok(e) if e.path().extension().is_some_and(|x| x == "rhai") => paths.push(e.path()),
+            Ok(_) => {}
+            Err(e) => errors.push(MappingError::new(
+                &dir_name,
+                "",
+                None,
+                format!("cannot list directory: {e}"),
+            )),
+        }
+    }
+    paths.sort();
+    let mut scripts = HashMap::new();
+    for path in paths {
+        match compile_file(&path) {
+            Ok((name, compiled)) => {
+                scripts.insert(name, Arc::new(compiled));
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(scripts)
+    } else {
+        Err(errors)
+    }
+}
+
+fn compile_file(path: &Path) -> Result<(String, Compiled), MappingError> {
+    let file = path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let source = std::fs::read_to_string(path)
+        .map_err(|e| MappingError::new(&file, "", None, format!("cannot read: {e}")))?;
+    let mut ast = engine::with_engine(|engine| engine.compile(&source))
+        .map_err(|e| MappingError::from_parse(&file, &e))?;
+    ast.set_source(file.as_str());
+    let mut fns: HashMap<String, Vec<usize>> = HashMap::new();
+    for f in ast.iter_functions() {
+        fns.entry(f.name.to_string())
+            .or_default()
+            .push(f.params.len());
+    }
+    Ok((name, Compiled { file, ast, fns }))
+}
+
+#[cfg(test)]
+mod tests;
