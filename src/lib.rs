@@ -1,8 +1,10 @@
 //! scimgate: a SCIM 2.0 gateway in front of legacy REST applications.
 #![forbid(unsafe_code)]
 
+pub mod app;
 pub mod backend;
 pub mod config;
 pub mod demo;
 pub mod mapping;
 pub mod scim;
+pub mod server;

@@ -1,3 +1,190 @@
-fn main() {
-    println!("Hello, world!");
+//! The `scimgate` command line.
+#![forbid(unsafe_code)]
+
+use clap::{Parser, Subcommand};
+use scimgate::app::{DemoOptions, DemoStack, start_gateway};
+use scimgate::config::{Config, LogFormat};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "scimgate",
+    version,
+    about = "SCIM 2.0 gateway for legacy web applications"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve SCIM in front of the legacy API the config describes.
+    Serve {
+        /// Main configuration file.
+        #[arg(long, default_value = "config/scimgate.toml")]
+        config: PathBuf,
+    },
+    /// Run the gateway with the embedded demo legacy app; prints a token and a curl line.
+    Demo {
+        /// Bundled profile (config/profiles/<NAME>.toml, scripts/<NAME>/).
+        #[arg(long, default_value = "default")]
+        profile: String,
+        /// SCIM listener.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Demo legacy app listener.
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        legacy_listen: SocketAddr,
+        /// Bearer token to accept (random if not given).
+        #[arg(long, env = "SCIMGATE_DEMO_TOKEN")]
+        token: Option<String>,
+        /// Main configuration file.
+        #[arg(long, default_value = "config/scimgate.toml")]
+        config: PathBuf,
+    },
+    /// Validate the configuration and compile every script; reports all problems at once.
+    Check {
+        /// Main configuration file.
+        #[arg(long, default_value = "config/scimgate.toml")]
+        config: PathBuf,
+    },
+    /// Run a mapping script on a sample file and print the result (a dry run for integrators).
+    Map {
+        /// Profile whose scripts to use.
+        #[arg(long, default_value = "default")]
+        profile: String,
+        /// Resource type (User or Group).
+        #[arg(long, default_value = "User")]
+        resource: String,
+        /// JSON input file.
+        #[arg(long)]
+        input: PathBuf,
+        /// to-backend (SCIM → legacy) or from-backend (legacy → SCIM).
+        #[arg(long, default_value = "to-backend")]
+        direction: String,
+        /// Main configuration file.
+        #[arg(long, default_value = "config/scimgate.toml")]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("scimgate: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(run(cli.command));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(problems) => {
+            for p in problems {
+                eprintln!("scimgate: {p}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat, level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SCIMGATE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+async fn shutdown_signal() {
+    let _ = tokio::signal::ctrl_c().await;
+    tracing::info!("shutting down");
+}
+
+fn load(config: &PathBuf) -> Result<Config, Vec<String>> {
+    Config::load(config).map_err(|issues| issues.iter().map(|i| i.to_string()).collect())
+}
+
+async fn run(cmd: Command) -> Result<(), Vec<String>> {
+    match cmd {
+        Command::Serve { config } => {
+            let cfg = load(&config)?;
+            init_logging(cfg.log.format, &cfg.log.level);
+            let gw = start_gateway(&cfg).await?;
+            tracing::info!(scim = %gw.scim_url, profile = %cfg.profile.name, "scimgate serving");
+            println!("scimgate serving SCIM at {}", gw.scim_url);
+            shutdown_signal().await;
+            gw.shutdown().await;
+            Ok(())
+        }
+        Command::Demo {
+            profile,
+            listen,
+            legacy_listen,
+            token,
+            config,
+        } => {
+            init_logging(LogFormat::Text, "info");
+            let stack = DemoStack::start(DemoOptions {
+                config,
+                profile: profile.clone(),
+                listen,
+                legacy_listen,
+                token,
+            })
+            .await?;
+            println!("scimgate demo (profile '{profile}')");
+            println!("  SCIM base URL (Entra Tenant URL): {}", stack.scim_url);
+            println!("  Secret Token:                     {}", stack.token);
+            println!(
+                "  demo legacy app:                  {}  (X-Api-Key: {})",
+                stack.legacy_url, stack.legacy_key
+            );
+            println!();
+            println!("Try it:");
+            println!(
+                "  curl -s -H 'Authorization: Bearer {}' '{}/Users?filter=userName%20eq%20%22nobody%40example.com%22'",
+                stack.token, stack.scim_url
+            );
+            println!();
+            println!("Ctrl-C stops both.");
+            shutdown_signal().await;
+            stack.gateway.shutdown().await;
+            Ok(())
+        }
+        Command::Check { config } => {
+            let cfg = load(&config)?;
+            let problems = scimgate::app::check(&cfg);
+            if problems.is_empty() {
+                println!(
+                    "{}: configuration and scripts of profile '{}' are valid",
+                    config.display(),
+                    cfg.profile.name
+                );
+                Ok(())
+            } else {
+                Err(problems)
+            }
+        }
+        Command::Map {
+            profile,
+            resource,
+            input,
+            direction,
+            config,
+        } => {
+            let out = scimgate::app::map_sample(&config, &profile, &resource, &input, &direction)?;
+            println!("{out}");
+            Ok(())
+        }
+    }
 }

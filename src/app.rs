@@ -1,0 +1,455 @@
+//! Assembly: turns a loaded [`Config`] into a running gateway, and `scimgate demo` into a
+//! gateway plus the embedded legacy app. The CLI and the integration tests both start the
+//! product through here, so tests exercise exactly what ships.
+
+use crate::backend::{Backend, ListEndpoint};
+use crate::config::{BackendAuth, Config, ConfigIssue, Profile, ResourceConfig, Secret};
+use crate::demo::{DemoApp, DemoConfig};
+use crate::mapping::{Lookups, ScriptSet};
+use crate::scim::{AttrPath, SchemaRegistry};
+use crate::server::auth::Authenticator;
+use crate::server::pipeline::{Binding, Gateway, GatewaySettings, MemberEndpoints};
+use crate::server::{AppState, Limits, router};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Most backend records a filter evaluated in the gateway may scan.
+const MAX_SCAN: usize = 10_000;
+/// Largest SCIM page.
+const MAX_RESULTS: usize = 200;
+
+/// Builds the bindings of a profile's resources; every problem is reported, not just the first.
+fn bindings(profile: &Profile) -> Result<Vec<Binding>, Vec<String>> {
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    for (rt, rc) in &profile.resources {
+        match binding(rt, rc) {
+            Ok(b) => out.push(b),
+            Err(mut e) => errors.append(&mut e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+fn binding(rt: &str, rc: &ResourceConfig) -> Result<Binding, Vec<String>> {
+    let ep = &rc.endpoints;
+    let mut errors = Vec::new();
+    let mut need = |name: &str, present: bool| {
+        if !present {
+            errors.push(format!("resources.{rt}.endpoints.{name} is required"));
+        }
+    };
+    need("get", ep.get.is_some());
+    need("list", ep.list.is_some());
+    need("create", ep.create.is_some());
+    need("replace", ep.replace.is_some());
+    let members = match (&ep.members_add, &ep.members_remove, &ep.members_list) {
+        (Some(add), Some(remove), Some(list)) => Some(MemberEndpoints {
+            add: add.clone(),
+            remove: remove.clone(),
+            list: list.clone(),
+            id_field: "user_id".into(),
+            display_field: Some("email".into()),
+        }),
+        (None, None, None) => None,
+        _ => {
+            errors.push(format!(
+                "resources.{rt}.endpoints: members_add, members_remove and members_list go together"
+            ));
+            None
+        }
+    };
+    let mut pushdown = Vec::new();
+    for (attr, param) in &rc.filters {
+        match AttrPath::parse(attr) {
+            Ok(p) => pushdown.push((p, param.clone())),
+            Err(e) => errors.push(format!("resources.{rt}.filters: {}", e.detail)),
+        }
+    }
+    match (
+        ep.get.clone(),
+        ep.list.clone(),
+        ep.create.clone(),
+        ep.replace.clone(),
+    ) {
+        (Some(get), Some(list), Some(create), Some(replace)) if errors.is_empty() => Ok(Binding {
+            resource_type: rt.to_string(),
+            script: rc.script.clone(),
+            get,
+            list,
+            create,
+            replace,
+            delete: ep.delete.clone(),
+            pushdown,
+            members,
+        }),
+        _ => Err(errors),
+    }
+}
+
+/// A gateway serving on a socket, stopped by [`RunningGateway::shutdown`] or on drop.
+pub struct RunningGateway {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The SCIM root URL clients use.
+    pub scim_url: String,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<std::io::Result<()>>>,
+    refresher: Option<JoinHandle<()>>,
+}
+
+impl RunningGateway {
+    /// Stops accepting, drains in-flight requests and waits for the server task.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            let _ = h.await;
+        }
+    }
+
+    /// Waits until the server stops (e.g. on Ctrl-C, via the shutdown future given to it).
+    pub async fn wait(mut self) -> std::io::Result<()> {
+        match self.handle.take() {
+            Some(h) => h
+                .await
+                .map_err(|e| std::io::Error::other(format!("server task: {e}")))?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for RunningGateway {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(r) = self.refresher.take() {
+            r.abort();
+        }
+    }
+}
+
+/// Loads scripts, connects the backend, fills lookups once, binds `cfg.server.listen` and
+/// serves in a background task. Fails with every configuration problem found.
+pub async fn start_gateway(cfg: &Config) -> Result<RunningGateway, Vec<String>> {
+    let listener = tokio::net::TcpListener::bind(cfg.server.listen)
+        .await
+        .map_err(|e| vec![format!("cannot listen on {}: {e}", cfg.server.listen)])?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| vec![format!("listener address: {e}")])?;
+    let (state, lookups_task) = build_state(cfg, addr).await?;
+    let scim_url = state.gateway.base_url().to_string();
+    let app = router(state, &cfg.server.base_path);
+    let (tx, rx) = oneshot::channel::<()>();
+    let handle = tokio::spawn(crate::server::serve(listener, app, async move {
+        let _ = rx.await;
+    }));
+    Ok(RunningGateway {
+        addr,
+        scim_url,
+        shutdown: Some(tx),
+        handle: Some(handle),
+        refresher: lookups_task,
+    })
+}
+
+/// Everything the listener needs, from config.
+async fn build_state(
+    cfg: &Config,
+    addr: SocketAddr,
+) -> Result<(AppState, Option<JoinHandle<()>>), Vec<String>> {
+    let lookups = Lookups::new();
+    let scripts = ScriptSet::load(&cfg.profile.scripts_dir, lookups.clone())
+        .map_err(|errs| errs.iter().map(|e| e.to_string()).collect::<Vec<_>>())?;
+    let backend = Backend::new(&cfg.profile.backend).map_err(|e| vec![format!("backend: {e}")])?;
+    let registry = Arc::new(SchemaRegistry::core());
+    let bindings = bindings(&cfg.profile)?;
+    let public = if cfg.server.public_url.trim().is_empty() {
+        format!("http://{addr}")
+    } else {
+        cfg.server.public_url.trim_end_matches('/').to_string()
+    };
+    let base_url = format!("{public}{}", cfg.server.base_path.trim_end_matches('/'));
+    let gateway = Gateway::new(
+        registry,
+        backend.clone(),
+        Arc::new(scripts),
+        bindings,
+        GatewaySettings {
+            base_url,
+            profile: cfg.profile.name.clone(),
+            max_results: MAX_RESULTS,
+            max_payload: cfg.server.max_body_bytes,
+            max_scan: MAX_SCAN,
+            keep_unknown: false,
+        },
+    )
+    .map_err(|e| vec![e])?;
+    let tables: Vec<(String, ListEndpoint, String, Duration)> = cfg
+        .profile
+        .lookups
+        .iter()
+        .map(|(name, l)| (name.clone(), l.endpoint.clone(), l.key.clone(), l.refresh))
+        .collect();
+    for (name, ep, key, _) in &tables {
+        refresh_lookup(&backend, &lookups, name, ep, key).await;
+    }
+    let refresher = (!tables.is_empty()).then(|| {
+        tokio::spawn(async move {
+            let every = tables
+                .iter()
+                .map(|t| t.3)
+                .min()
+                .unwrap_or(Duration::from_secs(300))
+                .max(Duration::from_secs(1));
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                for (name, ep, key, _) in &tables {
+                    refresh_lookup(&backend, &lookups, name, ep, key).await;
+                }
+            }
+        })
+    });
+    let state = AppState {
+        gateway: Arc::new(gateway),
+        auth: Arc::new(Authenticator::new(
+            &cfg.auth
+                .tokens
+                .iter()
+                .map(|t| t.expose().to_string())
+                .collect::<Vec<_>>(),
+        )),
+        limits: Arc::new(Limits::new(
+            cfg.server.max_body_bytes,
+            cfg.server.request_timeout(),
+            cfg.server.max_concurrency,
+        )),
+    };
+    Ok((state, refresher))
+}
+
+/// Replaces one lookup table from the backend; on failure the previous table stays (scripts
+/// keep working from the last good copy) and the failure is logged.
+async fn refresh_lookup(
+    backend: &Backend,
+    lookups: &Lookups,
+    name: &str,
+    ep: &ListEndpoint,
+    key: &str,
+) {
+    match backend.fetch_all(ep).await {
+        Ok(records) => {
+            tracing::debug!(lookup = name, records = records.len(), "lookup refreshed");
+            lookups.set(name, key, records);
+        }
+        Err(e) => {
+            tracing::warn!(lookup = name, error = %e, "lookup refresh failed; keeping the previous table")
+        }
+    }
+}
+
+/// Options of `scimgate demo`.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// Main config file (its `[profile]` is replaced by `profile`).
+    pub config: PathBuf,
+    /// Bundled profile to run.
+    pub profile: String,
+    /// SCIM listener address.
+    pub listen: SocketAddr,
+    /// Legacy app listener address.
+    pub legacy_listen: SocketAddr,
+    /// Bearer token Entra (or curl) uses; random when `None`.
+    pub token: Option<String>,
+}
+
+impl DemoOptions {
+    /// Ephemeral ports on 127.0.0.1, a random token, `config/scimgate.toml` of this crate.
+    pub fn for_tests(profile: &str) -> Self {
+        DemoOptions {
+            config: Path::new(env!("CARGO_MANIFEST_DIR")).join("config/scimgate.toml"),
+            profile: profile.to_string(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            legacy_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            token: None,
+        }
+    }
+}
+
+/// The gateway and the embedded legacy app, wired to each other.
+pub struct DemoStack {
+    /// SCIM root URL (`http://127.0.0.1:PORT/scim/v2`).
+    pub scim_url: String,
+    /// Bearer token accepted by the gateway.
+    pub token: String,
+    /// The legacy app's base URL.
+    pub legacy_url: String,
+    /// The legacy app's own API key (`X-Api-Key`).
+    pub legacy_key: String,
+    /// The legacy app (its state can be inspected in tests).
+    pub legacy: DemoApp,
+    /// The gateway.
+    pub gateway: RunningGateway,
+}
+
+impl DemoStack {
+    /// Starts the legacy app, points the profile's backend at it and starts the gateway.
+    pub async fn start(opts: DemoOptions) -> Result<DemoStack, Vec<String>> {
+        let mut cfg = load_with_profile(&opts.config, &opts.profile).map_err(|issues| {
+            issues
+                .iter()
+                .map(ConfigIssue::to_string)
+                .collect::<Vec<_>>()
+        })?;
+        let legacy_key = random_secret("legacy");
+        let legacy = DemoApp::start(
+            &opts.legacy_listen.to_string(),
+            DemoConfig {
+                api_key: legacy_key.clone(),
+            },
+        )
+        .await
+        .map_err(|e| {
+            vec![format!(
+                "cannot start the demo legacy app on {}: {e}",
+                opts.legacy_listen
+            )]
+        })?;
+        cfg.profile.backend.base_url = legacy.base_url();
+        cfg.profile.backend.auth = BackendAuth::Header {
+            name: "X-Api-Key".into(),
+            value: Secret::new(legacy_key.clone()),
+        };
+        let token = opts.token.clone().unwrap_or_else(|| random_secret("scim"));
+        cfg.auth.tokens = vec![Secret::new(token.clone())];
+        cfg.server.listen = opts.listen;
+        let gateway = start_gateway(&cfg).await?;
+        Ok(DemoStack {
+            scim_url: gateway.scim_url.clone(),
+            token,
+            legacy_url: legacy.base_url(),
+            legacy_key,
+            legacy,
+            gateway,
+        })
+    }
+}
+
+/// A random 256-bit secret as hex, prefixed for recognisability in logs of *other* tools.
+pub fn random_secret(prefix: &str) -> String {
+    let a = uuid::Uuid::new_v4().simple().to_string();
+    let b = uuid::Uuid::new_v4().simple().to_string();
+    format!("{prefix}_{a}{b}")
+}
+
+/// `scimgate check`: every configuration and script problem, each with its file (and line
+/// where known). Empty means the gateway would start with this configuration.
+pub fn check(cfg: &Config) -> Vec<String> {
+    let mut problems: Vec<String> = cfg.validate().iter().map(ConfigIssue::to_string).collect();
+    match ScriptSet::load(&cfg.profile.scripts_dir, Lookups::new()) {
+        Ok(scripts) => {
+            for (rt, rc) in &cfg.profile.resources {
+                for f in ["to_backend", "from_backend"] {
+                    if !scripts.has_fn(&rc.script, f, 2) {
+                        problems.push(format!(
+                            "{}: no function {f}(resource, ctx) in script '{}' (used by {rt})",
+                            cfg.profile
+                                .scripts_dir
+                                .join(format!("{}.rhai", rc.script))
+                                .display(),
+                            rc.script
+                        ));
+                    }
+                }
+            }
+        }
+        Err(errs) => problems.extend(
+            errs.iter()
+                .map(|e| format!("{}/{e}", cfg.profile.scripts_dir.display())),
+        ),
+    }
+    if let Err(errs) = bindings(&cfg.profile) {
+        problems.extend(
+            errs.into_iter()
+                .map(|e| format!("{}: {e}", cfg.profile.file.display())),
+        );
+    }
+    problems
+}
+
+/// `scimgate map`: runs `to_backend` (after the same normalisation the gateway applies) or
+/// `from_backend` of profile `profile` on the JSON in `input`; returns pretty JSON or the
+/// problems (script errors with file:line).
+pub fn map_sample(
+    config: &Path,
+    profile: &str,
+    resource: &str,
+    input: &Path,
+    direction: &str,
+) -> Result<String, Vec<String>> {
+    let cfg = load_with_profile(config, profile).map_err(|issues| {
+        issues
+            .iter()
+            .map(ConfigIssue::to_string)
+            .collect::<Vec<_>>()
+    })?;
+    let rc = cfg
+        .profile
+        .resources
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(resource))
+        .map(|(_, v)| v)
+        .ok_or_else(|| vec![format!("profile '{profile}' has no resource '{resource}'")])?;
+    let text =
+        std::fs::read_to_string(input).map_err(|e| vec![format!("{}: {e}", input.display())])?;
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| vec![format!("{}: not JSON: {e}", input.display())])?;
+    let scripts = ScriptSet::load(&cfg.profile.scripts_dir, Lookups::new())
+        .map_err(|errs| errs.iter().map(|e| e.to_string()).collect::<Vec<_>>())?;
+    let ctx =
+        serde_json::json!({"op": "map", "resource_type": resource, "id": null, "profile": profile});
+    let out = match direction {
+        "to-backend" => {
+            let registry = SchemaRegistry::core();
+            let sctx = crate::scim::SchemaContext::new(&registry, resource)
+                .ok_or_else(|| vec![format!("unknown resource type '{resource}'")])?;
+            let normalized = crate::scim::resource::normalize_resource(
+                value,
+                &sctx,
+                crate::scim::resource::NormalizeOptions::default(),
+            )
+            .map_err(|e| vec![format!("{}: {}", input.display(), e)])?;
+            scripts.call(&rc.script, "to_backend", vec![normalized, ctx])
+        }
+        "from-backend" => scripts.call(&rc.script, "from_backend", vec![value, ctx]),
+        other => {
+            return Err(vec![format!(
+                "--direction must be to-backend or from-backend, not '{other}'"
+            )]);
+        }
+    }
+    .map_err(|e| vec![format!("{}/{e}", cfg.profile.scripts_dir.display())])?;
+    serde_json::to_string_pretty(&out).map_err(|e| vec![e.to_string()])
+}
+
+/// Loads `config` with its `[profile].name` replaced by `profile` (as `SCIMGATE_PROFILE__NAME`
+/// would), so `scimgate demo --profile X` and `scimgate map` run any bundled profile.
+pub fn load_with_profile(config: &Path, profile: &str) -> Result<Config, Vec<ConfigIssue>> {
+    let env = std::env::vars()
+        .filter(|(k, _)| k != "SCIMGATE_PROFILE__NAME")
+        .chain([("SCIMGATE_PROFILE__NAME".to_string(), profile.to_string())]);
+    Config::load_with_env(config, env)
+}

@@ -1,0 +1,181 @@
+//! The SCIM listener: tower layers, routing and serving.
+//!
+//! Request flow (see `pipeline` for what happens to a SCIM operation):
+//! ```text
+//! listener ─▶ edge (request id, tracing span, load shedding, timeout)
+//!          ─▶ auth (bearer token, constant time; 401 before any parsing)
+//!          ─▶ routes (parse body/query into SCIM types) ─▶ pipeline ─▶ legacy API
+//! ```
+
+pub mod auth;
+pub mod error;
+pub mod pipeline;
+pub mod routes;
+
+use auth::Authenticator;
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::HeaderValue;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use error::AppError;
+use pipeline::Gateway;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+
+/// Limits applied at the edge of every SCIM request.
+#[derive(Debug)]
+pub struct Limits {
+    /// Largest accepted request body (413 above it).
+    pub max_body_bytes: usize,
+    /// Time a request may take end to end (504 after it).
+    pub request_timeout: Duration,
+    /// Requests served at once; the next one is shed with 503 + Retry-After rather than
+    /// queued, so a stalled legacy app cannot pile up unbounded work in the gateway.
+    pub concurrency: Arc<Semaphore>,
+}
+
+impl Limits {
+    /// Limits with the given body size, timeout and concurrency.
+    pub fn new(max_body_bytes: usize, request_timeout: Duration, max_concurrency: usize) -> Self {
+        Limits {
+            max_body_bytes,
+            request_timeout,
+            concurrency: Arc::new(Semaphore::new(max_concurrency.max(1))),
+        }
+    }
+}
+
+/// Shared state of the SCIM listener.
+#[derive(Clone)]
+pub struct AppState {
+    /// The operation pipeline (schemas, mapping, backend).
+    pub gateway: Arc<Gateway>,
+    /// Caller authentication.
+    pub auth: Arc<Authenticator>,
+    /// Edge limits.
+    pub limits: Arc<Limits>,
+}
+
+/// Builds the SCIM router under `base_path` (e.g. `/scim/v2`).
+pub fn router(state: AppState, base_path: &str) -> Router {
+    use routes::*;
+    let scim = Router::new()
+        .route(
+            "/ServiceProviderConfig",
+            get(service_provider_config).fallback(method_not_allowed),
+        )
+        .route("/Schemas", get(schemas).fallback(method_not_allowed))
+        .route("/Schemas/{urn}", get(schema).fallback(method_not_allowed))
+        .route(
+            "/ResourceTypes",
+            get(resource_types).fallback(method_not_allowed),
+        )
+        .route(
+            "/ResourceTypes/{name}",
+            get(resource_type_doc).fallback(method_not_allowed),
+        )
+        .route("/Bulk", any(not_implemented))
+        .route("/Me", any(not_implemented))
+        .route("/.search", any(not_implemented))
+        .route(
+            "/{endpoint}",
+            get(list).post(create).fallback(method_not_allowed),
+        )
+        .route(
+            "/{endpoint}/.search",
+            axum::routing::post(search).fallback(method_not_allowed),
+        )
+        .route(
+            "/{endpoint}/{id}",
+            get(get_one)
+                .put(replace)
+                .patch(patch)
+                .delete(delete)
+                .fallback(method_not_allowed),
+        )
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            state.auth.clone(),
+            auth::require_auth,
+        ));
+    let base = base_path.trim_end_matches('/');
+    let app = if base.is_empty() {
+        scim
+    } else {
+        Router::new().nest(base, scim).fallback(not_found)
+    };
+    app.layer(middleware::from_fn_with_state(state.limits.clone(), edge))
+        .with_state(state)
+}
+
+static REQUEST_SEQ: AtomicU64 = AtomicU64::new(1);
+
+/// The outermost layer: gives each request an id and a tracing span (method, path, status,
+/// latency), sheds load when `max_concurrency` requests are in flight, and bounds the time a
+/// request may take. The token is never part of what is logged.
+async fn edge(State(limits): State<Arc<Limits>>, req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("{:x}", REQUEST_SEQ.fetch_add(1, Ordering::Relaxed)));
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let span = tracing::info_span!("scim", %id, %method, %path);
+    let started = Instant::now();
+    let Ok(_permit) = limits.concurrency.clone().try_acquire_owned() else {
+        tracing::warn!(parent: &span, "shedding load: too many requests in flight");
+        let mut r = AppError::Client(crate::scim::ScimError::new(
+            503,
+            None,
+            "the gateway is at its concurrency limit; retry shortly",
+        ))
+        .into_response();
+        set_request_id(&mut r, &id);
+        return r;
+    };
+    let fut = tracing::Instrument::instrument(next.run(req), span.clone());
+    let mut resp = match tokio::time::timeout(limits.request_timeout, fut).await {
+        Ok(r) => r,
+        Err(_) => AppError::Client(crate::scim::ScimError::new(
+            504,
+            None,
+            format!(
+                "the request did not complete within {} ms",
+                limits.request_timeout.as_millis()
+            ),
+        ))
+        .into_response(),
+    };
+    let status = resp.status();
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    if status.is_server_error() {
+        tracing::warn!(parent: &span, status = status.as_u16(), ms, "request failed");
+    } else {
+        tracing::info!(parent: &span, status = status.as_u16(), ms, "request");
+    }
+    set_request_id(&mut resp, &id);
+    resp
+}
+
+fn set_request_id(resp: &mut Response, id: &str) {
+    if let Ok(v) = HeaderValue::from_str(id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then drains in-flight requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,810 @@
+//! The operation pipeline: what happens to a SCIM request between the router and the legacy
+//! API. Each operation is a short sequence of named phases:
+//!
+//! ```text
+//! create:  normalise ─▶ to_backend ─▶ backend create ─▶ members ─▶ from_backend ─▶ respond
+//! get:     backend get ─▶ from_backend ─▶ members? ─▶ respond (meta, ETag, projection)
+//! list:    push simple filters down ─▶ backend list (paged) ─▶ from_backend ─▶ evaluate the
+//!          whole filter ─▶ sort ─▶ page ─▶ respond
+//! replace: normalise ─▶ load ─▶ If-Match ─▶ to_backend ─▶ backend replace ─▶ members diff
+//!          ─▶ hooks ─▶ respond
+//! patch:   parse (Entra dialects normalised) ─▶ group members as a delta, never loading the
+//!          member list ─▶ other ops: load ─▶ apply ─▶ to_backend ─▶ replace ─▶ hooks ─▶ respond
+//! delete:  on_delete hook plan, or backend delete
+//! ```
+//! Scripts never do I/O: they map records and return plans; this module makes the calls.
+
+use super::error::{AppError, AppResult};
+use crate::backend::{Backend, BackendRequest, Endpoint, ListEndpoint};
+use crate::mapping::{PlanStep, ScriptSet};
+use crate::scim::filter::{Filter, evaluate};
+use crate::scim::list::{ListParams, list_response, page, sort_resources};
+use crate::scim::meta::{if_match, set_meta};
+use crate::scim::patch::{Member, MemberDelta, apply_patch, parse_patch, split_members};
+use crate::scim::resource::{NormalizeOptions, get_ci, normalize_resource, project};
+use crate::scim::schema::{SchemaContext, ServiceProviderConfig};
+use crate::scim::{AttrPath, SchemaRegistry, ScimError};
+use serde_json::{Map, Value, json};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+/// The backend calls of a gateway-forwarded group's membership.
+#[derive(Debug, Clone)]
+pub struct MemberEndpoints {
+    /// Adds members: path placeholders `{id}` and `{member}` (one call per member) or a body
+    /// template with `{members}` (one call for all).
+    pub add: Endpoint,
+    /// Removes one member: placeholders `{id}` and `{member}`.
+    pub remove: Endpoint,
+    /// Lists members: placeholder `{id}`.
+    pub list: ListEndpoint,
+    /// Where a member record carries the member's id (e.g. `user_id`).
+    pub id_field: String,
+    /// Where a member record carries a display value (e.g. `email`), if any.
+    pub display_field: Option<String>,
+}
+
+/// How one SCIM resource type reaches the legacy API, as the profile declares it.
+#[derive(Debug, Clone)]
+pub struct Binding {
+    /// SCIM resource type name (`User`, `Group`).
+    pub resource_type: String,
+    /// Script (file stem) holding `to_backend` / `from_backend` and hooks.
+    pub script: String,
+    /// Read one record: placeholder `{id}`.
+    pub get: Endpoint,
+    /// List records.
+    pub list: ListEndpoint,
+    /// Create a record; its `id` JSONPath finds the new id in the response.
+    pub create: Endpoint,
+    /// Replace a record: placeholder `{id}`.
+    pub replace: Endpoint,
+    /// Delete a record: placeholder `{id}`; `None` when only an `on_delete` hook may delete.
+    pub delete: Option<Endpoint>,
+    /// SCIM `attr eq "x"` clauses pushed down as query parameters: (attribute, parameter).
+    pub pushdown: Vec<(AttrPath, String)>,
+    /// Group membership endpoints (groups forwarded to the legacy app's own groups).
+    pub members: Option<MemberEndpoints>,
+}
+
+/// A resource ready to send, with its version for the `ETag` header.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// The projected resource.
+    pub resource: Value,
+    /// Weak ETag of the full resource.
+    pub etag: String,
+}
+
+/// Everything a SCIM operation needs: schemas, scripts, the backend and the bindings.
+pub struct Gateway {
+    registry: Arc<SchemaRegistry>,
+    spc: ServiceProviderConfig,
+    base_url: String,
+    profile: String,
+    backend: Backend,
+    scripts: Arc<ScriptSet>,
+    bindings: HashMap<String, Binding>,
+    normalize: NormalizeOptions,
+    /// Most backend records a filter that cannot be pushed down may scan; beyond it the
+    /// request fails with 400 tooMany instead of walking an unbounded legacy table.
+    max_scan: usize,
+}
+
+/// Settings for [`Gateway::new`] that do not come from the profile's bindings.
+#[derive(Debug, Clone)]
+pub struct GatewaySettings {
+    /// External URL of the SCIM root, used in `meta.location` (`http://host:port/scim/v2`).
+    pub base_url: String,
+    /// Profile name, passed to scripts in `ctx.profile`.
+    pub profile: String,
+    /// Largest page returned.
+    pub max_results: usize,
+    /// Largest accepted body (advertised in `/ServiceProviderConfig`).
+    pub max_payload: usize,
+    /// Most backend records scanned for a filter evaluated in the gateway.
+    pub max_scan: usize,
+    /// Keep attributes no schema defines.
+    pub keep_unknown: bool,
+}
+
+impl Gateway {
+    /// Assembles a gateway; runs once at start (or reload). Fails if a binding names a resource
+    /// type the registry lacks or a script that is not loaded.
+    pub fn new(
+        registry: Arc<SchemaRegistry>,
+        backend: Backend,
+        scripts: Arc<ScriptSet>,
+        bindings: Vec<Binding>,
+        settings: GatewaySettings,
+    ) -> Result<Gateway, String> {
+        let mut map = HashMap::new();
+        for b in bindings {
+            if registry.resource_type(&b.resource_type).is_none() {
+                return Err(format!("unknown resource type '{}'", b.resource_type));
+            }
+            for f in ["to_backend", "from_backend"] {
+                if !scripts.has_fn(&b.script, f, 2) {
+                    return Err(format!(
+                        "script '{}' has no function {f}(resource, ctx) for {}",
+                        b.script, b.resource_type
+                    ));
+                }
+            }
+            map.insert(b.resource_type.to_ascii_lowercase(), b);
+        }
+        let spc = ServiceProviderConfig {
+            max_results: settings.max_results,
+            max_payload_size: settings.max_payload,
+            ..ServiceProviderConfig::default()
+        };
+        Ok(Gateway {
+            registry,
+            spc,
+            base_url: settings.base_url.trim_end_matches('/').to_string(),
+            profile: settings.profile,
+            backend,
+            scripts,
+            bindings: map,
+            normalize: NormalizeOptions {
+                keep_unknown: settings.keep_unknown,
+            },
+            max_scan: settings.max_scan.max(1),
+        })
+    }
+
+    /// The schemas served.
+    pub fn registry(&self) -> &SchemaRegistry {
+        &self.registry
+    }
+
+    /// The `/ServiceProviderConfig` settings.
+    pub fn spc(&self) -> &ServiceProviderConfig {
+        &self.spc
+    }
+
+    /// External URL of the SCIM root.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// Largest page size.
+    pub fn max_results(&self) -> usize {
+        self.spc.max_results
+    }
+
+    /// The schema context of resource type `rt`; 404 when the profile does not serve it.
+    pub fn ctx(&self, rt: &str) -> AppResult<SchemaContext<'_>> {
+        if !self.bindings.contains_key(&rt.to_ascii_lowercase()) {
+            return Err(ScimError::not_found(format!(
+                "this gateway does not serve {rt} resources"
+            ))
+            .into());
+        }
+        SchemaContext::new(&self.registry, rt)
+            .ok_or_else(|| AppError::Internal(format!("resource type {rt} not registered")))
+    }
+
+    fn binding(&self, rt: &str) -> AppResult<&Binding> {
+        self.bindings.get(&rt.to_ascii_lowercase()).ok_or_else(|| {
+            ScimError::not_found(format!("this gateway does not serve {rt} resources")).into()
+        })
+    }
+
+    fn script_ctx(&self, rt: &str, op: &str, id: Option<&str>) -> Value {
+        json!({
+            "op": op,
+            "resource_type": rt,
+            "id": id,
+            "profile": self.profile,
+        })
+    }
+
+    // ---- phases -------------------------------------------------------------------------
+
+    /// Phase: one backend call.
+    async fn call(&self, req: BackendRequest) -> AppResult<Value> {
+        Ok(self.backend.call(req).await?.body)
+    }
+
+    /// Phase: render an endpoint and call it.
+    async fn call_endpoint(
+        &self,
+        ep: &Endpoint,
+        vars: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> AppResult<Value> {
+        let req = ep
+            .request(vars, body)
+            .map_err(|e| AppError::Internal(format!("endpoint template: {e}")))?;
+        self.call(req).await
+    }
+
+    /// Phase: legacy record → SCIM resource through the script, with `id` as a string and
+    /// `schemas` listing the core schema and each extension present.
+    fn from_backend(&self, b: &Binding, record: Value, op: &str) -> AppResult<Value> {
+        let ctx = self.script_ctx(&b.resource_type, op, None);
+        let mut r = self
+            .scripts
+            .call(&b.script, "from_backend", vec![record, ctx])?;
+        let ctx = self.ctx(&b.resource_type)?;
+        let Some(obj) = r.as_object_mut() else {
+            return Err(AppError::Internal(format!(
+                "{}.from_backend returned a non-object",
+                b.script
+            )));
+        };
+        match obj.get("id") {
+            Some(Value::String(s)) if !s.is_empty() => {}
+            Some(Value::Number(n)) => {
+                let s = n.to_string();
+                obj.insert("id".into(), Value::String(s));
+            }
+            _ => {
+                return Err(AppError::Internal(format!(
+                    "{}.from_backend did not set a resource id",
+                    b.script
+                )));
+            }
+        }
+        let mut schemas = vec![Value::String(ctx.rt.schema.clone())];
+        for ext in &ctx.rt.extensions {
+            if obj
+                .get(&ext.schema)
+                .is_some_and(|v| v.as_object().is_some_and(|m| !m.is_empty()))
+            {
+                schemas.push(Value::String(ext.schema.clone()));
+            }
+        }
+        obj.insert("schemas".into(), Value::Array(schemas));
+        Ok(r)
+    }
+
+    /// Phase: SCIM resource → legacy record through the script.
+    fn to_backend(
+        &self,
+        b: &Binding,
+        resource: &Value,
+        op: &str,
+        id: Option<&str>,
+    ) -> AppResult<Value> {
+        let ctx = self.script_ctx(&b.resource_type, op, id);
+        Ok(self
+            .scripts
+            .call(&b.script, "to_backend", vec![resource.clone(), ctx])?)
+    }
+
+    /// Phase: run an optional hook's plan (e.g. `on_deactivate`), step by step; the first
+    /// failing step fails the request.
+    async fn run_hook(
+        &self,
+        b: &Binding,
+        hook: &str,
+        resource: &Value,
+        id: &str,
+    ) -> AppResult<usize> {
+        if !self.scripts.has_fn(&b.script, hook, 2) {
+            return Ok(0);
+        }
+        let ctx = self.script_ctx(&b.resource_type, hook, Some(id));
+        let plan = self
+            .scripts
+            .call_plan(&b.script, hook, vec![resource.clone(), ctx])?;
+        let n = plan.len();
+        self.run_plan(plan).await?;
+        Ok(n)
+    }
+
+    async fn run_plan(&self, plan: Vec<PlanStep>) -> AppResult<()> {
+        for step in plan {
+            let method = http::Method::from_bytes(step.method.as_bytes())
+                .map_err(|_| AppError::Internal(format!("plan step method '{}'", step.method)))?;
+            let mut req = BackendRequest::new(method, step.path);
+            req.query = step.query;
+            req.body = step.body;
+            self.call(req).await?;
+        }
+        Ok(())
+    }
+
+    /// Phase: load one resource (without members).
+    async fn load(&self, b: &Binding, id: &str) -> AppResult<Value> {
+        let record = self.call_endpoint(&b.get, &[("id", id)], None).await?;
+        self.from_backend(b, record, "get")
+    }
+
+    /// Phase: every member of group `id` as SCIM member values (O(group size); only for GET
+    /// with members, PUT and a PATCH that replaces all members).
+    async fn load_members(&self, m: &MemberEndpoints, id: &str) -> AppResult<Vec<Value>> {
+        let records = self.backend.fetch_all_in(&m.list, &[("id", id)]).await?;
+        Ok(records
+            .iter()
+            .filter_map(|r| {
+                let obj = r.as_object()?;
+                let value = match get_ci(obj, &m.id_field)? {
+                    Value::String(s) => s.clone(),
+                    Value::Number(n) => n.to_string(),
+                    _ => return None,
+                };
+                let mut out = Map::new();
+                out.insert("value".into(), Value::String(value));
+                if let Some(d) = m
+                    .display_field
+                    .as_deref()
+                    .and_then(|f| get_ci(obj, f))
+                    .and_then(Value::as_str)
+                {
+                    out.insert("display".into(), Value::String(d.to_string()));
+                }
+                Some(Value::Object(out))
+            })
+            .collect())
+    }
+
+    /// Phase: apply a membership delta with one backend call per member added or removed.
+    /// Removing a member that is not there is not an error (Entra retries removals).
+    async fn apply_members(
+        &self,
+        m: &MemberEndpoints,
+        id: &str,
+        add: &[Member],
+        remove: &[String],
+    ) -> AppResult<()> {
+        if !add.is_empty() {
+            if m.add.body.is_some() {
+                let ids: Vec<Value> = add.iter().map(|x| member_id_value(&x.value)).collect();
+                let body = m
+                    .add
+                    .body
+                    .as_ref()
+                    .map(|t| t.render(&[("members", Value::Array(ids))]))
+                    .transpose()
+                    .map_err(|e| AppError::Internal(format!("members body: {e}")))?;
+                let req = BackendRequest {
+                    body,
+                    ..m.add
+                        .request(&[("id", id)], None)
+                        .map_err(|e| AppError::Internal(format!("members path: {e}")))?
+                };
+                self.call(req).await?;
+            } else {
+                for x in add {
+                    self.call_endpoint(&m.add, &[("id", id), ("member", &x.value)], None)
+                        .await?;
+                }
+            }
+        }
+        for member in remove {
+            match self
+                .call_endpoint(&m.remove, &[("id", id), ("member", member)], None)
+                .await
+            {
+                Ok(_) => {}
+                Err(AppError::Backend(e)) if e.to_scim().status == 404 => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Phase: the response shape: `meta`, ETag, `attributes`/`excludedAttributes`.
+    fn respond(&self, rt: &str, mut resource: Value, params: &ListParams) -> AppResult<Output> {
+        let ctx = self.ctx(rt)?;
+        let etag = set_meta(&mut resource, ctx.rt, &self.base_url, None, None);
+        let resource = project(
+            &resource,
+            &ctx,
+            &params.attributes,
+            &params.excluded_attributes,
+        );
+        Ok(Output { resource, etag })
+    }
+
+    fn wants_members(params: &ListParams) -> bool {
+        let members = AttrPath::new("members");
+        if params
+            .excluded_attributes
+            .iter()
+            .any(|p| p.same_attr(&members) && p.sub.is_none())
+        {
+            return false;
+        }
+        params.attributes.is_empty() || params.attributes.iter().any(|p| p.same_attr(&members))
+    }
+
+    // ---- operations ---------------------------------------------------------------------
+
+    /// `GET /{rt}/{id}`.
+    pub async fn get(&self, rt: &str, id: &str, params: &ListParams) -> AppResult<Output> {
+        let b = self.binding(rt)?;
+        let mut resource = self.load(b, id).await?;
+        if let Some(m) = &b.members {
+            if Self::wants_members(params) {
+                let members = self.load_members(m, id).await?;
+                set_members(&mut resource, members);
+            }
+        }
+        self.respond(rt, resource, params)
+    }
+
+    /// `GET /{rt}` and `POST /{rt}/.search`.
+    pub async fn list(&self, rt: &str, params: &ListParams) -> AppResult<Value> {
+        let b = self.binding(rt)?;
+        let ctx = self.ctx(rt)?;
+        let count = params.page_size(self.max_results());
+        let mut query = b.list.fixed_query();
+        let pushed = params
+            .filter
+            .as_ref()
+            .map(|f| self.pushdown(b, f, &mut query))
+            .unwrap_or(false);
+        let in_gateway = params.filter.is_some() || params.sort_by.is_some();
+        let (resources, total) = if !in_gateway {
+            // Fast path: the legacy app pages for us.
+            let (records, total) = self
+                .backend
+                .list(&b.list, query, params.start_index, count)
+                .await?;
+            let mut out = Vec::with_capacity(records.len());
+            for r in records {
+                out.push(self.from_backend(b, r, "list")?);
+            }
+            (out, total)
+        } else {
+            let (records, total) = self.backend.list(&b.list, query, 1, self.max_scan).await?;
+            if total > self.max_scan && !pushed {
+                return Err(ScimError::new(
+                    400,
+                    Some(crate::scim::ScimType::TooMany),
+                    format!(
+                        "the filter cannot be pushed down to the application and would scan {total} records (limit {}); filter on an attribute the profile pushes down",
+                        self.max_scan
+                    ),
+                )
+                .into());
+            }
+            let mut matched = Vec::new();
+            for r in records {
+                let res = self.from_backend(b, r, "list")?;
+                if params
+                    .filter
+                    .as_ref()
+                    .is_none_or(|f| evaluate(f, &res, &ctx))
+                {
+                    matched.push(res);
+                }
+            }
+            if let Some(by) = &params.sort_by {
+                sort_resources(&mut matched, &ctx, by, params.sort_order);
+            }
+            let total = matched.len();
+            (page(matched, params.start_index, count), total)
+        };
+        let mut items = Vec::with_capacity(resources.len());
+        for mut r in resources {
+            if let (Some(m), true) = (&b.members, Self::wants_members(params)) {
+                let id = r
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                let members = self.load_members(m, &id).await?;
+                set_members(&mut r, members);
+            }
+            items.push(self.respond(rt, r, params)?.resource);
+        }
+        Ok(list_response(items, total, params.start_index))
+    }
+
+    /// Adds query parameters for the top-level `attr eq "value"` clauses the profile can push
+    /// down; returns whether any was. The whole filter is still evaluated on the results, so
+    /// a legacy app that matches more loosely cannot widen the answer.
+    fn pushdown(&self, b: &Binding, f: &Filter, query: &mut Vec<(String, String)>) -> bool {
+        let mut pushed = false;
+        for c in f.conjuncts() {
+            let Some((path, value)) = c.simple_eq() else {
+                continue;
+            };
+            if let Some((_, param)) = b.pushdown.iter().find(|(p, _)| {
+                p.same_attr(path)
+                    && match (&p.sub, &path.sub) {
+                        (None, None) => true,
+                        (Some(a), Some(c)) => a.eq_ignore_ascii_case(c),
+                        _ => false,
+                    }
+            }) {
+                if !query.iter().any(|(k, _)| k == param) {
+                    query.push((param.clone(), value.to_string()));
+                    pushed = true;
+                }
+            }
+        }
+        pushed
+    }
+
+    /// `POST /{rt}` → the created resource.
+    pub async fn create(&self, rt: &str, body: Value, params: &ListParams) -> AppResult<Output> {
+        let b = self.binding(rt)?;
+        let ctx = self.ctx(rt)?;
+        let mut resource = normalize_resource(body, &ctx, self.normalize)?;
+        let members = match &b.members {
+            Some(_) => take_members(&mut resource),
+            None => Vec::new(),
+        };
+        let record = self.to_backend(b, &resource, "create", None)?;
+        let created = self.call_endpoint(&b.create, &[], Some(record)).await?;
+        let id = b
+            .create
+            .id
+            .as_ref()
+            .and_then(|p| p.first(&created))
+            .or_else(|| created.get("id"))
+            .and_then(id_string)
+            .ok_or_else(|| AppError::Internal("the create response carries no id".into()))?;
+        let record = if created.is_object() && created.get("id").is_some() {
+            created
+        } else {
+            self.call_endpoint(&b.get, &[("id", &id)], None).await?
+        };
+        let mut out = self.from_backend(b, record, "create")?;
+        if let Some(m) = &b.members {
+            let add: Vec<Member> = members.iter().map(member_of).collect();
+            self.apply_members(m, &id, &add, &[]).await?;
+            set_members(&mut out, members);
+        }
+        self.respond(rt, out, params)
+    }
+
+    /// `PUT /{rt}/{id}`.
+    pub async fn replace(
+        &self,
+        rt: &str,
+        id: &str,
+        body: Value,
+        if_match_header: Option<&str>,
+        params: &ListParams,
+    ) -> AppResult<Output> {
+        let b = self.binding(rt)?;
+        let ctx = self.ctx(rt)?;
+        let mut resource = normalize_resource(body, &ctx, self.normalize)?;
+        let mut current = self.load(b, id).await?;
+        let old_members = match &b.members {
+            Some(m) => {
+                let list = self.load_members(m, id).await?;
+                set_members(&mut current, list.clone());
+                list
+            }
+            None => Vec::new(),
+        };
+        check_version(&ctx, &mut current.clone(), if_match_header, &self.base_url)?;
+        let new_members = match &b.members {
+            Some(_) => take_members(&mut resource),
+            None => Vec::new(),
+        };
+        if let Some(o) = resource.as_object_mut() {
+            o.insert("id".into(), Value::String(id.to_string()));
+        }
+        let record = self.to_backend(b, &resource, "replace", Some(id))?;
+        let updated = self
+            .call_endpoint(&b.replace, &[("id", id)], Some(record))
+            .await?;
+        let mut out = self.after_write(b, id, &current, updated).await?;
+        if let Some(m) = &b.members {
+            let old: HashSet<String> = old_members.iter().filter_map(member_value).collect();
+            let new: HashSet<String> = new_members.iter().filter_map(member_value).collect();
+            let add: Vec<Member> = new_members
+                .iter()
+                .filter(|v| member_value(v).is_some_and(|x| !old.contains(&x)))
+                .map(member_of)
+                .collect();
+            let remove: Vec<String> = old.difference(&new).cloned().collect();
+            self.apply_members(m, id, &add, &remove).await?;
+            set_members(&mut out, new_members);
+        }
+        self.respond(rt, out, params)
+    }
+
+    /// After a replace: the stored record (from the response or read back), mapped, plus the
+    /// activation hooks when `active` changed.
+    async fn after_write(
+        &self,
+        b: &Binding,
+        id: &str,
+        before: &Value,
+        updated: Value,
+    ) -> AppResult<Value> {
+        let record = if updated.is_object() && updated.get("id").is_some() {
+            updated
+        } else {
+            self.call_endpoint(&b.get, &[("id", id)], None).await?
+        };
+        let out = self.from_backend(b, record, "replace")?;
+        let was = before.get("active").and_then(Value::as_bool);
+        let now = out.get("active").and_then(Value::as_bool);
+        match (was, now) {
+            (Some(true) | None, Some(false)) => {
+                self.run_hook(b, "on_deactivate", &out, id).await?;
+            }
+            (Some(false), Some(true)) => {
+                self.run_hook(b, "on_reactivate", &out, id).await?;
+            }
+            _ => {}
+        }
+        Ok(out)
+    }
+
+    /// `PATCH /{rt}/{id}`: `Some(resource)` for 200, `None` for 204 (a group whose only
+    /// changes were memberships, applied without reading the member list).
+    pub async fn patch(
+        &self,
+        rt: &str,
+        id: &str,
+        body: Value,
+        if_match_header: Option<&str>,
+        params: &ListParams,
+    ) -> AppResult<Option<Output>> {
+        let b = self.binding(rt)?;
+        let ctx = self.ctx(rt)?;
+        let req = parse_patch(&body, &ctx)?;
+        let (req, delta) = match &b.members {
+            Some(_) => split_members(req, &ctx)?,
+            None => (req, MemberDelta::default()),
+        };
+        let mut current = self.load(b, id).await?;
+        if if_match_header.is_some() {
+            let mut full = current.clone();
+            if let Some(m) = &b.members {
+                set_members(&mut full, self.load_members(m, id).await?);
+            }
+            check_version(&ctx, &mut full, if_match_header, &self.base_url)?;
+        }
+        let mut out = current.clone();
+        if !req.ops.is_empty() {
+            apply_patch(&mut current, &req, &ctx)?;
+            if current != out {
+                let record = self.to_backend(b, &current, "patch", Some(id))?;
+                let updated = self
+                    .call_endpoint(&b.replace, &[("id", id)], Some(record))
+                    .await?;
+                out = self.after_write(b, id, &out, updated).await?;
+            }
+        }
+        if let Some(m) = &b.members {
+            let (add, remove) = match delta.reset {
+                Some(list) => {
+                    let old: HashSet<String> = self
+                        .load_members(m, id)
+                        .await?
+                        .iter()
+                        .filter_map(member_value)
+                        .collect();
+                    let new: HashSet<&str> = list.iter().map(|x| x.value.as_str()).collect();
+                    let remove = old
+                        .iter()
+                        .filter(|x| !new.contains(x.as_str()))
+                        .cloned()
+                        .collect();
+                    let add = list
+                        .into_iter()
+                        .filter(|x| !old.contains(&x.value))
+                        .collect();
+                    (add, remove)
+                }
+                None => (delta.add, delta.remove),
+            };
+            self.apply_members(m, id, &add, &remove).await?;
+            if params.attributes.is_empty() && params.excluded_attributes.is_empty() {
+                return Ok(None);
+            }
+            if Self::wants_members(params) {
+                set_members(&mut out, self.load_members(m, id).await?);
+            }
+        }
+        Ok(Some(self.respond(rt, out, params)?))
+    }
+
+    /// `DELETE /{rt}/{id}`: the script's `on_delete` plan when it has one (e.g. deactivate
+    /// and keep the data), otherwise the delete endpoint.
+    pub async fn delete(&self, rt: &str, id: &str, if_match_header: Option<&str>) -> AppResult<()> {
+        let b = self.binding(rt)?;
+        let ctx = self.ctx(rt)?;
+        let needs_resource =
+            if_match_header.is_some() || self.scripts.has_fn(&b.script, "on_delete", 2);
+        if needs_resource {
+            let mut current = self.load(b, id).await?;
+            if if_match_header.is_some() {
+                if let Some(m) = &b.members {
+                    set_members(&mut current, self.load_members(m, id).await?);
+                }
+                check_version(&ctx, &mut current.clone(), if_match_header, &self.base_url)?;
+            }
+            if self.run_hook(b, "on_delete", &current, id).await? > 0 || b.delete.is_none() {
+                return Ok(());
+            }
+        }
+        match &b.delete {
+            Some(ep) => {
+                self.call_endpoint(ep, &[("id", id)], None).await?;
+                Ok(())
+            }
+            None => {
+                Err(
+                    ScimError::new(405, None, format!("{rt} resources cannot be deleted here"))
+                        .into(),
+                )
+            }
+        }
+    }
+
+    /// Reads every record of a list endpoint (for lookups).
+    pub async fn fetch_all(&self, ep: &ListEndpoint) -> AppResult<Vec<Value>> {
+        Ok(self.backend.fetch_all(ep).await?)
+    }
+
+    /// The script set (for lookups refresh and reload).
+    pub fn scripts(&self) -> &Arc<ScriptSet> {
+        &self.scripts
+    }
+}
+
+/// 412 unless `If-Match` admits the resource's current version.
+fn check_version(
+    ctx: &SchemaContext<'_>,
+    current: &mut Value,
+    header: Option<&str>,
+    base_url: &str,
+) -> AppResult<()> {
+    let Some(h) = header else {
+        return Ok(());
+    };
+    let etag = set_meta(current, ctx.rt, base_url, None, None);
+    if if_match(h, &etag) {
+        Ok(())
+    } else {
+        Err(ScimError::precondition_failed(format!(
+            "If-Match {h} does not match the current version {etag}"
+        ))
+        .into())
+    }
+}
+
+fn id_string(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// Member ids are sent to the legacy app as numbers when they look like numbers, since
+/// legacy APIs with integer keys reject strings.
+fn member_id_value(id: &str) -> Value {
+    id.parse::<u64>()
+        .map(Value::from)
+        .unwrap_or_else(|_| Value::String(id.to_string()))
+}
+
+fn take_members(resource: &mut Value) -> Vec<Value> {
+    match resource.as_object_mut().and_then(|o| o.remove("members")) {
+        Some(Value::Array(items)) => items,
+        _ => Vec::new(),
+    }
+}
+
+fn set_members(resource: &mut Value, members: Vec<Value>) {
+    if let Some(o) = resource.as_object_mut() {
+        o.insert("members".into(), Value::Array(members));
+    }
+}
+
+fn member_value(v: &Value) -> Option<String> {
+    v.get("value").and_then(id_string)
+}
+
+fn member_of(v: &Value) -> Member {
+    Member {
+        value: member_value(v).unwrap_or_default(),
+        display: v.get("display").and_then(Value::as_str).map(str::to_string),
+        kind: v.get("type").and_then(Value::as_str).map(str::to_string),
+    }
+}

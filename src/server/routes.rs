@@ -1,0 +1,292 @@
+//! SCIM HTTP endpoints: request parsing and response shaping around the pipeline.
+//!
+//! Handlers stay thin: they turn HTTP into pipeline calls and pipeline results into SCIM
+//! responses (status, `Location`, `ETag`, media type). All protocol logic lives in
+//! `crate::scim`, all backend work in [`super::pipeline`].
+
+use super::AppState;
+use super::error::{AppError, AppResult, scim_json};
+use crate::scim::ScimError;
+use crate::scim::list::ListParams;
+use axum::body::{Body, to_bytes};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+
+/// A request body parsed as JSON, with SCIM errors for oversized (413) or malformed (400
+/// invalidSyntax) bodies instead of the framework's plain-text rejections.
+pub struct ScimBody(pub Value);
+
+impl FromRequest<AppState> for ScimBody {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let limit = state.limits.max_body_bytes;
+        if let Some(len) = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok())
+        {
+            if len > limit {
+                return Err(too_large(limit));
+            }
+        }
+        let bytes = to_bytes(req.into_body(), limit)
+            .await
+            .map_err(|_| too_large(limit))?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(ScimError::invalid_syntax("the request body is empty").into());
+        }
+        let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
+            ScimError::invalid_syntax(format!(
+                "the body is not valid JSON (line {}, column {}): {}",
+                e.line(),
+                e.column(),
+                e
+            ))
+        })?;
+        Ok(ScimBody(value))
+    }
+}
+
+fn too_large(limit: usize) -> AppError {
+    ScimError::payload_too_large(format!("the request body exceeds {limit} bytes")).into()
+}
+
+type QueryPairs = Result<Query<Vec<(String, String)>>, QueryRejection>;
+
+fn query_pairs(q: QueryPairs) -> AppResult<Vec<(String, String)>> {
+    q.map(|Query(p)| p)
+        .map_err(|e| ScimError::invalid_value(format!("malformed query string: {e}")).into())
+}
+
+/// The resource type served at `/{endpoint}` (`Users` → `User`), or a SCIM 404.
+fn resource_type(state: &AppState, endpoint: &str) -> AppResult<String> {
+    state
+        .gateway
+        .registry()
+        .resource_types()
+        .iter()
+        .find(|rt| {
+            rt.endpoint
+                .trim_start_matches('/')
+                .eq_ignore_ascii_case(endpoint)
+        })
+        .map(|rt| rt.name.clone())
+        .ok_or_else(|| ScimError::not_found(format!("no SCIM endpoint '/{endpoint}'")).into())
+}
+
+fn if_match(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::IF_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+fn with_etag(mut resp: Response, etag: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(etag) {
+        resp.headers_mut().insert(header::ETAG, v);
+    }
+    resp
+}
+
+/// `GET /{Users|Groups}`: list with filter, paging, sorting and projection.
+pub async fn list(
+    State(state): State<AppState>,
+    Path(endpoint): Path<String>,
+    q: QueryPairs,
+) -> AppResult<Response> {
+    let rt = resource_type(&state, &endpoint)?;
+    let pairs = query_pairs(q)?;
+    let gw = &state.gateway;
+    let params = ListParams::from_query(&pairs, &gw.ctx(&rt)?, gw.max_results())?;
+    let body = gw.list(&rt, &params).await?;
+    Ok(scim_json(StatusCode::OK, &body))
+}
+
+/// `POST /{Users|Groups}/.search`.
+pub async fn search(
+    State(state): State<AppState>,
+    Path(endpoint): Path<String>,
+    ScimBody(body): ScimBody,
+) -> AppResult<Response> {
+    let rt = resource_type(&state, &endpoint)?;
+    let gw = &state.gateway;
+    let params = ListParams::from_search_body(&body, &gw.ctx(&rt)?, gw.max_results())?;
+    let body = gw.list(&rt, &params).await?;
+    Ok(scim_json(StatusCode::OK, &body))
+}
+
+/// `POST /{Users|Groups}`: create → 201 with `Location` and `ETag`.
+pub async fn create(
+    State(state): State<AppState>,
+    Path(endpoint): Path<String>,
+    q: QueryPairs,
+    ScimBody(body): ScimBody,
+) -> AppResult<Response> {
+    let rt = resource_type(&state, &endpoint)?;
+    let gw = &state.gateway;
+    let params = ListParams::from_query(&query_pairs(q)?, &gw.ctx(&rt)?, gw.max_results())?;
+    let out = gw.create(&rt, body, &params).await?;
+    let mut resp = with_etag(scim_json(StatusCode::CREATED, &out.resource), &out.etag);
+    if let Some(loc) = out
+        .resource
+        .pointer("/meta/location")
+        .and_then(Value::as_str)
+        .and_then(|l| HeaderValue::from_str(l).ok())
+    {
+        resp.headers_mut().insert(header::LOCATION, loc);
+    }
+    Ok(resp)
+}
+
+/// `GET /{Users|Groups}/{id}`; honours `If-None-Match` with 304.
+pub async fn get_one(
+    State(state): State<AppState>,
+    Path((endpoint, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    q: QueryPairs,
+) -> AppResult<Response> {
+    let rt = resource_type(&state, &endpoint)?;
+    let gw = &state.gateway;
+    let params = ListParams::from_query(&query_pairs(q)?, &gw.ctx(&rt)?, gw.max_results())?;
+    let out = gw.get(&rt, &id, &params).await?;
+    if let Some(inm) = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+    {
+        if crate::scim::meta::if_none_match(inm, &out.etag) {
+            return Ok(with_etag(
+                StatusCode::NOT_MODIFIED.into_response(),
+                &out.etag,
+            ));
+        }
+    }
+    Ok(with_etag(
+        scim_json(StatusCode::OK, &out.resource),
+        &out.etag,
+    ))
+}
+
+/// `PUT /{Users|Groups}/{id}`: full replace.
+pub async fn replace(
+    State(state): State<AppState>,
+    Path((endpoint, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    q: QueryPairs,
+    ScimBody(body): ScimBody,
+) -> AppResult<Response> {
+    let rt = resource_type(&state, &endpoint)?;
+    let gw = &state.gateway;
+    let params = ListParams::from_query(&query_pairs(q)?, &gw.ctx(&rt)?, gw.max_results())?;
+    let out = gw
+        .replace(&rt, &id, body, if_match(&headers).as_deref(), &params)
+        .await?;
+    Ok(with_etag(
+        scim_json(StatusCode::OK, &out.resource),
+        &out.etag,
+    ))
+}
+
+/// `PATCH /{Users|Groups}/{id}`: 200 with the resource, or 204 when the group's members
+/// were changed without reading the group (so as not to load a large member list).
+pub async fn patch(
+    State(state): State<AppState>,
+    Path((endpoint, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    q: QueryPairs,
+    ScimBody(body): ScimBody,
+) -> AppResult<Response> {
+    let rt = resource_type(&state, &endpoint)?;
+    let gw = &state.gateway;
+    let params = ListParams::from_query(&query_pairs(q)?, &gw.ctx(&rt)?, gw.max_results())?;
+    match gw
+        .patch(&rt, &id, body, if_match(&headers).as_deref(), &params)
+        .await?
+    {
+        Some(out) => Ok(with_etag(
+            scim_json(StatusCode::OK, &out.resource),
+            &out.etag,
+        )),
+        None => Ok(StatusCode::NO_CONTENT.into_response()),
+    }
+}
+
+/// `DELETE /{Users|Groups}/{id}` → 204.
+pub async fn delete(
+    State(state): State<AppState>,
+    Path((endpoint, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> AppResult<Response> {
+    let rt = resource_type(&state, &endpoint)?;
+    state
+        .gateway
+        .delete(&rt, &id, if_match(&headers).as_deref())
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `GET /ServiceProviderConfig`.
+pub async fn service_provider_config(State(state): State<AppState>) -> Response {
+    let gw = &state.gateway;
+    scim_json(StatusCode::OK, &gw.spc().to_json(gw.base_url()))
+}
+
+/// `GET /Schemas`.
+pub async fn schemas(State(state): State<AppState>) -> Response {
+    let gw = &state.gateway;
+    scim_json(
+        StatusCode::OK,
+        &gw.registry().schemas_document(gw.base_url()),
+    )
+}
+
+/// `GET /Schemas/{urn}`.
+pub async fn schema(State(state): State<AppState>, Path(urn): Path<String>) -> AppResult<Response> {
+    let gw = &state.gateway;
+    let s = gw
+        .registry()
+        .schema(&urn)
+        .ok_or_else(|| ScimError::not_found(format!("no schema '{urn}'")))?;
+    Ok(scim_json(StatusCode::OK, &s.to_json(gw.base_url())))
+}
+
+/// `GET /ResourceTypes`.
+pub async fn resource_types(State(state): State<AppState>) -> Response {
+    let gw = &state.gateway;
+    scim_json(
+        StatusCode::OK,
+        &gw.registry().resource_types_document(gw.base_url()),
+    )
+}
+
+/// `GET /ResourceTypes/{name}`.
+pub async fn resource_type_doc(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> AppResult<Response> {
+    let gw = &state.gateway;
+    let rt = gw
+        .registry()
+        .resource_type(&name)
+        .ok_or_else(|| ScimError::not_found(format!("no resource type '{name}'")))?;
+    Ok(scim_json(StatusCode::OK, &rt.to_json(gw.base_url())))
+}
+
+/// Any method a discovery or resource endpoint does not support → SCIM 405.
+pub async fn method_not_allowed(method: Method) -> AppError {
+    ScimError::method_not_allowed(format!("method {method} is not allowed on this endpoint")).into()
+}
+
+/// Endpoints RFC 7644 defines that this gateway does not offer (`/Bulk`, `/Me`) → SCIM 501.
+pub async fn not_implemented() -> AppError {
+    ScimError::not_implemented("this service provider does not support this endpoint").into()
+}
+
+/// Every unknown path → SCIM 404.
+pub async fn not_found(req: Request<Body>) -> AppError {
+    ScimError::not_found(format!("no SCIM endpoint at '{}'", req.uri().path())).into()
+}
