@@ -55,11 +55,11 @@ fn envelope<T: Serialize>((data, total): (Vec<T>, usize), page: Page) -> Json<En
 fn positive(raw: Option<&str>, name: &str, default: usize) -> DemoResult<usize> {
     match raw {
         None => Ok(default),
-        Some(s) => s
-            .parse::<usize>()
-            .ok()
-            .filter(|n| *n >= 1)
-            .ok_or_else(|| DemoError::bad_request(format!("`{name}` must be a positive integer"))),
+        Some(s) => {
+            s.parse::<usize>().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                DemoError::bad_request(format!("`{name}` must be a positive integer"))
+            })
+        }
     }
 }
 
@@ -91,9 +91,10 @@ pub(crate) async fn list_users(
     let (p, page) = params(query)?;
     let status = match p.status.as_deref() {
         None => None,
-        Some(s) => Some(UserStatus::parse(s).ok_or_else(|| {
-            DemoError::bad_request("`status` must be `active` or `inactive`")
-        })?),
+        Some(s) => Some(
+            UserStatus::parse(s)
+                .ok_or_else(|| DemoError::bad_request("`status` must be `active` or `inactive`"))?,
+        ),
     };
     let filter = UserFilter {
         email: p.email,
@@ -105,7 +106,10 @@ pub(crate) async fn list_users(
 }
 
 /// `POST /api/v1/users` → 201 and the new user.
-pub(crate) async fn create_user(State(state): State<DemoState>, body: Body) -> DemoResult<Response> {
+pub(crate) async fn create_user(
+    State(state): State<DemoState>,
+    body: Body,
+) -> DemoResult<Response> {
     let input: UserInput = parse_body(body, USER_READ_ONLY)?;
     let user = state.write().create_user(input)?;
     Ok(created(user))
@@ -181,7 +185,10 @@ pub(crate) async fn list_teams(
 }
 
 /// `POST /api/v1/teams` → 201 and the new (empty) team.
-pub(crate) async fn create_team(State(state): State<DemoState>, body: Body) -> DemoResult<Response> {
+pub(crate) async fn create_team(
+    State(state): State<DemoState>,
+    body: Body,
+) -> DemoResult<Response> {
     let input: TeamInput = parse_body(body, TEAM_READ_ONLY)?;
     let team = state.write().create_team(input)?;
     Ok(created(team))

@@ -70,7 +70,11 @@ impl DemoError {
 
     /// 422 `validation_failed`: the JSON is well-formed but its content is not acceptable.
     pub fn validation(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", message)
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            message,
+        )
     }
 }
 

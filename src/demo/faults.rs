@@ -262,7 +262,10 @@ mod tests {
             route_key(&Method::DELETE, "/api/v1/teams/12/members/7"),
             "DELETE /api/v1/teams/{id}/members/{id}"
         );
-        assert_eq!(route_key(&Method::GET, "/api/v1/users"), "GET /api/v1/users");
+        assert_eq!(
+            route_key(&Method::GET, "/api/v1/users"),
+            "GET /api/v1/users"
+        );
         assert_eq!(route_key(&Method::GET, "/api/v1/x2"), "GET /api/v1/x2");
     }
 
@@ -295,7 +298,9 @@ mod tests {
         assert!(FaultPlan::from_request(req(None, Some(MAX_DELAY_MS + 1), None)).is_err());
         assert!(FaultPlan::from_request(req(None, None, Some(0))).is_err());
         assert_eq!(
-            FaultPlan::from_request(req(None, None, None)).unwrap().remaining,
+            FaultPlan::from_request(req(None, None, None))
+                .unwrap()
+                .remaining,
             1
         );
     }

@@ -88,14 +88,25 @@ impl DemoState {
     }
 
     fn counters(&self) -> MutexGuard<'_, Counters> {
-        self.inner.counters.lock().unwrap_or_else(|e| e.into_inner())
+        self.inner
+            .counters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Creates a user exactly as `POST /api/v1/users` would (same validation, defaults and
+    /// errors) without going through HTTP, and returns its id. For seeding sample data and
+    /// large test fixtures; the request counters do not see it.
+    pub fn create_user(&self, body: &serde_json::Value) -> DemoResult<u64> {
+        let input = model::parse_value(body, model::USER_READ_ONLY)?;
+        Ok(self.write().create_user(input)?.id)
     }
 
     /// Whether `headers` carry the configured `X-Api-Key` (compared in constant time).
     fn authorized(&self, headers: &HeaderMap) -> bool {
-        headers.get("x-api-key").is_some_and(|v| {
-            bool::from(v.as_bytes().ct_eq(self.inner.api_key.as_bytes()))
-        })
+        headers
+            .get("x-api-key")
+            .is_some_and(|v| bool::from(v.as_bytes().ct_eq(self.inner.api_key.as_bytes())))
     }
 }
 
@@ -107,7 +118,9 @@ pub fn router(state: DemoState) -> Router {
         .route("/api/v1/users", get(api::list_users).post(api::create_user))
         .route(
             "/api/v1/users/{id}",
-            get(api::get_user).put(api::put_user).delete(api::delete_user),
+            get(api::get_user)
+                .put(api::put_user)
+                .delete(api::delete_user),
         )
         .route("/api/v1/users/{id}/deactivate", post(api::deactivate))
         .route("/api/v1/users/{id}/activate", post(api::activate))
@@ -118,7 +131,9 @@ pub fn router(state: DemoState) -> Router {
         .route("/api/v1/teams", get(api::list_teams).post(api::create_team))
         .route(
             "/api/v1/teams/{id}",
-            get(api::get_team).put(api::put_team).delete(api::delete_team),
+            get(api::get_team)
+                .put(api::put_team)
+                .delete(api::delete_team),
         )
         .route(
             "/api/v1/teams/{id}/members",

@@ -172,7 +172,10 @@ impl Db {
     /// One page of users matching `filter`, in id order, and how many match in total.
     pub fn list_users(&self, filter: &UserFilter, page: Page) -> (Vec<User>, usize) {
         let matches = |u: &&User| {
-            filter.external_id.as_ref().is_none_or(|x| u.external_id.as_ref() == Some(x))
+            filter
+                .external_id
+                .as_ref()
+                .is_none_or(|x| u.external_id.as_ref() == Some(x))
                 && filter.status.is_none_or(|s| u.status == s)
         };
         if let Some(email) = &filter.email {
@@ -399,11 +402,17 @@ impl Db {
         let name = filter.name.as_ref().map(|n| n.to_lowercase());
         let matches = |t: &&Team| {
             name.as_ref().is_none_or(|n| t.name.to_lowercase() == *n)
-                && filter.external_id.as_ref().is_none_or(|x| t.external_id.as_ref() == Some(x))
+                && filter
+                    .external_id
+                    .as_ref()
+                    .is_none_or(|x| t.external_id.as_ref() == Some(x))
         };
         let total = self.teams.values().filter(matches).count();
         let items = page_of(
-            self.teams.values().filter(matches).map(|t| self.team_view(t)),
+            self.teams
+                .values()
+                .filter(matches)
+                .map(|t| self.team_view(t)),
             page,
         );
         (items, total)
@@ -545,14 +554,21 @@ impl Db {
         let name = name.map(str::to_lowercase);
         let matches = |o: &&Office| name.as_ref().is_none_or(|n| o.name.to_lowercase() == *n);
         let total = self.offices.values().filter(matches).count();
-        (page_of(self.offices.values().filter(matches).cloned(), page), total)
+        (
+            page_of(self.offices.values().filter(matches).cloned(), page),
+            total,
+        )
     }
 
     /// Creates an office; names are unique ignoring case (409 `duplicate_name`).
     pub fn create_office(&mut self, input: OfficeInput) -> DemoResult<Office> {
         let name = required(input.name, "name")?;
         let lower = name.to_lowercase();
-        if self.offices.values().any(|o| o.name.to_lowercase() == lower) {
+        if self
+            .offices
+            .values()
+            .any(|o| o.name.to_lowercase() == lower)
+        {
             return Err(DemoError::duplicate_name(&name));
         }
         let id = self.next_office;
@@ -564,7 +580,10 @@ impl Db {
 
     /// One page of folders.
     pub fn list_folders(&self, page: Page) -> (Vec<Folder>, usize) {
-        (page_of(self.folders.values().cloned(), page), self.folders.len())
+        (
+            page_of(self.folders.values().cloned(), page),
+            self.folders.len(),
+        )
     }
 
     /// Creates a folder with a fresh v4 guid.
@@ -674,6 +693,9 @@ mod tests {
         assert_eq!(db.team(t.id).unwrap().member_count, 0);
         let r = db.add_members(t.id, &[a.id, a.id]).unwrap();
         assert_eq!((r.added, r.member_count), (1, 1));
-        assert_eq!(db.remove_member(t.id, 999).unwrap_err().status, StatusCode::NOT_FOUND);
+        assert_eq!(
+            db.remove_member(t.id, 999).unwrap_err().status,
+            StatusCode::NOT_FOUND
+        );
     }
 }
