@@ -94,6 +94,14 @@ impl DemoState {
             .unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Creates a user exactly as `POST /api/v1/users` would (same validation, defaults and
+    /// errors) without going through HTTP, and returns its id. For seeding sample data and
+    /// large test fixtures; the request counters do not see it.
+    pub fn create_user(&self, body: &serde_json::Value) -> DemoResult<u64> {
+        let input = model::parse_value(body, model::USER_READ_ONLY)?;
+        Ok(self.write().create_user(input)?.id)
+    }
+
     /// Whether `headers` carry the configured `X-Api-Key` (compared in constant time).
     fn authorized(&self, headers: &HeaderMap) -> bool {
         headers

@@ -226,6 +226,12 @@ pub fn parse_body<T: DeserializeOwned>(
     }
     let value: Value = serde_json::from_slice(&bytes)
         .map_err(|e| DemoError::bad_request(format!("malformed JSON: {e}")))?;
+    parse_value(&value, read_only)
+}
+
+/// Reads an already parsed JSON body into `T`: a non-object, a `read_only` field or a field
+/// `T` does not know or cannot hold is 422.
+pub fn parse_value<T: DeserializeOwned>(value: &Value, read_only: &[&str]) -> DemoResult<T> {
     let Some(obj) = value.as_object() else {
         return Err(DemoError::validation("the body must be a JSON object"));
     };
@@ -234,7 +240,23 @@ pub fn parse_body<T: DeserializeOwned>(
             "field `{field}` is read-only"
         )));
     }
-    serde_json::from_value(value).map_err(|e| DemoError::validation(e.to_string()))
+    T::deserialize(value).map_err(|e| DemoError::validation(blame_field::<T>(obj, e)))
+}
+
+/// The deserialisation error prefixed with the field that caused it, found by re-reading each
+/// field alone (serde_json's own message names the type problem but not the field).
+fn blame_field<T: DeserializeOwned>(
+    obj: &serde_json::Map<String, Value>,
+    e: serde_json::Error,
+) -> String {
+    let culprit = obj.iter().find(|(k, v)| {
+        let single = Value::Object(std::iter::once(((*k).clone(), (*v).clone())).collect());
+        T::deserialize(&single).is_err_and(|e| !e.to_string().starts_with("missing field"))
+    });
+    match culprit {
+        Some((field, _)) => format!("`{field}`: {e}"),
+        None => e.to_string(),
+    }
 }
 
 /// A syntactically plausible email: one `@` with text on both sides, no whitespace, ≤ 254 chars.
