@@ -437,7 +437,7 @@ impl Config {
                     &origins,
                     "profile.name",
                     format!(
-                        "profile.name `{}` must be a plain name (letters, digits, `_`, `-`)",
+                        "`{}` must be a plain name (letters, digits, `_`, `-`)",
                         p.name
                     ),
                 ));
@@ -464,6 +464,25 @@ impl Config {
                 }
             }
             _ => Err(issues),
+        }
+    }
+
+    /// A configuration assembled in code (tests, embedded demo); issues found by
+    /// [`Config::validate`] then carry no line numbers.
+    pub fn from_parts(
+        file: PathBuf,
+        server: ServerConfig,
+        auth: AuthConfig,
+        log: LogConfig,
+        profile: Profile,
+    ) -> Config {
+        Config {
+            file,
+            server,
+            auth,
+            log,
+            profile,
+            origins: HashMap::new(),
         }
     }
 
@@ -1603,6 +1622,29 @@ refresh_secs = 0
         let cfg = parse("{ kind = \"header\", name = \"X-Key\", value = \"v\" }").unwrap();
         assert_eq!(cfg.timeout(), Duration::from_secs(10));
         assert_eq!(cfg.connect_timeout(), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn configs_built_in_code_validate_without_lines() {
+        let loaded = Config::load_with_env(&repo_config(), no_env()).unwrap();
+        let mut server = loaded.server.clone();
+        server.max_concurrency = 0;
+        let built = Config::from_parts(
+            PathBuf::from("inline"),
+            server,
+            AuthConfig::default(),
+            loaded.log.clone(),
+            loaded.profile.clone(),
+        );
+        let issues = built.validate();
+        assert_eq!(issues.len(), 2, "{issues:#?}");
+        assert!(
+            issues
+                .iter()
+                .all(|i| i.line.is_none() && i.file == Path::new("inline"))
+        );
+        assert!(issues[0].message.starts_with("server.max_concurrency"));
+        assert!(issues[1].message.starts_with("auth.tokens"));
     }
 
     #[test]
