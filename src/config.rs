@@ -56,8 +56,7 @@ impl fmt::Display for ConfigIssue {
 }
 
 /// A credential from the configuration; `Debug` never shows it, so configs can be logged.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
 
 impl Secret {
@@ -438,7 +437,7 @@ impl Config {
                     &origins,
                     "profile.name",
                     format!(
-                        "profile.name `{}` must be a plain name (letters, digits, `_`, `-`)",
+                        "`{}` must be a plain name (letters, digits, `_`, `-`)",
                         p.name
                     ),
                 ));
@@ -465,6 +464,25 @@ impl Config {
                 }
             }
             _ => Err(issues),
+        }
+    }
+
+    /// A configuration assembled in code (tests, embedded demo); issues found by
+    /// [`Config::validate`] then carry no line numbers.
+    pub fn from_parts(
+        file: PathBuf,
+        server: ServerConfig,
+        auth: AuthConfig,
+        log: LogConfig,
+        profile: Profile,
+    ) -> Config {
+        Config {
+            file,
+            server,
+            auth,
+            log,
+            profile,
+            origins: HashMap::new(),
         }
     }
 
@@ -767,8 +785,7 @@ impl<'s> Sections<'s> {
         }
         for (ev, (span, _)) in env.iter().zip(&src.env_spans) {
             let raw = &src.text[span.clone()];
-            let value = Spanned::new(span.clone(), env_scalar(raw));
-            if let Err(msg) = overlay(&mut root, &ev.keys, value, span) {
+            if let Err(msg) = overlay(&mut root, &ev.keys, raw, span) {
                 issues.push(env_issue(&src.path, &ev.var, &msg));
             }
         }
@@ -869,12 +886,14 @@ fn env_scalar(raw: &str) -> DeValue<'_> {
     }
 }
 
-/// Sets `keys` in `table` to `value`, creating tables on the way; existing keys match
-/// ignoring ASCII case (environment variable names are upper case, keys are not).
+/// Sets `keys` in `table` to the environment value `raw`, creating tables on the way;
+/// existing keys match ignoring ASCII case (variable names are upper case, keys are not).
+/// A value replacing a string stays a string, so `SCIMGATE_BACKEND__AUTH__VALUE=12345` does
+/// not turn an API key into a number.
 fn overlay<'s>(
     table: &mut DeTable<'s>,
     keys: &[String],
-    value: Spanned<DeValue<'s>>,
+    raw: &'s str,
     span: &Range<usize>,
 ) -> Result<(), String> {
     let Some((first, rest)) = keys.split_first() else {
@@ -886,8 +905,19 @@ fn overlay<'s>(
         .map(|k| k.get_ref().to_string());
     let key = existing.clone().unwrap_or_else(|| first.clone());
     if rest.is_empty() {
-        table.remove(key.as_str());
-        table.insert(Spanned::new(span.clone(), Cow::Owned(key)), value);
+        let was_string = matches!(
+            table.remove(key.as_str()).map(Spanned::into_inner),
+            Some(DeValue::String(_))
+        );
+        let value = if was_string {
+            DeValue::String(Cow::Borrowed(raw))
+        } else {
+            env_scalar(raw)
+        };
+        table.insert(
+            Spanned::new(span.clone(), Cow::Owned(key)),
+            Spanned::new(span.clone(), value),
+        );
         return Ok(());
     }
     if existing.is_none() {
@@ -897,7 +927,7 @@ fn overlay<'s>(
         );
     }
     match table.get_mut(key.as_str()).map(Spanned::get_mut) {
-        Some(DeValue::Table(t)) => overlay(t, rest, value, span),
+        Some(DeValue::Table(t)) => overlay(t, rest, raw, span),
         _ => Err(format!("`{key}` is not a table")),
     }
 }
@@ -940,15 +970,45 @@ fn de_secret_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Secret>, D::Err
                 .map(Secret::new)
                 .collect())
         }
+        fn visit_i64<E: de::Error>(self, n: i64) -> Result<Self::Value, E> {
+            Ok(vec![Secret(n.to_string())])
+        }
+        fn visit_u64<E: de::Error>(self, n: u64) -> Result<Self::Value, E> {
+            Ok(vec![Secret(n.to_string())])
+        }
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
             let mut out = Vec::new();
-            while let Some(s) = seq.next_element::<String>()? {
-                out.push(Secret(s));
+            while let Some(s) = seq.next_element::<Secret>()? {
+                out.push(s);
             }
             Ok(out)
         }
     }
     d.deserialize_any(ListVisitor)
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    /// Accepts a string, or an integer (a numeric credential set from the environment
+    /// without quotes), as its decimal text.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct SecretVisitor;
+        impl Visitor<'_> for SecretVisitor {
+            type Value = Secret;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Secret, E> {
+                Ok(Secret::new(s))
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<Secret, E> {
+                Ok(Secret(n.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<Secret, E> {
+                Ok(Secret(n.to_string()))
+            }
+        }
+        d.deserialize_any(SecretVisitor)
+    }
 }
 
 /// Placeholders each endpoint kind may use in its path and its body.
@@ -1378,6 +1438,10 @@ list = { path = "/users", items = "$.data[*]", total = "$.total", paging = { sty
                 ),
                 ("SCIMGATE_BACKEND__AUTH__TOKEN", "from-env"),
                 ("SCIMGATE_RESOURCES__USER__SCRIPT", "people"),
+                (
+                    "SCIMGATE_RESOURCES__USER__ENDPOINTS__GET__PATH",
+                    "/people/{id}",
+                ),
                 ("SCIMGATE_CONFIG", "ignored: no double underscore"),
                 ("OTHER__VAR", "ignored"),
             ]),
@@ -1398,7 +1462,29 @@ list = { path = "/users", items = "$.data[*]", total = "$.total", paging = { sty
                 token: Secret::new("from-env")
             }
         );
-        assert_eq!(cfg.profile.resources["User"].script, "people");
+        let user = &cfg.profile.resources["User"];
+        assert_eq!(user.script, "people");
+        let get = user.endpoints.get.as_ref().unwrap();
+        assert_eq!(
+            (get.method.as_str(), get.path.as_str()),
+            ("GET", "/people/{id}")
+        );
+        // Numbers stay text where the file has a string, and count as a single token.
+        let cfg = Config::load_with_env(
+            &l.main(),
+            env(&[
+                ("SCIMGATE_BACKEND__AUTH__TOKEN", "12345"),
+                ("SCIMGATE_AUTH__TOKENS", "987654"),
+            ]),
+        )
+        .unwrap_or_else(|e| panic!("{e:#?}"));
+        assert_eq!(
+            cfg.profile.backend.auth,
+            BackendAuth::Bearer {
+                token: Secret::new("12345")
+            }
+        );
+        assert_eq!(cfg.auth.tokens, [Secret::new("987654")]);
     }
 
     #[test]
@@ -1536,6 +1622,29 @@ refresh_secs = 0
         let cfg = parse("{ kind = \"header\", name = \"X-Key\", value = \"v\" }").unwrap();
         assert_eq!(cfg.timeout(), Duration::from_secs(10));
         assert_eq!(cfg.connect_timeout(), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn configs_built_in_code_validate_without_lines() {
+        let loaded = Config::load_with_env(&repo_config(), no_env()).unwrap();
+        let mut server = loaded.server.clone();
+        server.max_concurrency = 0;
+        let built = Config::from_parts(
+            PathBuf::from("inline"),
+            server,
+            AuthConfig::default(),
+            loaded.log.clone(),
+            loaded.profile.clone(),
+        );
+        let issues = built.validate();
+        assert_eq!(issues.len(), 2, "{issues:#?}");
+        assert!(
+            issues
+                .iter()
+                .all(|i| i.line.is_none() && i.file == Path::new("inline"))
+        );
+        assert!(issues[0].message.starts_with("server.max_concurrency"));
+        assert!(issues[1].message.starts_with("auth.tokens"));
     }
 
     #[test]

@@ -185,8 +185,6 @@ impl Backend {
             "backend_call",
             method = %req.method,
             path = %req.path,
-            status = tracing::field::Empty,
-            elapsed_ms = tracing::field::Empty,
         );
         let started = Instant::now();
         async {
@@ -199,15 +197,11 @@ impl Backend {
                 }),
             };
             let elapsed_ms = started.elapsed().as_millis();
-            let current = tracing::Span::current();
-            current.record("elapsed_ms", elapsed_ms);
             match &result {
                 Ok(r) => {
-                    current.record("status", r.status);
                     tracing::info!(status = r.status, elapsed_ms, "backend call");
                 }
                 Err(BackendError::Status { status, message }) => {
-                    current.record("status", status);
                     tracing::warn!(status, elapsed_ms, legacy_message = %message, "backend call failed");
                 }
                 Err(e) => tracing::warn!(elapsed_ms, error = %e, "backend call failed"),

@@ -11,6 +11,8 @@ mod error;
 mod jsonpath;
 mod paging;
 mod template;
+#[cfg(test)]
+mod tests;
 
 pub use client::{
     Backend, BackendInitError, BackendRequest, BackendResponse, CallerAuth, check_auth,

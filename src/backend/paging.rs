@@ -22,7 +22,7 @@ struct Collected {
 /// The smallest page size in `count..=max_size` whose page holds the whole window
 /// `[offset, offset + count)`, else `max_size` (the window then spans several pages).
 fn page_size_for(offset: usize, count: usize, max_size: usize) -> usize {
-    let last = offset + count.max(1) - 1;
+    let last = offset.saturating_add(count.max(1) - 1);
     (count.max(1)..=max_size)
         .find(|p| offset / p == last / p)
         .unwrap_or(max_size)
@@ -84,7 +84,7 @@ impl Backend {
             (Some(t), _) => t,
             (None, Some(end)) => end,
             // The end was not seen: claim one more item so the client asks for the next page.
-            (None, None) => offset + got.items.len() + 1,
+            (None, None) => offset.saturating_add(got.items.len() + 1),
         };
         Ok((got.items, total))
     }
@@ -130,7 +130,7 @@ impl Backend {
                 let size = page_size_for(offset, count, max);
                 let start = offset / size * size;
                 let mut got = self
-                    .collect(ep, vars, query, start, offset + count, size)
+                    .collect(ep, vars, query, start, offset.saturating_add(count), size)
                     .await?;
                 got.items = got
                     .items
@@ -141,7 +141,7 @@ impl Backend {
                 Ok(got)
             }
             PagingStyle::Offset { .. } => {
-                self.collect(ep, vars, query, offset, offset + count, max)
+                self.collect(ep, vars, query, offset, offset.saturating_add(count), max)
                     .await
             }
             PagingStyle::None => {
@@ -237,6 +237,9 @@ mod tests {
         // Window wider than any allowed page: fall back to max_size.
         assert_eq!(page_size_for(150, 100, 120), 120);
         assert_eq!(page_size_for(0, 1, 10), 1);
+        // Client-supplied extremes must not overflow.
+        let p = page_size_for(usize::MAX - 1, 100, 200);
+        assert!((100..=200).contains(&p));
     }
 
     #[test]

@@ -105,7 +105,7 @@ impl PathTemplate {
     /// Renders the template for a URL path: each value is percent-encoded as one path segment.
     /// Fails when a placeholder has no value in `vars`.
     pub fn render(&self, vars: &[(&str, &str)]) -> Result<String, TemplateError> {
-        self.render_with(vars, |out, v| encode_into(out, v))
+        self.render_with(vars, encode_into)
     }
 
     /// Renders the template without encoding (for JSON body strings).

@@ -1,0 +1,605 @@
+//! The client against real HTTP listeners on loopback (small axum apps standing in for the
+//! legacy app): auth injection, encoding, paging math, and every failure class.
+
+use super::*;
+use crate::config::{BackendAuth, BackendConfig, Secret};
+use crate::scim::ScimType;
+use axum::Json;
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::routing::{any, get};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+async fn serve(router: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    format!("http://{addr}")
+}
+
+fn backend(base: &str, auth: BackendAuth) -> Backend {
+    let mut cfg = BackendConfig::new(base);
+    cfg.auth = auth;
+    cfg.timeout_ms = 2_000;
+    cfg.connect_timeout_ms = 500;
+    Backend::new(&cfg).unwrap()
+}
+
+/// Echoes what the legacy app received: method, raw path and query, selected headers, body.
+async fn echo(method: http::Method, uri: Uri, headers: HeaderMap, body: String) -> Json<Value> {
+    let h = |n: &str| {
+        headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    Json(json!({
+        "method": method.as_str(),
+        "path": uri.path(),
+        "query": uri.query(),
+        "authorization": h("authorization"),
+        "x_api_key": h("x-api-key"),
+        "accept": h("accept"),
+        "content_type": h("content-type"),
+        "user_agent": h("user-agent"),
+        "body": body,
+    }))
+}
+
+fn echo_app() -> Router {
+    Router::new().fallback(any(echo))
+}
+
+fn get_req(path: &str) -> BackendRequest {
+    BackendRequest::new(http::Method::GET, path)
+}
+
+#[tokio::test]
+async fn success_returns_status_body_and_elapsed() {
+    let base = serve(echo_app()).await;
+    let b = backend(&base, BackendAuth::None);
+    let r = b.call(get_req("/api/v1/users/42")).await.unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["method"], "GET");
+    assert_eq!(r.body["path"], "/api/v1/users/42");
+    assert_eq!(r.body["accept"], "application/json");
+    assert!(
+        r.body["user_agent"]
+            .as_str()
+            .unwrap()
+            .starts_with("scimgate/")
+    );
+    assert_eq!(r.body["authorization"], Value::Null);
+    assert!(r.elapsed > Duration::ZERO);
+}
+
+#[tokio::test]
+async fn json_body_is_sent_with_content_type() {
+    let base = serve(echo_app()).await;
+    let b = backend(&base, BackendAuth::None);
+    let mut req = BackendRequest::new(http::Method::POST, "/api/v1/users");
+    req.body = Some(json!({"email": "ana@example.com", "active": true}));
+    let r = b.call(req).await.unwrap();
+    assert_eq!(r.body["method"], "POST");
+    assert_eq!(r.body["content_type"], "application/json");
+    let sent: Value = serde_json::from_str(r.body["body"].as_str().unwrap()).unwrap();
+    assert_eq!(sent, json!({"email": "ana@example.com", "active": true}));
+}
+
+#[tokio::test]
+async fn auth_is_injected_per_mode_and_overridden_per_call() {
+    let base = serve(echo_app()).await;
+    let call = |auth: BackendAuth, caller: Option<CallerAuth>| {
+        let b = backend(&base, auth);
+        async move {
+            let mut req = get_req("/x");
+            req.auth = caller;
+            b.call(req).await.unwrap().body
+        }
+    };
+    let r = call(
+        BackendAuth::Header {
+            name: "X-Api-Key".into(),
+            value: Secret::new("demo-legacy-key"),
+        },
+        None,
+    )
+    .await;
+    assert_eq!(r["x_api_key"], "demo-legacy-key");
+    assert_eq!(r["authorization"], Value::Null);
+
+    let r = call(
+        BackendAuth::Bearer {
+            token: Secret::new("tok"),
+        },
+        None,
+    )
+    .await;
+    assert_eq!(r["authorization"], "Bearer tok");
+
+    let r = call(
+        BackendAuth::Basic {
+            username: "svc".into(),
+            password: Secret::new("p@ss:word"),
+        },
+        None,
+    )
+    .await;
+    // base64("svc:p@ss:word")
+    assert_eq!(r["authorization"], "Basic c3ZjOnBAc3M6d29yZA==");
+
+    let r = call(BackendAuth::Passthrough, None).await;
+    assert_eq!(r["authorization"], Value::Null);
+    let caller = CallerAuth::authorization(http::HeaderValue::from_static("Bearer caller"));
+    let r = call(BackendAuth::Passthrough, Some(caller.clone())).await;
+    assert_eq!(r["authorization"], "Bearer caller");
+
+    // A per-call credential replaces the configured one rather than adding to it.
+    let r = call(
+        BackendAuth::Header {
+            name: "X-Api-Key".into(),
+            value: Secret::new("configured"),
+        },
+        Some(caller),
+    )
+    .await;
+    assert_eq!(
+        (r["authorization"].as_str(), r["x_api_key"].as_str()),
+        (Some("Bearer caller"), None)
+    );
+    assert!(
+        !format!(
+            "{:?}",
+            CallerAuth::authorization(http::HeaderValue::from_static("Bearer s"))
+        )
+        .contains("Bearer s")
+    );
+}
+
+#[tokio::test]
+async fn path_and_query_values_are_percent_encoded() {
+    let base = serve(echo_app()).await;
+    let b = backend(&format!("{base}/"), BackendAuth::None);
+    let ep: Endpoint =
+        toml::from_str("method = 'GET'\npath = '/api/v1/users/{id}'\nquery = { fields = 'a,b' }")
+            .unwrap();
+    let mut req = ep.request(&[("id", "a/b c?#%")], None).unwrap();
+    req.query.push(("email".into(), "ana+x@example.com".into()));
+    req.query.push(("name".into(), "Åsa & Co=1".into()));
+    let r = b.call(req).await.unwrap();
+    assert_eq!(r.body["path"], "/api/v1/users/a%2Fb%20c%3F%23%25");
+    assert_eq!(
+        r.body["query"],
+        "fields=a%2Cb&email=ana%2Bx%40example.com&name=%C3%85sa%20%26%20Co%3D1"
+    );
+}
+
+#[tokio::test]
+async fn query_parameters_decode_to_the_original_values() {
+    let app = Router::new().route(
+        "/q",
+        get(|Query(q): Query<HashMap<String, String>>| async move { Json(json!(q)) }),
+    );
+    let base = serve(app).await;
+    let b = backend(&base, BackendAuth::None);
+    let mut req = get_req("/q");
+    req.query = vec![
+        ("email".into(), "ana+x@example.com".into()),
+        ("external_id".into(), "a&b=c d".into()),
+    ];
+    let r = b.call(req).await.unwrap();
+    assert_eq!(
+        r.body,
+        json!({"email": "ana+x@example.com", "external_id": "a&b=c d"})
+    );
+}
+
+#[tokio::test]
+async fn connection_refused_is_connect_error_and_503() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let base = format!("http://{addr}");
+    let b = backend(&base, BackendAuth::None);
+    let err = b.call(get_req("/x")).await.unwrap_err();
+    assert!(
+        matches!(&err, BackendError::Connect { backend, .. } if backend == &base),
+        "{err:?}"
+    );
+    let scim = err.to_scim();
+    assert_eq!(scim.status, 503);
+    assert!(scim.detail.contains(&base));
+    // Not retried for a POST, and still a connect error.
+    let err = b
+        .call(BackendRequest::new(http::Method::POST, "/x"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BackendError::Connect { .. }));
+}
+
+#[tokio::test]
+async fn slow_backend_times_out_as_504() {
+    let app = Router::new().route(
+        "/slow",
+        get(|| async {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            "late"
+        }),
+    );
+    let base = serve(app).await;
+    let mut cfg = BackendConfig::new(&base);
+    cfg.timeout_ms = 200;
+    let b = Backend::new(&cfg).unwrap();
+    let started = Instant::now();
+    let err = b.call(get_req("/slow")).await.unwrap_err();
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(200) && took < Duration::from_secs(2),
+        "{took:?}"
+    );
+    assert_eq!(
+        err,
+        BackendError::Timeout {
+            backend: base,
+            after: Duration::from_millis(200)
+        }
+    );
+    assert_eq!(err.to_scim().status, 504);
+}
+
+fn status_app() -> Router {
+    Router::new()
+        .route(
+            "/boom",
+            get(|| async {
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Traceback: db password=x",
+                )
+            }),
+        )
+        .route("/html", get(|| async { "<html>maintenance</html>" }))
+        .route(
+            "/conflict",
+            get(|| async {
+                (
+                    StatusCode::CONFLICT,
+                    Json(json!({"error": {"code": "conflict", "message": "email already exists"}})),
+                )
+            }),
+        )
+        .route(
+            "/invalid",
+            get(|| async {
+                (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    Json(json!({"error": {"code": "invalid", "message": "unknown office"}})),
+                )
+            }),
+        )
+        .route("/missing", get(|| async { StatusCode::NOT_FOUND }))
+        .route("/denied", get(|| async { StatusCode::UNAUTHORIZED }))
+        .route("/empty", get(|| async { StatusCode::NO_CONTENT }))
+}
+
+#[tokio::test]
+async fn failures_are_classified_and_never_2xx() {
+    let base = serve(status_app()).await;
+    let b = backend(&base, BackendAuth::None);
+    let err = b.call(get_req("/boom")).await.unwrap_err();
+    assert!(
+        matches!(err, BackendError::Status { status: 500, .. }),
+        "{err:?}"
+    );
+    let scim = err.to_scim();
+    assert_eq!(scim.status, 502);
+    assert!(scim.detail.contains("500") && !scim.detail.contains("password"));
+
+    let err = b.call(get_req("/html")).await.unwrap_err();
+    assert!(
+        matches!(err, BackendError::InvalidBody { status: 200, .. }),
+        "{err:?}"
+    );
+    assert_eq!(err.to_scim().status, 502);
+
+    let err = b.call(get_req("/conflict")).await.unwrap_err();
+    assert_eq!(
+        err,
+        BackendError::Status {
+            status: 409,
+            message: "email already exists".into()
+        }
+    );
+    let scim = err.to_scim();
+    assert_eq!(
+        (scim.status, scim.scim_type, scim.detail.as_str()),
+        (409, Some(ScimType::Uniqueness), "email already exists")
+    );
+
+    let scim = b.call(get_req("/invalid")).await.unwrap_err().to_scim();
+    assert_eq!(
+        (scim.status, scim.scim_type, scim.detail.as_str()),
+        (400, Some(ScimType::InvalidValue), "unknown office")
+    );
+    assert_eq!(
+        b.call(get_req("/missing"))
+            .await
+            .unwrap_err()
+            .to_scim()
+            .status,
+        404
+    );
+    let scim = b.call(get_req("/denied")).await.unwrap_err().to_scim();
+    assert_eq!(scim.status, 502);
+    assert!(scim.detail.contains("credentials"));
+
+    let r = b.call(get_req("/empty")).await.unwrap();
+    assert_eq!((r.status, r.body), (204, Value::Null));
+}
+
+/// A legacy list endpoint over `n` users that pages as `style` says and records each query.
+#[derive(Clone)]
+struct Users {
+    n: usize,
+    style: &'static str,
+    with_total: bool,
+    calls: Arc<Mutex<Vec<String>>>,
+}
+
+async fn list_users(
+    State(s): State<Users>,
+    uri: Uri,
+    Query(q): Query<HashMap<String, String>>,
+) -> Json<Value> {
+    s.calls
+        .lock()
+        .unwrap()
+        .push(uri.query().unwrap_or("").to_string());
+    let num = |k: &str| q.get(k).and_then(|v| v.parse::<usize>().ok());
+    let (from, len) = match s.style {
+        "page" => {
+            let size = num("per_page").unwrap_or(10);
+            ((num("page").unwrap_or(1) - 1) * size, size)
+        }
+        "offset" => (num("offset").unwrap_or(0), num("limit").unwrap_or(10)),
+        // Ignores paging parameters: always the first 5 items (a misconfigured backend).
+        "stuck" => (0, 5),
+        _ => (0, s.n),
+    };
+    let data: Vec<Value> = (from..from.saturating_add(len).min(s.n))
+        .map(|i| json!({"id": i + 1}))
+        .collect();
+    let mut body = json!({ "data": data });
+    if s.with_total {
+        body["total"] = json!(s.n);
+    }
+    Json(body)
+}
+
+async fn users_backend(
+    n: usize,
+    style: &'static str,
+    with_total: bool,
+) -> (Backend, Arc<Mutex<Vec<String>>>) {
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let state = Users {
+        n,
+        style,
+        with_total,
+        calls: calls.clone(),
+    };
+    let app = Router::new()
+        .route("/users", get(list_users))
+        .route("/teams/{id}/members", get(list_users))
+        .with_state(state);
+    let base = serve(app).await;
+    (backend(&base, BackendAuth::None), calls)
+}
+
+fn list_ep(paging: &str, total: bool) -> ListEndpoint {
+    let total = if total { "total = '$.total'\n" } else { "" };
+    toml::from_str(&format!(
+        "path = '/users'\nitems = '$.data[*]'\n{total}paging = {paging}"
+    ))
+    .unwrap()
+}
+
+fn ids(items: &[Value]) -> Vec<u64> {
+    items.iter().map(|v| v["id"].as_u64().unwrap()).collect()
+}
+
+fn take(calls: &Arc<Mutex<Vec<String>>>) -> Vec<String> {
+    std::mem::take(&mut *calls.lock().unwrap())
+}
+
+#[tokio::test]
+async fn page_style_maps_scim_windows_onto_pages() {
+    let (b, calls) = users_backend(23, "page", true).await;
+    let ep = list_ep("{ style = 'page', max_size = 200 }", true);
+
+    let (items, total) = b.list(&ep, vec![], 1, 10).await.unwrap();
+    assert_eq!((ids(&items), total), ((1..=10).collect(), 23));
+    assert_eq!(take(&calls), ["page=1&per_page=10"]);
+
+    // startIndex not aligned to the count: one larger page still holds the window.
+    let (items, total) = b.list(&ep, vec![], 6, 10).await.unwrap();
+    assert_eq!((ids(&items), total), ((6..=15).collect(), 23));
+    assert_eq!(take(&calls), ["page=1&per_page=15"]);
+
+    // The last, partial page.
+    let (items, total) = b.list(&ep, vec![], 21, 10).await.unwrap();
+    assert_eq!((ids(&items), total), ((21..=23).collect(), 23));
+    assert_eq!(take(&calls).len(), 1);
+
+    // count=0 asks for the total only.
+    let (items, total) = b.list(&ep, vec![], 1, 0).await.unwrap();
+    assert_eq!((items.len(), total), (0, 23));
+    assert_eq!(take(&calls), ["page=1&per_page=1"]);
+
+    // Beyond the end.
+    let (items, total) = b.list(&ep, vec![], 40, 10).await.unwrap();
+    assert_eq!((items.len(), total), (0, 23));
+
+    // Filters are passed through next to the paging parameters.
+    b.list(&ep, vec![("email".into(), "a@b.c".into())], 1, 5)
+        .await
+        .unwrap();
+    assert_eq!(
+        take(&calls).last().unwrap(),
+        "email=a%40b.c&page=1&per_page=5"
+    );
+}
+
+#[tokio::test]
+async fn page_style_spans_several_pages_when_the_window_exceeds_max_size() {
+    let (b, calls) = users_backend(23, "page", true).await;
+    let ep = list_ep("{ style = 'page', max_size = 4 }", true);
+    let (items, total) = b.list(&ep, vec![], 3, 9).await.unwrap();
+    assert_eq!((ids(&items), total), ((3..=11).collect(), 23));
+    assert_eq!(
+        take(&calls),
+        [
+            "page=1&per_page=4",
+            "page=2&per_page=4",
+            "page=3&per_page=4"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn offset_style_and_inferred_totals() {
+    let (b, calls) = users_backend(23, "offset", false).await;
+    let ep = list_ep("{ style = 'offset', max_size = 10 }", false);
+    // No total in the response: a window that ends before the data does claims one more.
+    let (items, total) = b.list(&ep, vec![], 5, 4).await.unwrap();
+    assert_eq!((ids(&items), total), ((5..=8).collect(), 9));
+    assert_eq!(take(&calls), ["offset=4&limit=4"]);
+    // Across two calls to the end: the short page gives the exact total.
+    let (items, total) = b.list(&ep, vec![], 11, 20).await.unwrap();
+    assert_eq!((ids(&items), total), ((11..=23).collect(), 23));
+    assert_eq!(take(&calls), ["offset=10&limit=10", "offset=20&limit=10"]);
+    // count=0 without a declared total counts every item.
+    let (items, total) = b.list(&ep, vec![], 1, 0).await.unwrap();
+    assert_eq!((items.len(), total), (0, 23));
+}
+
+#[tokio::test]
+async fn none_style_slices_one_response() {
+    let (b, calls) = users_backend(7, "none", true).await;
+    let ep = list_ep("{ style = 'none' }", true);
+    let (items, total) = b.list(&ep, vec![], 3, 2).await.unwrap();
+    assert_eq!((ids(&items), total), (vec![3, 4], 7));
+    assert_eq!(take(&calls), [""]);
+    let (items, total) = b.list(&ep, vec![], 10, 2).await.unwrap();
+    assert_eq!((items.len(), total), (0, 7));
+}
+
+#[tokio::test]
+async fn fetch_all_pages_to_the_end_and_refuses_endless_paging() {
+    let (b, calls) = users_backend(12, "page", false).await;
+    let ep = list_ep("{ style = 'page', max_size = 5 }", false);
+    let items = b.fetch_all(&ep).await.unwrap();
+    assert_eq!(ids(&items), (1..=12).collect::<Vec<_>>());
+    assert_eq!(take(&calls).len(), 3);
+
+    let members: ListEndpoint = toml::from_str(
+        "path = '/teams/{id}/members'\nitems = '$.data[*]'\npaging = { style = 'page', max_size = 5 }",
+    )
+    .unwrap();
+    let items = b.fetch_all_in(&members, &[("id", "t 1")]).await.unwrap();
+    assert_eq!(items.len(), 12);
+    let (items, total) = b
+        .list_in(&members, &[("id", "t1")], vec![], 1, 2)
+        .await
+        .unwrap();
+    assert_eq!((ids(&items), total), (vec![1, 2], 3));
+
+    let (b, _) = users_backend(100, "stuck", false).await;
+    let ep = list_ep("{ style = 'page', max_size = 5, max_pages = 4 }", false);
+    let err = b.fetch_all(&ep).await.unwrap_err();
+    assert!(matches!(err, BackendError::Paging { .. }), "{err:?}");
+    assert_eq!(err.to_scim().status, 502);
+}
+
+#[tokio::test]
+async fn missing_total_is_a_paging_error() {
+    let (b, _) = users_backend(3, "page", false).await;
+    let ep = list_ep("{ style = 'page' }", true);
+    let err = b.list(&ep, vec![], 1, 10).await.unwrap_err();
+    assert!(
+        matches!(&err, BackendError::Paging { message, .. } if message.contains("$.total")),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn members_add_body_template_renders_member_ids() {
+    let base = serve(echo_app()).await;
+    let b = backend(&base, BackendAuth::None);
+    let ep: Endpoint = toml::from_str(
+        "method = 'POST'\npath = '/api/v1/teams/{id}/members'\nbody = { user_ids = '{members}' }",
+    )
+    .unwrap();
+    let body = ep
+        .body
+        .as_ref()
+        .unwrap()
+        .render(&[("members", json!(["u1", "u2"]))])
+        .unwrap();
+    let r = b
+        .call(ep.request(&[("id", "t9")], Some(body)).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(r.body["path"], "/api/v1/teams/t9/members");
+    let sent: Value = serde_json::from_str(r.body["body"].as_str().unwrap()).unwrap();
+    assert_eq!(sent, json!({"user_ids": ["u1", "u2"]}));
+}
+
+#[test]
+fn bad_configuration_is_refused_at_construction() {
+    assert!(matches!(
+        Backend::new(&BackendConfig::new("localhost:8081")),
+        Err(BackendInitError::BaseUrl(_))
+    ));
+    let mut cfg = BackendConfig::new("http://h");
+    cfg.auth = BackendAuth::Header {
+        name: "Bad Header".into(),
+        value: Secret::new("v"),
+    };
+    assert!(matches!(Backend::new(&cfg), Err(BackendInitError::Auth(_))));
+    cfg.auth = BackendAuth::Bearer {
+        token: Secret::new("line\nbreak"),
+    };
+    assert!(matches!(Backend::new(&cfg), Err(BackendInitError::Auth(_))));
+}
+
+#[tokio::test]
+async fn extreme_windows_do_not_overflow() {
+    let (b, _) = users_backend(3, "offset", true).await;
+    let ep = list_ep("{ style = 'offset', max_size = 10, max_pages = 2 }", true);
+    let (items, total) = b.list(&ep, vec![], usize::MAX, usize::MAX).await.unwrap();
+    assert_eq!((items.len(), total), (0, 3));
+    let (b, _) = users_backend(3, "page", true).await;
+    let ep = list_ep("{ style = 'page', max_size = 10, max_pages = 2 }", true);
+    let (items, total) = b.list(&ep, vec![], usize::MAX, 5).await.unwrap();
+    assert_eq!((items.len(), total), (0, 3));
+}
+
+/// Request handlers run on a multi-threaded runtime, so the client, the configuration and
+/// the futures of `call`/`list` must be `Send`.
+#[test]
+fn client_and_futures_are_send() {
+    fn send_sync<T: Send + Sync>(_: &T) {}
+    fn send<F: std::future::Future + Send>(_: F) {}
+    let b = Backend::new(&BackendConfig::new("http://127.0.0.1:1")).unwrap();
+    send_sync(&b);
+    let ep = list_ep("{ style = 'page' }", true);
+    send_sync(&ep);
+    send(b.call(get_req("/x")));
+    send(b.list(&ep, vec![], 1, 10));
+    send(b.fetch_all(&ep));
+}
