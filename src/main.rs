@@ -110,7 +110,7 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-fn load(config: &PathBuf) -> Result<Config, Vec<String>> {
+fn load(config: &std::path::Path) -> Result<Config, Vec<String>> {
     Config::load(config).map_err(|issues| issues.iter().map(|i| i.to_string()).collect())
 }
 

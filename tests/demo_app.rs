@@ -209,6 +209,7 @@ async fn user_crud_round_trip() {
     }
     let expected_keys = [
         "id",
+        "username",
         "email",
         "first_name",
         "last_name",

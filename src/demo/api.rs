@@ -26,6 +26,7 @@ type ListQuery = Result<Query<ListParams>, QueryRejection>;
 /// Query parameters any list endpoint may read; each endpoint ignores the ones it does not use.
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct ListParams {
+    username: Option<String>,
     email: Option<String>,
     external_id: Option<String>,
     status: Option<String>,
@@ -83,7 +84,7 @@ fn created<T: Serialize>(value: T) -> Response {
 
 // ---- users ----
 
-/// `GET /api/v1/users?email=&external_id=&status=&page=&per_page=`
+/// `GET /api/v1/users?username=&email=&external_id=&status=&page=&per_page=`
 pub(crate) async fn list_users(
     State(state): State<DemoState>,
     query: ListQuery,
@@ -97,6 +98,7 @@ pub(crate) async fn list_users(
         ),
     };
     let filter = UserFilter {
+        username: p.username,
         email: p.email,
         external_id: p.external_id,
         status,

@@ -59,6 +59,15 @@ impl DemoError {
         )
     }
 
+    /// 409 `duplicate_username`: another user already has this user name (ignoring case).
+    pub fn duplicate_username(username: &str) -> Self {
+        Self::new(
+            StatusCode::CONFLICT,
+            "duplicate_username",
+            format!("a user with username {username} already exists"),
+        )
+    }
+
     /// 409 `duplicate_name`: another office already has this name (compared ignoring case).
     pub fn duplicate_name(name: &str) -> Self {
         Self::new(

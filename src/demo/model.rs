@@ -46,6 +46,8 @@ impl UserStatus {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct User {
     pub id: u64,
+    /// Sign-in name, unique ignoring case; defaults to the email when not given.
+    pub username: String,
     pub email: String,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
@@ -80,6 +82,7 @@ pub struct User {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserInput {
+    pub username: Option<String>,
     pub email: Option<String>,
     pub first_name: Option<String>,
     pub last_name: Option<String>,

@@ -41,6 +41,8 @@ impl Page {
 /// Filters of `GET /api/v1/users`; `None` means "any".
 #[derive(Debug, Clone, Default)]
 pub struct UserFilter {
+    /// Matches the user name ignoring case.
+    pub username: Option<String>,
     /// Matches the email ignoring case.
     pub email: Option<String>,
     /// Matches `external_id` exactly.
@@ -75,6 +77,8 @@ pub struct Db {
     users: BTreeMap<u64, User>,
     /// Lower-cased email → user id; emails are unique ignoring case.
     email_index: HashMap<String, u64>,
+    /// Lower-cased user name → user id; user names are unique ignoring case.
+    username_index: HashMap<String, u64>,
     /// Manager id → ids of users whose `manager_id` points at it.
     reports: HashMap<u64, BTreeSet<u64>>,
     teams: BTreeMap<u64, Team>,
@@ -106,6 +110,7 @@ impl Db {
         let mut db = Db {
             users: BTreeMap::new(),
             email_index: HashMap::new(),
+            username_index: HashMap::new(),
             reports: HashMap::new(),
             teams: BTreeMap::new(),
             members: HashMap::new(),
@@ -177,7 +182,24 @@ impl Db {
                 .as_ref()
                 .is_none_or(|x| u.external_id.as_ref() == Some(x))
                 && filter.status.is_none_or(|s| u.status == s)
+                && filter
+                    .email
+                    .as_ref()
+                    .is_none_or(|e| u.email.eq_ignore_ascii_case(e))
         };
+        if let Some(username) = &filter.username {
+            // Like email, the user name is indexed: at most one user can match.
+            let hit: Vec<User> = self
+                .username_index
+                .get(&username.to_lowercase())
+                .and_then(|id| self.users.get(id))
+                .filter(matches)
+                .cloned()
+                .into_iter()
+                .collect();
+            let total = hit.len();
+            return (page_of(hit.into_iter(), page), total);
+        }
         if let Some(email) = &filter.email {
             // The index answers email lookups without a scan; at most one user can match.
             let hit: Vec<User> = self
@@ -197,7 +219,11 @@ impl Db {
     }
 
     /// Checks the references and formats of a user body; `self_id` is the user being updated.
-    fn validate_user(&self, input: &UserInput, self_id: Option<u64>) -> DemoResult<String> {
+    fn validate_user(
+        &self,
+        input: &UserInput,
+        self_id: Option<u64>,
+    ) -> DemoResult<(String, String)> {
         let email = required(input.email.clone(), "email")?;
         if !is_plausible_email(&email) {
             return Err(DemoError::validation(format!(
@@ -235,12 +261,28 @@ impl Db {
                 )));
             }
         }
+        let username = match &input.username {
+            Some(u)
+                if u.trim().is_empty() || u.chars().any(char::is_whitespace) || u.len() > 254 =>
+            {
+                return Err(DemoError::validation(
+                    "`username` must be 1 to 254 characters without whitespace",
+                ));
+            }
+            Some(u) => u.clone(),
+            None => email.clone(),
+        };
         if let Some(owner) = self.email_index.get(&email.to_lowercase()) {
             if Some(*owner) != self_id {
                 return Err(DemoError::duplicate_email(&email));
             }
         }
-        Ok(email)
+        if let Some(owner) = self.username_index.get(&username.to_lowercase()) {
+            if Some(*owner) != self_id {
+                return Err(DemoError::duplicate_username(&username));
+            }
+        }
+        Ok((username, email))
     }
 
     fn folder_exists(&self, reference: &str) -> bool {
@@ -268,12 +310,13 @@ impl Db {
 
     /// Creates a user from a POST body: active, one simulated session, fresh timestamps.
     pub fn create_user(&mut self, input: UserInput) -> DemoResult<User> {
-        let email = self.validate_user(&input, None)?;
+        let (username, email) = self.validate_user(&input, None)?;
         let id = self.next_user;
         self.next_user += 1;
         let now = now_rfc3339();
         let user = User {
             id,
+            username,
             email,
             first_name: input.first_name,
             last_name: input.last_name,
@@ -299,6 +342,7 @@ impl Db {
             updated_at: now,
         };
         self.email_index.insert(user.email.to_lowercase(), id);
+        self.username_index.insert(user.username.to_lowercase(), id);
         self.set_manager(id, None, user.manager_id);
         self.users.insert(id, user.clone());
         Ok(user)
@@ -308,9 +352,10 @@ impl Db {
     /// except `status`, which keeps its value when omitted.
     pub fn replace_user(&mut self, id: u64, input: UserInput) -> DemoResult<User> {
         self.user(id)?;
-        let email = self.validate_user(&input, Some(id))?;
+        let (username, email) = self.validate_user(&input, Some(id))?;
         let user = self.user_mut(id)?;
         let old_email = std::mem::replace(&mut user.email, email);
+        let old_username = std::mem::replace(&mut user.username, username);
         let old_manager = user.manager_id;
         user.first_name = input.first_name;
         user.last_name = input.last_name;
@@ -336,6 +381,9 @@ impl Db {
         let updated = user.clone();
         self.email_index.remove(&old_email.to_lowercase());
         self.email_index.insert(updated.email.to_lowercase(), id);
+        self.username_index.remove(&old_username.to_lowercase());
+        self.username_index
+            .insert(updated.username.to_lowercase(), id);
         self.set_manager(id, old_manager, updated.manager_id);
         Ok(updated)
     }
@@ -347,6 +395,7 @@ impl Db {
             .remove(&id)
             .ok_or_else(|| DemoError::not_found(format!("user {id} not found")))?;
         self.email_index.remove(&user.email.to_lowercase());
+        self.username_index.remove(&user.username.to_lowercase());
         self.set_manager(id, user.manager_id, None);
         let now = now_rfc3339();
         for team_id in self.user_teams.remove(&id).unwrap_or_default() {

@@ -222,7 +222,7 @@ impl Gateway {
 
     /// Phase: legacy record → SCIM resource through the script, with `id` as a string and
     /// `schemas` listing the core schema and each extension present.
-    fn from_backend(&self, b: &Binding, record: Value, op: &str) -> AppResult<Value> {
+    fn map_from_backend(&self, b: &Binding, record: Value, op: &str) -> AppResult<Value> {
         let ctx = self.script_ctx(&b.resource_type, op, None);
         let mut r = self
             .scripts
@@ -261,7 +261,7 @@ impl Gateway {
     }
 
     /// Phase: SCIM resource → legacy record through the script.
-    fn to_backend(
+    fn map_to_backend(
         &self,
         b: &Binding,
         resource: &Value,
@@ -310,7 +310,7 @@ impl Gateway {
     /// Phase: load one resource (without members).
     async fn load(&self, b: &Binding, id: &str) -> AppResult<Value> {
         let record = self.call_endpoint(&b.get, &[("id", id)], None).await?;
-        self.from_backend(b, record, "get")
+        self.map_from_backend(b, record, "get")
     }
 
     /// Phase: every member of group `id` as SCIM member values (O(group size); only for GET
@@ -447,7 +447,7 @@ impl Gateway {
                 .await?;
             let mut out = Vec::with_capacity(records.len());
             for r in records {
-                out.push(self.from_backend(b, r, "list")?);
+                out.push(self.map_from_backend(b, r, "list")?);
             }
             (out, total)
         } else {
@@ -465,7 +465,7 @@ impl Gateway {
             }
             let mut matched = Vec::new();
             for r in records {
-                let res = self.from_backend(b, r, "list")?;
+                let res = self.map_from_backend(b, r, "list")?;
                 if params
                     .filter
                     .as_ref()
@@ -531,7 +531,7 @@ impl Gateway {
             Some(_) => take_members(&mut resource),
             None => Vec::new(),
         };
-        let record = self.to_backend(b, &resource, "create", None)?;
+        let record = self.map_to_backend(b, &resource, "create", None)?;
         let created = self.call_endpoint(&b.create, &[], Some(record)).await?;
         let id = b
             .create
@@ -546,7 +546,7 @@ impl Gateway {
         } else {
             self.call_endpoint(&b.get, &[("id", &id)], None).await?
         };
-        let mut out = self.from_backend(b, record, "create")?;
+        let mut out = self.map_from_backend(b, record, "create")?;
         if let Some(m) = &b.members {
             let add: Vec<Member> = members.iter().map(member_of).collect();
             self.apply_members(m, &id, &add, &[]).await?;
@@ -584,7 +584,7 @@ impl Gateway {
         if let Some(o) = resource.as_object_mut() {
             o.insert("id".into(), Value::String(id.to_string()));
         }
-        let record = self.to_backend(b, &resource, "replace", Some(id))?;
+        let record = self.map_to_backend(b, &resource, "replace", Some(id))?;
         let updated = self
             .call_endpoint(&b.replace, &[("id", id)], Some(record))
             .await?;
@@ -618,7 +618,7 @@ impl Gateway {
         } else {
             self.call_endpoint(&b.get, &[("id", id)], None).await?
         };
-        let out = self.from_backend(b, record, "replace")?;
+        let out = self.map_from_backend(b, record, "replace")?;
         let was = before.get("active").and_then(Value::as_bool);
         let now = out.get("active").and_then(Value::as_bool);
         match (was, now) {
@@ -662,7 +662,7 @@ impl Gateway {
         if !req.ops.is_empty() {
             apply_patch(&mut current, &req, &ctx)?;
             if current != out {
-                let record = self.to_backend(b, &current, "patch", Some(id))?;
+                let record = self.map_to_backend(b, &current, "patch", Some(id))?;
                 let updated = self
                     .call_endpoint(&b.replace, &[("id", id)], Some(record))
                     .await?;
