@@ -1340,7 +1340,7 @@ list = { path = "/users", items = "$.data[*]", total = "$.total", paging = { sty
         assert_eq!(b.base_url, "http://127.0.0.1:8081");
         assert!(matches!(&b.auth, BackendAuth::Header { name, .. } if name == "X-Api-Key"));
         let user = &cfg.profile.resources["User"];
-        assert_eq!(user.filters["userName"], "email");
+        assert_eq!(user.filters["userName"], "username");
         let list = user.endpoints.list.as_ref().unwrap();
         assert_eq!(list.items.as_str(), "$.data[*]");
         assert!(matches!(
