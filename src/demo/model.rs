@@ -48,7 +48,8 @@ pub struct User {
     pub id: u64,
     /// Sign-in name, unique ignoring case; defaults to the email when not given.
     pub username: String,
-    pub email: String,
+    /// Contact address, unique ignoring case when set.
+    pub email: Option<String>,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
     pub display_name: Option<String>,
@@ -77,7 +78,7 @@ pub struct User {
 
 /// The writable user fields, as sent to POST (create) and PUT (full update).
 ///
-/// Every field is optional at the type level so a missing `email` is reported as a validation
+/// Every field is optional at the type level so a missing `username`/`email` is reported as a validation
 /// failure (422) with a clear message rather than a serde error.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -163,7 +164,7 @@ pub const TEAM_READ_ONLY: &[&str] = &["id", "member_count", "created_at", "updat
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Member {
     pub user_id: u64,
-    pub email: String,
+    pub email: Option<String>,
 }
 
 /// Body of `POST /api/v1/teams/{id}/members`.

@@ -185,7 +185,7 @@ impl Db {
                 && filter
                     .email
                     .as_ref()
-                    .is_none_or(|e| u.email.eq_ignore_ascii_case(e))
+                    .is_none_or(|e| u.email.as_deref().is_some_and(|x| x.eq_ignore_ascii_case(e)))
         };
         if let Some(username) = &filter.username {
             // Like email, the user name is indexed: at most one user can match.
@@ -223,9 +223,9 @@ impl Db {
         &self,
         input: &UserInput,
         self_id: Option<u64>,
-    ) -> DemoResult<(String, String)> {
-        let email = required(input.email.clone(), "email")?;
-        if !is_plausible_email(&email) {
+    ) -> DemoResult<(String, Option<String>)> {
+        let email = input.email.clone().filter(|e| !e.trim().is_empty());
+        if let Some(email) = email.as_deref().filter(|e| !is_plausible_email(e)) {
             return Err(DemoError::validation(format!(
                 "`email` is not a valid email address: {email}"
             )));
@@ -262,19 +262,21 @@ impl Db {
             }
         }
         let username = match &input.username {
-            Some(u)
-                if u.trim().is_empty() || u.chars().any(char::is_whitespace) || u.len() > 254 =>
-            {
+            Some(u) if u.trim().is_empty() || u.len() > 254 => {
                 return Err(DemoError::validation(
-                    "`username` must be 1 to 254 characters without whitespace",
+                    "`username` must be 1 to 254 characters",
                 ));
             }
             Some(u) => u.clone(),
-            None => email.clone(),
+            None => email
+                .clone()
+                .ok_or_else(|| DemoError::validation("`username` or `email` is required"))?,
         };
-        if let Some(owner) = self.email_index.get(&email.to_lowercase()) {
-            if Some(*owner) != self_id {
-                return Err(DemoError::duplicate_email(&email));
+        if let Some(email) = &email {
+            if let Some(owner) = self.email_index.get(&email.to_lowercase()) {
+                if Some(*owner) != self_id {
+                    return Err(DemoError::duplicate_email(email));
+                }
             }
         }
         if let Some(owner) = self.username_index.get(&username.to_lowercase()) {
@@ -341,7 +343,9 @@ impl Db {
             created_at: now.clone(),
             updated_at: now,
         };
-        self.email_index.insert(user.email.to_lowercase(), id);
+        if let Some(e) = &user.email {
+            self.email_index.insert(e.to_lowercase(), id);
+        }
         self.username_index.insert(user.username.to_lowercase(), id);
         self.set_manager(id, None, user.manager_id);
         self.users.insert(id, user.clone());
@@ -379,8 +383,12 @@ impl Db {
         user.folders = input.folders.unwrap_or_default();
         user.updated_at = now_rfc3339();
         let updated = user.clone();
-        self.email_index.remove(&old_email.to_lowercase());
-        self.email_index.insert(updated.email.to_lowercase(), id);
+        if let Some(e) = &old_email {
+            self.email_index.remove(&e.to_lowercase());
+        }
+        if let Some(e) = &updated.email {
+            self.email_index.insert(e.to_lowercase(), id);
+        }
         self.username_index.remove(&old_username.to_lowercase());
         self.username_index
             .insert(updated.username.to_lowercase(), id);
@@ -394,7 +402,9 @@ impl Db {
             .users
             .remove(&id)
             .ok_or_else(|| DemoError::not_found(format!("user {id} not found")))?;
-        self.email_index.remove(&user.email.to_lowercase());
+        if let Some(e) = &user.email {
+            self.email_index.remove(&e.to_lowercase());
+        }
         self.username_index.remove(&user.username.to_lowercase());
         self.set_manager(id, user.manager_id, None);
         let now = now_rfc3339();
