@@ -549,7 +549,24 @@ impl<'a> Parser<'a> {
             ));
         }
         let text = self.src.get(start..self.pos).unwrap_or_default();
-        serde_json::from_str::<serde_json::Number>(text)
-            .map_err(|_| self.error(start, &format!("number '{text}' is out of range")))
+        number_from_json(text)
+            .ok_or_else(|| self.error(start, &format!("number '{text}' is out of range")))
     }
+}
+
+/// Converts validated JSON number text: integers stay exact when they fit in i64/u64, the
+/// rest become the nearest f64. Uses the standard library's correctly rounded parser so a
+/// printed float always reads back as the same value.
+fn number_from_json(text: &str) -> Option<serde_json::Number> {
+    if !text.contains(['.', 'e', 'E']) {
+        if let Ok(i) = text.parse::<i64>() {
+            return Some(i.into());
+        }
+        if let Ok(u) = text.parse::<u64>() {
+            return Some(u.into());
+        }
+    }
+    text.parse::<f64>()
+        .ok()
+        .and_then(serde_json::Number::from_f64)
 }
