@@ -359,7 +359,7 @@ fn parse_raw_op<'s>(
     let path = match get_ci(obj, "path") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if s.trim().is_empty() => None,
-        Some(Value::String(s)) => Some(parse_patch_path(s, Some(ctx.registry))?),
+        Some(Value::String(s)) => Some(parse_path_text(s, ctx)?),
         Some(other) => {
             return Err(ScimError::invalid_path(format!(
                 "'path' must be a string, got {}",
@@ -369,6 +369,14 @@ fn parse_raw_op<'s>(
     };
     let value = get_ci(obj, "value").cloned();
     prepare_op(kind, path.as_ref(), value, ctx, out)
+}
+
+/// [`parse_patch_path`], with the path quoted in the error so the client sees which one.
+fn parse_path_text(s: &str, ctx: &SchemaContext) -> ScimResult<PatchPath> {
+    parse_patch_path(s, Some(ctx.registry)).map_err(|mut e| {
+        e.detail = format!("path '{s}': {}", e.detail);
+        e
+    })
 }
 
 /// Resolves one operation into zero or more prepared ones: a path-less add/replace becomes
@@ -417,6 +425,12 @@ fn prepare_op<'s>(
                     target.text()
                 ))
             })?;
+            // `[null]` for a single value is null too, so test again after coercion
+            let v = if v.is_null() {
+                v
+            } else {
+                prepare_value(&target, v)?
+            };
             if v.is_null() {
                 // null is "unassigned" (RFC 7643 §2.5): adding no values changes nothing,
                 // setting a value to null clears it
@@ -429,7 +443,6 @@ fn prepare_op<'s>(
                 }
                 return Ok(());
             }
-            let v = prepare_value(&target, v)?;
             out.push(Prepared {
                 kind,
                 target,
@@ -479,7 +492,7 @@ fn expand_object<'s>(
                 key
             }
         };
-        let path = parse_patch_path(&key, Some(ctx.registry))?;
+        let path = parse_path_text(&key, ctx)?;
         prepare_op(kind, Some(&path), Some(v), ctx, out)?;
     }
     Ok(())
@@ -699,6 +712,12 @@ fn apply_prepared(res: &mut Value, p: &Prepared, ctx: &SchemaContext) -> ScimRes
     let t = &p.target;
     let creating = p.kind != PatchOpKind::Remove;
     let resolved = t.resolved();
+    if let Some(obj) = res.as_object_mut().filter(|_| !t.is_core) {
+        // a null extension is an absent one (RFC 7643 §2.5)
+        if key_ci(obj, &t.schema.id).is_some_and(|k| obj.get(&k).is_some_and(Value::is_null)) {
+            remove_ci(obj, &t.schema.id);
+        }
+    }
     let Some(container) = container_mut(res, &resolved, creating) else {
         if creating {
             return Err(ScimError::internal(format!(
@@ -921,11 +940,13 @@ fn apply_multi(
             add_elements(&t.attr, &mut items, new)?
         }
         (PatchOpKind::Replace, false) => {
-            items = match need_value(value, kind, text)? {
+            let new = match need_value(value, kind, text)? {
                 Value::Array(a) => a.clone(),
                 other => vec![other.clone()],
             };
-            (0..items.len()).collect()
+            // built like an add onto nothing, so repeated values collapse
+            items = Vec::with_capacity(new.len());
+            add_elements(&t.attr, &mut items, new)?
         }
         (_, true) => apply_selected(t, kind, value, &mut items, text)?,
     };
@@ -970,7 +991,8 @@ fn add_elements(
         match found {
             Some(i) => {
                 if let (Value::Object(src), Some(Value::Object(dst))) = (n, items.get_mut(i)) {
-                    for (k, v) in src {
+                    // `value` matched already; the stored spelling stays
+                    for (k, v) in src.into_iter().filter(|(k, _)| k != "value") {
                         set_sub(attr, dst, &k, v)?;
                     }
                 }
@@ -1429,3 +1451,6 @@ fn filter_ids(f: &Filter) -> ScimResult<Vec<String>> {
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests;
