@@ -56,8 +56,8 @@ fn binding(rt: &str, rc: &ResourceConfig) -> Result<Binding, Vec<String>> {
             add: add.clone(),
             remove: remove.clone(),
             list: list.clone(),
-            id_field: "user_id".into(),
-            display_field: Some("email".into()),
+            id_field: rc.member_id.clone().unwrap_or_else(|| "id".into()),
+            display_field: rc.member_display.clone(),
         }),
         (None, None, None) => None,
         _ => {
@@ -92,6 +92,45 @@ fn binding(rt: &str, rc: &ResourceConfig) -> Result<Binding, Vec<String>> {
             members,
         }),
         _ => Err(errors),
+    }
+}
+
+/// The schemas a profile serves: the RFC core schemas, limited to the attributes the profile
+/// stores, with its required attributes and canonical values.
+pub fn registry(profile: &Profile) -> Result<SchemaRegistry, Vec<String>> {
+    let mut reg = SchemaRegistry::core();
+    let mut errors = Vec::new();
+    for (rt, rc) in &profile.resources {
+        if !rc.attributes.is_empty() {
+            if let Err(mut e) = reg.restrict(rt, &rc.attributes) {
+                errors.append(&mut e);
+            }
+        }
+        for p in &rc.required {
+            if !reg.tune(rt, p, |a| {
+                a.required = true;
+                a.supported = true;
+            }) {
+                errors.push(format!(
+                    "resources.{rt}.required: '{p}' is not an attribute of {rt}"
+                ));
+            }
+        }
+        for (p, values) in &rc.canonical {
+            if !reg.tune(rt, p, |a| a.canonical_values = values.clone()) {
+                errors.push(format!(
+                    "resources.{rt}.canonical: '{p}' is not an attribute of {rt}"
+                ));
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(reg)
+    } else {
+        Err(errors
+            .into_iter()
+            .map(|e| format!("{}: {e}", profile.file.display()))
+            .collect())
     }
 }
 
@@ -173,7 +212,7 @@ async fn build_state(
     let scripts = ScriptSet::load(&cfg.profile.scripts_dir, lookups.clone())
         .map_err(|errs| errs.iter().map(|e| e.to_string()).collect::<Vec<_>>())?;
     let backend = Backend::new(&cfg.profile.backend).map_err(|e| vec![format!("backend: {e}")])?;
-    let registry = Arc::new(SchemaRegistry::core());
+    let registry = Arc::new(registry(&cfg.profile)?);
     let bindings = bindings(&cfg.profile)?;
     let public = if cfg.server.public_url.trim().is_empty() {
         format!("http://{addr}")
@@ -423,7 +462,7 @@ pub fn map_sample(
         serde_json::json!({"op": "map", "resource_type": resource, "id": null, "profile": profile});
     let out = match direction {
         "to-backend" => {
-            let registry = SchemaRegistry::core();
+            let registry = registry(&cfg.profile)?;
             let sctx = crate::scim::SchemaContext::new(&registry, resource)
                 .ok_or_else(|| vec![format!("unknown resource type '{resource}'")])?;
             let normalized = crate::scim::resource::normalize_resource(

@@ -304,6 +304,23 @@ pub struct ResourceConfig {
     /// SCIM attribute → query parameter: `attr eq "x"` filters pushed down to the list call.
     #[serde(default)]
     pub filters: BTreeMap<String, String>,
+    /// The SCIM attributes the legacy app stores (`userName`, `name.givenName`,
+    /// `urn:…:enterprise:2.0:User:department`); only these are published in `/Schemas`, and
+    /// values of other known attributes are accepted and dropped. Empty: every attribute.
+    #[serde(default)]
+    pub attributes: Vec<String>,
+    /// Attributes the app requires (400 `invalidValue` naming the attribute when missing).
+    #[serde(default)]
+    pub required: Vec<String>,
+    /// Canonical values to publish for an attribute, e.g. `"emails.type" = ["work"]`.
+    #[serde(default)]
+    pub canonical: BTreeMap<String, Vec<String>>,
+    /// Field of a member record (from `members_list`) holding the member's id.
+    #[serde(default)]
+    pub member_id: Option<String>,
+    /// Field of a member record holding a display value, if any.
+    #[serde(default)]
+    pub member_display: Option<String>,
 }
 
 /// `[lookups.<name>]`: a backend list cached by the gateway for scripts' `lookup()`.

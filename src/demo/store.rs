@@ -182,10 +182,11 @@ impl Db {
                 .as_ref()
                 .is_none_or(|x| u.external_id.as_ref() == Some(x))
                 && filter.status.is_none_or(|s| u.status == s)
-                && filter
-                    .email
-                    .as_ref()
-                    .is_none_or(|e| u.email.as_deref().is_some_and(|x| x.eq_ignore_ascii_case(e)))
+                && filter.email.as_ref().is_none_or(|e| {
+                    u.email
+                        .as_deref()
+                        .is_some_and(|x| x.eq_ignore_ascii_case(e))
+                })
         };
         if let Some(username) = &filter.username {
             // Like email, the user name is indexed: at most one user can match.

@@ -242,6 +242,35 @@ pub fn split_members(
     Ok((PatchRequest { ops: rest }, acc.finish()))
 }
 
+/// Drops the operations that target attributes the profile does not store (see
+/// [`crate::scim::schema::AttributeDef::supported`]): Entra sends its default mappings whatever
+/// the application keeps, and such an operation must neither fail nor pretend to store.
+/// Runs after [`parse_patch`], whose paths are canonical.
+pub fn retain_supported(req: PatchRequest, ctx: &SchemaContext) -> PatchRequest {
+    let ops = req
+        .ops
+        .into_iter()
+        .filter(|op| {
+            let Some(path) = &op.path else {
+                return true;
+            };
+            let Some(r) = ctx.resolve(&path.attr) else {
+                return true;
+            };
+            let attr_ok = r.attr.is_none_or(|a| a.supported) && r.sub.is_none_or(|s| s.supported);
+            let sub_ok = match (&path.sub, r.attr) {
+                (Some(name), Some(a)) => a.sub(name).is_none_or(|s| s.supported),
+                _ => true,
+            };
+            if !(attr_ok && sub_ok) {
+                tracing::debug!(path = %path, "dropping PATCH operation on an unsupported attribute");
+            }
+            attr_ok && sub_ok
+        })
+        .collect();
+    PatchRequest { ops }
+}
+
 /// Prefixes an error's detail with the index of the operation that caused it.
 fn at_op(i: usize) -> impl Fn(ScimError) -> ScimError {
     move |mut e| {
@@ -356,6 +385,13 @@ fn parse_raw_op<'s>(
         }
         None => return Err(ScimError::invalid_syntax("an operation needs an 'op'")),
     };
+    if let Some(Value::String(s)) = get_ci(obj, "path") {
+        if let Some((urn, "")) = ctx.registry.match_urn(s.trim()) {
+            if ctx.has_schema(urn) {
+                return prepare_schema_op(kind, urn, get_ci(obj, "value").cloned(), ctx, out);
+            }
+        }
+    }
     let path = match get_ci(obj, "path") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if s.trim().is_empty() => None,
@@ -369,6 +405,66 @@ fn parse_raw_op<'s>(
     };
     let value = get_ci(obj, "value").cloned();
     prepare_op(kind, path.as_ref(), value, ctx, out)
+}
+
+/// An operation whose path is a whole extension schema (`urn:…:enterprise:2.0:User`): add
+/// merges the object's attributes, replace first clears the schema's attributes, remove
+/// clears them all. Expressed as per-attribute operations, like every other form.
+fn prepare_schema_op<'s>(
+    kind: PatchOpKind,
+    urn: &str,
+    value: Option<Value>,
+    ctx: &SchemaContext<'s>,
+    out: &mut Vec<Prepared<'s>>,
+) -> ScimResult<()> {
+    let schema = ctx
+        .registry
+        .schema(urn)
+        .ok_or_else(|| ScimError::invalid_path(format!("path '{urn}' names no schema")))?;
+    if matches!(kind, PatchOpKind::Remove | PatchOpKind::Replace) {
+        for a in &schema.attributes {
+            if a.mutability == Mutability::ReadOnly {
+                continue;
+            }
+            let path = PatchPath {
+                attr: AttrPath {
+                    urn: Some(schema.id.clone()),
+                    name: a.name.clone(),
+                    sub: None,
+                },
+                filter: None,
+                sub: None,
+            };
+            prepare_op(PatchOpKind::Remove, Some(&path), None, ctx, out)?;
+        }
+    }
+    if kind == PatchOpKind::Remove {
+        return Ok(());
+    }
+    let value = match value {
+        Some(v @ Value::Object(_)) => v,
+        Some(other) => {
+            return Err(ScimError::invalid_value(format!(
+                "the value for path '{urn}' must be an object, got {}",
+                json_kind(&other)
+            )));
+        }
+        None => {
+            return Err(ScimError::invalid_value(format!(
+                "{} of '{urn}' needs a value",
+                kind.as_str()
+            )));
+        }
+    };
+    let mut wrapped = Map::new();
+    wrapped.insert(schema.id.clone(), value);
+    prepare_op(
+        PatchOpKind::Add,
+        None,
+        Some(Value::Object(wrapped)),
+        ctx,
+        out,
+    )
 }
 
 /// [`parse_patch_path`], with the path quoted in the error so the client sees which one.

@@ -207,6 +207,9 @@ pub fn coerce_single(def: &AttributeDef, v: Value, path: &str) -> ScimResult<Val
                             "unknown sub-attribute '{k}' of '{path}'"
                         )));
                     };
+                    if !sub.supported {
+                        continue;
+                    }
                     let sv = coerce_value(sub, sv, &format!("{path}.{}", sub.name))?;
                     // Entra sends `"$ref": null` in member values; null means "no value".
                     if !sv.is_null() {
@@ -457,6 +460,12 @@ fn put_attribute(
             None => return Err(ScimError::internal("extension container is not an object")),
         }
     };
+    if r.attr.is_some_and(|a| !a.supported) || r.sub.is_some_and(|s| !s.supported) {
+        // A SCIM attribute the legacy app does not store: accepted and dropped, so Entra's
+        // default attribute mappings do not fail provisioning.
+        tracing::debug!(attribute = %key, "dropping unsupported attribute");
+        return Ok(());
+    }
     let Some(attr) = r.attr else {
         // A key of an open schema: any scalar or structure is kept as sent.
         insert_ci(target, &path.name, value);
@@ -507,13 +516,17 @@ fn check_required(out: &Map<String, Value>, ctx: &SchemaContext<'_>) -> ScimResu
         };
         for attr in &schema.attributes {
             let value = container.and_then(|c| c.get(&attr.name));
-            if attr.required && !is_present(value) {
+            if attr.required && attr.supported && !is_present(value) {
                 return Err(ScimError::invalid_value(format!(
                     "required attribute '{}' is missing",
                     qualified(is_core, &schema.id, &attr.name)
                 )));
             }
-            for sub in attr.sub_attributes.iter().filter(|s| s.required) {
+            for sub in attr
+                .sub_attributes
+                .iter()
+                .filter(|s| s.required && s.supported && attr.supported)
+            {
                 let elems: Vec<&Value> = match value {
                     Some(Value::Array(items)) => items.iter().collect(),
                     Some(v) => vec![v],

@@ -136,6 +136,16 @@ pub struct AttributeDef {
     /// Sub-attributes of a complex attribute.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sub_attributes: Vec<AttributeDef>,
+    /// Whether the profile's legacy app stores this attribute. An unsupported attribute is
+    /// still recognised (clients such as Entra send it; its values are dropped, never an
+    /// error) but is not published in `/Schemas`, so schema-driven clients do not expect it
+    /// back.
+    #[serde(default = "supported_default", skip_serializing)]
+    pub supported: bool,
+}
+
+fn supported_default() -> bool {
+    true
 }
 
 impl AttributeDef {
@@ -154,6 +164,7 @@ impl AttributeDef {
             canonical_values: Vec::new(),
             reference_types: Vec::new(),
             sub_attributes: Vec::new(),
+            supported: true,
         }
     }
 
@@ -236,12 +247,19 @@ impl AttributeDef {
             .find(|a| a.name.eq_ignore_ascii_case(name))
     }
 
-    /// The RFC 7643 §7 representation (sub-attributes included, empty lists omitted).
+    /// The RFC 7643 §7 representation (supported sub-attributes included, empty lists
+    /// omitted).
     pub fn to_json(&self) -> Value {
         let mut v = serde_json::to_value(self).unwrap_or(Value::Null);
         if self.attr_type == AttrType::Complex {
             if let Some(map) = v.as_object_mut() {
-                map.entry("subAttributes").or_insert_with(|| json!([]));
+                let subs: Vec<Value> = self
+                    .sub_attributes
+                    .iter()
+                    .filter(|s| s.supported)
+                    .map(AttributeDef::to_json)
+                    .collect();
+                map.insert("subAttributes".into(), Value::Array(subs));
             }
         }
         v
@@ -284,7 +302,12 @@ impl Schema {
             "id": self.id,
             "name": self.name,
             "description": self.description,
-            "attributes": self.attributes.iter().map(AttributeDef::to_json).collect::<Vec<_>>(),
+            "attributes": self
+                .attributes
+                .iter()
+                .filter(|a| a.supported)
+                .map(AttributeDef::to_json)
+                .collect::<Vec<_>>(),
             "meta": {
                 "resourceType": "Schema",
                 "location": format!("{base_url}/Schemas/{}", self.id),
@@ -479,6 +502,98 @@ impl SchemaRegistry {
         });
         self.schemas.push(schema);
         Ok(())
+    }
+
+    /// Limits what resource type `rt` publishes and stores to `paths` (`userName`,
+    /// `name.givenName`, `emails.value`, `urn:…:enterprise:2.0:User:manager.value`): every
+    /// other attribute of its closed schemas becomes unsupported (accepted, dropped, not
+    /// published). A path without a sub-attribute keeps all of its sub-attributes. Runs at
+    /// start-up; returns every path that names nothing.
+    pub fn restrict(&mut self, rt: &str, paths: &[String]) -> Result<(), Vec<String>> {
+        let Some(rt_def) = self.resource_type(rt).cloned() else {
+            return Err(vec![format!("unknown resource type '{rt}'")]);
+        };
+        let urns: Vec<String> = rt_def.schema_urns().map(str::to_string).collect();
+        for urn in &urns {
+            if let Some(schema) = self.schema_mut(urn) {
+                if schema.open {
+                    continue;
+                }
+                for a in &mut schema.attributes {
+                    a.supported = false;
+                    for s in &mut a.sub_attributes {
+                        s.supported = false;
+                    }
+                }
+            }
+        }
+        let mut errors = Vec::new();
+        for p in paths {
+            let path = match self.parse_path(p) {
+                Ok(path) => path,
+                Err(e) => {
+                    errors.push(format!("{rt}: '{p}': {}", e.detail));
+                    continue;
+                }
+            };
+            let Some(r) = self.resolve(&rt_def, &path) else {
+                errors.push(format!("{rt}: '{p}' is not an attribute of {rt}"));
+                continue;
+            };
+            let (urn, Some(name)) = (r.schema.id.clone(), r.attr.map(|a| a.name.clone())) else {
+                continue;
+            };
+            let sub = r.sub.map(|s| s.name.clone());
+            if let Some(a) = self
+                .schema_mut(&urn)
+                .and_then(|s| s.attributes.iter_mut().find(|a| a.name == name))
+            {
+                a.supported = true;
+                for s in &mut a.sub_attributes {
+                    if sub.as_deref().is_none_or(|n| n == s.name) {
+                        s.supported = true;
+                    }
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Applies `f` to the definition `path` names for resource type `rt` (the sub-attribute
+    /// when it names one); `false` when it names nothing. Used by profiles to mark attributes
+    /// required or set canonical values.
+    pub fn tune(&mut self, rt: &str, path: &str, f: impl FnOnce(&mut AttributeDef)) -> bool {
+        let Some(rt_def) = self.resource_type(rt).cloned() else {
+            return false;
+        };
+        let Ok(p) = self.parse_path(path) else {
+            return false;
+        };
+        let Some(r) = self.resolve(&rt_def, &p) else {
+            return false;
+        };
+        let (urn, Some(name)) = (r.schema.id.clone(), r.attr.map(|a| a.name.clone())) else {
+            return false;
+        };
+        let sub = r.sub.map(|s| s.name.clone());
+        let Some(a) = self
+            .schema_mut(&urn)
+            .and_then(|s| s.attributes.iter_mut().find(|a| a.name == name))
+        else {
+            return false;
+        };
+        match sub {
+            None => f(a),
+            Some(sub) => match a.sub_attributes.iter_mut().find(|s| s.name == sub) {
+                Some(s) => f(s),
+                None => return false,
+            },
+        }
+        true
     }
 
     /// Mutable access to a registered schema, so a profile can tighten core attributes

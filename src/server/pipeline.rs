@@ -20,7 +20,9 @@ use crate::mapping::{PlanStep, ScriptSet};
 use crate::scim::filter::{Filter, evaluate};
 use crate::scim::list::{ListParams, list_response, page, sort_resources};
 use crate::scim::meta::{if_match, set_meta};
-use crate::scim::patch::{Member, MemberDelta, apply_patch, parse_patch, split_members};
+use crate::scim::patch::{
+    Member, MemberDelta, apply_patch, parse_patch, retain_supported, split_members,
+};
 use crate::scim::resource::{NormalizeOptions, get_ci, normalize_resource, project};
 use crate::scim::schema::{SchemaContext, ServiceProviderConfig};
 use crate::scim::{AttrPath, SchemaRegistry, ScimError};
@@ -321,24 +323,40 @@ impl Gateway {
             .iter()
             .filter_map(|r| {
                 let obj = r.as_object()?;
-                let value = match get_ci(obj, &m.id_field)? {
-                    Value::String(s) => s.clone(),
-                    Value::Number(n) => n.to_string(),
-                    _ => return None,
-                };
-                let mut out = Map::new();
-                out.insert("value".into(), Value::String(value));
-                if let Some(d) = m
+                let value = id_string(get_ci(obj, &m.id_field)?)?;
+                let display = m
                     .display_field
                     .as_deref()
                     .and_then(|f| get_ci(obj, f))
-                    .and_then(Value::as_str)
-                {
-                    out.insert("display".into(), Value::String(d.to_string()));
-                }
-                Some(Value::Object(out))
+                    .and_then(Value::as_str);
+                Some(self.member_json(&value, display))
             })
             .collect())
+    }
+
+    /// A SCIM member value: members are users of this gateway, so `$ref` and `type` follow
+    /// from the id.
+    fn member_json(&self, value: &str, display: Option<&str>) -> Value {
+        let mut out = Map::new();
+        out.insert("value".into(), Value::String(value.to_string()));
+        out.insert(
+            "$ref".into(),
+            Value::String(format!("{}/Users/{value}", self.base_url)),
+        );
+        out.insert("type".into(), Value::String("User".into()));
+        if let Some(d) = display {
+            out.insert("display".into(), Value::String(d.to_string()));
+        }
+        Value::Object(out)
+    }
+
+    /// The member values a create or replace stored, in the response's shape.
+    fn members_out(&self, members: &[Value]) -> Vec<Value> {
+        members
+            .iter()
+            .filter_map(member_value)
+            .map(|v| self.member_json(&v, None))
+            .collect()
     }
 
     /// Phase: apply a membership delta with one backend call per member added or removed.
@@ -550,7 +568,7 @@ impl Gateway {
         if let Some(m) = &b.members {
             let add: Vec<Member> = members.iter().map(member_of).collect();
             self.apply_members(m, &id, &add, &[]).await?;
-            set_members(&mut out, members);
+            set_members(&mut out, self.members_out(&members));
         }
         self.respond(rt, out, params)
     }
@@ -599,7 +617,7 @@ impl Gateway {
                 .collect();
             let remove: Vec<String> = old.difference(&new).cloned().collect();
             self.apply_members(m, id, &add, &remove).await?;
-            set_members(&mut out, new_members);
+            set_members(&mut out, self.members_out(&new_members));
         }
         self.respond(rt, out, params)
     }
@@ -645,7 +663,7 @@ impl Gateway {
     ) -> AppResult<Option<Output>> {
         let b = self.binding(rt)?;
         let ctx = self.ctx(rt)?;
-        let req = parse_patch(&body, &ctx)?;
+        let req = retain_supported(parse_patch(&body, &ctx)?, &ctx);
         let (req, delta) = match &b.members {
             Some(_) => split_members(req, &ctx)?,
             None => (req, MemberDelta::default()),
