@@ -442,7 +442,13 @@ fn prepare_schema_op<'s>(
         return Ok(());
     }
     let value = match value {
-        Some(v @ Value::Object(_)) => v,
+        // Clients copy the extension object from a resource, bookkeeping keys included.
+        Some(Value::Object(mut m)) => {
+            for k in ["schemas", "id", "meta"] {
+                remove_ci(&mut m, k);
+            }
+            Value::Object(m)
+        }
         Some(other) => {
             return Err(ScimError::invalid_value(format!(
                 "the value for path '{urn}' must be an object, got {}",

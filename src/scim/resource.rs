@@ -360,6 +360,13 @@ pub fn normalize_resource(
                     )));
                 };
                 for (k, v) in attrs {
+                    // Bookkeeping keys copied along with an extension object carry nothing.
+                    if ["schemas", "id", "meta"]
+                        .iter()
+                        .any(|x| x.eq_ignore_ascii_case(&k))
+                    {
+                        continue;
+                    }
                     put_attribute(&mut out, ctx, &urn, &k, v, opts, &mut extensions)?;
                 }
             } else {

@@ -408,7 +408,22 @@ impl Gateway {
     /// Phase: the response shape: `meta`, ETag, `attributes`/`excludedAttributes`.
     fn respond(&self, rt: &str, mut resource: Value, params: &ListParams) -> AppResult<Output> {
         let ctx = self.ctx(rt)?;
-        let etag = set_meta(&mut resource, ctx.rt, &self.base_url, None, None);
+        // Scripts pass the legacy record's timestamps as meta.created / meta.lastModified;
+        // the rest of meta is the gateway's.
+        let stamp = |k: &str| {
+            resource
+                .pointer(&format!("/meta/{k}"))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        let (created, modified) = (stamp("created"), stamp("lastModified"));
+        let etag = set_meta(
+            &mut resource,
+            ctx.rt,
+            &self.base_url,
+            created.as_deref(),
+            modified.as_deref(),
+        );
         let resource = project(
             &resource,
             &ctx,
