@@ -429,6 +429,17 @@ pub fn check(cfg: &Config) -> Vec<String> {
     problems
 }
 
+/// Compiles every script in `dir`; one line per problem, with file:line.
+pub fn check_scripts(dir: &Path) -> Vec<String> {
+    match ScriptSet::load(dir, Lookups::new()) {
+        Ok(_) => Vec::new(),
+        Err(errs) => errs
+            .iter()
+            .map(|e| format!("{}/{e}", dir.display()))
+            .collect(),
+    }
+}
+
 /// `scimgate map`: runs `to_backend` (after the same normalisation the gateway applies) or
 /// `from_backend` of profile `profile` on the JSON in `input`; returns pretty JSON or the
 /// problems (script errors with file:line).

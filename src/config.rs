@@ -539,6 +539,33 @@ impl Config {
     }
 }
 
+/// Where the scripts of the profile `path` names live, read leniently (only `[profile]`), so
+/// `scimgate check` can still compile them when the rest of the configuration is broken.
+/// `None` when even that cannot be read.
+pub fn scripts_dir_hint(path: &Path) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let doc: toml::Table = text.parse().ok()?;
+    let profile = doc.get("profile").and_then(toml::Value::as_table);
+    let field = |k: &str, default: &str| {
+        profile
+            .and_then(|p| p.get(k))
+            .and_then(toml::Value::as_str)
+            .unwrap_or(default)
+            .to_string()
+    };
+    let (name, dir) = (field("name", "default"), field("dir", "."));
+    if !is_identifier(&name) {
+        return None;
+    }
+    let base = path.parent().unwrap_or_else(|| Path::new(".")).join(dir);
+    Some(
+        std::fs::canonicalize(&base)
+            .unwrap_or(base)
+            .join("scripts")
+            .join(name),
+    )
+}
+
 fn load_profile(
     main_path: &Path,
     pref: &ProfileRef,

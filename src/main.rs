@@ -162,7 +162,16 @@ async fn run(cmd: Command) -> Result<(), Vec<String>> {
             Ok(())
         }
         Command::Check { config } => {
-            let cfg = load(&config)?;
+            let cfg = match load(&config) {
+                Ok(cfg) => cfg,
+                Err(mut problems) => {
+                    // Report the scripts' problems too, so one run lists everything.
+                    if let Some(dir) = scimgate::config::scripts_dir_hint(&config) {
+                        problems.extend(scimgate::app::check_scripts(&dir));
+                    }
+                    return Err(problems);
+                }
+            };
             let problems = scimgate::app::check(&cfg);
             if problems.is_empty() {
                 println!(
