@@ -143,6 +143,7 @@ pub struct RunningGateway {
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<std::io::Result<()>>>,
     refresher: Option<JoinHandle<()>>,
+    scripts: Arc<ScriptSet>,
 }
 
 impl RunningGateway {
@@ -154,6 +155,14 @@ impl RunningGateway {
         if let Some(h) = self.handle.take() {
             let _ = h.await;
         }
+    }
+
+    /// Recompiles the profile's scripts and swaps them in atomically (on SIGHUP); on any
+    /// compile error the running scripts stay and every error is returned.
+    pub fn reload_scripts(&self) -> Result<(), Vec<String>> {
+        self.scripts
+            .reload()
+            .map_err(|errs| errs.iter().map(|e| e.to_string()).collect())
     }
 
     /// Waits until the server stops (e.g. on Ctrl-C, via the shutdown future given to it).
@@ -189,6 +198,7 @@ pub async fn start_gateway(cfg: &Config) -> Result<RunningGateway, Vec<String>> 
         .map_err(|e| vec![format!("listener address: {e}")])?;
     let (state, lookups_task) = build_state(cfg, addr).await?;
     let scim_url = state.gateway.base_url().to_string();
+    let scripts = state.gateway.scripts().clone();
     let app = router(state, &cfg.server.base_path);
     let (tx, rx) = oneshot::channel::<()>();
     let handle = tokio::spawn(crate::server::serve(listener, app, async move {
@@ -200,6 +210,7 @@ pub async fn start_gateway(cfg: &Config) -> Result<RunningGateway, Vec<String>> 
         shutdown: Some(tx),
         handle: Some(handle),
         refresher: lookups_task,
+        scripts,
     })
 }
 

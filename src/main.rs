@@ -105,6 +105,37 @@ fn init_logging(format: LogFormat, level: &str) {
     };
 }
 
+/// Runs until Ctrl-C / SIGTERM; SIGHUP recompiles the mapping scripts in place.
+async fn serve_until_stopped(gw: &scimgate::app::RunningGateway) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut hup), Ok(mut term)) = (
+            signal(SignalKind::hangup()),
+            signal(SignalKind::terminate()),
+        ) else {
+            shutdown_signal().await;
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = shutdown_signal() => return,
+                _ = term.recv() => return,
+                _ = hup.recv() => match gw.reload_scripts() {
+                    Ok(()) => tracing::info!("mapping scripts reloaded"),
+                    Err(errs) => {
+                        for e in errs {
+                            tracing::error!(error = %e, "script reload failed; keeping the running scripts");
+                        }
+                    }
+                },
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    shutdown_signal().await;
+}
+
 async fn shutdown_signal() {
     let _ = tokio::signal::ctrl_c().await;
     tracing::info!("shutting down");
@@ -122,7 +153,7 @@ async fn run(cmd: Command) -> Result<(), Vec<String>> {
             let gw = start_gateway(&cfg).await?;
             tracing::info!(scim = %gw.scim_url, profile = %cfg.profile.name, "scimgate serving");
             println!("scimgate serving SCIM at {}", gw.scim_url);
-            shutdown_signal().await;
+            serve_until_stopped(&gw).await;
             gw.shutdown().await;
             Ok(())
         }
