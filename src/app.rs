@@ -324,6 +324,9 @@ pub struct DemoOptions {
     pub legacy_listen: SocketAddr,
     /// Bearer token Entra (or curl) uses; random when `None`.
     pub token: Option<String>,
+    /// Replaces the profile's `backend.timeout_ms`, so tests can reach a backend timeout
+    /// quickly; the profile's value when `None`.
+    pub backend_timeout: Option<Duration>,
 }
 
 impl DemoOptions {
@@ -335,6 +338,7 @@ impl DemoOptions {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             legacy_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             token: None,
+            backend_timeout: None,
         }
     }
 }
@@ -386,6 +390,9 @@ impl DemoStack {
         let token = opts.token.clone().unwrap_or_else(|| random_secret("scim"));
         cfg.auth.tokens = vec![Secret::new(token.clone())];
         cfg.server.listen = opts.listen;
+        if let Some(t) = opts.backend_timeout {
+            cfg.profile.backend.timeout_ms = u64::try_from(t.as_millis()).unwrap_or(u64::MAX);
+        }
         let gateway = start_gateway(&cfg).await?;
         Ok(DemoStack {
             scim_url: gateway.scim_url.clone(),

@@ -171,6 +171,7 @@ async fn run(cmd: Command) -> Result<(), Vec<String>> {
                 listen,
                 legacy_listen,
                 token,
+                backend_timeout: None,
             })
             .await?;
             println!("scimgate demo (profile '{profile}')");

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! create:  normalise ─▶ to_backend ─▶ backend create ─▶ members ─▶ from_backend ─▶ respond
+//!          (a failure after the backend create deletes the record again)
 //! get:     backend get ─▶ from_backend ─▶ members? ─▶ respond (meta, ETag, projection)
 //! list:    push simple filters down ─▶ backend list (paged) ─▶ from_backend ─▶ evaluate the
 //!          whole filter ─▶ sort ─▶ page ─▶ respond
@@ -574,18 +575,68 @@ impl Gateway {
             .or_else(|| created.get("id"))
             .and_then(id_string)
             .ok_or_else(|| AppError::Internal("the create response carries no id".into()))?;
-        let record = if created.is_object() && created.get("id").is_some() {
-            created
-        } else {
-            self.call_endpoint(&b.get, &[("id", &id)], None).await?
-        };
-        let mut out = self.map_from_backend(b, record, "create")?;
-        if let Some(m) = &b.members {
-            let add: Vec<Member> = members.iter().map(member_of).collect();
-            self.apply_members(m, &id, &add, &[]).await?;
-            set_members(&mut out, self.members_out(&members));
+        let finished: AppResult<Output> = async {
+            let record = if created.is_object() && created.get("id").is_some() {
+                created
+            } else {
+                self.call_endpoint(&b.get, &[("id", &id)], None).await?
+            };
+            let mut out = self.map_from_backend(b, record, "create")?;
+            if let Some(m) = &b.members {
+                let add: Vec<Member> = members.iter().map(member_of).collect();
+                self.apply_members(m, &id, &add, &[]).await?;
+                set_members(&mut out, self.members_out(&members));
+            }
+            self.respond(rt, out, params)
         }
-        self.respond(rt, out, params)
+        .await;
+        if finished.is_err() {
+            self.undo_create(b, &id).await;
+        }
+        finished
+    }
+
+    /// Phase: a replace or patch whose membership changes failed after the record itself was
+    /// rewritten: write the previous state back, so the error means "nothing changed".
+    /// Best effort; a failed restore is logged with the record's id for the operator.
+    async fn restore(&self, b: &Binding, id: &str, previous: &Value) {
+        let rt = &b.resource_type;
+        let mut previous = previous.clone();
+        take_members(&mut previous);
+        let restored = async {
+            let record = self.map_to_backend(b, &previous, "replace", Some(id))?;
+            self.call_endpoint(&b.replace, &[("id", id)], Some(record))
+                .await
+        }
+        .await;
+        match restored {
+            Ok(_) => {
+                tracing::warn!(%rt, id, "membership change failed; record restored to its previous state")
+            }
+            Err(e) => {
+                tracing::error!(%rt, id, error = ?e, "membership change failed; restoring the record failed too")
+            }
+        }
+    }
+
+    /// Phase: a create failed after the legacy record was made (e.g. a member the app does
+    /// not know): delete the record again, so the client's error means "nothing was created"
+    /// and its retry does not collide with a half-provisioned record. Best effort; a failed
+    /// undo is logged with the record's id for the operator.
+    async fn undo_create(&self, b: &Binding, id: &str) {
+        let rt = &b.resource_type;
+        let Some(ep) = &b.delete else {
+            tracing::error!(%rt, id, "create failed after the record was made; no delete endpoint to undo it");
+            return;
+        };
+        match self.call_endpoint(ep, &[("id", id)], None).await {
+            Ok(_) => {
+                tracing::warn!(%rt, id, "create failed after the record was made; record deleted again")
+            }
+            Err(e) => {
+                tracing::error!(%rt, id, error = ?e, "create failed after the record was made; deleting it failed too")
+            }
+        }
     }
 
     /// `PUT /{rt}/{id}`.
@@ -631,7 +682,10 @@ impl Gateway {
                 .map(member_of)
                 .collect();
             let remove: Vec<String> = old.difference(&new).cloned().collect();
-            self.apply_members(m, id, &add, &remove).await?;
+            if let Err(e) = self.apply_members(m, id, &add, &remove).await {
+                self.restore(b, id, &current).await;
+                return Err(e);
+            }
             set_members(&mut out, self.members_out(&new_members));
         }
         self.respond(rt, out, params)
@@ -692,6 +746,9 @@ impl Gateway {
             check_version(&ctx, &mut full, if_match_header, &self.base_url)?;
         }
         let mut out = current.clone();
+        // The resource as it was, once the record has been rewritten (to undo that write if
+        // the membership changes then fail).
+        let mut rewritten_from = None;
         if !req.ops.is_empty() {
             apply_patch(&mut current, &req, &ctx)?;
             if current != out {
@@ -699,33 +756,21 @@ impl Gateway {
                 let updated = self
                     .call_endpoint(&b.replace, &[("id", id)], Some(record))
                     .await?;
-                out = self.after_write(b, id, &out, updated).await?;
+                let written = self.after_write(b, id, &out, updated).await?;
+                rewritten_from = Some(std::mem::replace(&mut out, written));
             }
         }
         if let Some(m) = &b.members {
-            let (add, remove) = match delta.reset {
-                Some(list) => {
-                    let old: HashSet<String> = self
-                        .load_members(m, id)
-                        .await?
-                        .iter()
-                        .filter_map(member_value)
-                        .collect();
-                    let new: HashSet<&str> = list.iter().map(|x| x.value.as_str()).collect();
-                    let remove = old
-                        .iter()
-                        .filter(|x| !new.contains(x.as_str()))
-                        .cloned()
-                        .collect();
-                    let add = list
-                        .into_iter()
-                        .filter(|x| !old.contains(&x.value))
-                        .collect();
-                    (add, remove)
-                }
-                None => (delta.add, delta.remove),
+            let applied = match self.member_changes(m, id, delta).await {
+                Ok((add, remove)) => self.apply_members(m, id, &add, &remove).await,
+                Err(e) => Err(e),
             };
-            self.apply_members(m, id, &add, &remove).await?;
+            if let Err(e) = applied {
+                if let Some(previous) = &rewritten_from {
+                    self.restore(b, id, previous).await;
+                }
+                return Err(e);
+            }
             if params.attributes.is_empty() && params.excluded_attributes.is_empty() {
                 return Ok(None);
             }
@@ -734,6 +779,36 @@ impl Gateway {
             }
         }
         Ok(Some(self.respond(rt, out, params)?))
+    }
+
+    /// The members a PATCH adds and removes: its delta as parsed, or for a replacement of
+    /// the whole member list, the difference from the current members (O(group size)).
+    async fn member_changes(
+        &self,
+        m: &MemberEndpoints,
+        id: &str,
+        delta: MemberDelta,
+    ) -> AppResult<(Vec<Member>, Vec<String>)> {
+        let Some(list) = delta.reset else {
+            return Ok((delta.add, delta.remove));
+        };
+        let old: HashSet<String> = self
+            .load_members(m, id)
+            .await?
+            .iter()
+            .filter_map(member_value)
+            .collect();
+        let new: HashSet<&str> = list.iter().map(|x| x.value.as_str()).collect();
+        let remove = old
+            .iter()
+            .filter(|x| !new.contains(x.as_str()))
+            .cloned()
+            .collect();
+        let add = list
+            .into_iter()
+            .filter(|x| !old.contains(&x.value))
+            .collect();
+        Ok((add, remove))
     }
 
     /// `DELETE /{rt}/{id}`: the script's `on_delete` plan when it has one (e.g. deactivate
