@@ -759,12 +759,12 @@ async fn backend_faults_are_5xx_and_lose_nothing() {
         &["backend answered HTTP 500"],
     )
     .await;
-    // BackendError::to_scim: any legacy 5xx is a bad gateway, its body withheld.
+    // A legacy 503 stays a 503 (with Retry-After) so Entra retries; its body is withheld.
     create_through_fault(
         &env,
         json!({"mode": "status", "status": 503, "retry_after": 7}),
-        502,
-        &["backend answered HTTP 503"],
+        503,
+        &["temporarily unavailable (HTTP 503)"],
     )
     .await;
     // A rate-limited gateway is temporarily unavailable to its own client.

@@ -116,6 +116,9 @@ fn status_to_scim(status: u16, message: &str) -> ScimError {
         400 | 422 => ScimError::invalid_value(or("the backend rejected the values")),
         401 | 403 => ScimError::new(502, None, "backend rejected the gateway's credentials"),
         429 => ScimError::new(503, None, "backend is rate limiting the gateway"),
+        // The legacy app says it is briefly unavailable: so is the gateway, and Entra should
+        // retry later (the response carries Retry-After) rather than treat it as broken.
+        503 => ScimError::new(503, None, "backend is temporarily unavailable (HTTP 503)"),
         s => ScimError::new(502, None, format!("backend answered HTTP {s}")),
     }
 }
@@ -177,5 +180,7 @@ mod tests {
             let s = status(code, "").status;
             assert!(!(200..300).contains(&s) && s >= 500, "{code} → {s}");
         }
+        assert_eq!(status(503, "").status, 503);
+        assert_eq!(status(500, "").status, 502);
     }
 }
