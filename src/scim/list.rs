@@ -49,17 +49,9 @@ impl ListParams {
     ) -> ScimResult<Self> {
         let mut raw = RawParams::default();
         for (k, v) in pairs {
-            let slot = match k.to_ascii_lowercase().as_str() {
-                "filter" => &mut raw.filter,
-                "startindex" => &mut raw.start_index,
-                "count" => &mut raw.count,
-                "sortby" => &mut raw.sort_by,
-                "sortorder" => &mut raw.sort_order,
-                "attributes" => &mut raw.attributes,
-                "excludedattributes" => &mut raw.excluded,
-                _ => continue,
-            };
-            *slot = Some(Value::String(v.clone()));
+            if let Some(slot) = raw.slot(k) {
+                *slot = Some(Value::String(v.clone()));
+            }
         }
         raw.build(ctx, max_results)
     }
@@ -79,28 +71,19 @@ impl ListParams {
         let mut raw = RawParams::default();
         let mut has_schema = false;
         for (k, v) in obj {
-            let slot = match k.to_ascii_lowercase().as_str() {
-                "schemas" => {
-                    has_schema = v.as_array().is_some_and(|a| {
-                        a.iter().any(|s| {
-                            s.as_str()
-                                .is_some_and(|s| s.eq_ignore_ascii_case(SEARCH_REQUEST_SCHEMA))
-                        })
-                    });
-                    continue;
-                }
-                "filter" => &mut raw.filter,
-                "startindex" => &mut raw.start_index,
-                "count" => &mut raw.count,
-                "sortby" => &mut raw.sort_by,
-                "sortorder" => &mut raw.sort_order,
-                "attributes" => &mut raw.attributes,
-                "excludedattributes" => &mut raw.excluded,
-                _ => {
-                    return Err(ScimError::invalid_syntax(format!(
-                        "unknown SearchRequest member '{k}'"
-                    )));
-                }
+            if k.eq_ignore_ascii_case("schemas") {
+                has_schema = v.as_array().is_some_and(|a| {
+                    a.iter().any(|s| {
+                        s.as_str()
+                            .is_some_and(|s| s.eq_ignore_ascii_case(SEARCH_REQUEST_SCHEMA))
+                    })
+                });
+                continue;
+            }
+            let Some(slot) = raw.slot(k) else {
+                return Err(ScimError::invalid_syntax(format!(
+                    "unknown SearchRequest member '{k}'"
+                )));
             };
             *slot = Some(v.clone());
         }
@@ -130,6 +113,21 @@ struct RawParams {
 }
 
 impl RawParams {
+    /// Where parameter `name` (matched ignoring case, as clients vary it) goes; `None` for a
+    /// name that is not a list parameter.
+    fn slot(&mut self, name: &str) -> Option<&mut Option<Value>> {
+        Some(match name.to_ascii_lowercase().as_str() {
+            "filter" => &mut self.filter,
+            "startindex" => &mut self.start_index,
+            "count" => &mut self.count,
+            "sortby" => &mut self.sort_by,
+            "sortorder" => &mut self.sort_order,
+            "attributes" => &mut self.attributes,
+            "excludedattributes" => &mut self.excluded,
+            _ => return None,
+        })
+    }
+
     fn build(self, ctx: &SchemaContext<'_>, max_results: usize) -> ScimResult<ListParams> {
         let filter = match self.filter {
             None => None,
