@@ -79,9 +79,12 @@ async fn bench(settings: Settings) -> Result<(), BoxError> {
         .map_err(|e| e.join("; "))?;
     let users = seed_users(&stack)?;
     let ep = Arc::new(Endpoints::of(&stack));
+    let mut connector = HttpConnector::new();
+    // As the gateway's own backend client does; Nagle would add delay to both sides.
+    connector.set_nodelay(true);
     let client: HttpClient = Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(settings.concurrency)
-        .build_http();
+        .build(connector);
     // Shared by every request of the bench, so created users never collide.
     let seq = Arc::new(AtomicU64::new(0));
 
@@ -389,6 +392,9 @@ impl Tally {
 struct RunStats {
     ok: usize,
     per_sec: f64,
+    /// CPU time of the whole process during the measured run (not the warm-up).
+    cpu: Duration,
+    elapsed: Duration,
     p50: Duration,
     p99: Duration,
     errors: BTreeMap<String, u64>,
@@ -402,10 +408,12 @@ async fn measure(
     settings: &Settings,
 ) -> RunStats {
     let warm = load(client, target, seq, settings.concurrency, WARM_UP).await;
+    let cpu_before = process_cpu();
     let started = Instant::now();
     let mut tally = load(client, target, seq, settings.concurrency, settings.duration).await;
     // Requests in flight at the deadline finish and count; the elapsed time includes them.
     let elapsed = started.elapsed();
+    let cpu = process_cpu().saturating_sub(cpu_before);
     tally.latencies.sort_unstable();
     let mut errors = tally.errors;
     for (k, n) in warm.errors {
@@ -414,6 +422,8 @@ async fn measure(
     RunStats {
         ok: tally.latencies.len(),
         per_sec: tally.latencies.len() as f64 / elapsed.as_secs_f64(),
+        cpu,
+        elapsed,
         p50: percentile(&tally.latencies, 0.50),
         p99: percentile(&tally.latencies, 0.99),
         errors,
@@ -473,14 +483,47 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
+/// User + system CPU time of this process (all threads, living or exited) so far; zero where
+/// /proc is unavailable.
+fn process_cpu() -> Duration {
+    let ticks = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|stat| {
+            // Fields after the parenthesised command name; utime and stime are fields 14, 15.
+            let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
+            let utime: u64 = fields.next()?.parse().ok()?;
+            let stime: u64 = fields.next()?.parse().ok()?;
+            Some(utime + stime)
+        })
+        .unwrap_or(0);
+    // In USER_HZ, which is 100 on the Linux targets this runs on (x86-64, aarch64).
+    Duration::from_millis(ticks * 10)
+}
+
+impl RunStats {
+    /// Process CPU per successful request: load generator + demo app (+ gateway), so the
+    /// gateway's own share is the difference between the sides. Unlike req/s it barely
+    /// depends on how much of the machine other processes take.
+    fn cpu_us_per_request(&self) -> f64 {
+        self.cpu.as_secs_f64() * 1e6 / self.ok.max(1) as f64
+    }
+
+    /// Cores this process kept busy on average.
+    fn cores(&self) -> f64 {
+        self.cpu.as_secs_f64() / self.elapsed.as_secs_f64()
+    }
+}
+
 fn print_run(case: &str, side: &str, run: usize, s: &RunStats) {
     let errors: u64 = s.errors.values().sum();
     println!(
-        "{case:<20} {side:<8} run {run}: {:>9.0} req/s  p50 {:>7.3} ms  p99 {:>7.3} ms  \
-         ({} ok, {errors} errors)",
+        "{case:<20} {side:<8} run {run}: {:>7.0} req/s  p50 {:>7.3} ms  p99 {:>7.3} ms  \
+         cpu {:>5.0} us/req on {:.2} cores  ({} ok, {errors} errors)",
         s.per_sec,
         ms(s.p50),
         ms(s.p99),
+        s.cpu_us_per_request(),
+        s.cores(),
         s.ok,
     );
     for (what, n) in &s.errors {
@@ -493,6 +536,7 @@ struct Mean {
     per_sec: f64,
     p50_ms: f64,
     p99_ms: f64,
+    cpu_us: f64,
     /// Errors of all runs together.
     errors: u64,
 }
@@ -504,32 +548,40 @@ fn mean(runs: &[RunStats]) -> Mean {
         per_sec: avg(|s| s.per_sec),
         p50_ms: avg(|s| ms(s.p50)),
         p99_ms: avg(|s| ms(s.p99)),
+        cpu_us: avg(RunStats::cpu_us_per_request),
         errors: runs.iter().flat_map(|s| s.errors.values()).sum(),
     }
 }
 
 fn print_summary(results: &[(&str, Vec<RunStats>, Vec<RunStats>)]) {
-    println!("\nsummary: mean of {RUNS} runs per side");
+    println!("\nsummary: mean of {RUNS} runs per side (cpu = whole process CPU per request)");
     println!(
-        "{:<20} {:<15} {:>10} {:>10} {:>10} {:>8}",
-        "case", "side", "req/s", "p50 ms", "p99 ms", "errors"
+        "{:<20} {:<15} {:>9} {:>9} {:>9} {:>11} {:>7}",
+        "case", "side", "req/s", "p50 ms", "p99 ms", "cpu us/req", "errors"
     );
     for (name, direct, gateway) in results {
         for (label, side, runs) in [(*name, "direct", direct), ("", "gateway", gateway)] {
             let m = mean(runs);
             println!(
-                "{label:<20} {side:<15} {:>10.0} {:>10.3} {:>10.3} {:>8}",
-                m.per_sec, m.p50_ms, m.p99_ms, m.errors
+                "{label:<20} {side:<15} {:>9.0} {:>9.3} {:>9.3} {:>11.1} {:>7}",
+                m.per_sec, m.p50_ms, m.p99_ms, m.cpu_us, m.errors
             );
         }
         let (d, g) = (mean(direct), mean(gateway));
         println!(
-            "{:<20} {:<15} {:>9.2}x {:>9.2}x {:>9.2}x",
+            "{:<20} {:<15} {:>8.2}x {:>8.2}x {:>8.2}x {:>10.2}x",
             "",
             "gateway/direct",
             g.per_sec / d.per_sec,
             g.p50_ms / d.p50_ms,
             g.p99_ms / d.p99_ms,
+            g.cpu_us / d.cpu_us,
+        );
+        println!(
+            "{:<20} {:<15} {:>41.1}",
+            "",
+            "gateway - direct",
+            g.cpu_us - d.cpu_us
         );
     }
 }
