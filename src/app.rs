@@ -90,6 +90,7 @@ fn binding(rt: &str, rc: &ResourceConfig) -> Result<Binding, Vec<String>> {
             delete: ep.delete.clone(),
             pushdown,
             members,
+            keep_unknown: rc.keep_unknown,
         }),
         _ => Err(errors),
     }
@@ -100,6 +101,20 @@ fn binding(rt: &str, rc: &ResourceConfig) -> Result<Binding, Vec<String>> {
 pub fn registry(profile: &Profile) -> Result<SchemaRegistry, Vec<String>> {
     let mut reg = SchemaRegistry::core();
     let mut errors = Vec::new();
+    for (rt, rc) in &profile.resources {
+        for ext in &rc.extensions {
+            let schema = crate::scim::Schema {
+                id: ext.id.clone(),
+                name: ext.name.clone(),
+                description: ext.description.clone(),
+                attributes: ext.attributes.clone(),
+                open: ext.open,
+            };
+            if let Err(e) = reg.add_extension(rt, schema, ext.required) {
+                errors.push(format!("resources.{rt}.extensions: {}", e.detail));
+            }
+        }
+    }
     for (rt, rc) in &profile.resources {
         if !rc.attributes.is_empty() {
             if let Err(mut e) = reg.restrict(rt, &rc.attributes) {
@@ -242,7 +257,6 @@ async fn build_state(
             max_results: MAX_RESULTS,
             max_payload: cfg.server.max_body_bytes,
             max_scan: MAX_SCAN,
-            keep_unknown: false,
         },
     )
     .map_err(|e| vec![e])?;
@@ -520,4 +534,111 @@ pub fn load_with_profile(config: &Path, profile: &str) -> Result<Config, Vec<Con
         .filter(|(k, _)| k != "SCIMGATE_PROFILE__NAME")
         .chain([("SCIMGATE_PROFILE__NAME".to_string(), profile.to_string())]);
     Config::load_with_env(config, env)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::BackendConfig;
+    use crate::scim::SchemaContext;
+    use crate::scim::resource::{NormalizeOptions, normalize_resource};
+    use serde_json::json;
+    use std::collections::BTreeMap;
+
+    fn profile(resource_toml: &str) -> Profile {
+        let rc: ResourceConfig = toml::from_str(resource_toml).unwrap();
+        Profile {
+            name: "t".into(),
+            file: PathBuf::from("t.toml"),
+            scripts_dir: PathBuf::from("scripts/t"),
+            backend: BackendConfig::new("http://127.0.0.1:1"),
+            resources: BTreeMap::from([("User".to_string(), rc)]),
+            lookups: BTreeMap::new(),
+        }
+    }
+
+    const METADATA: &str = "urn:ietf:params:scim:schemas:extension:2.0:Metadata";
+    const FOLDERS: &str = "urn:ietf:params:scim:schemas:extension:2.0:CustomExtensionName";
+
+    #[test]
+    fn profile_extensions_restrictions_and_required() {
+        let p = profile(&format!(
+            r#"
+            script = "user"
+            attributes = ["userName", "userType", "active", "{FOLDERS}:folders"]
+            required = ["title"]
+            canonical = {{ "userType" = ["Premium", "Standard"] }}
+            [[extensions]]
+            id = "{METADATA}"
+            name = "Metadata"
+            open = true
+            [[extensions]]
+            id = "{FOLDERS}"
+            name = "Folders"
+            attributes = [{{ name = "folders", type = "string", multiValued = true }}]
+            "#
+        ));
+        let reg = registry(&p).unwrap();
+        let ctx = SchemaContext::new(&reg, "User").unwrap();
+        let user = normalize_resource(
+            json!({
+                "userName": "a", "title": "T", "nickName": "dropped",
+                format!("{METADATA}:costCenter"): "CC-1",
+                FOLDERS: {"folders": ["f1", "f2"]}
+            }),
+            &ctx,
+            NormalizeOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(user[METADATA]["costCenter"], "CC-1");
+        assert_eq!(user[FOLDERS]["folders"], json!(["f1", "f2"]));
+        assert!(
+            user.get("nickName").is_none(),
+            "unsupported attributes are dropped"
+        );
+        let e = normalize_resource(json!({"userName": "a"}), &ctx, NormalizeOptions::default())
+            .unwrap_err();
+        assert!(e.detail.contains("title"), "{}", e.detail);
+        let docs = reg.schemas_document("http://x");
+        let ids: Vec<&str> = docs["Resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["id"].as_str().unwrap())
+            .collect();
+        assert!(ids.contains(&METADATA) && ids.contains(&FOLDERS));
+        let core = &docs["Resources"][0]["attributes"];
+        let names: Vec<&str> = core
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, vec!["userName", "title", "userType", "active"]);
+        let user_type = core
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == "userType")
+            .unwrap();
+        assert_eq!(user_type["canonicalValues"], json!(["Premium", "Standard"]));
+    }
+
+    #[test]
+    fn profile_errors_are_all_reported() {
+        let p = profile(
+            r#"
+            script = "user"
+            attributes = ["userName", "shoeSize"]
+            required = ["nope"]
+            [[extensions]]
+            id = "not-a-urn"
+            "#,
+        );
+        let errs = registry(&p).unwrap_err();
+        assert_eq!(errs.len(), 3, "{errs:?}");
+        assert!(errs.iter().any(|e| e.contains("shoeSize")));
+        assert!(errs.iter().any(|e| e.contains("nope")));
+        assert!(errs.iter().any(|e| e.contains("not-a-urn")));
+    }
 }

@@ -321,6 +321,39 @@ pub struct ResourceConfig {
     /// Field of a member record holding a display value, if any.
     #[serde(default)]
     pub member_display: Option<String>,
+    /// Keep attributes no schema defines (passed to the script as sent) instead of
+    /// rejecting them with 400 `invalidValue`.
+    #[serde(default)]
+    pub keep_unknown: bool,
+    /// Extension schemas this resource type carries besides the RFC ones, e.g. a
+    /// `…:2.0:Metadata` extension with free keys (`open = true`).
+    #[serde(default)]
+    pub extensions: Vec<ExtensionConfig>,
+}
+
+/// `[[resources.<Type>.extensions]]`: an extension schema declared by a profile, with
+/// attribute definitions in the shape `/Schemas` publishes (`name`, `type`, `multiValued`,
+/// `required`, `caseExact`, `canonicalValues`, `subAttributes`, …).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtensionConfig {
+    /// The schema URN.
+    pub id: String,
+    /// Short name for `/Schemas`.
+    #[serde(default)]
+    pub name: String,
+    /// Description for `/Schemas`.
+    #[serde(default)]
+    pub description: String,
+    /// Resources must carry it.
+    #[serde(default)]
+    pub required: bool,
+    /// Any key is accepted as an attribute (keys chosen by the identity provider's admin).
+    #[serde(default)]
+    pub open: bool,
+    /// Declared attributes.
+    #[serde(default)]
+    pub attributes: Vec<crate::scim::AttributeDef>,
 }
 
 /// `[lookups.<name>]`: a backend list cached by the gateway for scripts' `lookup()`.

@@ -68,6 +68,8 @@ pub struct Binding {
     pub pushdown: Vec<(AttrPath, String)>,
     /// Group membership endpoints (groups forwarded to the legacy app's own groups).
     pub members: Option<MemberEndpoints>,
+    /// Keep attributes no schema defines instead of rejecting them.
+    pub keep_unknown: bool,
 }
 
 /// A resource ready to send, with its version for the `ETag` header.
@@ -88,7 +90,6 @@ pub struct Gateway {
     backend: Backend,
     scripts: Arc<ScriptSet>,
     bindings: HashMap<String, Binding>,
-    normalize: NormalizeOptions,
     /// Most backend records a filter that cannot be pushed down may scan; beyond it the
     /// request fails with 400 tooMany instead of walking an unbounded legacy table.
     max_scan: usize,
@@ -107,8 +108,6 @@ pub struct GatewaySettings {
     pub max_payload: usize,
     /// Most backend records scanned for a filter evaluated in the gateway.
     pub max_scan: usize,
-    /// Keep attributes no schema defines.
-    pub keep_unknown: bool,
 }
 
 impl Gateway {
@@ -149,9 +148,6 @@ impl Gateway {
             backend,
             scripts,
             bindings: map,
-            normalize: NormalizeOptions {
-                keep_unknown: settings.keep_unknown,
-            },
             max_scan: settings.max_scan.max(1),
         })
     }
@@ -560,7 +556,7 @@ impl Gateway {
     pub async fn create(&self, rt: &str, body: Value, params: &ListParams) -> AppResult<Output> {
         let b = self.binding(rt)?;
         let ctx = self.ctx(rt)?;
-        let mut resource = normalize_resource(body, &ctx, self.normalize)?;
+        let mut resource = normalize_resource(body, &ctx, normalize_options(b))?;
         let members = match &b.members {
             Some(_) => take_members(&mut resource),
             None => Vec::new(),
@@ -650,7 +646,7 @@ impl Gateway {
     ) -> AppResult<Output> {
         let b = self.binding(rt)?;
         let ctx = self.ctx(rt)?;
-        let mut resource = normalize_resource(body, &ctx, self.normalize)?;
+        let mut resource = normalize_resource(body, &ctx, normalize_options(b))?;
         let mut current = self.load(b, id).await?;
         let old_members = match &b.members {
             Some(m) => {
@@ -873,6 +869,12 @@ fn check_version(
             "If-Match {h} does not match the current version {etag}"
         ))
         .into())
+    }
+}
+
+fn normalize_options(b: &Binding) -> NormalizeOptions {
+    NormalizeOptions {
+        keep_unknown: b.keep_unknown,
     }
 }
 
