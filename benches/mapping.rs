@@ -62,12 +62,31 @@ fn to_backend_rust(user: &Value, ctx: &Value) -> Value {
         .and_then(|p| p.get("value"))
         .cloned()
         .unwrap_or(Value::Null);
-    let email = u
+    let username = u
         .get("userName")
         .and_then(Value::as_str)
-        .map(str::trim)
-        .filter(|n| n.contains('@'))
-        .map(|n| Value::String(n.to_string()))
+        .map(|n| Value::String(n.trim().to_string()))
+        .unwrap_or(Value::Null);
+    // The work e-mail, else the primary, else the first (as scripts/default/user.rhai).
+    let emails: &[Value] = u
+        .get("emails")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    let is_work = |e: &&Value| {
+        e.get("type")
+            .and_then(Value::as_str)
+            .is_some_and(|t| t.eq_ignore_ascii_case("work"))
+    };
+    let is_primary = |e: &&Value| e.get("primary") == Some(&Value::Bool(true));
+    let email = emails
+        .iter()
+        .find(is_work)
+        .or_else(|| emails.iter().find(is_primary))
+        .or_else(|| emails.first())
+        .and_then(|e| e.get("value"))
+        .and_then(Value::as_str)
+        .map(|v| Value::String(v.trim().to_string()))
         .unwrap_or(Value::Null);
     let manager = ent
         .and_then(|e| e.get("manager"))
@@ -82,6 +101,7 @@ fn to_backend_rust(user: &Value, ctx: &Value) -> Value {
         .unwrap_or(Value::Null);
     let active = u.get("active") != Some(&Value::Bool(false));
     let mut rec = Map::new();
+    rec.insert("username".into(), username);
     rec.insert("email".into(), email);
     rec.insert("first_name".into(), field(name, "givenName"));
     rec.insert("last_name".into(), field(name, "familyName"));
