@@ -8,3 +8,4 @@ pub mod demo;
 pub mod mapping;
 pub mod scim;
 pub mod server;
+pub mod store;

@@ -1,0 +1,173 @@
+//! The audit log: one entry per SCIM request, with the legacy calls it caused.
+
+use super::{Store, StoreError, StoreResult, db_time, with_pool};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::QueryBuilder;
+
+/// One call the gateway made to the legacy API while serving a SCIM request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackendCall {
+    /// HTTP method, e.g. `POST`.
+    pub method: String,
+    /// Path (and query) on the legacy API.
+    pub path: String,
+    /// HTTP status the legacy API answered; 0 when no answer came (timeout, refused).
+    pub status: u16,
+}
+
+/// One SCIM request as ops see it afterwards.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// When the request arrived (kept to the microsecond).
+    pub time: DateTime<Utc>,
+    /// Who sent it: the API key's name, or the Basic-auth user.
+    pub actor: String,
+    /// SCIM operation, e.g. `create`, `patch`, `list`.
+    pub operation: String,
+    /// `User`, `Group`, …
+    pub resource_type: String,
+    /// SCIM id of the resource, when the request named or created one.
+    pub resource_id: Option<String>,
+    /// HTTP status scimgate answered.
+    pub scim_status: u16,
+    /// Legacy API calls made, in order.
+    pub backend_calls: Vec<BackendCall>,
+    /// Time spent serving the request.
+    pub duration_ms: u64,
+}
+
+/// Which entries [`AuditLog::query`] returns; the default returns the newest 100.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// Entries at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Entries strictly before this time.
+    pub until: Option<DateTime<Utc>>,
+    /// Only this operation (exact match).
+    pub operation: Option<String>,
+    /// Only this status class: 2 for 2xx, 4 for 4xx, 5 for 5xx.
+    pub status_class: Option<u16>,
+    /// At most this many entries, newest first.
+    pub limit: u32,
+}
+
+impl Default for AuditFilter {
+    fn default() -> Self {
+        AuditFilter {
+            since: None,
+            until: None,
+            operation: None,
+            status_class: None,
+            limit: 100,
+        }
+    }
+}
+
+/// Records and reads the audit log.
+pub trait AuditLog: Send + Sync {
+    /// Records one request; runs after each SCIM response is sent.
+    fn append(&self, entry: &AuditEntry) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Entries matching `filter`, newest first; for the admin page and `scimgate audit`.
+    fn query(
+        &self,
+        filter: &AuditFilter,
+    ) -> impl Future<Output = StoreResult<Vec<AuditEntry>>> + Send;
+
+    /// Deletes entries older than `older_than` (retention); returns how many went.
+    fn prune(&self, older_than: DateTime<Utc>) -> impl Future<Output = StoreResult<u64>> + Send;
+}
+
+type AuditRow = (
+    DateTime<Utc>,
+    String,
+    String,
+    String,
+    Option<String>,
+    i32,
+    String,
+    i64,
+);
+
+fn entry(row: AuditRow) -> StoreResult<AuditEntry> {
+    let (time, actor, operation, resource_type, resource_id, status, calls, duration) = row;
+    Ok(AuditEntry {
+        time,
+        actor,
+        operation,
+        resource_type,
+        resource_id,
+        scim_status: u16::try_from(status).unwrap_or(0),
+        backend_calls: serde_json::from_str(&calls)
+            .map_err(|e| StoreError::Internal(format!("bad audit backend_calls: {e}")))?,
+        duration_ms: u64::try_from(duration).unwrap_or(0),
+    })
+}
+
+/// Adds the filter's conditions to a query that already ends in `WHERE 1 = 1`.
+macro_rules! push_filter {
+    ($qb:ident, $f:expr) => {
+        if let Some(since) = $f.since {
+            $qb.push(" AND time >= ").push_bind(db_time(since));
+        }
+        if let Some(until) = $f.until {
+            $qb.push(" AND time < ").push_bind(db_time(until));
+        }
+        if let Some(op) = &$f.operation {
+            $qb.push(" AND operation = ").push_bind(op.clone());
+        }
+        if let Some(class) = $f.status_class {
+            let low = i32::from(class) * 100;
+            $qb.push(" AND scim_status >= ").push_bind(low);
+            $qb.push(" AND scim_status < ").push_bind(low + 100);
+        }
+    };
+}
+
+impl AuditLog for Store {
+    async fn append(&self, e: &AuditEntry) -> StoreResult<()> {
+        let calls = serde_json::to_string(&e.backend_calls)
+            .map_err(|err| StoreError::Internal(format!("audit encoding: {err}")))?;
+        let sql = "INSERT INTO audit_log (time, actor, operation, resource_type, resource_id, \
+                   scim_status, backend_calls, duration_ms) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+        with_pool!(self, pool => sqlx::query(sql)
+            .bind(db_time(e.time))
+            .bind(&e.actor)
+            .bind(&e.operation)
+            .bind(&e.resource_type)
+            .bind(&e.resource_id)
+            .bind(i32::from(e.scim_status))
+            .bind(&calls)
+            .bind(i64::try_from(e.duration_ms).unwrap_or(i64::MAX))
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+        Ok(())
+    }
+
+    async fn query(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEntry>> {
+        let rows: Vec<AuditRow> = with_pool!(self, pool => {
+            let mut qb = QueryBuilder::new(
+                "SELECT time, actor, operation, resource_type, resource_id, scim_status, \
+                 backend_calls, duration_ms FROM audit_log WHERE 1 = 1",
+            );
+            push_filter!(qb, filter);
+            qb.push(" ORDER BY time DESC, id DESC LIMIT ")
+                .push_bind(i64::from(filter.limit));
+            qb.build_query_as().fetch_all(pool).await
+        })?;
+        rows.into_iter().map(entry).collect()
+    }
+
+    async fn prune(&self, older_than: DateTime<Utc>) -> StoreResult<u64> {
+        let sql = "DELETE FROM audit_log WHERE time < $1";
+        let n = with_pool!(self, pool => sqlx::query(sql)
+            .bind(db_time(older_than))
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(n)
+    }
+}

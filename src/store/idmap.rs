@@ -1,0 +1,150 @@
+//! The id map: which legacy record a SCIM id stands for, and Entra's externalId for it.
+//!
+//! Each of the three ids is unique within a resource type, and each has an index, so every
+//! lookup is one indexed read.
+
+use super::{ExternalId, LegacyId, ScimId, Store, StoreResult, conflict_or, with_pool};
+use serde::{Deserialize, Serialize};
+
+/// One mapped resource.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdMapping {
+    /// SCIM resource type, e.g. `User` or `Group`.
+    pub resource_type: String,
+    /// The id published over SCIM.
+    pub scim_id: ScimId,
+    /// The legacy application's id.
+    pub legacy_id: LegacyId,
+    /// Entra's externalId, when it sent one.
+    pub external_id: Option<ExternalId>,
+}
+
+/// Reads and writes the id map.
+pub trait IdMap: Send + Sync {
+    /// Inserts the mapping, or replaces the one with the same type and SCIM id (e.g. the
+    /// externalId changed). Runs after a create or when a PATCH changes externalId.
+    /// [`StoreError::Conflict`](super::StoreError::Conflict) when another SCIM id already holds
+    /// the legacy id or externalId.
+    fn put(&self, mapping: &IdMapping) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// The mapping for a SCIM id (GET/PATCH/DELETE by id); `None` if unknown.
+    fn by_scim_id(
+        &self,
+        resource_type: &str,
+        id: &ScimId,
+    ) -> impl Future<Output = StoreResult<Option<IdMapping>>> + Send;
+
+    /// The mapping for a legacy id (turning legacy list results into SCIM ids).
+    fn by_legacy_id(
+        &self,
+        resource_type: &str,
+        id: &LegacyId,
+    ) -> impl Future<Output = StoreResult<Option<IdMapping>>> + Send;
+
+    /// The mapping for an externalId (Entra's `filter=externalId eq "…"` matching).
+    fn by_external_id(
+        &self,
+        resource_type: &str,
+        id: &ExternalId,
+    ) -> impl Future<Output = StoreResult<Option<IdMapping>>> + Send;
+
+    /// Forgets a SCIM id after the resource is deleted; `false` if it was not mapped.
+    fn remove(
+        &self,
+        resource_type: &str,
+        id: &ScimId,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+}
+
+type MapRow = (String, String, String, Option<String>);
+
+fn mapping(row: MapRow) -> IdMapping {
+    let (resource_type, scim, legacy, external) = row;
+    IdMapping {
+        resource_type,
+        scim_id: ScimId(scim),
+        legacy_id: LegacyId(legacy),
+        external_id: external.map(ExternalId),
+    }
+}
+
+impl Store {
+    /// The one mapping whose `column` equals `value` within `resource_type`.
+    async fn mapping_by(
+        &self,
+        column: &'static str,
+        resource_type: &str,
+        value: &str,
+    ) -> StoreResult<Option<IdMapping>> {
+        let sql = format!(
+            "SELECT resource_type, scim_id, legacy_id, external_id FROM id_map \
+             WHERE resource_type = $1 AND {column} = $2"
+        );
+        let row: Option<MapRow> = with_pool!(self, pool => sqlx::query_as(&sql)
+            .bind(resource_type)
+            .bind(value)
+            .fetch_optional(pool)
+            .await)?;
+        Ok(row.map(mapping))
+    }
+}
+
+impl IdMap for Store {
+    async fn put(&self, m: &IdMapping) -> StoreResult<()> {
+        let sql = "INSERT INTO id_map (resource_type, scim_id, legacy_id, external_id) \
+                   VALUES ($1, $2, $3, $4) \
+                   ON CONFLICT (resource_type, scim_id) DO UPDATE \
+                   SET legacy_id = excluded.legacy_id, external_id = excluded.external_id";
+        with_pool!(self, pool => sqlx::query(sql)
+            .bind(&m.resource_type)
+            .bind(m.scim_id.as_str())
+            .bind(m.legacy_id.as_str())
+            .bind(m.external_id.as_ref().map(ExternalId::as_str))
+            .execute(pool)
+            .await
+            .map(|_| ()))
+        .map_err(|e| {
+            conflict_or(
+                e,
+                &format!(
+                    "{} legacy id {} or externalId already mapped to another id",
+                    m.resource_type, m.legacy_id
+                ),
+            )
+        })?;
+        Ok(())
+    }
+
+    async fn by_scim_id(&self, resource_type: &str, id: &ScimId) -> StoreResult<Option<IdMapping>> {
+        self.mapping_by("scim_id", resource_type, id.as_str()).await
+    }
+
+    async fn by_legacy_id(
+        &self,
+        resource_type: &str,
+        id: &LegacyId,
+    ) -> StoreResult<Option<IdMapping>> {
+        self.mapping_by("legacy_id", resource_type, id.as_str())
+            .await
+    }
+
+    async fn by_external_id(
+        &self,
+        resource_type: &str,
+        id: &ExternalId,
+    ) -> StoreResult<Option<IdMapping>> {
+        self.mapping_by("external_id", resource_type, id.as_str())
+            .await
+    }
+
+    async fn remove(&self, resource_type: &str, id: &ScimId) -> StoreResult<bool> {
+        let sql = "DELETE FROM id_map WHERE resource_type = $1 AND scim_id = $2";
+        let n = with_pool!(self, pool => sqlx::query(sql)
+            .bind(resource_type)
+            .bind(id.as_str())
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(n > 0)
+    }
+}

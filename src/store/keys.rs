@@ -1,0 +1,247 @@
+//! API keys for Entra's bearer token and for admin clients.
+//!
+//! A key reads `sgk_<public id>_<secret>`: 8 random bytes of public id and 32 random bytes of
+//! secret, both lowercase hex. The public id finds the row; only the SHA-256 of the whole key
+//! is stored, and it is compared in constant time. 256 random bits cannot be guessed, so a
+//! slow password hash would add latency to every request and no safety.
+
+use super::{Store, StoreError, StoreResult, db_time, with_pool};
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+const PREFIX: &str = "sgk_";
+const ID_BYTES: usize = 8;
+const SECRET_BYTES: usize = 32;
+/// `last_used` is written at most this often per key, so verifying is a read on most requests.
+const LAST_USED_GRANULARITY: Duration = Duration::seconds(60);
+
+/// The public part of a key: shown in lists and logs, useless without the secret.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct KeyId(pub String);
+
+impl std::fmt::Display for KeyId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What the store knows about a key; never holds the secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyInfo {
+    /// Public id, the `<public id>` part of the key.
+    pub id: KeyId,
+    /// Name given at creation (e.g. "entra-prod"); recorded as the audit actor.
+    pub name: String,
+    /// When the key was issued.
+    pub created: DateTime<Utc>,
+    /// When the key stops working; `None` for never.
+    pub expires: Option<DateTime<Utc>>,
+    /// Last successful verification, to within a minute; `None` if never used.
+    pub last_used: Option<DateTime<Utc>>,
+    /// When the key was revoked; `None` while it is live.
+    pub revoked: Option<DateTime<Utc>>,
+}
+
+impl KeyInfo {
+    /// Whether the key is accepted at `now`: not revoked and not expired.
+    pub fn is_active(&self, now: DateTime<Utc>) -> bool {
+        self.revoked.is_none() && self.expires.is_none_or(|e| now < e)
+    }
+}
+
+/// Issues, checks, lists and revokes API keys.
+pub trait KeyStore: Send + Sync {
+    /// Issues a key named `name`, valid until `expires` (or forever). Runs when ops create a
+    /// key (CLI or admin UI); the returned string is the full key, shown once and never
+    /// recoverable.
+    fn create_key(
+        &self,
+        name: &str,
+        expires: Option<DateTime<Utc>>,
+    ) -> impl Future<Output = StoreResult<(KeyInfo, String)>> + Send;
+
+    /// Checks a presented key on every authenticated request. `Some` only for a well-formed,
+    /// known, unrevoked, unexpired key; records the use (at most once a minute per key).
+    fn verify(&self, key: &str) -> impl Future<Output = StoreResult<Option<KeyInfo>>> + Send;
+
+    /// All keys, newest first, revoked ones included, for the admin page.
+    fn list_keys(&self) -> impl Future<Output = StoreResult<Vec<KeyInfo>>> + Send;
+
+    /// Revokes a key at once. `false` when no key has that id; revoking twice keeps the first
+    /// revocation time.
+    fn revoke_key(&self, id: &KeyId) -> impl Future<Output = StoreResult<bool>> + Send;
+}
+
+type KeyRow = (
+    String,
+    String,
+    DateTime<Utc>,
+    Option<DateTime<Utc>>,
+    Option<DateTime<Utc>>,
+    Option<DateTime<Utc>>,
+);
+
+const KEY_COLUMNS: &str = "id, name, created_at, expires_at, last_used_at, revoked_at";
+
+fn key_info(row: KeyRow) -> KeyInfo {
+    let (id, name, created, expires, last_used, revoked) = row;
+    KeyInfo {
+        id: KeyId(id),
+        name,
+        created,
+        expires,
+        last_used,
+        revoked,
+    }
+}
+
+fn random_hex(n: usize) -> StoreResult<String> {
+    let mut buf = vec![0u8; n];
+    getrandom::fill(&mut buf)
+        .map_err(|e| StoreError::Internal(format!("no randomness for key: {e}")))?;
+    Ok(hex(&buf))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// The public id of a well-formed key; `None` for anything else, so garbage never reaches SQL.
+fn parse_key(key: &str) -> Option<&str> {
+    let rest = key.strip_prefix(PREFIX)?;
+    let (id, secret) = rest.split_once('_')?;
+    let is_hex = |s: &str, n: usize| s.len() == n * 2 && s.bytes().all(|b| b.is_ascii_hexdigit());
+    (is_hex(id, ID_BYTES) && is_hex(secret, SECRET_BYTES)).then_some(id)
+}
+
+fn key_hash(key: &str) -> Vec<u8> {
+    Sha256::digest(key.as_bytes()).to_vec()
+}
+
+impl KeyStore for Store {
+    async fn create_key(
+        &self,
+        name: &str,
+        expires: Option<DateTime<Utc>>,
+    ) -> StoreResult<(KeyInfo, String)> {
+        let id = random_hex(ID_BYTES)?;
+        let key = format!("{PREFIX}{id}_{}", random_hex(SECRET_BYTES)?);
+        let info = KeyInfo {
+            id: KeyId(id),
+            name: name.to_string(),
+            created: db_time(Utc::now()),
+            expires: expires.map(db_time),
+            last_used: None,
+            revoked: None,
+        };
+        let sql = "INSERT INTO api_keys (id, name, secret_hash, created_at, expires_at) \
+                   VALUES ($1, $2, $3, $4, $5)";
+        with_pool!(self, pool => sqlx::query(sql)
+            .bind(&info.id.0)
+            .bind(&info.name)
+            .bind(key_hash(&key))
+            .bind(info.created)
+            .bind(info.expires)
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+        Ok((info, key))
+    }
+
+    async fn verify(&self, key: &str) -> StoreResult<Option<KeyInfo>> {
+        let Some(id) = parse_key(key) else {
+            return Ok(None);
+        };
+        let sql = format!("SELECT {KEY_COLUMNS}, secret_hash FROM api_keys WHERE id = $1");
+        type Row = (
+            String,
+            String,
+            DateTime<Utc>,
+            Option<DateTime<Utc>>,
+            Option<DateTime<Utc>>,
+            Option<DateTime<Utc>>,
+            Vec<u8>,
+        );
+        let row: Option<Row> = with_pool!(self, pool => sqlx::query_as(&sql)
+            .bind(id)
+            .fetch_optional(pool)
+            .await)?;
+        let Some((id, name, created, expires, last_used, revoked, stored)) = row else {
+            return Ok(None);
+        };
+        if !bool::from(key_hash(key).as_slice().ct_eq(stored.as_slice())) {
+            return Ok(None);
+        }
+        let mut info = key_info((id, name, created, expires, last_used, revoked));
+        let now = db_time(Utc::now());
+        if !info.is_active(now) {
+            return Ok(None);
+        }
+        if info
+            .last_used
+            .is_none_or(|t| now - t >= LAST_USED_GRANULARITY)
+        {
+            let sql = "UPDATE api_keys SET last_used_at = $2 WHERE id = $1";
+            with_pool!(self, pool => sqlx::query(sql)
+                .bind(&info.id.0)
+                .bind(now)
+                .execute(pool)
+                .await
+            .map(|_| ()))?;
+            info.last_used = Some(now);
+        }
+        Ok(Some(info))
+    }
+
+    async fn list_keys(&self) -> StoreResult<Vec<KeyInfo>> {
+        let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at DESC, id");
+        let rows: Vec<KeyRow> =
+            with_pool!(self, pool => sqlx::query_as(&sql).fetch_all(pool).await)?;
+        Ok(rows.into_iter().map(key_info).collect())
+    }
+
+    async fn revoke_key(&self, id: &KeyId) -> StoreResult<bool> {
+        let sql = "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1";
+        let done = with_pool!(self, pool => sqlx::query(sql)
+            .bind(&id.0)
+            .bind(db_time(Utc::now()))
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(done > 0)
+    }
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+
+    #[test]
+    fn only_well_formed_keys_parse() {
+        let good = format!("sgk_{}_{}", "a1".repeat(8), "0f".repeat(32));
+        assert_eq!(parse_key(&good), Some("a1a1a1a1a1a1a1a1"));
+        assert_eq!(parse_key(&good[1..]), None);
+        assert_eq!(parse_key(&good[..good.len() - 1]), None);
+        assert_eq!(parse_key(&good.replace("0f", "zz")), None);
+        assert_eq!(parse_key("sgk__"), None);
+        assert_eq!(parse_key(""), None);
+    }
+
+    #[test]
+    fn generated_parts_are_hex_of_the_right_length() {
+        let a = random_hex(SECRET_BYTES).unwrap();
+        let b = random_hex(SECRET_BYTES).unwrap();
+        assert_eq!(a.len(), 64);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+    }
+}

@@ -1,0 +1,223 @@
+//! Persistent state the gateway keeps for itself: API keys, basic-auth users, the id map,
+//! gateway-managed groups, the audit log and sync status.
+//!
+//! Each concern is a small capability trait ([`KeyStore`], [`BasicCredentials`], [`AuditLog`],
+//! [`SyncStatus`], [`IdMap`], [`GroupStore`]) so callers name only what they use. One type,
+//! [`Store`], implements all of them for SQLite (a file under the data dir: zero setup, the
+//! default) and PostgreSQL (several replicas sharing state). The two dialects have their own
+//! migration folders and are migrated when the store opens. SQL is written once with `$n`
+//! placeholders, which both drivers accept, and run against whichever pool is open.
+//! `sqlite::memory:` gives an in-memory store for tests.
+
+mod audit;
+mod basic;
+mod groups;
+mod idmap;
+mod keys;
+mod sync;
+#[cfg(test)]
+mod tests;
+
+pub use audit::{AuditEntry, AuditFilter, AuditLog, BackendCall};
+pub use basic::BasicCredentials;
+pub use groups::{Group, GroupStore};
+pub use idmap::{IdMap, IdMapping};
+pub use keys::{KeyId, KeyInfo, KeyStore};
+pub use sync::{SyncState, SyncStatus};
+
+use chrono::{DateTime, SubsecRound, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use std::str::FromStr;
+use std::time::Duration;
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("src/store/migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("src/store/migrations/postgres");
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The URL names neither `sqlite:` nor `postgres:`/`postgresql:`.
+    #[error("unsupported store URL scheme (expected sqlite:// or postgres://): {0}")]
+    UnsupportedUrl(String),
+    /// The database refused or could not be reached.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Applying the embedded migrations failed at open.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A uniqueness rule was broken (e.g. a legacy id already mapped to another SCIM id).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The row the operation needs (a group, a key) does not exist.
+    #[error("not found")]
+    NotFound,
+    /// Password hashing failed, or a stored value could not be decoded.
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// Result of every store operation.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Turns a unique-constraint violation into [`StoreError::Conflict`] (a caller's mistake the
+/// SCIM layer answers with 409) and leaves every other error as a database error.
+pub(crate) fn conflict_or(err: sqlx::Error, what: &str) -> StoreError {
+    match &err {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            StoreError::Conflict(what.to_string())
+        }
+        _ => StoreError::Database(err),
+    }
+}
+
+macro_rules! id_newtype {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub String);
+
+        impl $name {
+            /// The id as text, as stored and as sent on the wire.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(s: &str) -> Self {
+                Self(s.to_string())
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(s: String) -> Self {
+                Self(s)
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+id_newtype!(
+    /// The `id` scimgate publishes for a resource over SCIM.
+    ScimId
+);
+id_newtype!(
+    /// The id the legacy application gave the record.
+    LegacyId
+);
+id_newtype!(
+    /// The client's (Entra's) `externalId` for a resource.
+    ExternalId
+);
+
+/// The open database: one pool, either dialect. Cloning shares the pool.
+#[derive(Debug, Clone)]
+pub enum Store {
+    /// A SQLite file (or `sqlite::memory:`), the single-instance default.
+    Sqlite(SqlitePool),
+    /// A PostgreSQL database shared by several gateway replicas.
+    Postgres(PgPool),
+}
+
+/// Runs the same expression against whichever pool the store holds; the SQL is shared, the
+/// driver types differ, so the body is expanded once per dialect.
+macro_rules! with_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match $store {
+            $crate::store::Store::Sqlite($pool) => $body,
+            $crate::store::Store::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use with_pool;
+
+impl Store {
+    /// Opens `sqlite://path` (the file is created if missing), `sqlite::memory:`, or
+    /// `postgres://…`, then applies any migrations not yet applied. Runs once at startup;
+    /// an error means the gateway cannot keep state and should not start.
+    pub async fn open(url: &str) -> StoreResult<Store> {
+        if url.starts_with("sqlite:") {
+            let opts = SqliteConnectOptions::from_str(url)?;
+            // One connection for an in-memory database: each connection would get its own.
+            let max = if url.contains(":memory:") || url.contains("mode=memory") {
+                1
+            } else {
+                4
+            };
+            Self::open_sqlite(opts, max).await
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Self::open_postgres(PgConnectOptions::from_str(url)?, 8).await
+        } else {
+            Err(StoreError::UnsupportedUrl(redact(url)))
+        }
+    }
+
+    /// Opens a SQLite database with explicit options (WAL journal and a busy timeout are set
+    /// here so readers never block the writer) and migrates it.
+    pub async fn open_sqlite(
+        opts: SqliteConnectOptions,
+        max_connections: u32,
+    ) -> StoreResult<Store> {
+        let opts = opts
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .connect_with(opts)
+            .await?;
+        SQLITE_MIGRATIONS.run(&pool).await?;
+        Ok(Store::Sqlite(pool))
+    }
+
+    /// Opens a PostgreSQL database with explicit options (e.g. a `search_path` set through
+    /// [`PgConnectOptions::options`]) and migrates it; migrations take an advisory lock, so
+    /// replicas starting together migrate once.
+    pub async fn open_postgres(opts: PgConnectOptions, max_connections: u32) -> StoreResult<Store> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .connect_with(opts)
+            .await?;
+        POSTGRES_MIGRATIONS.run(&pool).await?;
+        Ok(Store::Postgres(pool))
+    }
+
+    /// Closes every connection; for SQLite this also checkpoints the WAL into the main file.
+    /// Runs at shutdown; the store must not be used afterwards.
+    pub async fn close(&self) {
+        with_pool!(self, pool => pool.close().await)
+    }
+
+    /// `"sqlite"` or `"postgres"`, for the status page and logs.
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => "sqlite",
+            Store::Postgres(_) => "postgres",
+        }
+    }
+}
+
+/// The URL without its password, for error messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://***{}", &url[..s], &url[at..]),
+        _ => url.to_string(),
+    }
+}
+
+/// Times are kept to the microsecond: PostgreSQL stores no finer, and both backends must give
+/// back the value they were given.
+pub(crate) fn db_time(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.trunc_subsecs(6)
+}

@@ -1,0 +1,686 @@
+//! Every capability trait against both backends: SQLite in a temp file, PostgreSQL in a fresh
+//! schema of `postgres://127.0.0.1:5432/test` (override with `SCIMGATE_TEST_PG`). When
+//! PostgreSQL cannot be reached the PostgreSQL variant prints `SKIP postgres: …` and passes.
+
+use super::*;
+use chrono::{Duration, Utc};
+use sha2::{Digest, Sha256};
+use std::path::PathBuf;
+
+const PG_URL: &str = "postgres://127.0.0.1:5432/test";
+
+/// A store under test plus what a test needs to look underneath it.
+#[derive(Clone)]
+struct TestDb {
+    store: Store,
+    raw: Raw,
+}
+
+#[derive(Clone)]
+enum Raw {
+    SqliteFile(PathBuf),
+    PgSchema(PgPool, String),
+}
+
+impl TestDb {
+    /// Everything the database holds about keys and passwords, as bytes: the SQLite main file
+    /// and WAL, or the PostgreSQL rows as text.
+    async fn raw_secrets_area(&self) -> Vec<u8> {
+        match &self.raw {
+            Raw::SqliteFile(path) => {
+                let mut bytes = std::fs::read(path).unwrap();
+                let wal = PathBuf::from(format!("{}-wal", path.display()));
+                if let Ok(mut w) = std::fs::read(wal) {
+                    bytes.append(&mut w);
+                }
+                bytes
+            }
+            Raw::PgSchema(admin, schema) => {
+                let sql = format!(
+                    "SELECT COALESCE((SELECT string_agg(t::text, '|') FROM {schema}.api_keys t), '') \
+                     || COALESCE((SELECT string_agg(t::text, '|') FROM {schema}.basic_credentials t), '')"
+                );
+                let (text,): (String,) = sqlx::query_as(&sql).fetch_one(admin).await.unwrap();
+                text.into_bytes()
+            }
+        }
+    }
+}
+
+fn temp_sqlite_path() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("scimgate-store-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join("scimgate.db")
+}
+
+async fn run_sqlite<F, Fut>(check: F)
+where
+    F: FnOnce(TestDb) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let path = temp_sqlite_path();
+    let store = Store::open(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    let db = TestDb {
+        store: store.clone(),
+        raw: Raw::SqliteFile(path.clone()),
+    };
+    let outcome = tokio::spawn(check(db)).await;
+    store.close().await;
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+async fn run_postgres<F, Fut>(check: F)
+where
+    F: FnOnce(TestDb) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let url = std::env::var("SCIMGATE_TEST_PG").unwrap_or_else(|_| PG_URL.to_string());
+    let admin = match PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(std::time::Duration::from_secs(3))
+        .connect(&url)
+        .await
+    {
+        Ok(p) => p,
+        Err(e) => {
+            println!("SKIP postgres: {e}");
+            return;
+        }
+    };
+    let schema = format!("scimgate_test_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let opts = PgConnectOptions::from_str(&url)
+        .unwrap()
+        .options([("search_path", schema.as_str())]);
+    let opened = Store::open_postgres(opts, 4).await;
+    let outcome = match opened {
+        Ok(store) => {
+            let db = TestDb {
+                store: store.clone(),
+                raw: Raw::PgSchema(admin.clone(), schema.clone()),
+            };
+            let outcome = tokio::spawn(check(db)).await;
+            store.close().await;
+            outcome.map_err(|e| e.into_panic())
+        }
+        Err(e) => Err(Box::new(format!("open failed: {e}")) as Box<dyn std::any::Any + Send>),
+    };
+    sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    if let Err(p) = outcome {
+        std::panic::resume_unwind(p);
+    }
+}
+
+/// One `#[tokio::test]` per backend for a check function.
+macro_rules! both_backends {
+    ($($check:ident),* $(,)?) => {$(
+        mod $check {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::run_sqlite(super::$check).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::run_postgres(super::$check).await
+            }
+        }
+    )*};
+}
+
+both_backends!(
+    keys_work_until_revoked_or_expired,
+    secrets_are_not_stored_in_clear,
+    basic_credentials,
+    audit_log,
+    sync_status,
+    id_map,
+    groups,
+    one_member_change_in_a_100k_group_touches_only_that_member,
+);
+
+async fn keys_work_until_revoked_or_expired(db: TestDb) {
+    let s = &db.store;
+    let (info, key) = s.create_key("entra-prod", None).await.unwrap();
+    assert!(key.starts_with(&format!("sgk_{}_", info.id)));
+    assert_eq!(info.last_used, None);
+
+    let seen = s.verify(&key).await.unwrap().expect("fresh key verifies");
+    assert_eq!(seen.name, "entra-prod");
+    assert!(seen.last_used.is_some());
+    assert_eq!(s.verify(&key).await.unwrap().unwrap().id, info.id);
+
+    // Same public id, different secret; and a malformed key.
+    let last = key.chars().last().unwrap();
+    let forged = format!(
+        "{}{}",
+        &key[..key.len() - 1],
+        if last == '0' { '1' } else { '0' }
+    );
+    assert_eq!(s.verify(&forged).await.unwrap(), None);
+    assert_eq!(s.verify("Bearer nonsense").await.unwrap(), None);
+
+    let (other, other_key) = s.create_key("admin", None).await.unwrap();
+    let listed = s.list_keys().await.unwrap();
+    assert_eq!(listed.len(), 2);
+    let entry = listed.iter().find(|k| k.id == info.id).unwrap();
+    assert!(entry.last_used.is_some());
+    assert_eq!(entry.revoked, None);
+
+    assert!(s.revoke_key(&info.id).await.unwrap());
+    assert_eq!(s.verify(&key).await.unwrap(), None);
+    assert!(
+        s.verify(&other_key).await.unwrap().is_some(),
+        "other keys unaffected"
+    );
+    let listed = s.list_keys().await.unwrap();
+    assert!(
+        listed
+            .iter()
+            .find(|k| k.id == info.id)
+            .unwrap()
+            .revoked
+            .is_some()
+    );
+    assert!(
+        listed
+            .iter()
+            .find(|k| k.id == other.id)
+            .unwrap()
+            .revoked
+            .is_none()
+    );
+    assert!(
+        !s.revoke_key(&KeyId("0000000000000000".into()))
+            .await
+            .unwrap()
+    );
+
+    let (_, expired) = s
+        .create_key("old", Some(Utc::now() - Duration::seconds(1)))
+        .await
+        .unwrap();
+    assert_eq!(s.verify(&expired).await.unwrap(), None);
+    let (timed, later) = s
+        .create_key("temp", Some(Utc::now() + Duration::hours(1)))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.verify(&later).await.unwrap().unwrap().expires,
+        timed.expires
+    );
+}
+
+async fn secrets_are_not_stored_in_clear(db: TestDb) {
+    let s = &db.store;
+    let (_, key) = s.create_key("entra", None).await.unwrap();
+    let password = "correct horse battery staple";
+    s.set_password("legacy-client", password).await.unwrap();
+    let secret_part = key.rsplit('_').next().unwrap().to_string();
+
+    let raw = db.raw_secrets_area().await;
+    let contains = |needle: &[u8]| raw.windows(needle.len()).any(|w| w == needle);
+    // The dump does see the tables: the username and the key's hash are there.
+    assert!(contains(b"legacy-client"));
+    let hash = Sha256::digest(key.as_bytes());
+    let hash_hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+    assert!(contains(hash.as_slice()) || contains(hash_hex.as_bytes()));
+    assert!(!contains(key.as_bytes()), "key stored in clear");
+    assert!(
+        !contains(secret_part.as_bytes()),
+        "key secret stored in clear"
+    );
+    assert!(!contains(password.as_bytes()), "password stored in clear");
+    assert!(contains(b"$argon2id$"));
+}
+
+async fn basic_credentials(db: TestDb) {
+    let s = &db.store;
+    s.set_password("alice", "first-pass").await.unwrap();
+    assert!(s.verify_password("alice", "first-pass").await.unwrap());
+    assert!(!s.verify_password("alice", "wrong").await.unwrap());
+    assert!(!s.verify_password("bob", "first-pass").await.unwrap());
+
+    s.set_password("alice", "second-pass").await.unwrap();
+    assert!(!s.verify_password("alice", "first-pass").await.unwrap());
+    assert!(s.verify_password("alice", "second-pass").await.unwrap());
+
+    assert!(s.remove_user("alice").await.unwrap());
+    assert!(!s.remove_user("alice").await.unwrap());
+    assert!(!s.verify_password("alice", "second-pass").await.unwrap());
+}
+
+fn audit(time: DateTime<Utc>, op: &str, status: u16) -> AuditEntry {
+    AuditEntry {
+        time,
+        actor: "entra-prod".into(),
+        operation: op.into(),
+        resource_type: "User".into(),
+        resource_id: Some(format!("id-{op}-{status}")),
+        scim_status: status,
+        backend_calls: vec![BackendCall {
+            method: "POST".into(),
+            path: "/api/users?x=1".into(),
+            status: 201,
+        }],
+        duration_ms: 12,
+    }
+}
+
+async fn audit_log(db: TestDb) {
+    let s = &db.store;
+    let t0 = Utc::now() - Duration::hours(3);
+    let at = |h: i64| t0 + Duration::hours(h) + Duration::nanoseconds(123_456_789);
+    let entries = [
+        audit(at(0), "create", 201),
+        audit(at(1), "patch", 200),
+        audit(at(2), "patch", 404),
+        AuditEntry {
+            resource_id: None,
+            backend_calls: vec![],
+            ..audit(at(3), "list", 502)
+        },
+    ];
+    for e in &entries {
+        s.append(e).await.unwrap();
+    }
+
+    let all = s.query(&AuditFilter::default()).await.unwrap();
+    assert_eq!(all.len(), 4);
+    assert_eq!(all[0].operation, "list", "newest first");
+    assert_eq!(all[0].resource_id, None);
+    let create = &all[3];
+    assert_eq!(
+        create.time,
+        db_time(entries[0].time),
+        "time round-trips to the µs"
+    );
+    assert_eq!(create.backend_calls, entries[0].backend_calls);
+    assert_eq!(
+        create,
+        &AuditEntry {
+            time: create.time,
+            ..entries[0].clone()
+        }
+    );
+
+    let since = |h: i64| AuditFilter {
+        since: Some(t0 + Duration::hours(h)),
+        ..AuditFilter::default()
+    };
+    assert_eq!(s.query(&since(1)).await.unwrap().len(), 3);
+    let window = AuditFilter {
+        until: Some(t0 + Duration::hours(2)),
+        ..since(1)
+    };
+    let got = s.query(&window).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].scim_status, 200);
+
+    let patches = AuditFilter {
+        operation: Some("patch".into()),
+        ..AuditFilter::default()
+    };
+    assert_eq!(s.query(&patches).await.unwrap().len(), 2);
+    let client_errors = AuditFilter {
+        status_class: Some(4),
+        ..AuditFilter::default()
+    };
+    let got = s.query(&client_errors).await.unwrap();
+    assert_eq!(got.iter().map(|e| e.scim_status).collect::<Vec<_>>(), [404]);
+    let two = AuditFilter {
+        limit: 2,
+        ..AuditFilter::default()
+    };
+    let got = s.query(&two).await.unwrap();
+    assert_eq!(
+        got.iter().map(|e| e.scim_status).collect::<Vec<_>>(),
+        [502, 404]
+    );
+
+    assert_eq!(s.prune(t0 + Duration::hours(2)).await.unwrap(), 2);
+    let left = s.query(&AuditFilter::default()).await.unwrap();
+    assert_eq!(
+        left.iter().map(|e| e.scim_status).collect::<Vec<_>>(),
+        [502, 404]
+    );
+}
+
+fn user_map(scim: &str, legacy: &str, external: Option<&str>) -> IdMapping {
+    IdMapping {
+        resource_type: "User".into(),
+        scim_id: scim.into(),
+        legacy_id: legacy.into(),
+        external_id: external.map(ExternalId::from),
+    }
+}
+
+async fn sync_status(db: TestDb) {
+    let s = &db.store;
+    let empty = s.status().await.unwrap();
+    assert_eq!(
+        empty,
+        SyncState {
+            last_request: None,
+            users_managed: 0,
+            groups_managed: 0,
+            errors_24h: 0,
+            rejected_24h: 0,
+        }
+    );
+
+    let now = Utc::now();
+    s.record_request(now - Duration::seconds(10)).await.unwrap();
+    s.record_request(now).await.unwrap();
+    s.record_request(now - Duration::seconds(5)).await.unwrap();
+    assert_eq!(s.status().await.unwrap().last_request, Some(db_time(now)));
+
+    s.put(&user_map("u1", "1", None)).await.unwrap();
+    s.put(&user_map("u2", "2", None)).await.unwrap();
+    s.put(&IdMapping {
+        resource_type: "Group".into(),
+        ..user_map("g1", "10", None)
+    })
+    .await
+    .unwrap();
+    s.create_group("Sales", None).await.unwrap();
+    for (age, status) in [(1, 500), (2, 503), (3, 404), (4, 200), (25 * 60, 500)] {
+        s.append(&audit(now - Duration::minutes(age), "patch", status))
+            .await
+            .unwrap();
+    }
+    let st = s.status().await.unwrap();
+    assert_eq!(st.users_managed, 2);
+    assert_eq!(st.groups_managed, 2);
+    assert_eq!(st.errors_24h, 2, "the 25-hour-old failure is not counted");
+    assert_eq!(st.rejected_24h, 1);
+}
+
+async fn id_map(db: TestDb) {
+    let s = &db.store;
+    let alice = user_map("scim-a", "101", Some("ext-a"));
+    s.put(&alice).await.unwrap();
+    s.put(&user_map("scim-b", "102", None)).await.unwrap();
+
+    assert_eq!(
+        s.by_scim_id("User", &"scim-a".into()).await.unwrap(),
+        Some(alice.clone())
+    );
+    assert_eq!(
+        s.by_legacy_id("User", &"101".into()).await.unwrap(),
+        Some(alice.clone())
+    );
+    assert_eq!(
+        s.by_external_id("User", &"ext-a".into()).await.unwrap(),
+        Some(alice.clone())
+    );
+    assert_eq!(s.by_scim_id("Group", &"scim-a".into()).await.unwrap(), None);
+    assert_eq!(
+        s.by_external_id("User", &"nope".into()).await.unwrap(),
+        None
+    );
+
+    // Re-put replaces the externalId.
+    let renamed = user_map("scim-a", "101", Some("ext-a2"));
+    s.put(&renamed).await.unwrap();
+    assert_eq!(
+        s.by_external_id("User", &"ext-a".into()).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        s.by_legacy_id("User", &"101".into()).await.unwrap(),
+        Some(renamed)
+    );
+
+    // A legacy id or externalId belongs to one SCIM id per type.
+    let clash = s.put(&user_map("scim-c", "101", None)).await;
+    assert!(matches!(clash, Err(StoreError::Conflict(_))), "{clash:?}");
+    let clash = s.put(&user_map("scim-c", "103", Some("ext-a2"))).await;
+    assert!(matches!(clash, Err(StoreError::Conflict(_))), "{clash:?}");
+    let group = IdMapping {
+        resource_type: "Group".into(),
+        ..user_map("scim-c", "101", Some("ext-a2"))
+    };
+    s.put(&group).await.unwrap();
+
+    assert!(s.remove("User", &"scim-a".into()).await.unwrap());
+    assert!(!s.remove("User", &"scim-a".into()).await.unwrap());
+    assert_eq!(s.by_legacy_id("User", &"101".into()).await.unwrap(), None);
+    assert_eq!(
+        s.by_legacy_id("Group", &"101".into()).await.unwrap(),
+        Some(group)
+    );
+}
+
+fn ids(names: &[&str]) -> Vec<ScimId> {
+    names.iter().map(|n| ScimId::from(*n)).collect()
+}
+
+async fn groups(db: TestDb) {
+    let s = &db.store;
+    let ext = ExternalId::from("entra-sales");
+    let sales = s.create_group("Sales", Some(&ext)).await.unwrap();
+    let ops = s.create_group("Ops", None).await.unwrap();
+    assert_eq!(s.get_group(&sales.id).await.unwrap(), Some(sales.clone()));
+    assert_eq!(s.list_groups(0, 10).await.unwrap().len(), 2);
+    assert_eq!(s.list_groups(1, 10).await.unwrap().len(), 1);
+
+    assert_eq!(
+        s.add_members(&sales.id, &ids(&["u3", "u1", "u2", "u1"]))
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        s.add_members(&sales.id, &ids(&["u1", "u4"])).await.unwrap(),
+        1
+    );
+    assert_eq!(s.add_members(&ops.id, &ids(&["u1"])).await.unwrap(), 1);
+    assert_eq!(
+        s.members(&sales.id, 0, 10).await.unwrap(),
+        ids(&["u1", "u2", "u3", "u4"])
+    );
+    assert_eq!(
+        s.members(&sales.id, 1, 2).await.unwrap(),
+        ids(&["u2", "u3"])
+    );
+    let mut of_u1 = vec![sales.id.clone(), ops.id.clone()];
+    of_u1.sort();
+    assert_eq!(s.groups_of(&"u1".into()).await.unwrap(), of_u1);
+
+    assert_eq!(
+        s.remove_members(&sales.id, &ids(&["u1", "nobody"]))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        s.groups_of(&"u1".into()).await.unwrap(),
+        vec![ops.id.clone()]
+    );
+    let after = s.get_group(&sales.id).await.unwrap().unwrap();
+    assert!(after.modified >= sales.modified);
+    assert_eq!(after.created, sales.created);
+
+    let renamed = s.update_group(&sales.id, "Sales EMEA", None).await.unwrap();
+    assert_eq!(renamed.display_name, "Sales EMEA");
+    assert_eq!(renamed.external_id, None);
+
+    let ghost = ScimId::from("no-such-group");
+    assert!(matches!(
+        s.add_members(&ghost, &ids(&["u1"])).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        s.remove_members(&ghost, &ids(&["u1"])).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        s.update_group(&ghost, "x", None).await,
+        Err(StoreError::NotFound)
+    ));
+
+    assert!(s.delete_group(&sales.id).await.unwrap());
+    assert!(!s.delete_group(&sales.id).await.unwrap());
+    assert_eq!(s.get_group(&sales.id).await.unwrap(), None);
+    assert_eq!(s.members(&sales.id, 0, 10).await.unwrap(), vec![]);
+    assert_eq!(s.groups_of(&"u2".into()).await.unwrap(), vec![]);
+    assert_eq!(s.groups_of(&"u1".into()).await.unwrap(), vec![ops.id]);
+}
+
+/// The query plan of a membership statement as text, with its parameters bound.
+async fn plan(store: &Store, sql: &str, group: &str, member: &str) -> String {
+    match store {
+        Store::Sqlite(pool) => {
+            let rows: Vec<(i64, i64, i64, String)> =
+                sqlx::query_as(&format!("EXPLAIN QUERY PLAN {sql}"))
+                    .bind(group)
+                    .bind(member)
+                    .fetch_all(pool)
+                    .await
+                    .unwrap();
+            rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("\n")
+        }
+        Store::Postgres(pool) => {
+            sqlx::query("ANALYZE group_members")
+                .execute(pool)
+                .await
+                .unwrap();
+            let rows: Vec<(String,)> = sqlx::query_as(&format!("EXPLAIN {sql}"))
+                .bind(group)
+                .bind(member)
+                .fetch_all(pool)
+                .await
+                .unwrap();
+            rows.into_iter().map(|r| r.0).collect::<Vec<_>>().join("\n")
+        }
+    }
+}
+
+async fn one_member_change_in_a_100k_group_touches_only_that_member(db: TestDb) {
+    let s = &db.store;
+    let big = s.create_group("Everyone", None).await.unwrap();
+    let everyone: Vec<ScimId> = (0..100_000)
+        .map(|i| ScimId(format!("user-{i:06}")))
+        .collect();
+    assert_eq!(s.add_members(&big.id, &everyone).await.unwrap(), 100_000);
+
+    let newcomer = ids(&["user-new"]);
+    assert_eq!(s.add_members(&big.id, &newcomer).await.unwrap(), 1);
+    assert_eq!(s.members(&big.id, 100_000, 10).await.unwrap(), newcomer);
+    assert_eq!(
+        s.remove_members(&big.id, &ids(&["user-050000"]))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(s.groups_of(&"user-050000".into()).await.unwrap(), vec![]);
+    assert_eq!(
+        s.groups_of(&"user-050001".into()).await.unwrap(),
+        vec![big.id.clone()]
+    );
+    assert_eq!(s.members(&big.id, 99_999, 10).await.unwrap().len(), 1);
+
+    // What makes those calls O(1): the statements they run (one UPDATE of the group, one
+    // INSERT or DELETE for the member) are keyed lookups, never a scan of the membership.
+    let gid = big.id.as_str();
+    let delete = plan(s, &super::groups::delete_members_sql(1), gid, "user-1").await;
+    match s {
+        Store::Sqlite(_) => {
+            assert!(delete.contains("USING PRIMARY KEY"), "{delete}");
+            assert!(!delete.contains("SCAN"), "{delete}");
+            // SQLite binds loosely, so the timestamp parameter can be any text here.
+            let touch = plan(s, super::groups::TOUCH_GROUP_SQL, gid, "now").await;
+            assert!(
+                touch.contains("USING INDEX") && !touch.contains("SCAN"),
+                "{touch}"
+            );
+        }
+        Store::Postgres(_) => {
+            assert!(
+                delete.contains("Index") && !delete.contains("Seq Scan"),
+                "{delete}"
+            );
+        }
+    }
+    let insert = super::groups::insert_members_sql(1);
+    assert_eq!(
+        insert.matches('$').count(),
+        2,
+        "one row per member: {insert}"
+    );
+}
+
+#[tokio::test]
+async fn reopening_the_sqlite_file_keeps_everything() {
+    let path = temp_sqlite_path();
+    let url = format!("sqlite://{}", path.display());
+    let store = Store::open(&url).await.unwrap();
+    let (key_info, key) = store.create_key("entra", None).await.unwrap();
+    store.set_password("legacy", "pw-123456").await.unwrap();
+    let entry = audit(Utc::now(), "create", 201);
+    store.append(&entry).await.unwrap();
+    let now = Utc::now();
+    store.record_request(now).await.unwrap();
+    store.put(&user_map("u1", "1", Some("e1"))).await.unwrap();
+    let g = store.create_group("Sales", None).await.unwrap();
+    store.add_members(&g.id, &ids(&["u1", "u2"])).await.unwrap();
+    store.close().await;
+
+    let store = Store::open(&url).await.unwrap();
+    assert_eq!(store.verify(&key).await.unwrap().unwrap().id, key_info.id);
+    assert!(store.verify_password("legacy", "pw-123456").await.unwrap());
+    let got = store.query(&AuditFilter::default()).await.unwrap();
+    assert_eq!(
+        got,
+        vec![AuditEntry {
+            time: db_time(entry.time),
+            ..entry
+        }]
+    );
+    let st = store.status().await.unwrap();
+    assert_eq!(st.last_request, Some(db_time(now)));
+    assert_eq!((st.users_managed, st.groups_managed), (1, 1));
+    assert!(
+        store
+            .by_external_id("User", &"e1".into())
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        store.members(&g.id, 0, 10).await.unwrap(),
+        ids(&["u1", "u2"])
+    );
+    store.close().await;
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
+}
+
+#[tokio::test]
+async fn memory_store_and_bad_urls() {
+    let store = Store::open("sqlite::memory:").await.unwrap();
+    assert_eq!(store.backend_name(), "sqlite");
+    store.put(&user_map("u", "1", None)).await.unwrap();
+    assert!(
+        store
+            .by_scim_id("User", &"u".into())
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let err = Store::open("mysql://root:hunter2@db/x").await.unwrap_err();
+    assert!(matches!(err, StoreError::UnsupportedUrl(_)));
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+}
