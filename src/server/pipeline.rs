@@ -20,7 +20,7 @@ use crate::backend::{Backend, BackendRequest, Endpoint, ListEndpoint};
 use crate::mapping::{PlanStep, ScriptSet};
 use crate::scim::filter::{Filter, evaluate};
 use crate::scim::list::{ListParams, list_response, page, sort_resources};
-use crate::scim::meta::{if_match, set_meta};
+use crate::scim::meta::{etag, if_match, set_meta};
 use crate::scim::patch::{
     Member, MemberDelta, apply_patch, parse_patch, retain_supported, split_members,
 };
@@ -656,7 +656,7 @@ impl Gateway {
             }
             None => Vec::new(),
         };
-        check_version(&ctx, &mut current.clone(), if_match_header, &self.base_url)?;
+        check_version(&current, if_match_header)?;
         let new_members = match &b.members {
             Some(_) => take_members(&mut resource),
             None => Vec::new(),
@@ -739,7 +739,7 @@ impl Gateway {
             if let Some(m) = &b.members {
                 set_members(&mut full, self.load_members(m, id).await?);
             }
-            check_version(&ctx, &mut full, if_match_header, &self.base_url)?;
+            check_version(&full, if_match_header)?;
         }
         let mut out = current.clone();
         // The resource as it was, once the record has been rewritten (to undo that write if
@@ -811,7 +811,6 @@ impl Gateway {
     /// and keep the data), otherwise the delete endpoint.
     pub async fn delete(&self, rt: &str, id: &str, if_match_header: Option<&str>) -> AppResult<()> {
         let b = self.binding(rt)?;
-        let ctx = self.ctx(rt)?;
         let needs_resource =
             if_match_header.is_some() || self.scripts.has_fn(&b.script, "on_delete", 2);
         if needs_resource {
@@ -820,7 +819,7 @@ impl Gateway {
                 if let Some(m) = &b.members {
                     set_members(&mut current, self.load_members(m, id).await?);
                 }
-                check_version(&ctx, &mut current.clone(), if_match_header, &self.base_url)?;
+                check_version(&current, if_match_header)?;
             }
             if self.run_hook(b, "on_delete", &current, id).await? > 0 || b.delete.is_none() {
                 return Ok(());
@@ -852,21 +851,17 @@ impl Gateway {
 }
 
 /// 412 unless `If-Match` admits the resource's current version.
-fn check_version(
-    ctx: &SchemaContext<'_>,
-    current: &mut Value,
-    header: Option<&str>,
-    base_url: &str,
-) -> AppResult<()> {
+fn check_version(current: &Value, header: Option<&str>) -> AppResult<()> {
     let Some(h) = header else {
         return Ok(());
     };
-    let etag = set_meta(current, ctx.rt, base_url, None, None);
-    if if_match(h, &etag) {
+    // The same content hash a response for this resource carries as its ETag.
+    let current = etag(current);
+    if if_match(h, &current) {
         Ok(())
     } else {
         Err(ScimError::precondition_failed(format!(
-            "If-Match {h} does not match the current version {etag}"
+            "If-Match {h} does not match the current version {current}"
         ))
         .into())
     }
