@@ -482,12 +482,18 @@ impl Gateway {
             (out, total)
         } else {
             let (records, total) = self.backend.list(&b.list, query, 1, self.max_scan).await?;
-            if total > self.max_scan && !pushed {
+            // Evaluating a partial scan would give a wrong answer, so refuse instead.
+            if total > self.max_scan {
+                let hint = if pushed {
+                    "narrow the filter"
+                } else {
+                    "filter on an attribute the profile pushes down to the application"
+                };
                 return Err(ScimError::new(
                     400,
                     Some(crate::scim::ScimType::TooMany),
                     format!(
-                        "the filter cannot be pushed down to the application and would scan {total} records (limit {}); filter on an attribute the profile pushes down",
+                        "the request would scan {total} application records (limit {}); {hint}",
                         self.max_scan
                     ),
                 )
