@@ -212,16 +212,21 @@ fn print_keys(keys: &[KeyInfo]) {
 }
 
 async fn token(action: TokenAction, config: &std::path::Path) -> Result<(), Vec<String>> {
-    let store = open_key_store(config).await?;
-    let result = match action {
+    // Arguments are checked before the store is opened, so a typo never creates a database.
+    let lifetime = match &action {
         TokenAction::Create { name, expires } => {
-            let name = name.trim();
-            if name.is_empty() {
+            if name.trim().is_empty() {
                 return Err(vec!["--name must not be empty".into()]);
             }
-            let lifetime = scimgate::app::parse_lifetime(&expires).map_err(|e| vec![e])?;
+            scimgate::app::parse_lifetime(expires).map_err(|e| vec![e])?
+        }
+        _ => None,
+    };
+    let store = open_key_store(config).await?;
+    let result = match action {
+        TokenAction::Create { name, .. } => {
             let expires = lifetime.map(|d| chrono::Utc::now() + d);
-            match store.create_key(name, expires).await {
+            match store.create_key(name.trim(), expires).await {
                 Ok((info, key)) => {
                     println!("{key}");
                     eprintln!(
