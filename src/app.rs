@@ -3,13 +3,16 @@
 //! product through here, so tests exercise exactly what ships.
 
 use crate::backend::{Backend, ListEndpoint};
-use crate::config::{BackendAuth, Config, ConfigIssue, Profile, ResourceConfig, Secret};
+use crate::config::{
+    BackendAuth, Config, ConfigIssue, Profile, ResourceConfig, Secret, StoreConfig,
+};
 use crate::demo::{DemoApp, DemoConfig};
 use crate::mapping::{Lookups, ScriptSet};
 use crate::scim::{AttrPath, SchemaRegistry};
 use crate::server::auth::Authenticator;
 use crate::server::pipeline::{Binding, Gateway, GatewaySettings, MemberEndpoints};
 use crate::server::{AppState, Limits, router};
+use crate::store::Store;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -159,6 +162,7 @@ pub struct RunningGateway {
     handle: Option<JoinHandle<std::io::Result<()>>>,
     refresher: Option<JoinHandle<()>>,
     scripts: Arc<ScriptSet>,
+    store: Option<Store>,
 }
 
 impl RunningGateway {
@@ -169,6 +173,9 @@ impl RunningGateway {
         }
         if let Some(h) = self.handle.take() {
             let _ = h.await;
+        }
+        if let Some(store) = self.store.take() {
+            store.close().await;
         }
     }
 
@@ -211,7 +218,11 @@ pub async fn start_gateway(cfg: &Config) -> Result<RunningGateway, Vec<String>> 
     let addr = listener
         .local_addr()
         .map_err(|e| vec![format!("listener address: {e}")])?;
-    let (state, lookups_task) = build_state(cfg, addr).await?;
+    let store = match &cfg.store {
+        Some(sc) => Some(open_store(sc).await.map_err(|e| vec![e])?),
+        None => None,
+    };
+    let (state, lookups_task) = build_state(cfg, addr, store.clone()).await?;
     let scim_url = state.gateway.base_url().to_string();
     let scripts = state.gateway.scripts().clone();
     let app = router(state, &cfg.server.base_path);
@@ -226,13 +237,52 @@ pub async fn start_gateway(cfg: &Config) -> Result<RunningGateway, Vec<String>> 
         handle: Some(handle),
         refresher: lookups_task,
         scripts,
+        store,
     })
+}
+
+/// Opens (and migrates) the configured store, creating the SQLite file's directory first.
+/// Runs at gateway start and for each `scimgate token` command; the error names the problem
+/// without the URL, which may hold a password.
+pub async fn open_store(sc: &StoreConfig) -> Result<Store, String> {
+    if let Some(dir) = sc.sqlite_file().as_deref().and_then(Path::parent) {
+        if !dir.as_os_str().is_empty() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("store: cannot create {}: {e}", dir.display()))?;
+        }
+    }
+    Store::open(sc.url.expose())
+        .await
+        .map_err(|e| format!("store: {e}"))
+}
+
+/// Parses a key lifetime for `scimgate token create --expires`: `90d`, `12h`, `30m` or
+/// `never` (`None`). `Err` says what is accepted.
+pub fn parse_lifetime(text: &str) -> Result<Option<chrono::Duration>, String> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("never") {
+        return Ok(None);
+    }
+    let bad = || format!("--expires `{text}`: expected e.g. 90d, 12h, 30m or never");
+    let (digits, unit) = text.split_at(text.len().saturating_sub(1));
+    let n: i64 = digits.parse().map_err(|_| bad())?;
+    let d = match unit {
+        "d" => chrono::Duration::try_days(n),
+        "h" => chrono::Duration::try_hours(n),
+        "m" => chrono::Duration::try_minutes(n),
+        _ => None,
+    };
+    match d {
+        Some(d) if n > 0 => Ok(Some(d)),
+        _ => Err(bad()),
+    }
 }
 
 /// Everything the listener needs, from config.
 async fn build_state(
     cfg: &Config,
     addr: SocketAddr,
+    store: Option<Store>,
 ) -> Result<(AppState, Option<JoinHandle<()>>), Vec<String>> {
     let lookups = Lookups::new();
     let scripts = ScriptSet::load(&cfg.profile.scripts_dir, lookups.clone())
@@ -287,15 +337,19 @@ async fn build_state(
             }
         })
     });
+    let mut auth = Authenticator::new(
+        &cfg.auth
+            .tokens
+            .iter()
+            .map(|t| t.expose().to_string())
+            .collect::<Vec<_>>(),
+    );
+    if let Some(store) = store {
+        auth = auth.with_store(store);
+    }
     let state = AppState {
         gateway: Arc::new(gateway),
-        auth: Arc::new(Authenticator::new(
-            &cfg.auth
-                .tokens
-                .iter()
-                .map(|t| t.expose().to_string())
-                .collect::<Vec<_>>(),
-        )),
+        auth: Arc::new(auth),
         limits: Arc::new(Limits::new(
             cfg.server.max_body_bytes,
             cfg.server.request_timeout(),
@@ -341,6 +395,9 @@ pub struct DemoOptions {
     /// Replaces the profile's `backend.timeout_ms`, so tests can reach a backend timeout
     /// quickly; the profile's value when `None`.
     pub backend_timeout: Option<Duration>,
+    /// `[store] url` to use (e.g. a temp SQLite file), so API keys authenticate besides the
+    /// token; the config file's `[store]` when `None`.
+    pub store_url: Option<String>,
 }
 
 impl DemoOptions {
@@ -353,6 +410,7 @@ impl DemoOptions {
             legacy_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             token: None,
             backend_timeout: None,
+            store_url: None,
         }
     }
 }
@@ -404,6 +462,11 @@ impl DemoStack {
         let token = opts.token.clone().unwrap_or_else(|| random_secret("scim"));
         cfg.auth.tokens = vec![Secret::new(token.clone())];
         cfg.server.listen = opts.listen;
+        if let Some(url) = &opts.store_url {
+            cfg.store = Some(StoreConfig {
+                url: Secret::new(url.clone()),
+            });
+        }
         if let Some(t) = opts.backend_timeout {
             cfg.profile.backend.timeout_ms = u64::try_from(t.as_millis()).unwrap_or(u64::MAX);
         }
@@ -622,6 +685,20 @@ mod tests {
             .find(|a| a["name"] == "userType")
             .unwrap();
         assert_eq!(user_type["canonicalValues"], json!(["Premium", "Standard"]));
+    }
+
+    #[test]
+    fn lifetimes_parse() {
+        assert_eq!(parse_lifetime("never"), Ok(None));
+        assert_eq!(parse_lifetime("90d"), Ok(Some(chrono::Duration::days(90))));
+        assert_eq!(parse_lifetime("12h"), Ok(Some(chrono::Duration::hours(12))));
+        assert_eq!(
+            parse_lifetime("30m"),
+            Ok(Some(chrono::Duration::minutes(30)))
+        );
+        for bad in ["", "d", "0d", "-1d", "5w", "1.5h", "99999999999999d"] {
+            assert!(parse_lifetime(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -9,8 +9,8 @@
 //! Environment overlay: `SCIMGATE_SERVER__LISTEN=0.0.0.0:8080` sets `server.listen`; a double
 //! underscore separates nesting levels and keys match ignoring case. Values are read as TOML
 //! scalars (`8080`, `true`, `"quoted"`), anything else as a plain string; string lists
-//! (`auth.tokens`) accept a comma-separated string. The sections `server`, `auth`, `log` and
-//! `profile` overlay `scimgate.toml`; `backend`, `resources` and `lookups` overlay the
+//! (`auth.tokens`) accept a comma-separated string. The sections `server`, `auth`, `log`,
+//! `store` and `profile` overlay `scimgate.toml`; `backend`, `resources` and `lookups` overlay the
 //! profile, so backend credentials can come from the environment. Variables without a double
 //! underscore (`SCIMGATE_CONFIG`) belong to the command line and are ignored here.
 
@@ -32,7 +32,7 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 pub const ENV_PREFIX: &str = "SCIMGATE_";
 
 /// Top-level sections of `scimgate.toml`; everything else belongs to the profile.
-const MAIN_SECTIONS: [&str; 4] = ["server", "auth", "log", "profile"];
+const MAIN_SECTIONS: [&str; 5] = ["server", "auth", "log", "store", "profile"];
 const PROFILE_SECTIONS: [&str; 3] = ["backend", "resources", "lookups"];
 
 /// One configuration problem, located as precisely as the source allows.
@@ -133,6 +133,52 @@ pub struct AuthConfig {
     /// Static bearer tokens accepted from clients (a list, or a comma-separated string).
     #[serde(deserialize_with = "de_secret_list")]
     pub tokens: Vec<Secret>,
+}
+
+/// `[store]`: the database the gateway keeps its own state in (API keys). Optional: without
+/// it only the static `auth.tokens` authenticate and `scimgate token` has nowhere to keep keys.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `sqlite://path/to/file.db` or `postgres://user:password@host/db`; a `Secret` because a
+    /// PostgreSQL URL may carry a password. A relative SQLite path is resolved at load against
+    /// the parent of the config file's directory (the deployment root, where `config/` and
+    /// `scripts/` live), so `sqlite://data/scimgate.db` next to `config/scimgate.toml` means
+    /// `<root>/data/scimgate.db` whatever the working directory.
+    pub url: Secret,
+}
+
+impl StoreConfig {
+    /// The SQLite file this store uses, `None` for PostgreSQL or an in-memory database; the
+    /// gateway creates its parent directory before opening.
+    pub fn sqlite_file(&self) -> Option<PathBuf> {
+        let (path, _) = split_sqlite_url(self.url.expose())?;
+        (!path.is_empty() && !path.contains(":memory:")).then(|| PathBuf::from(path))
+    }
+
+    /// Rewrites a relative SQLite path to lie under `root`; other URLs are left as they are.
+    fn resolve_against(&mut self, root: &Path) {
+        let Some((path, query)) = split_sqlite_url(self.url.expose()) else {
+            return;
+        };
+        if path.is_empty() || path.contains(":memory:") || Path::new(path).is_absolute() {
+            return;
+        }
+        let file = root.join(path);
+        self.url = Secret::new(format!("sqlite://{}{query}", file.display()));
+    }
+}
+
+/// `sqlite://path?opts` (or `sqlite:path?opts`) as the path and the `?opts` part; `None` when
+/// the URL is not SQLite.
+fn split_sqlite_url(url: &str) -> Option<(&str, &str)> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    Some(match rest.find('?') {
+        Some(q) => rest.split_at(q),
+        None => (rest, ""),
+    })
 }
 
 /// Log line format.
@@ -433,6 +479,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Logging.
     pub log: LogConfig,
+    /// The gateway's database; `None` when `[store]` is absent (static tokens only).
+    pub store: Option<StoreConfig>,
     /// The selected profile.
     pub profile: Profile,
     origins: HashMap<String, Origin>,
@@ -474,6 +522,7 @@ impl Config {
         let server = main.take::<ServerConfig>("server", &mut issues);
         let auth = main.take::<AuthConfig>("auth", &mut issues);
         let log = main.take::<LogConfig>("log", &mut issues);
+        let store = main.take::<StoreConfig>("store", &mut issues);
         let pref = main.take::<ProfileRef>("profile", &mut issues);
         main.reject_rest(&MAIN_SECTIONS, &mut issues);
 
@@ -496,13 +545,19 @@ impl Config {
             None => None,
         };
 
-        match (server, auth, log, profile) {
-            (Some(server), Some(auth), Some(log), Some(profile)) if issues.is_empty() => {
+        match (server, auth, log, store, profile) {
+            (Some(server), Some(auth), Some(log), Some(mut store), Some(profile))
+                if issues.is_empty() =>
+            {
+                if let Some(s) = &mut store {
+                    s.resolve_against(&deployment_root(path));
+                }
                 let cfg = Config {
                     file: path.to_path_buf(),
                     server: server.unwrap_or_default(),
                     auth: auth.unwrap_or_default(),
                     log: log.unwrap_or_default(),
+                    store,
                     profile,
                     origins,
                 };
@@ -531,6 +586,7 @@ impl Config {
             server,
             auth,
             log,
+            store: None,
             profile,
             origins: HashMap::new(),
         }
@@ -546,6 +602,7 @@ impl Config {
         };
         v.server();
         v.auth();
+        v.store();
         v.log();
         v.backend();
         for (name, r) in &self.profile.resources {
@@ -597,6 +654,16 @@ pub fn scripts_dir_hint(path: &Path) -> Option<PathBuf> {
             .join("scripts")
             .join(name),
     )
+}
+
+/// Where relative paths of `scimgate.toml` (the SQLite file) are anchored: the parent of the
+/// config file's directory, resolved when it exists.
+fn deployment_root(main_path: &Path) -> PathBuf {
+    let root = main_path
+        .parent()
+        .unwrap_or_else(|| Path::new("."))
+        .join("..");
+    std::fs::canonicalize(&root).unwrap_or(root)
 }
 
 fn load_profile(
@@ -1153,10 +1220,11 @@ impl Validator<'_> {
 
     fn auth(&mut self) {
         let tokens = &self.cfg.auth.tokens;
-        if tokens.is_empty() {
+        // With a store, keys issued by `scimgate token create` authenticate instead.
+        if tokens.is_empty() && self.cfg.store.is_none() {
             self.push(
                 "auth.tokens",
-                "no token configured: no client could authenticate",
+                "no token configured and no [store] for API keys: no client could authenticate",
             );
         }
         for (i, t) in tokens.iter().enumerate() {
@@ -1167,6 +1235,23 @@ impl Validator<'_> {
                     format!("token #{} is empty or contains whitespace", i + 1),
                 );
             }
+        }
+    }
+
+    fn store(&mut self) {
+        let Some(store) = &self.cfg.store else {
+            return;
+        };
+        let url = store.url.expose();
+        let known = ["sqlite:", "postgres:", "postgresql:"];
+        if !known.iter().any(|k| url.starts_with(k)) {
+            // The URL is not echoed: it may hold a password.
+            self.push(
+                "store.url",
+                "must start with sqlite:// or postgres:// (or postgresql://)",
+            );
+        } else if split_sqlite_url(url).is_some_and(|(path, _)| path.is_empty()) {
+            self.push("store.url", "names no SQLite file");
         }
     }
 
@@ -1722,6 +1807,80 @@ refresh_secs = 0
         );
         assert!(issues[0].message.starts_with("server.max_concurrency"));
         assert!(issues[1].message.starts_with("auth.tokens"));
+    }
+
+    #[test]
+    fn store_is_optional_and_relative_sqlite_paths_sit_under_the_deployment_root() {
+        let l = Layout::new(MAIN, PROFILE);
+        assert_eq!(
+            Config::load_with_env(&l.main(), no_env()).unwrap().store,
+            None
+        );
+        let root = std::fs::canonicalize(&l.root).unwrap();
+        let cases = [
+            (
+                "sqlite://data/g.db",
+                format!("sqlite://{}", root.join("data/g.db").display()),
+            ),
+            (
+                "sqlite:data/g.db?mode=rwc",
+                format!("sqlite://{}?mode=rwc", root.join("data/g.db").display()),
+            ),
+            ("sqlite:///abs/g.db", "sqlite:///abs/g.db".to_string()),
+            ("sqlite::memory:", "sqlite::memory:".to_string()),
+            ("postgres://u:p@h/db", "postgres://u:p@h/db".to_string()),
+        ];
+        for (given, want) in cases {
+            let cfg = Config::load_with_env(
+                &l.main(),
+                env(&[
+                    ("SCIMGATE_STORE__URL", given),
+                    ("SCIMGATE_AUTH__TOKENS", ""),
+                ]),
+            )
+            .unwrap_or_else(|e| panic!("{given}: {e:#?}"));
+            let store = cfg.store.unwrap();
+            assert_eq!(store.url.expose(), want, "{given}");
+            assert!(
+                !format!("{store:?}").contains("u:p"),
+                "the URL stays redacted"
+            );
+        }
+        let file = Layout::new(
+            &format!("{MAIN}[store]\nurl = \"sqlite://data/x.db\"\n"),
+            PROFILE,
+        );
+        let store = Config::load_with_env(&file.main(), no_env())
+            .unwrap()
+            .store
+            .unwrap();
+        let root = std::fs::canonicalize(&file.root).unwrap();
+        assert_eq!(store.sqlite_file(), Some(root.join("data/x.db")));
+    }
+
+    #[test]
+    fn store_problems_are_reported_and_tokens_may_be_empty_with_a_store() {
+        let l = Layout::new(
+            "[auth]\ntokens = []\n[store]\nurl = \"mysql://u:hunter2@h/db\"\nextra = 1\n",
+            PROFILE,
+        );
+        let issues = Config::load_with_env(&l.main(), no_env()).unwrap_err();
+        assert!(
+            issues.iter().any(|i| i.message.contains("extra")),
+            "{issues:#?}"
+        );
+        let l = Layout::new(
+            "[auth]\ntokens = []\n[store]\nurl = \"mysql://u:hunter2@h/db\"\n",
+            PROFILE,
+        );
+        let issues = Config::load_with_env(&l.main(), no_env()).unwrap_err();
+        assert_eq!(issues.len(), 1, "{issues:#?}");
+        assert!(issues[0].message.starts_with("store.url"), "{issues:#?}");
+        assert_eq!(issues[0].line, Some(4));
+        assert!(!issues[0].message.contains("hunter2"));
+        let l = Layout::new("[auth]\ntokens = []\n", PROFILE);
+        let issues = Config::load_with_env(&l.main(), no_env()).unwrap_err();
+        assert!(issues[0].message.contains("no [store]"), "{issues:#?}");
     }
 
     #[test]

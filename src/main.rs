@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 use scimgate::app::{DemoOptions, DemoStack, start_gateway};
 use scimgate::config::{Config, LogFormat};
+use scimgate::store::{KeyId, KeyInfo, KeyStore};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -68,6 +69,34 @@ enum Command {
         /// Main configuration file.
         #[arg(long, default_value = "config/scimgate.toml")]
         config: PathBuf,
+    },
+    /// Issue, list and revoke API keys (bearer tokens kept in the `[store]` database).
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+        /// Main configuration file (must have a `[store]` section).
+        #[arg(long, global = true, default_value = "config/scimgate.toml")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenAction {
+    /// Issue a key and print it once (only its hash is stored).
+    Create {
+        /// Who uses the key, e.g. "Entra Sync"; shown in lists and as the audit actor.
+        #[arg(long)]
+        name: String,
+        /// Lifetime: 90d, 12h, 30m or never.
+        #[arg(long, default_value = "never")]
+        expires: String,
+    },
+    /// List every key (never the key itself).
+    List,
+    /// Revoke a key at once, by the id `token list` shows.
+    Revoke {
+        /// The key's public id.
+        id: String,
     },
 }
 
@@ -145,6 +174,92 @@ fn load(config: &std::path::Path) -> Result<Config, Vec<String>> {
     Config::load(config).map_err(|issues| issues.iter().map(|i| i.to_string()).collect())
 }
 
+/// Opens the store `config` names; every `scimgate token` command needs one.
+async fn open_key_store(config: &std::path::Path) -> Result<scimgate::store::Store, Vec<String>> {
+    let cfg = load(config)?;
+    let Some(sc) = &cfg.store else {
+        return Err(vec![format!(
+            "{}: no [store] section; API keys need a store (e.g. url = \"sqlite://data/scimgate.db\")",
+            config.display()
+        )]);
+    };
+    scimgate::app::open_store(sc).await.map_err(|e| vec![e])
+}
+
+fn when(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
+    t.map_or_else(
+        || "-".into(),
+        |t| t.format("%Y-%m-%d %H:%M:%SZ").to_string(),
+    )
+}
+
+fn print_keys(keys: &[KeyInfo]) {
+    println!(
+        "{:<16}  {:<24}  {:<20}  {:<20}  {:<20}  REVOKED",
+        "ID", "NAME", "CREATED", "EXPIRES", "LAST USED"
+    );
+    for k in keys {
+        println!(
+            "{:<16}  {:<24}  {:<20}  {:<20}  {:<20}  {}",
+            k.id,
+            k.name,
+            when(Some(k.created)),
+            when(k.expires),
+            when(k.last_used),
+            when(k.revoked)
+        );
+    }
+}
+
+async fn token(action: TokenAction, config: &std::path::Path) -> Result<(), Vec<String>> {
+    // Arguments are checked before the store is opened, so a typo never creates a database.
+    let lifetime = match &action {
+        TokenAction::Create { name, expires } => {
+            if name.trim().is_empty() {
+                return Err(vec!["--name must not be empty".into()]);
+            }
+            scimgate::app::parse_lifetime(expires).map_err(|e| vec![e])?
+        }
+        _ => None,
+    };
+    let store = open_key_store(config).await?;
+    let result = match action {
+        TokenAction::Create { name, .. } => {
+            let expires = lifetime.map(|d| chrono::Utc::now() + d);
+            match store.create_key(name.trim(), expires).await {
+                Ok((info, key)) => {
+                    println!("{key}");
+                    eprintln!(
+                        "key {} ('{}', expires {}) created; copy it now, it will not be shown again",
+                        info.id,
+                        info.name,
+                        when(info.expires)
+                    );
+                    Ok(())
+                }
+                Err(e) => Err(vec![format!("store: {e}")]),
+            }
+        }
+        TokenAction::List => match store.list_keys().await {
+            Ok(keys) => {
+                print_keys(&keys);
+                Ok(())
+            }
+            Err(e) => Err(vec![format!("store: {e}")]),
+        },
+        TokenAction::Revoke { id } => match store.revoke_key(&KeyId(id.clone())).await {
+            Ok(true) => {
+                println!("key {id} revoked");
+                Ok(())
+            }
+            Ok(false) => Err(vec![format!("no key with id {id}")]),
+            Err(e) => Err(vec![format!("store: {e}")]),
+        },
+    };
+    store.close().await;
+    result
+}
+
 async fn run(cmd: Command) -> Result<(), Vec<String>> {
     match cmd {
         Command::Serve { config } => {
@@ -172,6 +287,7 @@ async fn run(cmd: Command) -> Result<(), Vec<String>> {
                 legacy_listen,
                 token,
                 backend_timeout: None,
+                store_url: None,
             })
             .await?;
             println!("scimgate demo (profile '{profile}')");
@@ -227,5 +343,6 @@ async fn run(cmd: Command) -> Result<(), Vec<String>> {
             println!("{out}");
             Ok(())
         }
+        Command::Token { action, config } => token(action, &config).await,
     }
 }

@@ -1,11 +1,13 @@
 //! Authentication of SCIM callers.
 //!
-//! Static bearer tokens from config for now; the token is compared in constant time and never
-//! logged. The check runs as a tower layer before any SCIM parsing, so an unauthenticated
+//! A bearer credential is either a static token from config (compared in constant time) or an
+//! API key (`sgk_…`) issued by `scimgate token create` and checked against the store; neither
+//! is ever logged. Static tokens are checked first, so a store outage never locks them out. The check runs as a tower layer before any SCIM parsing, so an unauthenticated
 //! caller learns nothing about the resources behind the gateway.
 
 use super::error::AppError;
 use crate::scim::ScimError;
+use crate::store::{KeyStore, Store};
 use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::Next;
@@ -24,6 +26,7 @@ pub struct Principal {
 #[derive(Debug, Clone, Default)]
 pub struct Authenticator {
     tokens: Vec<Vec<u8>>,
+    store: Option<Store>,
 }
 
 impl Authenticator {
@@ -37,38 +40,79 @@ impl Authenticator {
                 .filter(|t| !t.is_empty())
                 .map(|t| t.as_bytes().to_vec())
                 .collect(),
+            store: None,
         }
     }
 
-    /// Checks an `Authorization` header value. Runs once per request. `Err` is a 401 whose
-    /// detail says what was wrong without echoing anything the caller sent.
+    /// Also accepts the API keys `store` verifies (live, unexpired, unrevoked). Set once at
+    /// startup when `[store]` is configured.
+    pub fn with_store(mut self, store: Store) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Checks an `Authorization` header value against the static tokens only (no I/O). `Err`
+    /// is a 401 whose detail says what was wrong without echoing anything the caller sent.
     pub fn verify(&self, authorization: Option<&str>) -> Result<Principal, ScimError> {
-        let Some(value) = authorization else {
-            return Err(ScimError::unauthorized("missing Authorization header"));
-        };
-        let Some((scheme, token)) = value.trim().split_once(' ') else {
-            return Err(ScimError::unauthorized("malformed Authorization header"));
-        };
-        if !scheme.eq_ignore_ascii_case("bearer") {
-            return Err(ScimError::unauthorized(
-                "unsupported authorization scheme; use Bearer",
-            ));
+        let token = bearer(authorization)?;
+        self.static_token(token)
+            .ok_or_else(|| ScimError::unauthorized("invalid bearer token"))
+    }
+
+    /// Checks an `Authorization` header value on every SCIM request: static tokens first, then
+    /// the store's API keys. `Err` is a 401 for a bad credential (expired and revoked keys
+    /// included) or a 500 when the store cannot be read.
+    pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Principal, ScimError> {
+        let token = bearer(authorization)?;
+        if let Some(p) = self.static_token(token) {
+            return Ok(p);
         }
-        let token = token.trim().as_bytes();
+        let Some(store) = &self.store else {
+            return Err(ScimError::unauthorized("invalid bearer token"));
+        };
+        match store.verify(token).await {
+            Ok(Some(key)) => Ok(Principal { name: key.name }),
+            Ok(None) => Err(ScimError::unauthorized(
+                "invalid, expired or revoked bearer token",
+            )),
+            Err(e) => {
+                tracing::error!(error = %e, "API key check failed: store unavailable");
+                Err(ScimError::internal(
+                    "credentials cannot be checked right now",
+                ))
+            }
+        }
+    }
+
+    /// The principal of a matching static token, compared in constant time.
+    fn static_token(&self, token: &str) -> Option<Principal> {
         // Compare against every token so the time taken does not reveal which one matched.
         let mut matched: Option<usize> = None;
         for (i, t) in self.tokens.iter().enumerate() {
-            if bool::from(t.as_slice().ct_eq(token)) {
+            if bool::from(t.as_slice().ct_eq(token.as_bytes())) {
                 matched = Some(i);
             }
         }
-        match matched {
-            Some(i) => Ok(Principal {
-                name: format!("token #{}", i + 1),
-            }),
-            None => Err(ScimError::unauthorized("invalid bearer token")),
-        }
+        matched.map(|i| Principal {
+            name: format!("token #{}", i + 1),
+        })
     }
+}
+
+/// The credential of a `Bearer` header, or the 401 saying what is wrong with the header.
+fn bearer(authorization: Option<&str>) -> Result<&str, ScimError> {
+    let Some(value) = authorization else {
+        return Err(ScimError::unauthorized("missing Authorization header"));
+    };
+    let Some((scheme, token)) = value.trim().split_once(' ') else {
+        return Err(ScimError::unauthorized("malformed Authorization header"));
+    };
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(ScimError::unauthorized(
+            "unsupported authorization scheme; use Bearer",
+        ));
+    }
+    Ok(token.trim())
 }
 
 /// Tower middleware: rejects the request with a SCIM 401 unless it carries a valid credential.
@@ -81,7 +125,7 @@ pub async fn require_auth(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    match auth.verify(header_value) {
+    match auth.authenticate(header_value).await {
         Ok(p) => {
             req.extensions_mut().insert(p);
             next.run(req).await
@@ -115,6 +159,56 @@ mod tests {
             Authenticator::new(&["".into()])
                 .verify(Some("Bearer "))
                 .is_err()
+        );
+    }
+
+    #[tokio::test]
+    async fn store_keys_authenticate_until_revoked_or_expired() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let a = Authenticator::new(&["s3cret".into()]).with_store(store.clone());
+        let (info, key) = store.create_key("Entra Sync", None).await.unwrap();
+        let header = format!("Bearer {key}");
+        assert_eq!(
+            a.authenticate(Some(&header)).await.unwrap().name,
+            "Entra Sync"
+        );
+        assert_eq!(
+            a.authenticate(Some("Bearer s3cret")).await.unwrap().name,
+            "token #1"
+        );
+        assert_eq!(
+            a.verify(Some(&header)).unwrap_err().status,
+            401,
+            "verify knows static tokens only"
+        );
+        let (_, old) = store
+            .create_key(
+                "old",
+                Some(chrono::Utc::now() - chrono::Duration::minutes(1)),
+            )
+            .await
+            .unwrap();
+        let forged = format!("{}0", &key[..key.len() - 1]);
+        for bad in [
+            format!("Bearer {old}"),
+            format!("Bearer {forged}"),
+            "Bearer sgk_x".into(),
+        ] {
+            let e = a.authenticate(Some(&bad)).await.unwrap_err();
+            assert_eq!(e.status, 401, "{bad}");
+        }
+        assert!(store.revoke_key(&info.id).await.unwrap());
+        let e = a.authenticate(Some(&header)).await.unwrap_err();
+        assert_eq!(e.status, 401);
+        assert!(!e.detail.contains(&key));
+        let no_store = Authenticator::new(&["s3cret".into()]);
+        assert_eq!(
+            no_store
+                .authenticate(Some(&header))
+                .await
+                .unwrap_err()
+                .status,
+            401
         );
     }
 }

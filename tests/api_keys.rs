@@ -1,0 +1,246 @@
+//! API keys from the store as SCIM bearer tokens: a live key is accepted over a real socket,
+//! a revoked or expired one gets a SCIM 401, and `scimgate token create / list / revoke` (run as
+//! a real process) manage keys without ever storing or listing the key itself.
+
+mod common;
+
+use common::Scim;
+use scimgate::app::{DemoOptions, DemoStack};
+use scimgate::store::{KeyStore, Store};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const TEST_CONNECTION: &str = "/Users?filter=userName%20eq%20%22nobody%40example.com%22";
+
+/// A fresh scratch directory, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!(
+            "scimgate-keys-{name}-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Every byte of the SQLite database and its journal files, for secret-leak checks.
+fn database_bytes(db: &Path) -> Vec<u8> {
+    let mut all = Vec::new();
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = db.as_os_str().to_owned();
+        p.push(suffix);
+        if let Ok(b) = std::fs::read(PathBuf::from(p)) {
+            all.extend(b);
+        }
+    }
+    assert!(!all.is_empty(), "no database at {}", db.display());
+    all
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+fn assert_scim_401(r: &common::Resp, what: &str) {
+    assert_eq!(r.status, 401, "{what}: {}", r.text);
+    assert_eq!(
+        r.json["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error",
+        "{what}: {}",
+        r.text
+    );
+    assert_eq!(r.json["status"], "401", "{what}: {}", r.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_keys_authenticate_scim_calls_until_revoked_or_expired() {
+    let scratch = Scratch::new("gateway");
+    // A directory that does not exist yet: the gateway creates it.
+    let db = scratch.0.join("state/keys.db");
+    let url = format!("sqlite://{}", db.display());
+    let stack = DemoStack::start(DemoOptions {
+        store_url: Some(url.clone()),
+        ..DemoOptions::for_tests("default")
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#?}"));
+    assert!(db.exists(), "the gateway opened {}", db.display());
+
+    // Keys are issued through a second connection, as `scimgate token create` would while
+    // the gateway runs.
+    let admin = Store::open(&url).await.unwrap();
+    let (info, key) = admin.create_key("Entra Sync", None).await.unwrap();
+    let (_, expired) = admin
+        .create_key(
+            "stale",
+            Some(chrono::Utc::now() - chrono::Duration::minutes(5)),
+        )
+        .await
+        .unwrap();
+
+    let entra = Scim::new(&stack.scim_url, &key);
+    let r = entra.get(TEST_CONNECTION).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["totalResults"], 0);
+    let r = Scim::new(&stack.scim_url, &stack.token)
+        .get(TEST_CONNECTION)
+        .await;
+    assert_eq!(r.status, 200, "the static token still works: {}", r.text);
+
+    let used = admin.list_keys().await.unwrap();
+    let used = used.iter().find(|k| k.id == info.id).unwrap();
+    assert!(used.last_used.is_some(), "the use was recorded");
+
+    assert_scim_401(
+        &Scim::new(&stack.scim_url, &expired)
+            .get(TEST_CONNECTION)
+            .await,
+        "expired key",
+    );
+    let wrong_secret = format!("{}{}", &key[..key.len() - 64], "0".repeat(64));
+    assert_scim_401(
+        &Scim::new(&stack.scim_url, &wrong_secret)
+            .get(TEST_CONNECTION)
+            .await,
+        "right id, wrong secret",
+    );
+
+    assert!(admin.revoke_key(&info.id).await.unwrap());
+    let r = entra.get(TEST_CONNECTION).await;
+    assert_scim_401(&r, "revoked key");
+    assert!(!r.text.contains(&key));
+
+    admin.close().await;
+    stack.gateway.shutdown().await;
+    let bytes = database_bytes(&db);
+    assert!(contains(&bytes, "Entra Sync"), "the check reads the file");
+    assert!(!contains(&bytes, &key), "the key itself is never stored");
+    assert!(!contains(&bytes, &key[key.len() - 64..]));
+}
+
+// ---- the CLI --------------------------------------------------------------------------------
+
+fn scimgate(config: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_scimgate"))
+        .arg("token")
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .unwrap()
+}
+
+fn text(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `<dir>/config/scimgate.toml` using this crate's profiles and a store at the relative path
+/// `data/keys.db`, which resolves to `<dir>/data/keys.db`.
+fn config_with_store(dir: &Path) -> PathBuf {
+    let repo = env!("CARGO_MANIFEST_DIR");
+    let file = dir.join("config/scimgate.toml");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(
+        &file,
+        format!(
+            "[auth]\ntokens = []\n[store]\nurl = \"sqlite://data/keys.db\"\n\
+             [profile]\nname = \"default\"\ndir = '{repo}'\n"
+        ),
+    )
+    .unwrap();
+    file
+}
+
+#[test]
+fn token_cli_creates_lists_and_revokes_without_revealing_keys() {
+    let scratch = Scratch::new("cli");
+    let config = config_with_store(&scratch.0);
+    let db = scratch.0.join("data/keys.db");
+
+    let out = scimgate(
+        &config,
+        &["create", "--name", "Entra Sync", "--expires", "90d"],
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    let key = stdout.trim().to_string();
+    assert_eq!(
+        stdout.lines().count(),
+        1,
+        "only the key on stdout: {stdout}"
+    );
+    assert!(key.starts_with("sgk_"), "{stdout}");
+    assert!(stderr.contains("will not be shown again"), "{stderr}");
+    let id = key.split('_').nth(1).unwrap().to_string();
+    let secret = key.split('_').nth(2).unwrap().to_string();
+
+    let out = scimgate(&config, &["create", "--name", "forever"]);
+    assert!(out.status.success(), "{:?}", text(&out));
+
+    let out = scimgate(&config, &["list"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.starts_with("ID "), "{stdout}");
+    assert_eq!(stdout.lines().count(), 3, "header and two keys: {stdout}");
+    let row = stdout.lines().find(|l| l.starts_with(&id)).unwrap();
+    assert!(row.contains("Entra Sync"), "{row}");
+    let expires = (chrono::Utc::now() + chrono::Duration::days(90))
+        .format("%Y-%m-%d")
+        .to_string();
+    assert!(row.contains(&expires), "expires in 90 days: {row}");
+    assert!(row.trim_end().ends_with('-'), "not revoked: {row}");
+    assert!(!stdout.contains(&secret) && !stderr.contains(&secret));
+
+    let out = scimgate(&config, &["revoke", &id]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    let (stdout, _) = text(&scimgate(&config, &["list"]));
+    let row = stdout.lines().find(|l| l.starts_with(&id)).unwrap();
+    assert!(!row.trim_end().ends_with('-'), "revoked: {row}");
+    assert!(!stdout.contains(&secret));
+
+    let out = scimgate(&config, &["revoke", "0000000000000000"]);
+    assert!(!out.status.success());
+    assert!(text(&out).1.contains("no key with id"), "{:?}", text(&out));
+
+    let bytes = database_bytes(&db);
+    assert!(contains(&bytes, "Entra Sync"), "the check reads the file");
+    assert!(!contains(&bytes, &key) && !contains(&bytes, &secret));
+
+    // The bundled config has no [store]: the commands refuse to run.
+    let bundled = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/scimgate.toml");
+    let out = scimgate(&bundled, &["list"]);
+    assert!(!out.status.success());
+    assert!(text(&out).1.contains("no [store]"), "{:?}", text(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_from_the_cli_opens_the_gateway() {
+    let scratch = Scratch::new("cli-gateway");
+    let config = config_with_store(&scratch.0);
+    let out = scimgate(&config, &["create", "--name", "Entra Sync"]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    let key = text(&out).0.trim().to_string();
+    // The demo stack loads the same config, so it opens the same relative store path.
+    let stack = DemoStack::start(DemoOptions {
+        config,
+        ..DemoOptions::for_tests("default")
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#?}"));
+    let r = Scim::new(&stack.scim_url, &key).get(TEST_CONNECTION).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    stack.gateway.shutdown().await;
+}
