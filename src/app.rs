@@ -119,10 +119,10 @@ pub fn registry(profile: &Profile) -> Result<SchemaRegistry, Vec<String>> {
         }
     }
     for (rt, rc) in &profile.resources {
-        if !rc.attributes.is_empty() {
-            if let Err(mut e) = reg.restrict(rt, &rc.attributes) {
-                errors.append(&mut e);
-            }
+        if !rc.attributes.is_empty()
+            && let Err(mut e) = reg.restrict(rt, &rc.attributes)
+        {
+            errors.append(&mut e);
         }
         for p in &rc.required {
             if !reg.tune(rt, p, |a| {
@@ -245,11 +245,11 @@ pub async fn start_gateway(cfg: &Config) -> Result<RunningGateway, Vec<String>> 
 /// Runs at gateway start and for each `scimgate token` command; the error names the problem
 /// without the URL, which may hold a password.
 pub async fn open_store(sc: &StoreConfig) -> Result<Store, String> {
-    if let Some(dir) = sc.sqlite_file().as_deref().and_then(Path::parent) {
-        if !dir.as_os_str().is_empty() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| format!("store: cannot create {}: {e}", dir.display()))?;
-        }
+    if let Some(dir) = sc.sqlite_file().as_deref().and_then(Path::parent)
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("store: cannot create {}: {e}", dir.display()))?;
     }
     Store::open(sc.url.expose())
         .await

@@ -231,19 +231,20 @@ impl Db {
                 "`email` is not a valid email address: {email}"
             )));
         }
-        if let Some(se) = &input.service_email {
-            if !se.is_empty() && !is_plausible_email(se) {
-                return Err(DemoError::validation(format!(
-                    "`service_email` is not a valid email address: {se}"
-                )));
-            }
+        if let Some(se) = &input.service_email
+            && !se.is_empty()
+            && !is_plausible_email(se)
+        {
+            return Err(DemoError::validation(format!(
+                "`service_email` is not a valid email address: {se}"
+            )));
         }
-        if let Some(office) = input.office_id {
-            if !self.offices.contains_key(&office) {
-                return Err(DemoError::validation(format!(
-                    "`office_id` {office} does not reference an existing office"
-                )));
-            }
+        if let Some(office) = input.office_id
+            && !self.offices.contains_key(&office)
+        {
+            return Err(DemoError::validation(format!(
+                "`office_id` {office} does not reference an existing office"
+            )));
         }
         if let Some(manager) = input.manager_id {
             if Some(manager) == self_id {
@@ -273,17 +274,16 @@ impl Db {
                 .clone()
                 .ok_or_else(|| DemoError::validation("`username` or `email` is required"))?,
         };
-        if let Some(email) = &email {
-            if let Some(owner) = self.email_index.get(&email.to_lowercase()) {
-                if Some(*owner) != self_id {
-                    return Err(DemoError::duplicate_email(email));
-                }
-            }
+        if let Some(email) = &email
+            && let Some(owner) = self.email_index.get(&email.to_lowercase())
+            && Some(*owner) != self_id
+        {
+            return Err(DemoError::duplicate_email(email));
         }
-        if let Some(owner) = self.username_index.get(&username.to_lowercase()) {
-            if Some(*owner) != self_id {
-                return Err(DemoError::duplicate_username(&username));
-            }
+        if let Some(owner) = self.username_index.get(&username.to_lowercase())
+            && Some(*owner) != self_id
+        {
+            return Err(DemoError::duplicate_username(&username));
         }
         Ok((username, email))
     }
@@ -298,12 +298,12 @@ impl Db {
         if old == new {
             return;
         }
-        if let Some(old) = old {
-            if let Some(set) = self.reports.get_mut(&old) {
-                set.remove(&user_id);
-                if set.is_empty() {
-                    self.reports.remove(&old);
-                }
+        if let Some(old) = old
+            && let Some(set) = self.reports.get_mut(&old)
+        {
+            set.remove(&user_id);
+            if set.is_empty() {
+                self.reports.remove(&old);
             }
         }
         if let Some(new) = new {
@@ -570,10 +570,10 @@ impl Db {
             }
         }
         let member_count = set.len();
-        if added > 0 {
-            if let Some(team) = self.teams.get_mut(&team_id) {
-                team.updated_at = now_rfc3339();
-            }
+        if added > 0
+            && let Some(team) = self.teams.get_mut(&team_id)
+        {
+            team.updated_at = now_rfc3339();
         }
         Ok(MembersAdded {
             team_id,

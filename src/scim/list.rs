@@ -309,13 +309,13 @@ fn compare_values(a: &Value, b: &Value, case_exact: bool, t: AttrType) -> Orderi
             .unwrap_or(Ordering::Equal),
         (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
         (Value::String(x), Value::String(y)) => {
-            if t == AttrType::DateTime {
-                if let (Ok(dx), Ok(dy)) = (
+            if t == AttrType::DateTime
+                && let (Ok(dx), Ok(dy)) = (
                     chrono::DateTime::parse_from_rfc3339(x),
                     chrono::DateTime::parse_from_rfc3339(y),
-                ) {
-                    return dx.cmp(&dy);
-                }
+                )
+            {
+                return dx.cmp(&dy);
             }
             if case_exact {
                 x.cmp(y)

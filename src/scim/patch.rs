@@ -385,12 +385,11 @@ fn parse_raw_op<'s>(
         }
         None => return Err(ScimError::invalid_syntax("an operation needs an 'op'")),
     };
-    if let Some(Value::String(s)) = get_ci(obj, "path") {
-        if let Some((urn, "")) = ctx.registry.match_urn(s.trim()) {
-            if ctx.has_schema(urn) {
-                return prepare_schema_op(kind, urn, get_ci(obj, "value").cloned(), ctx, out);
-            }
-        }
+    if let Some(Value::String(s)) = get_ci(obj, "path")
+        && let Some((urn, "")) = ctx.registry.match_urn(s.trim())
+        && ctx.has_schema(urn)
+    {
+        return prepare_schema_op(kind, urn, get_ci(obj, "value").cloned(), ctx, out);
     }
     let path = match get_ci(obj, "path") {
         None | Some(Value::Null) => None,
@@ -841,13 +840,13 @@ fn apply_prepared(res: &mut Value, p: &Prepared, ctx: &SchemaContext) -> ScimRes
     } else {
         apply_single(t, p.kind, p.value.as_ref(), current, &text)?
     };
-    if let Some(before) = before.filter(|b| !is_unassigned(b)) {
-        if new.as_ref() != Some(&before) {
-            return Err(ScimError::mutability(format!(
-                "'{}' is immutable and already set",
-                t.attr.name
-            )));
-        }
+    if let Some(before) = before.filter(|b| !is_unassigned(b))
+        && new.as_ref() != Some(&before)
+    {
+        return Err(ScimError::mutability(format!(
+            "'{}' is immutable and already set",
+            t.attr.name
+        )));
     }
     if let Some(v) = new.filter(|v| !is_unassigned(v)) {
         container.insert(name.to_string(), v);
@@ -988,15 +987,14 @@ fn into_object(v: Option<Value>) -> Map<String, Value> {
 /// sub-attribute already set to something else is refused.
 fn set_sub(def: &AttributeDef, m: &mut Map<String, Value>, key: &str, v: Value) -> ScimResult<()> {
     let sub = def.sub(key);
-    if let Some(sub) = sub.filter(|s| s.mutability == Mutability::Immutable) {
-        if let Some(old) = get_ci(m, key).filter(|o| !o.is_null()) {
-            if !values_equal(Some(sub), old, &v) {
-                return Err(ScimError::mutability(format!(
-                    "'{}.{}' is immutable and already set",
-                    def.name, sub.name
-                )));
-            }
-        }
+    if let Some(sub) = sub.filter(|s| s.mutability == Mutability::Immutable)
+        && let Some(old) = get_ci(m, key).filter(|o| !o.is_null())
+        && !values_equal(Some(sub), old, &v)
+    {
+        return Err(ScimError::mutability(format!(
+            "'{}.{}' is immutable and already set",
+            def.name, sub.name
+        )));
     }
     insert_ci(m, sub.map_or(key, |s| s.name.as_str()), v);
     Ok(())
@@ -1221,12 +1219,11 @@ fn remove_selected(
     }
     if let Some(sub) = &t.sub {
         for &i in selected {
-            if let Some(Value::Object(m)) = items.get_mut(i) {
-                if remove_ci(m, sub).is_some_and(|old| !is_unassigned(&old)) {
-                    if let Some(def) = t.sub_def() {
-                        check_unassign(def, text)?;
-                    }
-                }
+            if let Some(Value::Object(m)) = items.get_mut(i)
+                && remove_ci(m, sub).is_some_and(|old| !is_unassigned(&old))
+                && let Some(def) = t.sub_def()
+            {
+                check_unassign(def, text)?;
             }
         }
     }
@@ -1352,10 +1349,11 @@ fn normalise_primary(attr: &AttributeDef, items: &mut [Value], written: &[usize]
         return;
     };
     for (i, item) in items.iter_mut().enumerate() {
-        if i != keep && is_primary(item) {
-            if let Value::Object(m) = item {
-                remove_ci(m, "primary");
-            }
+        if i != keep
+            && is_primary(item)
+            && let Value::Object(m) = item
+        {
+            remove_ci(m, "primary");
         }
     }
 }

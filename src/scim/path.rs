@@ -67,12 +67,12 @@ impl AttrPath {
                 "invalid attribute name in path '{whole}'"
             )));
         }
-        if let Some(sub) = sub {
-            if !is_attr_name(sub) {
-                return Err(ScimError::invalid_path(format!(
-                    "invalid sub-attribute in path '{whole}'"
-                )));
-            }
+        if let Some(sub) = sub
+            && !is_attr_name(sub)
+        {
+            return Err(ScimError::invalid_path(format!(
+                "invalid sub-attribute in path '{whole}'"
+            )));
         }
         Ok(AttrPath {
             urn,

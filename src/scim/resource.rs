@@ -40,10 +40,10 @@ pub fn remove_ci(obj: &mut Map<String, Value>, key: &str) -> Option<Value> {
 
 /// Inserts `value` under `key`, replacing any existing key that differs only in case.
 pub fn insert_ci(obj: &mut Map<String, Value>, key: &str, value: Value) {
-    if let Some(k) = key_ci(obj, key) {
-        if k != key {
-            obj.remove(&k);
-        }
+    if let Some(k) = key_ci(obj, key)
+        && k != key
+    {
+        obj.remove(&k);
     }
     obj.insert(key.to_string(), value);
 }
@@ -378,16 +378,15 @@ pub fn normalize_resource(
         let core_urn = core.id.clone();
         put_attribute(&mut out, ctx, &core_urn, &key, value, opts, &mut extensions)?;
     }
-    if let Some(declared) = declared {
-        if !declared
+    if let Some(declared) = declared
+        && !declared
             .iter()
             .any(|s| s.eq_ignore_ascii_case(&ctx.rt.schema))
-        {
-            return Err(ScimError::invalid_syntax(format!(
-                "'schemas' must contain '{}'",
-                ctx.rt.schema
-            )));
-        }
+    {
+        return Err(ScimError::invalid_syntax(format!(
+            "'schemas' must contain '{}'",
+            ctx.rt.schema
+        )));
     }
     check_required(&out, ctx)?;
     let mut schemas = vec![Value::String(ctx.rt.schema.clone())];

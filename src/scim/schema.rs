@@ -251,16 +251,16 @@ impl AttributeDef {
     /// omitted).
     pub fn to_json(&self) -> Value {
         let mut v = serde_json::to_value(self).unwrap_or(Value::Null);
-        if self.attr_type == AttrType::Complex {
-            if let Some(map) = v.as_object_mut() {
-                let subs: Vec<Value> = self
-                    .sub_attributes
-                    .iter()
-                    .filter(|s| s.supported)
-                    .map(AttributeDef::to_json)
-                    .collect();
-                map.insert("subAttributes".into(), Value::Array(subs));
-            }
+        if self.attr_type == AttrType::Complex
+            && let Some(map) = v.as_object_mut()
+        {
+            let subs: Vec<Value> = self
+                .sub_attributes
+                .iter()
+                .filter(|s| s.supported)
+                .map(AttributeDef::to_json)
+                .collect();
+            map.insert("subAttributes".into(), Value::Array(subs));
         }
         v
     }
@@ -674,19 +674,17 @@ impl SchemaRegistry {
             }
             None => rt.schema_urns().collect(),
         };
-        if path.urn.is_none()
+        if (path.urn.is_none()
             || path
                 .urn
                 .as_deref()
-                .is_some_and(|u| u.eq_ignore_ascii_case(&rt.schema))
-        {
-            if let Some(attr) = common_attributes()
+                .is_some_and(|u| u.eq_ignore_ascii_case(&rt.schema)))
+            && let Some(attr) = common_attributes()
                 .iter()
                 .find(|a| a.name.eq_ignore_ascii_case(&path.name))
-            {
-                let schema = self.schema(&rt.schema)?;
-                return resolve_sub(schema, true, attr, path);
-            }
+        {
+            let schema = self.schema(&rt.schema)?;
+            return resolve_sub(schema, true, attr, path);
         }
         for urn in candidates {
             let Some(schema) = self.schema(urn) else {

@@ -77,7 +77,10 @@ impl Authenticator {
             )),
             Err(e) => {
                 tracing::error!(error = %e, "API key check failed: store unavailable");
-                Err(ScimError::internal(
+                // Temporary: 503 (with Retry-After) tells Entra to retry, not to give up.
+                Err(ScimError::new(
+                    503,
+                    None,
                     "credentials cannot be checked right now",
                 ))
             }

@@ -448,11 +448,11 @@ impl Gateway {
     pub async fn get(&self, rt: &str, id: &str, params: &ListParams) -> AppResult<Output> {
         let b = self.binding(rt)?;
         let mut resource = self.load(b, id).await?;
-        if let Some(m) = &b.members {
-            if Self::wants_members(params) {
-                let members = self.load_members(m, id).await?;
-                set_members(&mut resource, members);
-            }
+        if let Some(m) = &b.members
+            && Self::wants_members(params)
+        {
+            let members = self.load_members(m, id).await?;
+            set_members(&mut resource, members);
         }
         self.respond(rt, resource, params)
     }
@@ -548,11 +548,10 @@ impl Gateway {
                         (Some(a), Some(c)) => a.eq_ignore_ascii_case(c),
                         _ => false,
                     }
-            }) {
-                if !query.iter().any(|(k, _)| k == param) {
-                    query.push((param.clone(), value.to_string()));
-                    pushed = true;
-                }
+            }) && !query.iter().any(|(k, _)| k == param)
+            {
+                query.push((param.clone(), value.to_string()));
+                pushed = true;
             }
         }
         pushed

@@ -29,10 +29,9 @@ impl FromRequest<AppState> for ScimBody {
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<usize>().ok())
+            && len > limit
         {
-            if len > limit {
-                return Err(too_large(limit));
-            }
+            return Err(too_large(limit));
         }
         let bytes = to_bytes(req.into_body(), limit)
             .await
@@ -157,13 +156,12 @@ pub async fn get_one(
     if let Some(inm) = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
+        && crate::scim::meta::if_none_match(inm, &out.etag)
     {
-        if crate::scim::meta::if_none_match(inm, &out.etag) {
-            return Ok(with_etag(
-                StatusCode::NOT_MODIFIED.into_response(),
-                &out.etag,
-            ));
-        }
+        return Ok(with_etag(
+            StatusCode::NOT_MODIFIED.into_response(),
+            &out.etag,
+        ));
     }
     Ok(with_etag(
         scim_json(StatusCode::OK, &out.resource),

@@ -370,13 +370,12 @@ fn parse_bool(s: &str) -> Option<bool> {
 fn compare_strings(op: CompareOp, s: &str, t: &str, spec: &CompareSpec) -> bool {
     if spec.attr_type == AttrType::DateTime
         && !matches!(op, CompareOp::Co | CompareOp::Sw | CompareOp::Ew)
-    {
-        if let (Ok(a), Ok(b)) = (
+        && let (Ok(a), Ok(b)) = (
             chrono::DateTime::parse_from_rfc3339(s),
             chrono::DateTime::parse_from_rfc3339(t),
-        ) {
-            return order_matches(op, Some(a.cmp(&b)));
-        }
+        )
+    {
+        return order_matches(op, Some(a.cmp(&b)));
     }
     if !spec.case_exact && op == CompareOp::Eq && s.is_ascii() && t.is_ascii() {
         return s.eq_ignore_ascii_case(t);
