@@ -188,24 +188,17 @@ impl Db {
                         .is_some_and(|x| x.eq_ignore_ascii_case(e))
                 })
         };
-        if let Some(username) = &filter.username {
-            // Like email, the user name is indexed: at most one user can match.
-            let hit: Vec<User> = self
-                .username_index
-                .get(&username.to_lowercase())
-                .and_then(|id| self.users.get(id))
-                .filter(matches)
-                .cloned()
-                .into_iter()
-                .collect();
-            let total = hit.len();
-            return (page_of(hit.into_iter(), page), total);
-        }
-        if let Some(email) = &filter.email {
-            // The index answers email lookups without a scan; at most one user can match.
-            let hit: Vec<User> = self
-                .email_index
-                .get(&email.to_lowercase())
+        // User names and emails are indexed: such a lookup touches at most one user, no scan.
+        let indexed = [
+            (&filter.username, &self.username_index),
+            (&filter.email, &self.email_index),
+        ];
+        if let Some((key, index)) = indexed
+            .into_iter()
+            .find_map(|(k, i)| Some((k.as_ref()?, i)))
+        {
+            let hit: Vec<User> = index
+                .get(&key.to_lowercase())
                 .and_then(|id| self.users.get(id))
                 .filter(matches)
                 .cloned()

@@ -78,6 +78,15 @@ fn resource_type(state: &AppState, endpoint: &str) -> AppResult<String> {
         .ok_or_else(|| ScimError::not_found(format!("no SCIM endpoint '/{endpoint}'")).into())
 }
 
+/// The resource type at `/{endpoint}` and the request's query parameters read as SCIM list
+/// parameters (`attributes`, `excludedAttributes`, and for lists `filter`, paging, sorting).
+fn typed_query(state: &AppState, endpoint: &str, q: QueryPairs) -> AppResult<(String, ListParams)> {
+    let rt = resource_type(state, endpoint)?;
+    let gw = &state.gateway;
+    let params = ListParams::from_query(&query_pairs(q)?, &gw.ctx(&rt)?, gw.max_results())?;
+    Ok((rt, params))
+}
+
 fn if_match(headers: &HeaderMap) -> Option<String> {
     headers
         .get(header::IF_MATCH)
@@ -98,10 +107,8 @@ pub async fn list(
     Path(endpoint): Path<String>,
     q: QueryPairs,
 ) -> AppResult<Response> {
-    let rt = resource_type(&state, &endpoint)?;
-    let pairs = query_pairs(q)?;
+    let (rt, params) = typed_query(&state, &endpoint, q)?;
     let gw = &state.gateway;
-    let params = ListParams::from_query(&pairs, &gw.ctx(&rt)?, gw.max_results())?;
     let body = gw.list(&rt, &params).await?;
     Ok(scim_json(StatusCode::OK, &body))
 }
@@ -126,9 +133,8 @@ pub async fn create(
     q: QueryPairs,
     ScimBody(body): ScimBody,
 ) -> AppResult<Response> {
-    let rt = resource_type(&state, &endpoint)?;
+    let (rt, params) = typed_query(&state, &endpoint, q)?;
     let gw = &state.gateway;
-    let params = ListParams::from_query(&query_pairs(q)?, &gw.ctx(&rt)?, gw.max_results())?;
     let out = gw.create(&rt, body, &params).await?;
     let mut resp = with_etag(scim_json(StatusCode::CREATED, &out.resource), &out.etag);
     if let Some(loc) = out
@@ -149,9 +155,8 @@ pub async fn get_one(
     headers: HeaderMap,
     q: QueryPairs,
 ) -> AppResult<Response> {
-    let rt = resource_type(&state, &endpoint)?;
+    let (rt, params) = typed_query(&state, &endpoint, q)?;
     let gw = &state.gateway;
-    let params = ListParams::from_query(&query_pairs(q)?, &gw.ctx(&rt)?, gw.max_results())?;
     let out = gw.get(&rt, &id, &params).await?;
     if let Some(inm) = headers
         .get(header::IF_NONE_MATCH)
@@ -177,9 +182,8 @@ pub async fn replace(
     q: QueryPairs,
     ScimBody(body): ScimBody,
 ) -> AppResult<Response> {
-    let rt = resource_type(&state, &endpoint)?;
+    let (rt, params) = typed_query(&state, &endpoint, q)?;
     let gw = &state.gateway;
-    let params = ListParams::from_query(&query_pairs(q)?, &gw.ctx(&rt)?, gw.max_results())?;
     let out = gw
         .replace(&rt, &id, body, if_match(&headers).as_deref(), &params)
         .await?;
@@ -198,9 +202,8 @@ pub async fn patch(
     q: QueryPairs,
     ScimBody(body): ScimBody,
 ) -> AppResult<Response> {
-    let rt = resource_type(&state, &endpoint)?;
+    let (rt, params) = typed_query(&state, &endpoint, q)?;
     let gw = &state.gateway;
-    let params = ListParams::from_query(&query_pairs(q)?, &gw.ctx(&rt)?, gw.max_results())?;
     match gw
         .patch(&rt, &id, body, if_match(&headers).as_deref(), &params)
         .await?
