@@ -78,6 +78,31 @@ enum Command {
         #[arg(long, global = true, default_value = "config/scimgate.toml")]
         config: PathBuf,
     },
+    /// Manage HTTP Basic credentials (user name + password, argon2id-hashed in the `[store]`),
+    /// for products that hand Entra a user name and password instead of a token.
+    Basic {
+        #[command(subcommand)]
+        action: BasicAction,
+        /// Main configuration file (must have a `[store]` section).
+        #[arg(long, global = true, default_value = "config/scimgate.toml")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum BasicAction {
+    /// Set (or replace) a user's password; the password is read from standard input.
+    Set {
+        /// The user name Entra sends.
+        #[arg(long)]
+        username: String,
+    },
+    /// Remove a user's credentials.
+    Remove {
+        /// The user name.
+        #[arg(long)]
+        username: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -179,7 +204,7 @@ async fn open_key_store(config: &std::path::Path) -> Result<scimgate::store::Sto
     let cfg = load(config)?;
     let Some(sc) = &cfg.store else {
         return Err(vec![format!(
-            "{}: no [store] section; API keys need a store (e.g. url = \"sqlite://data/scimgate.db\")",
+            "{}: no [store] section; credentials need a store (e.g. url = \"sqlite://data/scimgate.db\")",
             config.display()
         )]);
     };
@@ -209,6 +234,56 @@ fn print_keys(keys: &[KeyInfo]) {
             when(k.revoked)
         );
     }
+}
+
+async fn basic(action: BasicAction, config: &std::path::Path) -> Result<(), Vec<String>> {
+    use scimgate::store::BasicCredentials;
+    // Read and check everything before the store is opened, so a mistake creates nothing.
+    let password = match &action {
+        BasicAction::Set { username } => {
+            if username.trim().is_empty() || username.contains(':') {
+                return Err(vec![
+                    "--username must be non-empty and contain no ':'".into(),
+                ]);
+            }
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .map_err(|e| vec![format!("reading the password from standard input: {e}")])?;
+            let password = line.trim_end_matches(['\r', '\n']).to_string();
+            if password.len() < 12 {
+                return Err(vec!["the password must have at least 12 characters".into()]);
+            }
+            Some(password)
+        }
+        BasicAction::Remove { .. } => None,
+    };
+    let store = open_key_store(config).await?;
+    let result = match (action, password) {
+        (BasicAction::Set { username }, Some(password)) => {
+            match store.set_password(username.trim(), &password).await {
+                Ok(()) => {
+                    println!(
+                        "password for '{}' set (stored as an argon2id hash)",
+                        username.trim()
+                    );
+                    Ok(())
+                }
+                Err(e) => Err(vec![format!("store: {e}")]),
+            }
+        }
+        (BasicAction::Remove { username }, _) => match store.remove_user(&username).await {
+            Ok(true) => {
+                println!("credentials of '{username}' removed");
+                Ok(())
+            }
+            Ok(false) => Err(vec![format!("no credentials for '{username}'")]),
+            Err(e) => Err(vec![format!("store: {e}")]),
+        },
+        (BasicAction::Set { .. }, None) => Err(vec!["no password given".into()]),
+    };
+    store.close().await;
+    result
 }
 
 async fn token(action: TokenAction, config: &std::path::Path) -> Result<(), Vec<String>> {
@@ -344,5 +419,6 @@ async fn run(cmd: Command) -> Result<(), Vec<String>> {
             Ok(())
         }
         Command::Token { action, config } => token(action, &config).await,
+        Command::Basic { action, config } => basic(action, &config).await,
     }
 }

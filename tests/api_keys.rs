@@ -244,3 +244,132 @@ async fn a_key_from_the_cli_opens_the_gateway() {
     assert_eq!(r.status, 200, "{}", r.text);
     stack.gateway.shutdown().await;
 }
+
+/// Basic credentials (user name + password, argon2id in the store) authenticate SCIM calls for
+/// products that hand Entra a user name and password; wrong, unknown or malformed ones get a
+/// SCIM 401, and the database never holds the password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn basic_credentials_from_the_store_authenticate_scim_calls() {
+    use base64::Engine as _;
+    use scimgate::store::BasicCredentials;
+    let scratch = Scratch::new("basic");
+    let db = scratch.0.join("basic.db");
+    let url = format!("sqlite://{}", db.display());
+    let stack = DemoStack::start(DemoOptions {
+        store_url: Some(url.clone()),
+        ..DemoOptions::for_tests("default")
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#?}"));
+    let store = Store::open(&url).await.unwrap();
+    let password = "correct horse battery staple";
+    store.set_password("entra-sync", password).await.unwrap();
+
+    let http = common::Http::new();
+    let url_tc = format!("{}{TEST_CONNECTION}", stack.scim_url);
+    let basic = |user: &str, pw: &str| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pw}"))
+        )
+    };
+    let r = http
+        .raw(
+            "GET",
+            &url_tc,
+            &[("authorization", &basic("entra-sync", password))],
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["totalResults"], 0);
+    for (what, header) in [
+        ("wrong password", basic("entra-sync", "not the password")),
+        ("unknown user", basic("someone", password)),
+        ("not base64", "Basic !!!".to_string()),
+        (
+            "no colon",
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode("entra-sync")
+            ),
+        ),
+    ] {
+        let r = http
+            .raw("GET", &url_tc, &[("authorization", &header)], None)
+            .await;
+        assert_scim_401(&r, what);
+        assert!(!r.text.contains(password), "{what}");
+    }
+    store.close().await;
+    assert!(
+        !contains(&database_bytes(&db), password),
+        "password stored in clear"
+    );
+    assert!(contains(&database_bytes(&db), "$argon2id$"));
+
+    // The static token keeps working beside Basic.
+    let r = Scim::new(&stack.scim_url, &stack.token)
+        .get(TEST_CONNECTION)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
+/// `scimgate basic set` reads the password from standard input and stores only its hash;
+/// `basic remove` deletes it; bad input changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn basic_cli_sets_and_removes_credentials() {
+    use scimgate::store::BasicCredentials;
+    use std::io::Write;
+    use std::process::Stdio;
+    let scratch = Scratch::new("basic-cli");
+    let config = config_with_store(&scratch.0);
+    let run = |args: &[&str], stdin: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_scimgate"))
+            .arg("basic")
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let db = scratch.0.join("data/keys.db");
+    // Too short: refused before any database exists.
+    let out = run(&["set", "--username", "entra"], "short\n");
+    assert!(!out.status.success());
+    assert!(!db.exists());
+    let password = "a long enough password";
+    let out = run(&["set", "--username", "entra"], &format!("{password}\n"));
+    assert!(out.status.success(), "{:?}", text(&out));
+    let store = Store::open(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    assert!(store.verify_password("entra", password).await.unwrap());
+    assert!(
+        !store
+            .verify_password("entra", "a long enough passwor")
+            .await
+            .unwrap()
+    );
+    store.close().await;
+    assert!(!contains(&database_bytes(&db), password));
+    let out = run(&["remove", "--username", "entra"], "");
+    assert!(out.status.success(), "{:?}", text(&out));
+    let out = run(&["remove", "--username", "entra"], "");
+    assert!(!out.status.success(), "removing twice is an error");
+    let store = Store::open(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    assert!(!store.verify_password("entra", password).await.unwrap());
+    store.close().await;
+}

@@ -7,7 +7,7 @@
 
 use super::error::AppError;
 use crate::scim::ScimError;
-use crate::store::{KeyStore, Store};
+use crate::store::{BasicCredentials, KeyStore, Store};
 use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::Next;
@@ -59,10 +59,16 @@ impl Authenticator {
             .ok_or_else(|| ScimError::unauthorized("invalid bearer token"))
     }
 
-    /// Checks an `Authorization` header value on every SCIM request: static tokens first, then
-    /// the store's API keys. `Err` is a 401 for a bad credential (expired and revoked keys
-    /// included) or a 500 when the store cannot be read.
+    /// Checks an `Authorization` header value on every SCIM request: a bearer token is
+    /// checked against the static tokens, then the store's API keys; HTTP Basic credentials
+    /// (user name and password, for products that hand Entra those) against the store's
+    /// argon2id hashes. `Err` is a 401 for a bad credential (expired and revoked keys
+    /// included) or a 503 when the store cannot be read.
     pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Principal, ScimError> {
+        let (scheme, credential) = split_scheme(authorization)?;
+        if scheme.eq_ignore_ascii_case("basic") {
+            return self.basic(credential).await;
+        }
         let token = bearer(authorization)?;
         if let Some(p) = self.static_token(token) {
             return Ok(p);
@@ -75,15 +81,32 @@ impl Authenticator {
             Ok(None) => Err(ScimError::unauthorized(
                 "invalid, expired or revoked bearer token",
             )),
-            Err(e) => {
-                tracing::error!(error = %e, "API key check failed: store unavailable");
-                // Temporary: 503 (with Retry-After) tells Entra to retry, not to give up.
-                Err(ScimError::new(
-                    503,
-                    None,
-                    "credentials cannot be checked right now",
-                ))
-            }
+            Err(e) => Err(store_unavailable(&e)),
+        }
+    }
+
+    /// HTTP Basic (RFC 7617) against the store's user names and password hashes.
+    async fn basic(&self, credential: &str) -> Result<Principal, ScimError> {
+        let Some(store) = &self.store else {
+            return Err(ScimError::unauthorized(
+                "unsupported authorization scheme; use Bearer",
+            ));
+        };
+        use base64::Engine as _;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(credential.trim())
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or_else(|| ScimError::unauthorized("malformed Basic credentials"))?;
+        let Some((user, password)) = decoded.split_once(':') else {
+            return Err(ScimError::unauthorized("malformed Basic credentials"));
+        };
+        match store.verify_password(user, password).await {
+            Ok(true) => Ok(Principal {
+                name: user.to_string(),
+            }),
+            Ok(false) => Err(ScimError::unauthorized("invalid user name or password")),
+            Err(e) => Err(store_unavailable(&e)),
         }
     }
 
@@ -103,13 +126,26 @@ impl Authenticator {
 }
 
 /// The credential of a `Bearer` header, or the 401 saying what is wrong with the header.
-fn bearer(authorization: Option<&str>) -> Result<&str, ScimError> {
+/// The scheme and credential of an `Authorization` header value.
+fn split_scheme(authorization: Option<&str>) -> Result<(&str, &str), ScimError> {
     let Some(value) = authorization else {
         return Err(ScimError::unauthorized("missing Authorization header"));
     };
-    let Some((scheme, token)) = value.trim().split_once(' ') else {
-        return Err(ScimError::unauthorized("malformed Authorization header"));
-    };
+    value
+        .trim()
+        .split_once(' ')
+        .ok_or_else(|| ScimError::unauthorized("malformed Authorization header"))
+}
+
+/// A store failure while checking credentials: logged, and answered 503 (with Retry-After)
+/// so Entra retries rather than giving up.
+fn store_unavailable(e: &dyn std::fmt::Display) -> ScimError {
+    tracing::error!(error = %e, "credential check failed: store unavailable");
+    ScimError::new(503, None, "credentials cannot be checked right now")
+}
+
+fn bearer(authorization: Option<&str>) -> Result<&str, ScimError> {
+    let (scheme, token) = split_scheme(authorization)?;
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(ScimError::unauthorized(
             "unsupported authorization scheme; use Bearer",
