@@ -8,6 +8,19 @@ fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_scimgate"))
 }
 
+/// `scimgate map --resource User [extra…] --config CONFIG --input INPUT`.
+fn map(config: &Path, input: &Path, extra: &[&str]) -> std::process::Output {
+    bin()
+        .args(["map", "--resource", "User"])
+        .args(extra)
+        .arg("--config")
+        .arg(config)
+        .arg("--input")
+        .arg(input)
+        .output()
+        .unwrap()
+}
+
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -116,13 +129,7 @@ fn map_dry_runs_both_directions() {
             "name":{"givenName":"Barbara","familyName":"Jensen"}}"#,
     )
     .unwrap();
-    let out = bin()
-        .args(["map", "--resource", "User", "--config"])
-        .arg(dir.join("config/scimgate.toml"))
-        .arg("--input")
-        .arg(&input)
-        .output()
-        .unwrap();
+    let out = map(&dir.join("config/scimgate.toml"), &input, &[]);
     assert!(
         out.status.success(),
         "{}",
@@ -143,20 +150,11 @@ fn map_dry_runs_both_directions() {
         r#"{"id": 7, "username": "bjensen", "email": null, "status": "active"}"#,
     )
     .unwrap();
-    let out = bin()
-        .args([
-            "map",
-            "--resource",
-            "User",
-            "--direction",
-            "from-backend",
-            "--config",
-        ])
-        .arg(dir.join("config/scimgate.toml"))
-        .arg("--input")
-        .arg(&rec)
-        .output()
-        .unwrap();
+    let out = map(
+        &dir.join("config/scimgate.toml"),
+        &rec,
+        &["--direction", "from-backend"],
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -173,13 +171,7 @@ fn map_dry_runs_both_directions() {
         "fn to_backend(user, ctx) {\n    let n = user.userName;\n    n.no_such_method()\n}\nfn from_backend(r, c) { r }\n",
     )
     .unwrap();
-    let out = bin()
-        .args(["map", "--resource", "User", "--config"])
-        .arg(dir.join("config/scimgate.toml"))
-        .arg("--input")
-        .arg(&input)
-        .output()
-        .unwrap();
+    let out = map(&dir.join("config/scimgate.toml"), &input, &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains("user.rhai:3"), "{stderr}");

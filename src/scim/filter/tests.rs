@@ -1048,17 +1048,7 @@ mod props {
     }
 
     fn op() -> impl Strategy<Value = CompareOp> {
-        proptest::sample::select(vec![
-            CompareOp::Eq,
-            CompareOp::Ne,
-            CompareOp::Co,
-            CompareOp::Sw,
-            CompareOp::Ew,
-            CompareOp::Gt,
-            CompareOp::Ge,
-            CompareOp::Lt,
-            CompareOp::Le,
-        ])
+        proptest::sample::select(CompareOp::ALL.to_vec())
     }
 
     fn tree(leaf: BoxedStrategy<Filter>, depth: u32) -> impl Strategy<Value = Filter> {
