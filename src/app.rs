@@ -162,7 +162,7 @@ pub struct RunningGateway {
     handle: Option<JoinHandle<std::io::Result<()>>>,
     refresher: Option<JoinHandle<()>>,
     scripts: Arc<ScriptSet>,
-    store: Option<Store>,
+    store: Store,
 }
 
 impl RunningGateway {
@@ -174,9 +174,7 @@ impl RunningGateway {
         if let Some(h) = self.handle.take() {
             let _ = h.await;
         }
-        if let Some(store) = self.store.take() {
-            store.close().await;
-        }
+        self.store.close().await;
     }
 
     /// Recompiles the profile's scripts and swaps them in atomically (on SIGHUP); on any
@@ -218,10 +216,7 @@ pub async fn start_gateway(cfg: &Config) -> Result<RunningGateway, Vec<String>> 
     let addr = listener
         .local_addr()
         .map_err(|e| vec![format!("listener address: {e}")])?;
-    let store = match &cfg.store {
-        Some(sc) => Some(open_store(sc).await.map_err(|e| vec![e])?),
-        None => None,
-    };
+    let store = open_store(&cfg.store).await.map_err(|e| vec![e])?;
     let (state, lookups_task) = build_state(cfg, addr, store.clone()).await?;
     let scim_url = state.gateway.base_url().to_string();
     let scripts = state.gateway.scripts().clone();
@@ -282,7 +277,7 @@ pub fn parse_lifetime(text: &str) -> Result<Option<chrono::Duration>, String> {
 async fn build_state(
     cfg: &Config,
     addr: SocketAddr,
-    store: Option<Store>,
+    store: Store,
 ) -> Result<(AppState, Option<JoinHandle<()>>), Vec<String>> {
     let lookups = Lookups::new();
     let scripts = ScriptSet::load(&cfg.profile.scripts_dir, lookups.clone())
@@ -337,16 +332,14 @@ async fn build_state(
             }
         })
     });
-    let mut auth = Authenticator::new(
+    let auth = Authenticator::new(
         &cfg.auth
             .tokens
             .iter()
             .map(|t| t.expose().to_string())
             .collect::<Vec<_>>(),
-    );
-    if let Some(store) = store {
-        auth = auth.with_store(store);
-    }
+    )
+    .with_store(store);
     let state = AppState {
         gateway: Arc::new(gateway),
         auth: Arc::new(auth),
@@ -395,8 +388,9 @@ pub struct DemoOptions {
     /// Replaces the profile's `backend.timeout_ms`, so tests can reach a backend timeout
     /// quickly; the profile's value when `None`.
     pub backend_timeout: Option<Duration>,
-    /// `[store] url` to use (e.g. a temp SQLite file), so API keys authenticate besides the
-    /// token; the config file's `[store]` when `None`.
+    /// `[store] url` to use (e.g. a temp SQLite file shared with `scimgate token`); an
+    /// in-memory database when `None`, since the demo legacy app keeps its records in memory
+    /// too and a kept store would outlive them.
     pub store_url: Option<String>,
 }
 
@@ -462,11 +456,11 @@ impl DemoStack {
         let token = opts.token.clone().unwrap_or_else(|| random_secret("scim"));
         cfg.auth.tokens = vec![Secret::new(token.clone())];
         cfg.server.listen = opts.listen;
-        if let Some(url) = &opts.store_url {
-            cfg.store = Some(StoreConfig {
-                url: Secret::new(url.clone()),
-            });
-        }
+        cfg.store.url = Secret::new(
+            opts.store_url
+                .clone()
+                .unwrap_or_else(|| "sqlite::memory:".to_string()),
+        );
         if let Some(t) = opts.backend_timeout {
             cfg.profile.backend.timeout_ms = u64::try_from(t.as_millis()).unwrap_or(u64::MAX);
         }

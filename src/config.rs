@@ -135,10 +135,11 @@ pub struct AuthConfig {
     pub tokens: Vec<Secret>,
 }
 
-/// `[store]`: the database the gateway keeps its own state in (API keys). Optional: without
-/// it only the static `auth.tokens` authenticate and `scimgate token` has nowhere to keep keys.
+/// `[store]`: the database the gateway keeps its own state in (API keys, gateway-managed
+/// groups, id map, audit log, sync status). Defaults to a SQLite file under the deployment
+/// root (`data/scimgate.db`), so a bare install needs no setup.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
     /// `sqlite://path/to/file.db` or `postgres://user:password@host/db`; a `Secret` because a
     /// PostgreSQL URL may carry a password. A relative SQLite path is resolved at load against
@@ -146,6 +147,17 @@ pub struct StoreConfig {
     /// `scripts/` live), so `sqlite://data/scimgate.db` next to `config/scimgate.toml` means
     /// `<root>/data/scimgate.db` whatever the working directory.
     pub url: Secret,
+    /// Days audit entries are kept; older ones are pruned hourly. 0 keeps them forever.
+    pub audit_retention_days: u32,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            url: Secret::new("sqlite://data/scimgate.db".to_string()),
+            audit_retention_days: 90,
+        }
+    }
 }
 
 impl StoreConfig {
@@ -479,8 +491,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Logging.
     pub log: LogConfig,
-    /// The gateway's database; `None` when `[store]` is absent (static tokens only).
-    pub store: Option<StoreConfig>,
+    /// The gateway's database (`[store]`, or the default SQLite file).
+    pub store: StoreConfig,
     /// The selected profile.
     pub profile: Profile,
     origins: HashMap<String, Origin>,
@@ -546,12 +558,11 @@ impl Config {
         };
 
         match (server, auth, log, store, profile) {
-            (Some(server), Some(auth), Some(log), Some(mut store), Some(profile))
+            (Some(server), Some(auth), Some(log), Some(store), Some(profile))
                 if issues.is_empty() =>
             {
-                if let Some(s) = &mut store {
-                    s.resolve_against(&deployment_root(path));
-                }
+                let mut store = store.unwrap_or_default();
+                store.resolve_against(&deployment_root(path));
                 let cfg = Config {
                     file: path.to_path_buf(),
                     server: server.unwrap_or_default(),
@@ -586,7 +597,7 @@ impl Config {
             server,
             auth,
             log,
-            store: None,
+            store: StoreConfig::default(),
             profile,
             origins: HashMap::new(),
         }
@@ -1219,14 +1230,9 @@ impl Validator<'_> {
     }
 
     fn auth(&mut self) {
+        // With no static token, keys issued by `scimgate token create` (or Basic credentials)
+        // from the store authenticate.
         let tokens = &self.cfg.auth.tokens;
-        // With a store, keys issued by `scimgate token create` authenticate instead.
-        if tokens.is_empty() && self.cfg.store.is_none() {
-            self.push(
-                "auth.tokens",
-                "no token configured and no [store] for API keys: no client could authenticate",
-            );
-        }
         for (i, t) in tokens.iter().enumerate() {
             let v = t.expose();
             if v.is_empty() || v.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -1239,9 +1245,7 @@ impl Validator<'_> {
     }
 
     fn store(&mut self) {
-        let Some(store) = &self.cfg.store else {
-            return;
-        };
+        let store = &self.cfg.store;
         let url = store.url.expose();
         let known = ["sqlite:", "postgres:", "postgresql:"];
         if !known.iter().any(|k| url.starts_with(k)) {
@@ -1715,7 +1719,7 @@ key = ""
 refresh_secs = 0
 "#;
         let l = Layout::new(
-            "[server]\nbase_path = \"/scim/\"\n[auth]\ntokens = []\n[log]\nlevel = \"[[[\"\n",
+            "[server]\nbase_path = \"/scim/\"\n[auth]\ntokens = [\"a b\"]\n[log]\nlevel = \"[[[\"\n",
             profile,
         );
         let issues = Config::load_with_env(&l.main(), no_env()).unwrap_err();
@@ -1794,7 +1798,9 @@ refresh_secs = 0
         let built = Config::from_parts(
             PathBuf::from("inline"),
             server,
-            AuthConfig::default(),
+            AuthConfig {
+                tokens: vec![Secret::new("has space".to_string())],
+            },
             loaded.log.clone(),
             loaded.profile.clone(),
         );
@@ -1810,13 +1816,16 @@ refresh_secs = 0
     }
 
     #[test]
-    fn store_is_optional_and_relative_sqlite_paths_sit_under_the_deployment_root() {
+    fn store_defaults_to_sqlite_and_relative_sqlite_paths_sit_under_the_deployment_root() {
         let l = Layout::new(MAIN, PROFILE);
-        assert_eq!(
-            Config::load_with_env(&l.main(), no_env()).unwrap().store,
-            None
-        );
         let root = std::fs::canonicalize(&l.root).unwrap();
+        let default = Config::load_with_env(&l.main(), no_env()).unwrap().store;
+        assert_eq!(
+            default.sqlite_file(),
+            Some(root.join("data/scimgate.db")),
+            "no [store] means the SQLite file under the deployment root"
+        );
+        assert_eq!(default.audit_retention_days, 90);
         let cases = [
             (
                 "sqlite://data/g.db",
@@ -1839,7 +1848,7 @@ refresh_secs = 0
                 ]),
             )
             .unwrap_or_else(|e| panic!("{given}: {e:#?}"));
-            let store = cfg.store.unwrap();
+            let store = cfg.store;
             assert_eq!(store.url.expose(), want, "{given}");
             assert!(
                 !format!("{store:?}").contains("u:p"),
@@ -1850,16 +1859,13 @@ refresh_secs = 0
             &format!("{MAIN}[store]\nurl = \"sqlite://data/x.db\"\n"),
             PROFILE,
         );
-        let store = Config::load_with_env(&file.main(), no_env())
-            .unwrap()
-            .store
-            .unwrap();
+        let store = Config::load_with_env(&file.main(), no_env()).unwrap().store;
         let root = std::fs::canonicalize(&file.root).unwrap();
         assert_eq!(store.sqlite_file(), Some(root.join("data/x.db")));
     }
 
     #[test]
-    fn store_problems_are_reported_and_tokens_may_be_empty_with_a_store() {
+    fn store_problems_are_reported_and_tokens_may_be_empty() {
         let l = Layout::new(
             "[auth]\ntokens = []\n[store]\nurl = \"mysql://u:hunter2@h/db\"\nextra = 1\n",
             PROFILE,
@@ -1878,9 +1884,10 @@ refresh_secs = 0
         assert!(issues[0].message.starts_with("store.url"), "{issues:#?}");
         assert_eq!(issues[0].line, Some(4));
         assert!(!issues[0].message.contains("hunter2"));
+        // Keys and Basic credentials from the store authenticate without a static token.
         let l = Layout::new("[auth]\ntokens = []\n", PROFILE);
-        let issues = Config::load_with_env(&l.main(), no_env()).unwrap_err();
-        assert!(issues[0].message.contains("no [store]"), "{issues:#?}");
+        let cfg = Config::load_with_env(&l.main(), no_env()).unwrap();
+        assert!(cfg.auth.tokens.is_empty());
     }
 
     #[test]

@@ -74,7 +74,7 @@ enum Command {
     Token {
         #[command(subcommand)]
         action: TokenAction,
-        /// Main configuration file (must have a `[store]` section).
+        /// Main configuration file (its `[store]`, or the default SQLite file).
         #[arg(long, global = true, default_value = "config/scimgate.toml")]
         config: PathBuf,
     },
@@ -83,7 +83,7 @@ enum Command {
     Basic {
         #[command(subcommand)]
         action: BasicAction,
-        /// Main configuration file (must have a `[store]` section).
+        /// Main configuration file (its `[store]`, or the default SQLite file).
         #[arg(long, global = true, default_value = "config/scimgate.toml")]
         config: PathBuf,
     },
@@ -202,13 +202,9 @@ fn load(config: &std::path::Path) -> Result<Config, Vec<String>> {
 /// Opens the store `config` names; every `scimgate token` command needs one.
 async fn open_key_store(config: &std::path::Path) -> Result<scimgate::store::Store, Vec<String>> {
     let cfg = load(config)?;
-    let Some(sc) = &cfg.store else {
-        return Err(vec![format!(
-            "{}: no [store] section; credentials need a store (e.g. url = \"sqlite://data/scimgate.db\")",
-            config.display()
-        )]);
-    };
-    scimgate::app::open_store(sc).await.map_err(|e| vec![e])
+    scimgate::app::open_store(&cfg.store)
+        .await
+        .map_err(|e| vec![e])
 }
 
 fn when(t: Option<chrono::DateTime<chrono::Utc>>) -> String {

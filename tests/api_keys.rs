@@ -219,11 +219,20 @@ fn token_cli_creates_lists_and_revokes_without_revealing_keys() {
     assert!(contains(&bytes, "Entra Sync"), "the check reads the file");
     assert!(!contains(&bytes, &key) && !contains(&bytes, &secret));
 
-    // The bundled config has no [store]: the commands refuse to run.
-    let bundled = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/scimgate.toml");
-    let out = scimgate(&bundled, &["list"]);
+    // A store URL the gateway cannot use: the commands refuse to run and say why.
+    let bad = scratch.0.join("config/bad.toml");
+    std::fs::write(
+        &bad,
+        std::fs::read_to_string(&config)
+            .unwrap()
+            .replace("sqlite://data/keys.db", "mysql://u:hunter2@h/db"),
+    )
+    .unwrap();
+    let out = scimgate(&bad, &["list"]);
     assert!(!out.status.success());
-    assert!(text(&out).1.contains("no [store]"), "{:?}", text(&out));
+    let (_, stderr) = text(&out);
+    assert!(stderr.contains("store.url"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -233,9 +242,11 @@ async fn a_key_from_the_cli_opens_the_gateway() {
     let out = scimgate(&config, &["create", "--name", "Entra Sync"]);
     assert!(out.status.success(), "{:?}", text(&out));
     let key = text(&out).0.trim().to_string();
-    // The demo stack loads the same config, so it opens the same relative store path.
+    // The gateway opens the store the CLI wrote to.
+    let db = scratch.0.join("data/keys.db");
     let stack = DemoStack::start(DemoOptions {
         config,
+        store_url: Some(format!("sqlite://{}", db.display())),
         ..DemoOptions::for_tests("default")
     })
     .await
