@@ -2,6 +2,8 @@
 //! gateway plus the embedded legacy app. The CLI and the integration tests both start the
 //! product through here, so tests exercise exactly what ships.
 
+use crate::admin::metrics::Metrics;
+use crate::admin::{AdminSettings, AdminState};
 use crate::backend::{Backend, ListEndpoint};
 use crate::config::{
     BackendAuth, Config, ConfigIssue, Profile, ResourceConfig, Secret, StoreConfig,
@@ -158,20 +160,39 @@ pub struct RunningGateway {
     pub addr: SocketAddr,
     /// The SCIM root URL clients use.
     pub scim_url: String,
+    /// Where the admin listener (status page, probes, metrics) listens; `None` when
+    /// `[admin] enabled = false`.
+    pub admin_addr: Option<SocketAddr>,
+    /// The metrics the gateway records (also served on the admin listener's `/metrics`).
+    pub metrics: Arc<Metrics>,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<std::io::Result<()>>>,
+    admin_shutdown: Option<oneshot::Sender<()>>,
+    admin_handle: Option<JoinHandle<std::io::Result<()>>>,
     refresher: Option<JoinHandle<()>>,
     scripts: Arc<ScriptSet>,
     store: Store,
 }
 
 impl RunningGateway {
-    /// Stops accepting, drains in-flight requests and waits for the server task.
+    /// `http://{admin_addr}`, the admin page's URL; `None` when the listener is off.
+    pub fn admin_url(&self) -> Option<String> {
+        self.admin_addr.map(|a| format!("http://{a}"))
+    }
+
+    /// Stops accepting on both listeners, drains in-flight requests and waits for the
+    /// server tasks, then closes the store.
     pub async fn shutdown(mut self) {
-        if let Some(tx) = self.shutdown.take() {
+        for tx in [self.shutdown.take(), self.admin_shutdown.take()]
+            .into_iter()
+            .flatten()
+        {
             let _ = tx.send(());
         }
-        if let Some(h) = self.handle.take() {
+        for h in [self.handle.take(), self.admin_handle.take()]
+            .into_iter()
+            .flatten()
+        {
             let _ = h.await;
         }
         self.store.close().await;
@@ -198,7 +219,10 @@ impl RunningGateway {
 
 impl Drop for RunningGateway {
     fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
+        for tx in [self.shutdown.take(), self.admin_shutdown.take()]
+            .into_iter()
+            .flatten()
+        {
             let _ = tx.send(());
         }
         if let Some(r) = self.refresher.take() {
@@ -207,8 +231,9 @@ impl Drop for RunningGateway {
     }
 }
 
-/// Loads scripts, connects the backend, fills lookups once, binds `cfg.server.listen` and
-/// serves in a background task. Fails with every configuration problem found.
+/// Loads scripts, connects the backend, fills lookups once, binds `cfg.server.listen` (and
+/// `cfg.admin.listen` unless the admin listener is off) and serves in background tasks.
+/// Fails with every configuration problem found, or when an address cannot be bound.
 pub async fn start_gateway(cfg: &Config) -> Result<RunningGateway, Vec<String>> {
     let listener = tokio::net::TcpListener::bind(cfg.server.listen)
         .await
@@ -216,20 +241,72 @@ pub async fn start_gateway(cfg: &Config) -> Result<RunningGateway, Vec<String>> 
     let addr = listener
         .local_addr()
         .map_err(|e| vec![format!("listener address: {e}")])?;
+    let admin_listener = if cfg.admin.enabled {
+        Some(
+            tokio::net::TcpListener::bind(cfg.admin.listen)
+                .await
+                .map_err(|e| {
+                    vec![format!(
+                        "cannot listen on {} (admin.listen): {e}",
+                        cfg.admin.listen
+                    )]
+                })?,
+        )
+    } else {
+        None
+    };
     let store = open_store(&cfg.store).await.map_err(|e| vec![e])?;
-    let (state, lookups_task) = build_state(cfg, addr, store.clone()).await?;
+    let (state, lookups_task, backend) = build_state(cfg, addr, store.clone()).await?;
     let scim_url = state.gateway.base_url().to_string();
     let scripts = state.gateway.scripts().clone();
+    let metrics = state.metrics.clone();
     let app = router(state, &cfg.server.base_path);
     let (tx, rx) = oneshot::channel::<()>();
     let handle = tokio::spawn(crate::server::serve(listener, app, async move {
         let _ = rx.await;
     }));
+    let (admin_addr, admin_shutdown, admin_handle) = match admin_listener {
+        Some(l) => {
+            let admin_addr = l
+                .local_addr()
+                .map_err(|e| vec![format!("admin listener address: {e}")])?;
+            let admin = AdminState::new(
+                store.clone(),
+                backend,
+                metrics.clone(),
+                AdminSettings {
+                    password: cfg.admin.password.clone(),
+                    scim_url: scim_url.clone(),
+                    profile: cfg.profile.name.clone(),
+                },
+            );
+            let (atx, arx) = oneshot::channel::<()>();
+            let h = tokio::spawn(crate::admin::serve(
+                l,
+                crate::admin::router(admin),
+                async move {
+                    let _ = arx.await;
+                },
+            ));
+            if cfg.admin.password.expose().is_empty() {
+                tracing::warn!(
+                    admin = %admin_addr,
+                    "no [admin] password: the status page is off; /healthz, /readyz and /metrics are served"
+                );
+            }
+            (Some(admin_addr), Some(atx), Some(h))
+        }
+        None => (None, None, None),
+    };
     Ok(RunningGateway {
         addr,
         scim_url,
+        admin_addr,
+        metrics,
         shutdown: Some(tx),
         handle: Some(handle),
+        admin_shutdown,
+        admin_handle,
         refresher: lookups_task,
         scripts,
         store,
@@ -273,16 +350,20 @@ pub fn parse_lifetime(text: &str) -> Result<Option<chrono::Duration>, String> {
     }
 }
 
-/// Everything the listener needs, from config.
+/// Everything the listener needs, from config: the state, the lookup refresher task, and the
+/// backend client (shared with the admin listener's readiness probe).
 async fn build_state(
     cfg: &Config,
     addr: SocketAddr,
     store: Store,
-) -> Result<(AppState, Option<JoinHandle<()>>), Vec<String>> {
+) -> Result<(AppState, Option<JoinHandle<()>>, Backend), Vec<String>> {
+    let metrics = Arc::new(Metrics::new());
     let lookups = Lookups::new();
     let scripts = ScriptSet::load(&cfg.profile.scripts_dir, lookups.clone())
-        .map_err(|errs| errs.iter().map(|e| e.to_string()).collect::<Vec<_>>())?;
-    let backend = Backend::new(&cfg.profile.backend).map_err(|e| vec![format!("backend: {e}")])?;
+        .map_err(|errs| errs.iter().map(|e| e.to_string()).collect::<Vec<_>>())?
+        .with_metrics(metrics.clone());
+    let backend = Backend::instrumented(&cfg.profile.backend, metrics.clone())
+        .map_err(|e| vec![format!("backend: {e}")])?;
     let registry = Arc::new(registry(&cfg.profile)?);
     let bindings = bindings(&cfg.profile)?;
     let public = if cfg.server.public_url.trim().is_empty() {
@@ -314,7 +395,9 @@ async fn build_state(
     for (name, ep, key, _) in &tables {
         refresh_lookup(&backend, &lookups, name, ep, key).await;
     }
+    let refresher_backend = backend.clone();
     let refresher = (!tables.is_empty()).then(|| {
+        let backend = refresher_backend;
         tokio::spawn(async move {
             let every = tables
                 .iter()
@@ -339,7 +422,8 @@ async fn build_state(
             .map(|t| t.expose().to_string())
             .collect::<Vec<_>>(),
     )
-    .with_store(store);
+    .with_store(store)
+    .with_metrics(metrics.clone());
     let state = AppState {
         gateway: Arc::new(gateway),
         auth: Arc::new(auth),
@@ -348,8 +432,9 @@ async fn build_state(
             cfg.server.request_timeout(),
             cfg.server.max_concurrency,
         )),
+        metrics,
     };
-    Ok((state, refresher))
+    Ok((state, refresher, backend))
 }
 
 /// Replaces one lookup table from the backend; on failure the previous table stays (scripts
@@ -392,6 +477,10 @@ pub struct DemoOptions {
     /// in-memory database when `None`, since the demo legacy app keeps its records in memory
     /// too and a kept store would outlive them.
     pub store_url: Option<String>,
+    /// Admin listener address (status page, probes, metrics).
+    pub admin_listen: SocketAddr,
+    /// Admin password for the status page; random when `None`.
+    pub admin_password: Option<String>,
 }
 
 impl DemoOptions {
@@ -405,6 +494,8 @@ impl DemoOptions {
             token: None,
             backend_timeout: None,
             store_url: None,
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            admin_password: None,
         }
     }
 }
@@ -419,6 +510,10 @@ pub struct DemoStack {
     pub legacy_url: String,
     /// The legacy app's own API key (`X-Api-Key`).
     pub legacy_key: String,
+    /// The admin page's URL (`http://127.0.0.1:PORT`).
+    pub admin_url: String,
+    /// The admin password the page accepts.
+    pub admin_password: String,
     /// The legacy app (its state can be inspected in tests).
     pub legacy: DemoApp,
     /// The gateway.
@@ -464,9 +559,22 @@ impl DemoStack {
         if let Some(t) = opts.backend_timeout {
             cfg.profile.backend.timeout_ms = u64::try_from(t.as_millis()).unwrap_or(u64::MAX);
         }
+        let admin_password = opts
+            .admin_password
+            .clone()
+            .unwrap_or_else(random_admin_password);
+        cfg.admin.enabled = true;
+        cfg.admin.listen = opts.admin_listen;
+        cfg.admin.password = Secret::new(admin_password.clone());
+        let problems: Vec<String> = cfg.validate().iter().map(ConfigIssue::to_string).collect();
+        if !problems.is_empty() {
+            return Err(problems);
+        }
         let gateway = start_gateway(&cfg).await?;
         Ok(DemoStack {
             scim_url: gateway.scim_url.clone(),
+            admin_url: gateway.admin_url().unwrap_or_default(),
+            admin_password,
             token,
             legacy_url: legacy.base_url(),
             legacy_key,
@@ -474,6 +582,12 @@ impl DemoStack {
             gateway,
         })
     }
+}
+
+/// A random admin password for `scimgate demo`: 20 lowercase hex characters (80 bits), short
+/// enough to type from the terminal into the login form.
+fn random_admin_password() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..20].to_string()
 }
 
 /// A random 256-bit secret as hex, prefixed for recognisability in logs of *other* tools.

@@ -10,7 +10,7 @@
 //! underscore separates nesting levels and keys match ignoring case. Values are read as TOML
 //! scalars (`8080`, `true`, `"quoted"`), anything else as a plain string; string lists
 //! (`auth.tokens`) accept a comma-separated string. The sections `server`, `auth`, `log`,
-//! `store` and `profile` overlay `scimgate.toml`; `backend`, `resources` and `lookups` overlay the
+//! `store`, `admin` and `profile` overlay `scimgate.toml`; `backend`, `resources` and `lookups` overlay the
 //! profile, so backend credentials can come from the environment. Variables without a double
 //! underscore (`SCIMGATE_CONFIG`) belong to the command line and are ignored here.
 
@@ -32,7 +32,7 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 pub const ENV_PREFIX: &str = "SCIMGATE_";
 
 /// Top-level sections of `scimgate.toml`; everything else belongs to the profile.
-const MAIN_SECTIONS: [&str; 5] = ["server", "auth", "log", "store", "profile"];
+const MAIN_SECTIONS: [&str; 6] = ["server", "auth", "log", "store", "admin", "profile"];
 const PROFILE_SECTIONS: [&str; 3] = ["backend", "resources", "lookups"];
 
 /// One configuration problem, located as precisely as the source allows.
@@ -192,6 +192,34 @@ fn split_sqlite_url(url: &str) -> Option<(&str, &str)> {
         None => (rest, ""),
     })
 }
+
+/// `[admin]`: the admin listener (status page, API-key web UI, `/healthz`, `/readyz`,
+/// `/metrics`), separate from the SCIM port so it can stay on loopback.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Whether the gateway starts the admin listener at all.
+    pub enabled: bool,
+    /// Address the admin listener binds; loopback by default, because the status page shows
+    /// who provisions what.
+    pub listen: SocketAddr,
+    /// The admin credential for the status page and key management. Empty: the page answers
+    /// with an explanation and only `/healthz`, `/readyz` and `/metrics` work.
+    pub password: Secret,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 9100)),
+            password: Secret::new(String::new()),
+        }
+    }
+}
+
+/// Shortest admin password accepted; the page manages the keys that write to the legacy app.
+pub const MIN_ADMIN_PASSWORD_CHARS: usize = 12;
 
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -493,6 +521,8 @@ pub struct Config {
     pub log: LogConfig,
     /// The gateway's database (`[store]`, or the default SQLite file).
     pub store: StoreConfig,
+    /// The admin listener.
+    pub admin: AdminConfig,
     /// The selected profile.
     pub profile: Profile,
     origins: HashMap<String, Origin>,
@@ -535,6 +565,7 @@ impl Config {
         let auth = main.take::<AuthConfig>("auth", &mut issues);
         let log = main.take::<LogConfig>("log", &mut issues);
         let store = main.take::<StoreConfig>("store", &mut issues);
+        let admin = main.take::<AdminConfig>("admin", &mut issues);
         let pref = main.take::<ProfileRef>("profile", &mut issues);
         main.reject_rest(&MAIN_SECTIONS, &mut issues);
 
@@ -557,8 +588,8 @@ impl Config {
             None => None,
         };
 
-        match (server, auth, log, store, profile) {
-            (Some(server), Some(auth), Some(log), Some(store), Some(profile))
+        match (server, auth, log, store, admin, profile) {
+            (Some(server), Some(auth), Some(log), Some(store), Some(admin), Some(profile))
                 if issues.is_empty() =>
             {
                 let mut store = store.unwrap_or_default();
@@ -569,6 +600,7 @@ impl Config {
                     auth: auth.unwrap_or_default(),
                     log: log.unwrap_or_default(),
                     store,
+                    admin: admin.unwrap_or_default(),
                     profile,
                     origins,
                 };
@@ -598,6 +630,7 @@ impl Config {
             auth,
             log,
             store: StoreConfig::default(),
+            admin: AdminConfig::default(),
             profile,
             origins: HashMap::new(),
         }
@@ -614,6 +647,7 @@ impl Config {
         v.server();
         v.auth();
         v.store();
+        v.admin();
         v.log();
         v.backend();
         for (name, r) in &self.profile.resources {
@@ -1259,6 +1293,25 @@ impl Validator<'_> {
         }
     }
 
+    fn admin(&mut self) {
+        let admin = &self.cfg.admin;
+        let password = admin.password.expose();
+        // Empty is allowed (the page is then off); a short one would guard key management
+        // with something guessable. The value is never echoed.
+        if !password.is_empty() && password.chars().count() < MIN_ADMIN_PASSWORD_CHARS {
+            self.push(
+                "admin.password",
+                format!("must have at least {MIN_ADMIN_PASSWORD_CHARS} characters (or be empty to turn the page off)"),
+            );
+        }
+        if admin.enabled && admin.listen == self.cfg.server.listen && admin.listen.port() != 0 {
+            self.push(
+                "admin.listen",
+                format!("{} is also server.listen; the admin listener needs its own port", admin.listen),
+            );
+        }
+    }
+
     fn log(&mut self) {
         let level = &self.cfg.log.level;
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(level) {
@@ -1888,6 +1941,54 @@ refresh_secs = 0
         let l = Layout::new("[auth]\ntokens = []\n", PROFILE);
         let cfg = Config::load_with_env(&l.main(), no_env()).unwrap();
         assert!(cfg.auth.tokens.is_empty());
+    }
+
+    #[test]
+    fn admin_section_defaults_overlay_and_problems() {
+        let l = Layout::new(MAIN, PROFILE);
+        let admin = Config::load_with_env(&l.main(), no_env()).unwrap().admin;
+        assert!(admin.enabled);
+        assert_eq!(admin.listen, SocketAddr::from(([127, 0, 0, 1], 9100)));
+        assert_eq!(admin.password.expose(), "", "no password: the page is off");
+        let cfg = Config::load_with_env(
+            &l.main(),
+            env(&[
+                ("SCIMGATE_ADMIN__PASSWORD", "correct horse battery"),
+                ("SCIMGATE_ADMIN__LISTEN", "127.0.0.1:0"),
+                ("SCIMGATE_ADMIN__ENABLED", "false"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(cfg.admin.password.expose(), "correct horse battery");
+        assert_eq!(cfg.admin.listen.port(), 0);
+        assert!(!cfg.admin.enabled);
+        assert!(!format!("{cfg:?}").contains("horse"), "the password stays redacted");
+
+        let l = Layout::new(
+            &format!("{MAIN}[admin]\nlisten = \"127.0.0.1:9000\"\npassword = \"short\"\nport = 1\n"),
+            PROFILE,
+        );
+        let issues = Config::load_with_env(&l.main(), no_env()).unwrap_err();
+        assert!(
+            issues.iter().any(|i| i.message.contains("port")),
+            "unknown keys are refused: {issues:#?}"
+        );
+        let l = Layout::new(
+            &format!("{MAIN}[admin]\nlisten = \"127.0.0.1:9000\"\npassword = \"short\"\n"),
+            PROFILE,
+        );
+        let issues = Config::load_with_env(&l.main(), no_env()).unwrap_err();
+        assert_eq!(issues.len(), 2, "{issues:#?}");
+        let lines: Vec<_> = issues.iter().map(|i| (i.line, &i.message)).collect();
+        assert!(
+            issues.iter().any(|i| i.message.starts_with("admin.password") && i.line == Some(7)),
+            "{lines:?}"
+        );
+        assert!(
+            issues.iter().any(|i| i.message.starts_with("admin.listen") && i.line == Some(6)),
+            "{lines:?}"
+        );
+        assert!(issues.iter().all(|i| !i.message.contains("short")));
     }
 
     #[test]

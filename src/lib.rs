@@ -1,6 +1,7 @@
 //! scimgate: a SCIM 2.0 gateway in front of legacy REST applications.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod app;
 pub mod backend;
 pub mod config;

@@ -42,6 +42,12 @@ enum Command {
         /// Bearer token to accept (random if not given).
         #[arg(long, env = "SCIMGATE_DEMO_TOKEN")]
         token: Option<String>,
+        /// Admin listener (status page, API keys, /healthz, /readyz, /metrics).
+        #[arg(long, default_value = "127.0.0.1:9100")]
+        admin_listen: SocketAddr,
+        /// Admin page password (random if not given; at least 12 characters).
+        #[arg(long, env = "SCIMGATE_DEMO_ADMIN_PASSWORD")]
+        admin_password: Option<String>,
         /// Main configuration file.
         #[arg(long, default_value = "config/scimgate.toml")]
         config: PathBuf,
@@ -339,6 +345,10 @@ async fn run(cmd: Command) -> Result<(), Vec<String>> {
             let gw = start_gateway(&cfg).await?;
             tracing::info!(scim = %gw.scim_url, profile = %cfg.profile.name, "scimgate serving");
             println!("scimgate serving SCIM at {}", gw.scim_url);
+            if let Some(admin) = gw.admin_url() {
+                tracing::info!(admin = %admin, "admin listener serving");
+                println!("admin page, /healthz, /readyz and /metrics at {admin}");
+            }
             serve_until_stopped(&gw).await;
             gw.shutdown().await;
             Ok(())
@@ -348,6 +358,8 @@ async fn run(cmd: Command) -> Result<(), Vec<String>> {
             listen,
             legacy_listen,
             token,
+            admin_listen,
+            admin_password,
             config,
         } => {
             init_logging(LogFormat::Text, "info");
@@ -359,6 +371,8 @@ async fn run(cmd: Command) -> Result<(), Vec<String>> {
                 token,
                 backend_timeout: None,
                 store_url: None,
+                admin_listen,
+                admin_password,
             })
             .await?;
             println!("scimgate demo (profile '{profile}')");
@@ -367,6 +381,12 @@ async fn run(cmd: Command) -> Result<(), Vec<String>> {
             println!(
                 "  demo legacy app:                  {}  (X-Api-Key: {})",
                 stack.legacy_url, stack.legacy_key
+            );
+            println!("  admin page (status, API keys):    {}", stack.admin_url);
+            println!("  admin password:                   {}", stack.admin_password);
+            println!(
+                "  probes and metrics:               {0}/healthz  {0}/readyz  {0}/metrics",
+                stack.admin_url
             );
             println!();
             println!("Try it:");

@@ -7,6 +7,7 @@
 
 use super::error::BackendError;
 use super::template::encode_into;
+use crate::admin::metrics::{BackendOutcome, Metrics};
 use crate::config::{BackendAuth, BackendConfig};
 use bytes::Bytes;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
@@ -124,6 +125,8 @@ struct Inner {
     base: String,
     auth: AuthMode,
     timeout: Duration,
+    connect_timeout: Duration,
+    metrics: Option<Arc<Metrics>>,
 }
 
 /// The legacy API client for one profile; cheap to clone.
@@ -144,6 +147,22 @@ impl Backend {
     /// Builds the client (TLS with the webpki roots and the ring provider, pool, timeouts,
     /// auth header) at startup or reload; fails on an unusable base URL or auth setting.
     pub fn new(cfg: &BackendConfig) -> Result<Backend, BackendInitError> {
+        Self::build_client(cfg, None)
+    }
+
+    /// [`Backend::new`], also recording every call's latency and outcome in `metrics`; the
+    /// gateway builds its backend this way.
+    pub fn instrumented(
+        cfg: &BackendConfig,
+        metrics: Arc<Metrics>,
+    ) -> Result<Backend, BackendInitError> {
+        Self::build_client(cfg, Some(metrics))
+    }
+
+    fn build_client(
+        cfg: &BackendConfig,
+        metrics: Option<Arc<Metrics>>,
+    ) -> Result<Backend, BackendInitError> {
         let base = normalise_base(&cfg.base_url)?;
         let auth = auth_mode(&cfg.auth)?;
         let mut http = HttpConnector::new();
@@ -168,6 +187,8 @@ impl Backend {
                 base,
                 auth,
                 timeout: cfg.timeout(),
+                connect_timeout: cfg.connect_timeout(),
+                metrics,
             }),
         })
     }
@@ -196,7 +217,11 @@ impl Backend {
                     after: self.inner.timeout,
                 }),
             };
-            let elapsed_ms = started.elapsed().as_millis();
+            let elapsed = started.elapsed();
+            if let Some(m) = &self.inner.metrics {
+                m.observe_backend(outcome(&result), elapsed);
+            }
+            let elapsed_ms = elapsed.as_millis();
             match &result {
                 Ok(r) => {
                     tracing::info!(status = r.status, elapsed_ms, "backend call");
@@ -210,6 +235,31 @@ impl Backend {
         }
         .instrument(span)
         .await
+    }
+
+    /// Whether a TCP connection to the base URL's host and port can be opened within the
+    /// connect timeout (capped at `limit`); the readiness probe asks, so no request reaches the
+    /// legacy app. `Err` says which address failed and why, without credentials.
+    pub async fn reachable(&self, limit: Duration) -> Result<(), String> {
+        let uri: Uri = self
+            .inner
+            .base
+            .parse()
+            .map_err(|e| format!("backend base URL: {e}"))?;
+        let host = uri.host().unwrap_or_default().trim_matches(['[', ']']);
+        let port = uri
+            .port_u16()
+            .unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
+        let target = format!("{host}:{port}");
+        let within = self.inner.connect_timeout.min(limit);
+        match tokio::time::timeout(within, tokio::net::TcpStream::connect((host, port))).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(format!("backend {target} unreachable: {e}")),
+            Err(_) => Err(format!(
+                "backend {target} unreachable: no connection within {} ms",
+                within.as_millis()
+            )),
+        }
     }
 
     async fn attempts(&self, req: &BackendRequest) -> Result<BackendResponse, BackendError> {
@@ -333,6 +383,20 @@ impl Backend {
         } else {
             BackendError::Transport { backend, message }
         }
+    }
+}
+
+/// The metrics label of a finished call.
+fn outcome(result: &Result<BackendResponse, BackendError>) -> BackendOutcome {
+    match result {
+        Ok(r) => BackendOutcome::of_status(r.status),
+        Err(BackendError::Status { status, .. }) => BackendOutcome::of_status(*status),
+        Err(BackendError::Connect { .. }) => BackendOutcome::Connect,
+        Err(BackendError::Timeout { .. }) => BackendOutcome::Timeout,
+        Err(BackendError::Transport { .. }) => BackendOutcome::Transport,
+        Err(BackendError::InvalidBody { .. }) => BackendOutcome::InvalidBody,
+        Err(BackendError::Paging { .. }) => BackendOutcome::Paging,
+        Err(BackendError::Request(_)) => BackendOutcome::Request,
     }
 }
 

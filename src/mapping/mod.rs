@@ -38,6 +38,7 @@ pub use lookups::Lookups;
 pub use plan::PlanStep;
 pub use samples::check_samples;
 
+use crate::admin::metrics::{Metrics, ScriptErrorKind};
 use arc_swap::ArcSwap;
 use convert::{dynamic_to_json, json_to_dynamic};
 use rhai::{AST, CallFnOptions, Dynamic, Scope};
@@ -60,6 +61,7 @@ pub struct ScriptSet {
     dir: PathBuf,
     lookups: Lookups,
     scripts: ArcSwap<HashMap<String, Arc<Compiled>>>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl std::fmt::Debug for ScriptSet {
@@ -84,7 +86,27 @@ impl ScriptSet {
             dir: dir.to_path_buf(),
             lookups,
             scripts: ArcSwap::from_pointee(scripts),
+            metrics: None,
         })
+    }
+
+    /// Counts every failed call of this set in `metrics` (as a bug or as a deliberate
+    /// rejection); the gateway sets it once at startup.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> ScriptSet {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Passes a call's result through, counting a failure in the metrics when set.
+    fn counted<T>(&self, result: Result<T, MappingError>) -> Result<T, MappingError> {
+        if let (Err(e), Some(m)) = (&result, &self.metrics) {
+            m.script_error(if e.client_error.is_some() {
+                ScriptErrorKind::Rejected
+            } else {
+                ScriptErrorKind::Error
+            });
+        }
+        result
     }
 
     /// Recompiles the directory and swaps the new scripts in atomically. On any error the
@@ -117,6 +139,15 @@ impl ScriptSet {
     /// Errors carry the script, the function and the line; a script's `fail(…)` comes back
     /// with [`MappingError::client_error`] set.
     pub fn call(&self, script: &str, func: &str, args: Vec<Value>) -> Result<Value, MappingError> {
+        self.counted(self.call_uncounted(script, func, args))
+    }
+
+    fn call_uncounted(
+        &self,
+        script: &str,
+        func: &str,
+        args: Vec<Value>,
+    ) -> Result<Value, MappingError> {
         let compiled = self.compiled(script, func, args.len())?;
         let args: Vec<Dynamic> = args.into_iter().map(json_to_dynamic).collect();
         // Top-level statements are not run (`eval_ast(false)`): it would re-run them on
@@ -149,8 +180,10 @@ impl ScriptSet {
         args: Vec<Value>,
     ) -> Result<Vec<PlanStep>, MappingError> {
         let value = self.call(script, func, args)?;
-        plan::parse_plan(value)
-            .map_err(|e| MappingError::new(format!("{script}.rhai"), func, None, e))
+        self.counted(
+            plan::parse_plan(value)
+                .map_err(|e| MappingError::new(format!("{script}.rhai"), func, None, e)),
+        )
     }
 
     /// The current compiled `script`, checked to define `func` with `arity` parameters so

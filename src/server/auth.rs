@@ -6,6 +6,7 @@
 //! caller learns nothing about the resources behind the gateway.
 
 use super::error::AppError;
+use crate::admin::metrics::{Metrics, StoreOp};
 use crate::scim::ScimError;
 use crate::store::{BasicCredentials, KeyStore, Store};
 use axum::extract::{Request, State};
@@ -27,6 +28,7 @@ pub struct Principal {
 pub struct Authenticator {
     tokens: Vec<Vec<u8>>,
     store: Option<Store>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl Authenticator {
@@ -41,6 +43,25 @@ impl Authenticator {
                 .map(|t| t.as_bytes().to_vec())
                 .collect(),
             store: None,
+            metrics: None,
+        }
+    }
+
+    /// Records the latency of every store lookup (API key, Basic password) in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Awaits a store check, timing it when metrics are set.
+    async fn timed<T, E>(
+        &self,
+        op: StoreOp,
+        fut: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
+        match &self.metrics {
+            Some(m) => m.time_store(op, fut).await,
+            None => fut.await,
         }
     }
 
@@ -76,7 +97,7 @@ impl Authenticator {
         let Some(store) = &self.store else {
             return Err(ScimError::unauthorized("invalid bearer token"));
         };
-        match store.verify(token).await {
+        match self.timed(StoreOp::VerifyKey, store.verify(token)).await {
             Ok(Some(key)) => Ok(Principal { name: key.name }),
             Ok(None) => Err(ScimError::unauthorized(
                 "invalid, expired or revoked bearer token",
@@ -101,7 +122,10 @@ impl Authenticator {
         let Some((user, password)) = decoded.split_once(':') else {
             return Err(ScimError::unauthorized("malformed Basic credentials"));
         };
-        match store.verify_password(user, password).await {
+        match self
+            .timed(StoreOp::VerifyPassword, store.verify_password(user, password))
+            .await
+        {
             Ok(true) => Ok(Principal {
                 name: user.to_string(),
             }),

@@ -2,7 +2,7 @@
 //!
 //! Request flow (see `pipeline` for what happens to a SCIM operation):
 //! ```text
-//! listener ─▶ edge (request id, tracing span, load shedding, timeout)
+//! listener ─▶ edge (request id, tracing span, metrics, load shedding, timeout)
 //!          ─▶ auth (bearer token, constant time; 401 before any parsing)
 //!          ─▶ routes (parse body/query into SCIM types) ─▶ pipeline ─▶ legacy API
 //! ```
@@ -12,6 +12,7 @@ pub mod error;
 pub mod pipeline;
 pub mod routes;
 
+use crate::admin::metrics::{Metrics, classify};
 use auth::Authenticator;
 use axum::Router;
 use axum::extract::{Request, State};
@@ -58,6 +59,17 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     /// Edge limits.
     pub limits: Arc<Limits>,
+    /// Request, backend, script and store metrics, served by the admin listener.
+    pub metrics: Arc<Metrics>,
+}
+
+/// What the edge layer needs: the limits it enforces, the metrics it records, and the SCIM
+/// base path (to label requests by resource and operation rather than by raw path).
+#[derive(Clone)]
+struct EdgeState {
+    limits: Arc<Limits>,
+    metrics: Arc<Metrics>,
+    base_path: Arc<str>,
 }
 
 /// Builds the SCIM router under `base_path` (e.g. `/scim/v2`).
@@ -108,16 +120,23 @@ pub fn router(state: AppState, base_path: &str) -> Router {
     } else {
         Router::new().nest(base, scim).fallback(not_found)
     };
-    app.layer(middleware::from_fn_with_state(state.limits.clone(), edge))
+    let edge_state = EdgeState {
+        limits: state.limits.clone(),
+        metrics: state.metrics.clone(),
+        base_path: Arc::from(base),
+    };
+    app.layer(middleware::from_fn_with_state(edge_state, edge))
         .with_state(state)
 }
 
 static REQUEST_SEQ: AtomicU64 = AtomicU64::new(1);
 
 /// The outermost layer: gives each request an id and a tracing span (method, path, status,
-/// latency), sheds load when `max_concurrency` requests are in flight, and bounds the time a
-/// request may take. The token is never part of what is logged.
-async fn edge(State(limits): State<Arc<Limits>>, req: Request, next: Next) -> Response {
+/// latency), counts it in the metrics (by resource, operation and status), sheds load when
+/// `max_concurrency` requests are in flight, and bounds the time a request may take. The
+/// token is never part of what is logged.
+async fn edge(State(edge): State<EdgeState>, req: Request, next: Next) -> Response {
+    let limits = &edge.limits;
     let id = req
         .headers()
         .get("x-request-id")
@@ -126,6 +145,7 @@ async fn edge(State(limits): State<Arc<Limits>>, req: Request, next: Next) -> Re
         .unwrap_or_else(|| format!("{:x}", REQUEST_SEQ.fetch_add(1, Ordering::Relaxed)));
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    let (resource, operation) = classify(&method, &path, &edge.base_path);
     let span = tracing::info_span!("scim", %id, %method, %path);
     let started = Instant::now();
     let Ok(_permit) = limits.concurrency.clone().try_acquire_owned() else {
@@ -137,6 +157,8 @@ async fn edge(State(limits): State<Arc<Limits>>, req: Request, next: Next) -> Re
         ))
         .into_response();
         set_request_id(&mut r, &id);
+        edge.metrics
+            .observe_request(resource, operation, r.status().as_u16(), started.elapsed());
         return r;
     };
     let fut = tracing::Instrument::instrument(next.run(req), span.clone());
@@ -153,7 +175,10 @@ async fn edge(State(limits): State<Arc<Limits>>, req: Request, next: Next) -> Re
         .into_response(),
     };
     let status = resp.status();
-    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let elapsed = started.elapsed();
+    edge.metrics
+        .observe_request(resource, operation, status.as_u16(), elapsed);
+    let ms = elapsed.as_secs_f64() * 1000.0;
     if status.is_server_error() {
         tracing::warn!(parent: &span, status = status.as_u16(), ms, "request failed");
     } else {

@@ -199,6 +199,18 @@ impl Store {
         with_pool!(self, pool => pool.close().await)
     }
 
+    /// Runs a trivial query (`SELECT 1`); the readiness probe calls it so a gateway whose
+    /// database is gone is taken out of rotation. `Ok` means the store answers queries.
+    pub async fn ping(&self) -> StoreResult<()> {
+        let one: i32 =
+            with_pool!(self, pool => sqlx::query_scalar("SELECT 1").fetch_one(pool).await)?;
+        if one == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::Internal(format!("SELECT 1 answered {one}")))
+        }
+    }
+
     /// `"sqlite"` or `"postgres"`, for the status page and logs.
     pub fn backend_name(&self) -> &'static str {
         match self {

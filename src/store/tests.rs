@@ -149,7 +149,16 @@ both_backends!(
     id_map,
     groups,
     one_member_change_in_a_100k_group_touches_only_that_member,
+    ping_answers_until_closed,
 );
+
+async fn ping_answers_until_closed(db: TestDb) {
+    db.store.ping().await.expect("an open store answers SELECT 1");
+    // A clone shares the pool, so closing it is what a dead database looks like to the probe.
+    let closed = db.store.clone();
+    closed.close().await;
+    assert!(closed.ping().await.is_err(), "a closed store fails the probe");
+}
 
 async fn keys_work_until_revoked_or_expired(db: TestDb) {
     let s = &db.store;
