@@ -175,6 +175,12 @@ pub struct RunningGateway {
 }
 
 impl RunningGateway {
+    /// The gateway's store (the same pool the listeners use), e.g. for tests that look at
+    /// what a request recorded.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     /// `http://{admin_addr}`, the admin page's URL; `None` when the listener is off.
     pub fn admin_url(&self) -> Option<String> {
         self.admin_addr.map(|a| format!("http://{a}"))

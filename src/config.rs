@@ -1307,7 +1307,10 @@ impl Validator<'_> {
         if admin.enabled && admin.listen == self.cfg.server.listen && admin.listen.port() != 0 {
             self.push(
                 "admin.listen",
-                format!("{} is also server.listen; the admin listener needs its own port", admin.listen),
+                format!(
+                    "{} is also server.listen; the admin listener needs its own port",
+                    admin.listen
+                ),
             );
         }
     }
@@ -1962,10 +1965,15 @@ refresh_secs = 0
         assert_eq!(cfg.admin.password.expose(), "correct horse battery");
         assert_eq!(cfg.admin.listen.port(), 0);
         assert!(!cfg.admin.enabled);
-        assert!(!format!("{cfg:?}").contains("horse"), "the password stays redacted");
+        assert!(
+            !format!("{cfg:?}").contains("horse"),
+            "the password stays redacted"
+        );
 
         let l = Layout::new(
-            &format!("{MAIN}[admin]\nlisten = \"127.0.0.1:9000\"\npassword = \"short\"\nport = 1\n"),
+            &format!(
+                "{MAIN}[admin]\nlisten = \"127.0.0.1:9000\"\npassword = \"short\"\nport = 1\n"
+            ),
             PROFILE,
         );
         let issues = Config::load_with_env(&l.main(), no_env()).unwrap_err();
@@ -1981,11 +1989,15 @@ refresh_secs = 0
         assert_eq!(issues.len(), 2, "{issues:#?}");
         let lines: Vec<_> = issues.iter().map(|i| (i.line, &i.message)).collect();
         assert!(
-            issues.iter().any(|i| i.message.starts_with("admin.password") && i.line == Some(7)),
+            issues
+                .iter()
+                .any(|i| i.message.starts_with("admin.password") && i.line == Some(7)),
             "{lines:?}"
         );
         assert!(
-            issues.iter().any(|i| i.message.starts_with("admin.listen") && i.line == Some(6)),
+            issues
+                .iter()
+                .any(|i| i.message.starts_with("admin.listen") && i.line == Some(6)),
             "{lines:?}"
         );
         assert!(issues.iter().all(|i| !i.message.contains("short")));

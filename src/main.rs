@@ -383,7 +383,10 @@ async fn run(cmd: Command) -> Result<(), Vec<String>> {
                 stack.legacy_url, stack.legacy_key
             );
             println!("  admin page (status, API keys):    {}", stack.admin_url);
-            println!("  admin password:                   {}", stack.admin_password);
+            println!(
+                "  admin password:                   {}",
+                stack.admin_password
+            );
             println!(
                 "  probes and metrics:               {0}/healthz  {0}/readyz  {0}/metrics",
                 stack.admin_url

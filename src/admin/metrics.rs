@@ -11,13 +11,13 @@
 //! exists.
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
-use std::fmt::Write as _;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
+use std::fmt::Write as _;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
@@ -401,7 +401,9 @@ impl Metrics {
 
     /// Counts a failed script call; runs in the script set.
     pub fn script_error(&self, kind: ScriptErrorKind) {
-        self.script_errors.get_or_create(&ScriptLabels { kind }).inc();
+        self.script_errors
+            .get_or_create(&ScriptLabels { kind })
+            .inc();
     }
 
     /// Records how long a store operation took and whether it failed.
@@ -472,9 +474,24 @@ mod tests {
             (Method::DELETE, "/scim/v2/Groups/7", R::Group, O::Delete),
             (Method::POST, "/scim/v2/Users/.search", R::User, O::Search),
             (Method::POST, "/scim/v2/.search", R::Other, O::Search),
-            (Method::GET, "/scim/v2/Schemas/urn:x", R::Discovery, O::Discovery),
-            (Method::GET, "/scim/v2/ServiceProviderConfig", R::Discovery, O::Discovery),
-            (Method::POST, "/scim/v2/ResourceTypes", R::Discovery, O::Other),
+            (
+                Method::GET,
+                "/scim/v2/Schemas/urn:x",
+                R::Discovery,
+                O::Discovery,
+            ),
+            (
+                Method::GET,
+                "/scim/v2/ServiceProviderConfig",
+                R::Discovery,
+                O::Discovery,
+            ),
+            (
+                Method::POST,
+                "/scim/v2/ResourceTypes",
+                R::Discovery,
+                O::Other,
+            ),
             (Method::GET, "/scim/v2/Users/1/2", R::User, O::Other),
             (Method::HEAD, "/scim/v2/Users", R::User, O::Other),
             (Method::GET, "/scim/v2/Widgets/1", R::Other, O::Other),

@@ -86,10 +86,7 @@ pub async fn readyz(State(s): State<AdminState>) -> Response {
         match tokio::time::timeout(PROBE_TIMEOUT, ping).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(format!("{e}")),
-            Err(_) => Err(format!(
-                "no answer within {} ms",
-                PROBE_TIMEOUT.as_millis()
-            )),
+            Err(_) => Err(format!("no answer within {} ms", PROBE_TIMEOUT.as_millis())),
         }
     };
     let (store, backend) = tokio::join!(store_check, inner.backend.reachable(PROBE_TIMEOUT));
@@ -519,7 +516,7 @@ pub async fn failures(
         }
         (Err(e), _) | (_, Err(e)) => return store_down(&e, Some(&admin.csrf)),
     };
-    all.sort_by(|a, b| b.time.cmp(&a.time));
+    all.sort_by_key(|e| std::cmp::Reverse(e.time));
     let groups = group_failures(&all);
     all.truncate(50);
     page(
@@ -710,12 +707,18 @@ mod tests {
     #[test]
     fn cross_site_posts_are_recognised() {
         let host = ("host", "127.0.0.1:9100");
-        assert!(same_origin(&headers(&[host, ("origin", "http://127.0.0.1:9100")])));
+        assert!(same_origin(&headers(&[
+            host,
+            ("origin", "http://127.0.0.1:9100")
+        ])));
         assert!(same_origin(&headers(&[
             host,
             ("referer", "http://127.0.0.1:9100/keys")
         ])));
-        assert!(same_origin(&headers(&[host])), "no browser headers: CSRF token decides");
+        assert!(
+            same_origin(&headers(&[host])),
+            "no browser headers: CSRF token decides"
+        );
         for bad in [
             ("origin", "http://evil.example"),
             ("origin", "null"),
@@ -730,7 +733,12 @@ mod tests {
     #[test]
     fn login_redirects_stay_local() {
         assert_eq!(local_target(Some("/audit?status=5xx")), "/audit?status=5xx");
-        for bad in [None, Some("//evil.example/"), Some("https://evil.example"), Some("/\\evil")] {
+        for bad in [
+            None,
+            Some("//evil.example/"),
+            Some("https://evil.example"),
+            Some("/\\evil"),
+        ] {
             assert_eq!(local_target(bad), "/", "{bad:?}");
         }
     }
@@ -756,7 +764,13 @@ mod tests {
         assert_eq!(form.status, "5xx");
         assert_eq!(form.range, "1h");
         let (f, form) = audit_filter(&AuditQuery::default(), now);
-        assert_eq!(f, AuditFilter { limit: AUDIT_LIMIT, ..AuditFilter::default() });
+        assert_eq!(
+            f,
+            AuditFilter {
+                limit: AUDIT_LIMIT,
+                ..AuditFilter::default()
+            }
+        );
         assert_eq!(form.range, "all");
         let junk = AuditQuery {
             status: Some("9xx".into()),

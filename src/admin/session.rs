@@ -241,7 +241,10 @@ mod tests {
             s.create().unwrap();
         }
         assert_eq!(s.len(), MAX_SESSIONS);
-        assert!(s.get(&first.id).is_none(), "the least recently used went first");
+        assert!(
+            s.get(&first.id).is_none(),
+            "the least recently used went first"
+        );
     }
 
     #[test]

@@ -58,7 +58,9 @@ pub const RANGES: [(&str, &str); 6] = [
 ];
 
 /// Operations offered by the audit filter (the SCIM writes the gateway audits, then reads).
-pub const OPERATIONS: [&str; 7] = ["create", "replace", "patch", "delete", "get", "list", "search"];
+pub const OPERATIONS: [&str; 7] = [
+    "create", "replace", "patch", "delete", "get", "list", "search",
+];
 
 /// Key lifetimes offered by the create form: (value for `parse_lifetime`, label).
 pub const LIFETIMES: [(&str, &str); 5] = [

@@ -249,7 +249,11 @@ impl Backend {
         let host = uri.host().unwrap_or_default().trim_matches(['[', ']']);
         let port = uri
             .port_u16()
-            .unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
+            .unwrap_or(if uri.scheme_str() == Some("https") {
+                443
+            } else {
+                80
+            });
         let target = format!("{host}:{port}");
         let within = self.inner.connect_timeout.min(limit);
         match tokio::time::timeout(within, tokio::net::TcpStream::connect((host, port))).await {

@@ -123,7 +123,10 @@ impl Authenticator {
             return Err(ScimError::unauthorized("malformed Basic credentials"));
         };
         match self
-            .timed(StoreOp::VerifyPassword, store.verify_password(user, password))
+            .timed(
+                StoreOp::VerifyPassword,
+                store.verify_password(user, password),
+            )
             .await
         {
             Ok(true) => Ok(Principal {

@@ -153,11 +153,17 @@ both_backends!(
 );
 
 async fn ping_answers_until_closed(db: TestDb) {
-    db.store.ping().await.expect("an open store answers SELECT 1");
+    db.store
+        .ping()
+        .await
+        .expect("an open store answers SELECT 1");
     // A clone shares the pool, so closing it is what a dead database looks like to the probe.
     let closed = db.store.clone();
     closed.close().await;
-    assert!(closed.ping().await.is_err(), "a closed store fails the probe");
+    assert!(
+        closed.ping().await.is_err(),
+        "a closed store fails the probe"
+    );
 }
 
 async fn keys_work_until_revoked_or_expired(db: TestDb) {

@@ -178,3 +178,4 @@ pub fn enc(s: &str) -> String {
     }
     out
 }
+pub mod webdriver;
