@@ -264,21 +264,13 @@ async fn bad_credentials_are_401_and_reach_nothing() {
     let prefix = format!("Bearer {}", &token[..token.len() - 1]);
     let cases: [(&str, Option<&str>, &str); 5] = [
         ("no header", None, "missing authorization"),
-        (
-            "wrong token",
-            Some("Bearer not-the-token"),
-            "bearer token",
-        ),
+        ("wrong token", Some("Bearer not-the-token"), "bearer token"),
         (
             "Basic",
             Some("Basic c2NpbTpzZWNyZXQ="),
             "invalid user name or password",
         ),
-        (
-            "token prefix",
-            Some(prefix.as_str()),
-            "bearer token",
-        ),
+        ("token prefix", Some(prefix.as_str()), "bearer token"),
         ("scheme only", Some("Bearer"), "malformed authorization"),
     ];
     let body = serde_json::to_vec(&user("intruder")).expect("json");

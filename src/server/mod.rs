@@ -4,9 +4,11 @@
 //! ```text
 //! listener ─▶ edge (request id, tracing span, load shedding, timeout)
 //!          ─▶ auth (bearer token, constant time; 401 before any parsing)
+//!          ─▶ audit (entry per write with its backend calls; "last synced")
 //!          ─▶ routes (parse body/query into SCIM types) ─▶ pipeline ─▶ legacy API
 //! ```
 
+pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod pipeline;
@@ -58,6 +60,8 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     /// Edge limits.
     pub limits: Arc<Limits>,
+    /// Audit log and sync status writer.
+    pub auditor: Arc<audit::Auditor>,
 }
 
 /// Builds the SCIM router under `base_path` (e.g. `/scim/v2`).
@@ -98,6 +102,8 @@ pub fn router(state: AppState, base_path: &str) -> Router {
                 .fallback(method_not_allowed),
         )
         .fallback(not_found)
+        // Inside auth: only authenticated callers reach the audit log and "last synced".
+        .layer(middleware::from_fn_with_state(state.clone(), audit::record))
         .layer(middleware::from_fn_with_state(
             state.auth.clone(),
             auth::require_auth,
