@@ -5,36 +5,17 @@
 
 mod common;
 
+use common::process::{Scratch, write_config};
 use common::{Legacy, Scim};
 use scimgate::app::{DemoOptions, DemoStack, prune_audit};
 use scimgate::store::{AuditEntry, AuditFilter, AuditLog, KeyStore, Store, SyncStatus};
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 const USER_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const PATCH_URN: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
-
-/// A fresh scratch directory, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!(
-            "scimgate-audit-{name}-{}",
-            uuid::Uuid::new_v4().simple()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn user(name: &str) -> Value {
     json!({
@@ -194,7 +175,7 @@ async fn scim_writes_and_failed_reads_are_audited_with_their_backend_calls() {
     assert_eq!(status.rejected_24h, 1, "{status:?}");
 
     // The same entries from the command line.
-    let config = write_config(&scratch.0, &db);
+    let config = write_config(&scratch.0, &url, "unused-token", "default", "");
     let out = audit_cli(&config, &[]);
     assert_eq!(out.lines().count(), 6, "header and five entries: {out}");
     assert!(out.lines().next().unwrap().starts_with("TIME"), "{out}");
@@ -240,22 +221,6 @@ async fn scim_writes_and_failed_reads_are_audited_with_their_backend_calls() {
 
     store.close().await;
     stack.gateway.shutdown().await;
-}
-
-fn write_config(dir: &Path, db: &Path) -> PathBuf {
-    let repo = env!("CARGO_MANIFEST_DIR");
-    let file = dir.join("config/scimgate.toml");
-    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
-    std::fs::write(
-        &file,
-        format!(
-            "[auth]\ntokens = []\n[store]\nurl = \"sqlite://{}\"\n\
-             [profile]\nname = \"default\"\ndir = '{repo}'\n",
-            db.display()
-        ),
-    )
-    .unwrap();
-    file
 }
 
 fn audit_cli(config: &Path, args: &[&str]) -> String {
