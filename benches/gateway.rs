@@ -76,11 +76,24 @@ impl Settings {
 }
 
 async fn bench(settings: Settings) -> Result<(), BoxError> {
-    let stack = DemoStack::start(DemoOptions::for_tests("default"))
-        .await
-        .map_err(|e| e.join("; "))?;
-    let users = seed_users(&stack)?;
-    let ep = Arc::new(Endpoints::of(&stack));
+    // The gateway's store is a SQLite file, as in production (the audit entry of each write
+    // goes there); the file lives in a temp dir removed at the end.
+    let dir = std::env::temp_dir().join(format!("scimgate-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let stack = DemoStack::start(DemoOptions {
+        store_url: Some(format!("sqlite://{}", dir.join("bench.db").display())),
+        ..DemoOptions::for_tests("default")
+    })
+    .await
+    .map_err(|e| e.join("; "))?;
+    let result = run(&stack, settings).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+async fn run(stack: &DemoStack, settings: Settings) -> Result<(), BoxError> {
+    let users = seed_users(stack)?;
+    let ep = Arc::new(Endpoints::of(stack));
     let mut connector = HttpConnector::new();
     // As the gateway's own backend client does; Nagle would add delay to both sides.
     connector.set_nodelay(true);

@@ -11,10 +11,11 @@ use crate::config::{
 use crate::demo::{DemoApp, DemoConfig};
 use crate::mapping::{Lookups, ScriptSet};
 use crate::scim::{AttrPath, SchemaRegistry};
+use crate::server::audit::Auditor;
 use crate::server::auth::Authenticator;
 use crate::server::pipeline::{Binding, Gateway, GatewaySettings, MemberEndpoints};
 use crate::server::{AppState, Limits, router};
-use crate::store::Store;
+use crate::store::{AuditLog, Store};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -170,6 +171,7 @@ pub struct RunningGateway {
     admin_shutdown: Option<oneshot::Sender<()>>,
     admin_handle: Option<JoinHandle<std::io::Result<()>>>,
     refresher: Option<JoinHandle<()>>,
+    pruner: Option<JoinHandle<()>>,
     scripts: Arc<ScriptSet>,
     store: Store,
 }
@@ -231,8 +233,11 @@ impl Drop for RunningGateway {
         {
             let _ = tx.send(());
         }
-        if let Some(r) = self.refresher.take() {
-            r.abort();
+        for task in [self.refresher.take(), self.pruner.take()]
+            .into_iter()
+            .flatten()
+        {
+            task.abort();
         }
     }
 }
@@ -314,9 +319,38 @@ pub async fn start_gateway(cfg: &Config) -> Result<RunningGateway, Vec<String>> 
         admin_shutdown,
         admin_handle,
         refresher: lookups_task,
+        pruner: spawn_pruner(&store, cfg.store.audit_retention_days),
         scripts,
         store,
     })
+}
+
+/// Deletes audit entries older than `days` (none when 0); returns how many went. Runs at start
+/// and then hourly on every replica (pruning is idempotent, so replicas need no coordination).
+pub async fn prune_audit(store: &Store, days: u32) -> Result<u64, String> {
+    if days == 0 {
+        return Ok(0);
+    }
+    let cutoff = chrono::Utc::now() - chrono::Duration::days(i64::from(days));
+    store.prune(cutoff).await.map_err(|e| e.to_string())
+}
+
+fn spawn_pruner(store: &Store, days: u32) -> Option<JoinHandle<()>> {
+    if days == 0 {
+        return None;
+    }
+    let store = store.clone();
+    Some(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            match prune_audit(&store, days).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, days, "audit entries past retention pruned"),
+                Err(e) => tracing::warn!(error = %e, "pruning the audit log failed"),
+            }
+        }
+    }))
 }
 
 /// Opens (and migrates) the configured store, creating the SQLite file's directory first.
@@ -428,9 +462,10 @@ async fn build_state(
             .map(|t| t.expose().to_string())
             .collect::<Vec<_>>(),
     )
-    .with_store(store)
+    .with_store(store.clone())
     .with_metrics(metrics.clone());
     let state = AppState {
+        auditor: Arc::new(Auditor::new(store).with_metrics(metrics.clone())),
         gateway: Arc::new(gateway),
         auth: Arc::new(auth),
         limits: Arc::new(Limits::new(

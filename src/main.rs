@@ -93,6 +93,27 @@ enum Command {
         #[arg(long, global = true, default_value = "config/scimgate.toml")]
         config: PathBuf,
     },
+    /// Show the audit log: SCIM writes (and failed reads), newest first.
+    Audit {
+        /// Only entries from this long ago onwards (24h, 7d, 30m) or since an RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        /// Only this operation: create, replace, patch, delete, get, list, search.
+        #[arg(long)]
+        operation: Option<String>,
+        /// Only this status class: 2, 4 or 5 (for 2xx, 4xx, 5xx).
+        #[arg(long)]
+        status: Option<u16>,
+        /// At most this many entries.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Main configuration file (its `[store]`, or the default SQLite file).
+        #[arg(long, default_value = "config/scimgate.toml")]
+        config: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -236,6 +257,87 @@ fn print_keys(keys: &[KeyInfo]) {
             when(k.revoked)
         );
     }
+}
+
+/// Arguments of `scimgate audit`.
+struct AuditArgs {
+    since: Option<String>,
+    operation: Option<String>,
+    status: Option<u16>,
+    limit: u32,
+    json: bool,
+}
+
+/// `--since`: a lifetime back from now (`24h`) or an RFC 3339 time.
+fn parse_since(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&chrono::Utc));
+    }
+    match scimgate::app::parse_lifetime(text) {
+        Ok(Some(d)) => Ok(chrono::Utc::now() - d),
+        _ => Err(format!(
+            "--since {text}: expected a duration such as 24h, 7d, 30m or an RFC 3339 time"
+        )),
+    }
+}
+
+async fn audit(args: AuditArgs, config: &std::path::Path) -> Result<(), Vec<String>> {
+    use scimgate::store::{AuditFilter, AuditLog};
+    // Arguments are checked before the store is opened, so a typo never creates a database.
+    let since = args
+        .since
+        .as_deref()
+        .map(parse_since)
+        .transpose()
+        .map_err(|e| vec![e])?;
+    if let Some(c) = args.status
+        && !(1..=5).contains(&c)
+    {
+        return Err(vec![format!(
+            "--status {c}: expected 1 to 5 (a status class)"
+        )]);
+    }
+    let filter = AuditFilter {
+        since,
+        until: None,
+        operation: args.operation.map(|o| o.to_ascii_lowercase()),
+        status_class: args.status,
+        limit: args.limit.max(1),
+    };
+    let store = open_key_store(config).await?;
+    let result = store.query(&filter).await;
+    store.close().await;
+    let entries = result.map_err(|e| vec![format!("store: {e}")])?;
+    if args.json {
+        for e in &entries {
+            let line = serde_json::to_string(e).map_err(|e| vec![e.to_string()])?;
+            println!("{line}");
+        }
+        return Ok(());
+    }
+    println!(
+        "{:<24}  {:<16}  {:<8}  {:<6}  {:<24}  {:>6}  {:>7}  BACKEND CALLS",
+        "TIME", "ACTOR", "OP", "TYPE", "ID", "STATUS", "MS"
+    );
+    for e in &entries {
+        let calls: Vec<String> = e
+            .backend_calls
+            .iter()
+            .map(|c| format!("{} {} {}", c.method, c.path, c.status))
+            .collect();
+        println!(
+            "{:<24}  {:<16}  {:<8}  {:<6}  {:<24}  {:>6}  {:>7}  {}",
+            e.time.format("%Y-%m-%d %H:%M:%S%.3fZ"),
+            e.actor,
+            e.operation,
+            e.resource_type,
+            e.resource_id.as_deref().unwrap_or("-"),
+            e.scim_status,
+            e.duration_ms,
+            calls.join(", ")
+        );
+    }
+    Ok(())
 }
 
 async fn basic(action: BasicAction, config: &std::path::Path) -> Result<(), Vec<String>> {
@@ -439,5 +541,22 @@ async fn run(cmd: Command) -> Result<(), Vec<String>> {
         }
         Command::Token { action, config } => token(action, &config).await,
         Command::Basic { action, config } => basic(action, &config).await,
+        Command::Audit {
+            since,
+            operation,
+            status,
+            limit,
+            json,
+            config,
+        } => {
+            let args = AuditArgs {
+                since,
+                operation,
+                status,
+                limit,
+                json,
+            };
+            audit(args, &config).await
+        }
     }
 }

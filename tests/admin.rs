@@ -9,7 +9,7 @@ use chrono::{Duration as ChronoDuration, Utc};
 use common::webdriver::Browser;
 use common::{Http, Resp, Scim, enc};
 use scimgate::app::{DemoOptions, DemoStack};
-use scimgate::store::{AuditEntry, AuditLog, BackendCall, SyncStatus};
+use scimgate::store::{AuditEntry, AuditLog, BackendCall, KeyStore, SyncStatus};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -185,6 +185,19 @@ async fn probes_and_metrics() {
             .status,
         401
     );
+    let (_, key) = stack
+        .gateway
+        .store()
+        .create_key("metrics", None)
+        .await
+        .unwrap();
+    assert_eq!(
+        Scim::new(&stack.scim_url, &key)
+            .get(TEST_CONNECTION)
+            .await
+            .status,
+        200
+    );
 
     let r = http
         .raw("GET", &format!("{admin}/metrics"), &[], None)
@@ -203,7 +216,7 @@ async fn probes_and_metrics() {
             r#"scimgate_scim_requests_total{{resource="User",operation="{op}",status="{status}"}}"#
         ))
     };
-    assert_eq!(req("list", 200), Some(1.0), "{}", r.text);
+    assert_eq!(req("list", 200), Some(2.0), "{}", r.text);
     assert_eq!(req("create", 201), Some(1.0));
     assert_eq!(req("get", 200), Some(1.0));
     assert_eq!(req("get", 404), Some(1.0));
@@ -218,18 +231,28 @@ async fn probes_and_metrics() {
     );
     let backend_ok = get(r#"scimgate_backend_requests_total{outcome="2xx"}"#).unwrap_or(0.0);
     assert!(
-        backend_ok >= 3.0,
-        "list, create, get reached the app: {backend_ok}"
+        backend_ok >= 4.0,
+        "lists, create, get reached the app: {backend_ok}"
     );
     assert_eq!(
         get(r#"scimgate_backend_requests_total{outcome="4xx"}"#),
         Some(1.0),
         "the unknown id answered 404 by the legacy app"
     );
-    assert!(get("scimgate_backend_request_duration_seconds_count").unwrap_or(0.0) >= 4.0);
+    assert!(get("scimgate_backend_request_duration_seconds_count").unwrap_or(0.0) >= 5.0);
     assert!(
         get(r#"scimgate_store_operation_duration_seconds_count{operation="ping"}"#).is_some(),
         "the readiness probe's store query is timed"
+    );
+    assert_eq!(
+        get(r#"scimgate_store_operation_duration_seconds_count{operation="audit_append"}"#),
+        Some(1.0),
+        "the one write (the create) was audited, and timed"
+    );
+    assert_eq!(
+        get(r#"scimgate_store_operation_duration_seconds_count{operation="verify_key"}"#),
+        Some(2.0),
+        "both store key checks (the wrong token and the key) are timed"
     );
     assert!(get("scimgate_users_managed").is_some());
     assert!(get(r#"scimgate_build_info{version="0.1.0"}"#).is_some());
@@ -449,6 +472,7 @@ async fn status_audit_and_failures_show_what_the_store_recorded() {
         method: method.into(),
         path: path.into(),
         status,
+        ms: 3,
     };
     for e in [
         entry(300, "create", 201, vec![call("POST", "/api/v1/users", 201)]),

@@ -5,32 +5,13 @@
 mod common;
 
 use common::Scim;
+use common::process::Scratch;
 use scimgate::app::{DemoOptions, DemoStack};
 use scimgate::store::{KeyStore, Store};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 const TEST_CONNECTION: &str = "/Users?filter=userName%20eq%20%22nobody%40example.com%22";
-
-/// A fresh scratch directory, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!(
-            "scimgate-keys-{name}-{}",
-            uuid::Uuid::new_v4().simple()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Every byte of the SQLite database and its journal files, for secret-leak checks.
 fn database_bytes(db: &Path) -> Vec<u8> {

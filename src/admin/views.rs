@@ -243,6 +243,7 @@ fn backend_calls(entry: &AuditEntry) -> Markup {
                         code { (c.method) " " (c.path) }
                         " → "
                         @if c.status == 0 { span class="badge bad" { "no answer" } } @else { (status_badge(c.status)) }
+                        " " span.muted { (c.ms) " ms" }
                     }
                 }
             }

@@ -222,6 +222,19 @@ impl Backend {
                 m.observe_backend(outcome(&result), elapsed);
             }
             let elapsed_ms = elapsed.as_millis();
+            super::record::record(crate::store::BackendCall {
+                method: req.method.to_string(),
+                path: req.path.clone(),
+                status: match &result {
+                    Ok(r) => r.status,
+                    Err(
+                        BackendError::Status { status, .. }
+                        | BackendError::InvalidBody { status, .. },
+                    ) => *status,
+                    Err(_) => 0,
+                },
+                ms: u64::try_from(elapsed_ms).unwrap_or(u64::MAX),
+            });
             match &result {
                 Ok(r) => {
                     tracing::info!(status = r.status, elapsed_ms, "backend call");

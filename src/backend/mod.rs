@@ -10,6 +10,7 @@ mod endpoint;
 mod error;
 mod jsonpath;
 mod paging;
+mod record;
 mod template;
 #[cfg(test)]
 mod tests;
@@ -21,4 +22,5 @@ pub use client::{
 pub use endpoint::{Endpoint, ListEndpoint, Paging, PagingStyle};
 pub use error::BackendError;
 pub use jsonpath::{JsonPath, as_count};
+pub use record::CallLog;
 pub use template::{BodyTemplate, PathTemplate, TemplateError, encode_into};

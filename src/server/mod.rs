@@ -4,9 +4,11 @@
 //! ```text
 //! listener ─▶ edge (request id, tracing span, metrics, load shedding, timeout)
 //!          ─▶ auth (bearer token, constant time; 401 before any parsing)
+//!          ─▶ audit (entry per write with its backend calls; "last synced")
 //!          ─▶ routes (parse body/query into SCIM types) ─▶ pipeline ─▶ legacy API
 //! ```
 
+pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod pipeline;
@@ -61,6 +63,8 @@ pub struct AppState {
     pub limits: Arc<Limits>,
     /// Request, backend, script and store metrics, served by the admin listener.
     pub metrics: Arc<Metrics>,
+    /// Audit log and sync status writer.
+    pub auditor: Arc<audit::Auditor>,
 }
 
 /// What the edge layer needs: the limits it enforces, the metrics it records, and the SCIM
@@ -110,6 +114,8 @@ pub fn router(state: AppState, base_path: &str) -> Router {
                 .fallback(method_not_allowed),
         )
         .fallback(not_found)
+        // Inside auth: only authenticated callers reach the audit log and "last synced".
+        .layer(middleware::from_fn_with_state(state.clone(), audit::record))
         .layer(middleware::from_fn_with_state(
             state.auth.clone(),
             auth::require_auth,

@@ -63,7 +63,7 @@ fn query_pairs(q: QueryPairs) -> AppResult<Vec<(String, String)>> {
 }
 
 /// The resource type served at `/{endpoint}` (`Users` → `User`), or a SCIM 404.
-fn resource_type(state: &AppState, endpoint: &str) -> AppResult<String> {
+pub(crate) fn resource_type(state: &AppState, endpoint: &str) -> AppResult<String> {
     state
         .gateway
         .registry()

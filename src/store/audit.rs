@@ -14,6 +14,9 @@ pub struct BackendCall {
     pub path: String,
     /// HTTP status the legacy API answered; 0 when no answer came (timeout, refused).
     pub status: u16,
+    /// How long the call took, in milliseconds.
+    #[serde(default)]
+    pub ms: u64,
 }
 
 /// One SCIM request as ops see it afterwards.

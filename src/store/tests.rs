@@ -289,6 +289,7 @@ fn audit(time: DateTime<Utc>, op: &str, status: u16) -> AuditEntry {
             method: "POST".into(),
             path: "/api/users?x=1".into(),
             status: 201,
+            ms: 3,
         }],
         duration_ms: 12,
     }

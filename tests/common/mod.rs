@@ -8,6 +8,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 
+pub mod process;
+
 /// A response as tests look at it.
 #[derive(Debug)]
 pub struct Resp {
@@ -42,7 +44,7 @@ impl Http {
         }
     }
 
-    /// Sends a request with optional raw body bytes.
+    /// Sends a request with optional raw body bytes; panics if no response arrives.
     pub async fn raw(
         &self,
         method: &str,
@@ -50,6 +52,20 @@ impl Http {
         headers: &[(&str, &str)],
         body: Option<Vec<u8>>,
     ) -> Resp {
+        self.try_raw(method, url, headers, body)
+            .await
+            .unwrap_or_else(|e| panic!("{method} {url}: {e}"))
+    }
+
+    /// Sends a request; `Err` when the connection fails or the response is cut off (a server
+    /// killed mid-request).
+    pub async fn try_raw(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Result<Resp, String> {
         let mut b = http::Request::builder().method(method).uri(url);
         for (k, v) in headers {
             b = b.header(*k, *v);
@@ -57,18 +73,27 @@ impl Http {
         let req = b
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .expect("request");
-        let resp = self.client.request(req).await.expect("send request");
+        let resp = self
+            .client
+            .request(req)
+            .await
+            .map_err(|e| format!("send: {e}"))?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| format!("body: {e}"))?
+            .to_bytes();
         let text = String::from_utf8_lossy(&bytes).to_string();
         let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Resp {
+        Ok(Resp {
             status,
             headers,
             text,
             json,
-        }
+        })
     }
 
     /// Sends JSON with the given headers.
@@ -114,6 +139,28 @@ impl Scim {
         let url = format!("{}{}", self.base, path);
         self.http
             .json(method, &url, &[("authorization", &self.auth)], body)
+            .await
+    }
+
+    /// Like [`Scim::call`], but `Err` instead of a panic when no response arrives.
+    pub async fn try_call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Resp, String> {
+        let url = format!("{}{}", self.base, path);
+        let body = body.map(|b| serde_json::to_vec(b).expect("json"));
+        self.http
+            .try_raw(
+                method,
+                &url,
+                &[
+                    ("authorization", &self.auth),
+                    ("content-type", "application/scim+json"),
+                ],
+                body,
+            )
             .await
     }
 

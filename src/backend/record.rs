@@ -1,0 +1,70 @@
+//! Which legacy calls a SCIM request caused, for its audit entry.
+//!
+//! The audit layer opens a [`CallLog`] around each request it audits; [`Backend::call`]
+//! (crate::backend::Backend::call) appends to the log of the task it runs in. A task-local
+//! keeps the pipeline's signatures free of audit plumbing, and calls made outside an audited
+//! request (lookup refreshes, readiness probes) are simply not recorded.
+
+use crate::store::BackendCall;
+use std::sync::{Arc, Mutex, PoisonError};
+
+tokio::task_local! {
+    static CALLS: CallLog;
+}
+
+/// The backend calls of one request, in the order they completed.
+#[derive(Debug, Clone, Default)]
+pub struct CallLog(Arc<Mutex<Vec<BackendCall>>>);
+
+impl CallLog {
+    /// Runs `fut` with this log collecting the backend calls it makes.
+    pub async fn scope<F: Future>(&self, fut: F) -> F::Output {
+        CALLS.scope(self.clone(), fut).await
+    }
+
+    /// The calls recorded so far, leaving the log empty.
+    pub fn take(&self) -> Vec<BackendCall> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    fn push(&self, call: BackendCall) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(call);
+    }
+}
+
+/// Appends `call` to the current request's log, if the current task has one.
+pub(crate) fn record(call: BackendCall) {
+    let _ = CALLS.try_with(|log| log.push(call));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(path: &str) -> BackendCall {
+        BackendCall {
+            method: "GET".into(),
+            path: path.into(),
+            status: 200,
+            ms: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn records_only_inside_a_scope() {
+        record(call("/outside"));
+        let log = CallLog::default();
+        log.scope(async {
+            record(call("/a"));
+            record(call("/b"));
+        })
+        .await;
+        record(call("/after"));
+        let paths: Vec<String> = log.take().into_iter().map(|c| c.path).collect();
+        assert_eq!(paths, ["/a", "/b"]);
+        assert!(log.take().is_empty());
+    }
+}

@@ -1,0 +1,263 @@
+//! The audit trail and sync status of SCIM traffic.
+//!
+//! A layer between authentication and the routes records, for every SCIM write (and every read
+//! the gateway failed with a 5xx), who sent it, what it was, the SCIM status, the legacy calls
+//! it caused and how long it took. The entry is written before the response leaves, so a
+//! write the client saw acknowledged always has its entry, also after a crash. A store failure
+//! is logged and never turns the client's answer into an error: the legacy app has already
+//! applied the change. Every authenticated request also moves "last synced"; that write is
+//! throttled to one per second per process, since on a busy sync it would otherwise double
+//! the store traffic for a value read by humans.
+
+use super::AppState;
+use super::auth::Principal;
+use crate::admin::metrics::{Metrics, StoreOp};
+use crate::backend::CallLog;
+use crate::store::{AuditEntry, AuditLog, Store, SyncStatus};
+use axum::extract::{Request, State};
+use axum::http::{Method, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use chrono::Utc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Instant;
+
+/// "Last synced" is written at most this often per process.
+const LAST_REQUEST_EVERY_MS: i64 = 1000;
+
+/// Writes audit entries and sync status to the store.
+#[derive(Debug)]
+pub struct Auditor {
+    store: Store,
+    metrics: Option<Arc<Metrics>>,
+    /// Unix milliseconds of the last "last synced" write this process started.
+    last_written: AtomicI64,
+}
+
+impl Auditor {
+    /// An auditor writing to `store`; one per listener, made at start.
+    pub fn new(store: Store) -> Self {
+        Auditor {
+            store,
+            metrics: None,
+            last_written: AtomicI64::new(0),
+        }
+    }
+
+    /// Also times each audit write and "last synced" write in `metrics` (set at start).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Awaits a store write, timing it when metrics are set.
+    async fn timed<T, E>(
+        metrics: Option<&Metrics>,
+        op: StoreOp,
+        fut: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
+        match metrics {
+            Some(m) => m.time_store(op, fut).await,
+            None => fut.await,
+        }
+    }
+
+    /// The store written to (the admin page and `scimgate audit` read it).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Notes that an authenticated request arrived now; at most one store write per second,
+    /// done in the background so the request never waits for it.
+    fn note_request(&self) {
+        let now = Utc::now();
+        let ms = now.timestamp_millis();
+        let last = self.last_written.load(Ordering::Relaxed);
+        if ms - last < LAST_REQUEST_EVERY_MS
+            || self
+                .last_written
+                .compare_exchange(last, ms, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        let store = self.store.clone();
+        let metrics = self.metrics.clone();
+        tokio::spawn(async move {
+            let write = store.record_request(now);
+            if let Err(e) = Self::timed(metrics.as_deref(), StoreOp::RecordRequest, write).await {
+                tracing::warn!(error = %e, "could not record the time of the last request");
+            }
+        });
+    }
+}
+
+/// What a request does, as the audit log names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Operation {
+    /// `create`, `replace`, `patch`, `delete`, `get`, `list` or `search`.
+    pub name: &'static str,
+    /// The endpoint segment (`Users`); the resource type is resolved from it.
+    pub endpoint: String,
+    /// The resource id named in the path, if any.
+    pub id: Option<String>,
+}
+
+impl Operation {
+    /// Whether the operation changes state (always audited).
+    pub fn is_write(&self) -> bool {
+        matches!(self.name, "create" | "replace" | "patch" | "delete")
+    }
+}
+
+/// Reads the SCIM operation from a method and a path relative to the SCIM base path;
+/// `None` for discovery endpoints and anything that is not a resource operation.
+pub fn classify(method: &Method, path: &str) -> Option<Operation> {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let endpoint = (*segments.first()?).to_string();
+    const DISCOVERY: [&str; 6] = [
+        "ServiceProviderConfig",
+        "Schemas",
+        "ResourceTypes",
+        "Bulk",
+        "Me",
+        ".search",
+    ];
+    if endpoint.is_empty() || DISCOVERY.iter().any(|d| d.eq_ignore_ascii_case(&endpoint)) {
+        return None;
+    }
+    let (name, id) = match (segments.get(1).copied(), segments.len()) {
+        (None, 1) => match *method {
+            Method::GET => ("list", None),
+            Method::POST => ("create", None),
+            _ => return None,
+        },
+        (Some(".search"), 2) if *method == Method::POST => ("search", None),
+        (Some(id), 2) if !id.is_empty() => {
+            let name = match *method {
+                Method::GET => "get",
+                Method::PUT => "replace",
+                Method::PATCH => "patch",
+                Method::DELETE => "delete",
+                _ => return None,
+            };
+            (name, Some(id.to_string()))
+        }
+        _ => return None,
+    };
+    Some(Operation { name, endpoint, id })
+}
+
+/// Tower middleware (inside authentication): records the audit entry of each SCIM write and
+/// each failed read, and notes the request for "last synced".
+pub async fn record(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let auditor = Arc::clone(&state.auditor);
+    auditor.note_request();
+    let Some(op) = classify(req.method(), req.uri().path()) else {
+        return next.run(req).await;
+    };
+    let actor = req
+        .extensions()
+        .get::<Principal>()
+        .map(|p| p.name.clone())
+        .unwrap_or_else(|| "unknown".to_string());
+    let time = Utc::now();
+    let started = Instant::now();
+    let calls = CallLog::default();
+    let resp = calls.scope(next.run(req)).await;
+    let status = resp.status().as_u16();
+    if !op.is_write() && status < 500 {
+        return resp;
+    }
+    let resource_type =
+        super::routes::resource_type(&state, &op.endpoint).unwrap_or_else(|_| op.endpoint.clone());
+    let resource_id = op.id.clone().or_else(|| created_id(&resp));
+    let entry = AuditEntry {
+        time,
+        actor,
+        operation: op.name.to_string(),
+        resource_type,
+        resource_id,
+        scim_status: status,
+        backend_calls: calls.take(),
+        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    };
+    let append = auditor.store.append(&entry);
+    if let Err(e) = Auditor::timed(auditor.metrics.as_deref(), StoreOp::AuditAppend, append).await {
+        tracing::error!(
+            error = %e,
+            operation = %entry.operation,
+            resource_type = %entry.resource_type,
+            resource_id = ?entry.resource_id,
+            status,
+            "could not write the audit entry"
+        );
+    }
+    resp
+}
+
+/// The id at the end of a create response's `Location`.
+fn created_id(resp: &Response) -> Option<String> {
+    let loc = resp.headers().get(header::LOCATION)?.to_str().ok()?;
+    let id = loc.trim_end_matches('/').rsplit('/').next()?;
+    (!id.is_empty()).then(|| id.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Operation name, endpoint, id.
+    type Want = Option<(&'static str, &'static str, Option<&'static str>)>;
+
+    #[test]
+    fn classifies_scim_operations() {
+        let cases: [(Method, &str, Want); 13] = [
+            (Method::POST, "/Users", Some(("create", "Users", None))),
+            (Method::GET, "/Users", Some(("list", "Users", None))),
+            (
+                Method::POST,
+                "/Groups/.search",
+                Some(("search", "Groups", None)),
+            ),
+            (Method::GET, "/Users/42", Some(("get", "Users", Some("42")))),
+            (
+                Method::PUT,
+                "/Users/42",
+                Some(("replace", "Users", Some("42"))),
+            ),
+            (
+                Method::PATCH,
+                "/Groups/7/",
+                Some(("patch", "Groups", Some("7"))),
+            ),
+            (
+                Method::DELETE,
+                "/Users/a%20b",
+                Some(("delete", "Users", Some("a%20b"))),
+            ),
+            (Method::GET, "/Schemas", None),
+            (Method::GET, "/ServiceProviderConfig", None),
+            (Method::GET, "/ResourceTypes/User", None),
+            (Method::POST, "/.search", None),
+            (Method::DELETE, "/Users", None),
+            (Method::GET, "/Users/1/extra", None),
+        ];
+        for (m, path, want) in cases {
+            let got = classify(&m, path);
+            let want = want.map(|(name, endpoint, id)| Operation {
+                name,
+                endpoint: endpoint.to_string(),
+                id: id.map(str::to_string),
+            });
+            assert_eq!(got, want, "{m} {path}");
+        }
+        assert!(classify(&Method::PATCH, "/Users/1").unwrap().is_write());
+        assert!(
+            !classify(&Method::POST, "/Users/.search")
+                .unwrap()
+                .is_write()
+        );
+    }
+}

@@ -1,0 +1,103 @@
+//! `scimgate serve` as a real child process, for tests that kill it or run two of them.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A fresh scratch directory, removed when dropped.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(name: &str) -> Scratch {
+        let dir =
+            std::env::temp_dir().join(format!("scimgate-{name}-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Writes `<dir>/config/scimgate.toml` listening on an ephemeral port, with `store_url`, the
+/// static token `token` and this crate's profile `profile`; `extra` is appended verbatim.
+pub fn write_config(
+    dir: &Path,
+    store_url: &str,
+    token: &str,
+    profile: &str,
+    extra: &str,
+) -> PathBuf {
+    let repo = env!("CARGO_MANIFEST_DIR");
+    let file = dir.join("config/scimgate.toml");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(
+        &file,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n[auth]\ntokens = [\"{token}\"]\n\
+             [store]\nurl = \"{store_url}\"\n[log]\nlevel = \"warn\"\n\
+             [profile]\nname = \"{profile}\"\ndir = '{repo}'\n{extra}"
+        ),
+    )
+    .unwrap();
+    file
+}
+
+/// A running `scimgate serve`; killed (SIGKILL) when dropped.
+pub struct GatewayProcess {
+    pub child: Child,
+    /// The SCIM base URL it printed.
+    pub scim_url: String,
+}
+
+impl GatewayProcess {
+    /// Starts `scimgate serve --config config` with extra environment variables and waits (at
+    /// most 60 s) for the line announcing the SCIM URL.
+    pub fn start(config: &Path, env: &[(&str, &str)]) -> GatewayProcess {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_scimgate"));
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(config)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn scimgate serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(url) = line.strip_prefix("scimgate serving SCIM at ") {
+                    let _ = tx.send(url.trim().to_string());
+                }
+            }
+        });
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(scim_url) => GatewayProcess { child, scim_url },
+            Err(_) => {
+                let _ = child.kill();
+                let status = child.wait().ok();
+                panic!("scimgate serve did not start (exit: {status:?})");
+            }
+        }
+    }
+
+    /// SIGKILL: no shutdown hook, no flush, no checkpoint.
+    pub fn kill_9(&mut self) {
+        self.child.kill().expect("kill -9");
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
