@@ -16,6 +16,9 @@ COPY config ./config
 COPY scripts ./scripts
 USER scimgate
 ENV SCIMGATE_SERVER__LISTEN=0.0.0.0:8080
-EXPOSE 8080
+# The admin listener (status page, /healthz, /readyz, /metrics) must be reachable by the
+# orchestrator's probes; publish it only on a private network.
+ENV SCIMGATE_ADMIN__LISTEN=0.0.0.0:9100
+EXPOSE 8080 9100
 ENTRYPOINT ["scimgate"]
 CMD ["serve", "--config", "config/scimgate.toml"]
