@@ -603,3 +603,40 @@ fn client_and_futures_are_send() {
     send(b.list(&ep, vec![], 1, 10));
     send(b.fetch_all(&ep));
 }
+
+#[tokio::test]
+async fn reachability_is_a_tcp_connect_and_calls_are_counted() {
+    let base = serve(echo_app()).await;
+    let metrics = Arc::new(crate::admin::metrics::Metrics::new());
+    let mut cfg = BackendConfig::new(&base);
+    cfg.connect_timeout_ms = 500;
+    let b = Backend::instrumented(&cfg, metrics.clone()).unwrap();
+    b.reachable(Duration::from_secs(1)).await.unwrap();
+    b.call(get_req("/x")).await.unwrap();
+
+    // A port nothing listens on: refused at once, and the reason names the address only.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let down = backend(
+        &format!("http://user:pw@{closed}/api"),
+        BackendAuth::None,
+    );
+    let started = Instant::now();
+    let e = down.reachable(Duration::from_secs(1)).await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert!(e.contains(&closed.to_string()), "{e}");
+    assert!(!e.contains("pw"), "no credentials in the reason: {e}");
+    let down = Backend::instrumented(&BackendConfig::new(format!("http://{closed}")), metrics.clone())
+        .unwrap();
+    assert!(down.call(get_req("/x")).await.is_err());
+    let text = metrics.encode();
+    for line in [
+        r#"scimgate_backend_requests_total{outcome="2xx"} 1"#,
+        r#"scimgate_backend_requests_total{outcome="connect"} 1"#,
+        "scimgate_backend_request_duration_seconds_count 2",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
+    }
+}

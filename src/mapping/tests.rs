@@ -613,3 +613,27 @@ fn check_samples_reports_mismatches() {
         errs[1]
     );
 }
+
+#[test]
+fn failed_calls_are_counted_as_bugs_or_rejections() {
+    let metrics = Arc::new(crate::admin::metrics::Metrics::new());
+    let dir = Dir::new(&[(
+        "t.rhai",
+        "fn ok() { 1 }\nfn bug() { let x = (); x.nope() }\nfn no(v) { fail(\"invalidValue\", \"no\") }\nfn plan() { 42 }",
+    )]);
+    let set = ScriptSet::load(&dir.0, Lookups::new())
+        .unwrap()
+        .with_metrics(metrics.clone());
+    set.call("t", "ok", vec![]).unwrap();
+    assert!(set.call("t", "bug", vec![]).is_err());
+    assert!(set.call("t", "missing", vec![]).is_err());
+    assert!(set.call("t", "no", vec![json!(1)]).is_err());
+    assert!(set.call_plan("t", "plan", vec![]).is_err(), "not a list of steps");
+    let text = metrics.encode();
+    for line in [
+        r#"scimgate_script_errors_total{kind="error"} 3"#,
+        r#"scimgate_script_errors_total{kind="rejected"} 1"#,
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
+    }
+}

@@ -23,7 +23,7 @@ impl Drop for Scratch {
     }
 }
 
-/// Writes `<dir>/config/scimgate.toml` listening on an ephemeral port, with `store_url`, the
+/// Writes `<dir>/config/scimgate.toml` listening on ephemeral ports (SCIM and admin), with `store_url`, the
 /// static token `token` and this crate's profile `profile`; `extra` is appended verbatim.
 pub fn write_config(
     dir: &Path,
@@ -40,6 +40,7 @@ pub fn write_config(
         format!(
             "[server]\nlisten = \"127.0.0.1:0\"\n[auth]\ntokens = [\"{token}\"]\n\
              [store]\nurl = \"{store_url}\"\n[log]\nlevel = \"warn\"\n\
+             [admin]\nlisten = \"127.0.0.1:0\"\n\
              [profile]\nname = \"{profile}\"\ndir = '{repo}'\n{extra}"
         ),
     )
