@@ -619,17 +619,17 @@ async fn reachability_is_a_tcp_connect_and_calls_are_counted() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap()
     };
-    let down = backend(
-        &format!("http://user:pw@{closed}/api"),
-        BackendAuth::None,
-    );
+    let down = backend(&format!("http://user:pw@{closed}/api"), BackendAuth::None);
     let started = Instant::now();
     let e = down.reachable(Duration::from_secs(1)).await.unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(2));
     assert!(e.contains(&closed.to_string()), "{e}");
     assert!(!e.contains("pw"), "no credentials in the reason: {e}");
-    let down = Backend::instrumented(&BackendConfig::new(format!("http://{closed}")), metrics.clone())
-        .unwrap();
+    let down = Backend::instrumented(
+        &BackendConfig::new(format!("http://{closed}")),
+        metrics.clone(),
+    )
+    .unwrap();
     assert!(down.call(get_req("/x")).await.is_err());
     let text = metrics.encode();
     for line in [

@@ -628,7 +628,10 @@ fn failed_calls_are_counted_as_bugs_or_rejections() {
     assert!(set.call("t", "bug", vec![]).is_err());
     assert!(set.call("t", "missing", vec![]).is_err());
     assert!(set.call("t", "no", vec![json!(1)]).is_err());
-    assert!(set.call_plan("t", "plan", vec![]).is_err(), "not a list of steps");
+    assert!(
+        set.call_plan("t", "plan", vec![]).is_err(),
+        "not a list of steps"
+    );
     let text = metrics.encode();
     for line in [
         r#"scimgate_script_errors_total{kind="error"} 3"#,
