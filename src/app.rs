@@ -4,9 +4,10 @@
 
 use crate::backend::{Backend, ListEndpoint};
 use crate::config::{
-    BackendAuth, Config, ConfigIssue, Profile, ResourceConfig, Secret, StoreConfig,
+    BackendAuth, Config, ConfigIssue, PassthroughScheme, Profile, ResourceConfig, Secret,
+    StoreConfig,
 };
-use crate::demo::{DemoApp, DemoConfig};
+use crate::demo::{DemoApp, DemoAuth, DemoConfig};
 use crate::mapping::{Lookups, ScriptSet};
 use crate::scim::{AttrPath, SchemaRegistry};
 use crate::server::audit::Auditor;
@@ -100,8 +101,9 @@ fn binding(rt: &str, rc: &ResourceConfig) -> Result<Binding, Vec<String>> {
     }
 }
 
-/// The schemas a profile serves: the RFC core schemas, limited to the attributes the profile
-/// stores, with its required attributes and canonical values.
+/// The schemas a profile serves: the RFC core schemas plus the profile's custom attributes
+/// and extensions, limited to the attributes the profile stores, with its required attributes
+/// and canonical values.
 pub fn registry(profile: &Profile) -> Result<SchemaRegistry, Vec<String>> {
     let mut reg = SchemaRegistry::core();
     let mut errors = Vec::new();
@@ -120,8 +122,22 @@ pub fn registry(profile: &Profile) -> Result<SchemaRegistry, Vec<String>> {
         }
     }
     for (rt, rc) in &profile.resources {
+        for attr in &rc.custom_attributes {
+            if let Err(e) = reg.add_attribute(rt, attr.clone()) {
+                errors.push(format!("resources.{rt}.custom_attributes: {}", e.detail));
+            }
+        }
+    }
+    for (rt, rc) in &profile.resources {
+        // The profile's own attributes are always stored: it declared them for its app.
+        let stored: Vec<String> = rc
+            .attributes
+            .iter()
+            .cloned()
+            .chain(rc.custom_attributes.iter().map(|a| a.name.clone()))
+            .collect();
         if !rc.attributes.is_empty()
-            && let Err(mut e) = reg.restrict(rt, &rc.attributes)
+            && let Err(mut e) = reg.restrict(rt, &stored)
         {
             errors.append(&mut e);
         }
@@ -366,14 +382,18 @@ async fn build_state(
             }
         })
     });
-    let auth = Authenticator::new(
-        &cfg.auth
-            .tokens
-            .iter()
-            .map(|t| t.expose().to_string())
-            .collect::<Vec<_>>(),
-    )
-    .with_store(store.clone());
+    let auth = match cfg.profile.backend.auth {
+        // The legacy app judges the caller's own credential; the gateway keeps none.
+        BackendAuth::Passthrough { scheme } => Authenticator::pass_through(scheme),
+        _ => Authenticator::new(
+            &cfg.auth
+                .tokens
+                .iter()
+                .map(|t| t.expose().to_string())
+                .collect::<Vec<_>>(),
+        )
+        .with_store(store.clone()),
+    };
     let state = AppState {
         auditor: Arc::new(Auditor::new(store)),
         gateway: Arc::new(gateway),
@@ -452,8 +472,12 @@ pub struct DemoStack {
     pub token: String,
     /// The legacy app's base URL.
     pub legacy_url: String,
-    /// The legacy app's own API key (`X-Api-Key`).
+    /// The legacy app's own credential: its `X-Api-Key`, or for a pass-through Basic profile
+    /// the `key:password` pair (which is also the SCIM token).
     pub legacy_key: String,
+    /// The header that authenticates to the legacy app directly: (`x-api-key`, key) or
+    /// (`authorization`, `Basic …`).
+    pub legacy_auth: (String, String),
     /// The legacy app (its state can be inspected in tests).
     pub legacy: DemoApp,
     /// The gateway.
@@ -469,12 +493,46 @@ impl DemoStack {
                 .map(ConfigIssue::to_string)
                 .collect::<Vec<_>>()
         })?;
-        let legacy_key = random_secret("legacy");
+        let basic_pass_through = matches!(
+            cfg.profile.backend.auth,
+            BackendAuth::Passthrough {
+                scheme: PassthroughScheme::Basic
+            }
+        );
+        let (demo_auth, legacy_key, token) = if basic_pass_through {
+            // The SCIM token is the app's own `key:password` (SmartFile's Product Key and
+            // Product Password), which the gateway forwards as HTTP Basic.
+            let (key, password) = match &opts.token {
+                Some(t) => match t.split_once(':') {
+                    Some((k, p)) if !k.is_empty() && !p.is_empty() => (k.to_string(), p.to_string()),
+                    _ => {
+                        return Err(vec![format!(
+                            "profile '{}' forwards the token to the app as HTTP Basic: \
+                             --token must be KEY:PASSWORD",
+                            opts.profile
+                        )]);
+                    }
+                },
+                None => (random_secret("key"), random_secret("password")),
+            };
+            let pair = format!("{key}:{password}");
+            (DemoAuth::Basic { key, password }, pair.clone(), pair)
+        } else {
+            let key = random_secret("legacy");
+            let token = opts.token.clone().unwrap_or_else(|| random_secret("scim"));
+            (DemoAuth::ApiKey(key.clone()), key, token)
+        };
+        let legacy_auth = match &demo_auth {
+            DemoAuth::ApiKey(k) => ("x-api-key".to_string(), k.clone()),
+            DemoAuth::Basic { .. } => {
+                use base64::Engine as _;
+                let encoded = base64::engine::general_purpose::STANDARD.encode(&legacy_key);
+                ("authorization".to_string(), format!("Basic {encoded}"))
+            }
+        };
         let legacy = DemoApp::start(
             &opts.legacy_listen.to_string(),
-            DemoConfig {
-                api_key: legacy_key.clone(),
-            },
+            DemoConfig { auth: demo_auth },
         )
         .await
         .map_err(|e| {
@@ -484,12 +542,13 @@ impl DemoStack {
             )]
         })?;
         cfg.profile.backend.base_url = legacy.base_url();
-        cfg.profile.backend.auth = BackendAuth::Header {
-            name: "X-Api-Key".into(),
-            value: Secret::new(legacy_key.clone()),
-        };
-        let token = opts.token.clone().unwrap_or_else(|| random_secret("scim"));
-        cfg.auth.tokens = vec![Secret::new(token.clone())];
+        if !basic_pass_through {
+            cfg.profile.backend.auth = BackendAuth::Header {
+                name: "X-Api-Key".into(),
+                value: Secret::new(legacy_key.clone()),
+            };
+            cfg.auth.tokens = vec![Secret::new(token.clone())];
+        }
         cfg.server.listen = opts.listen;
         cfg.store.url = Secret::new(
             opts.store_url
@@ -505,6 +564,7 @@ impl DemoStack {
             token,
             legacy_url: legacy.base_url(),
             legacy_key,
+            legacy_auth,
             legacy,
             gateway,
         })

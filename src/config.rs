@@ -266,8 +266,27 @@ pub enum BackendAuth {
         /// Password.
         password: Secret,
     },
-    /// Forward the SCIM caller's own credentials on each call.
-    Passthrough,
+    /// The gateway holds no credential: the SCIM caller's own credential goes to the legacy
+    /// API on every call, and the legacy app decides. The SCIM edge then accepts any
+    /// well-formed credential instead of checking `[auth] tokens` and the store's keys, and a
+    /// legacy 401/403 becomes a SCIM 401.
+    Passthrough {
+        /// How the caller's credential is sent on.
+        #[serde(default)]
+        scheme: PassthroughScheme,
+    },
+}
+
+/// How a pass-through credential reaches the legacy API (`backend.auth.scheme`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PassthroughScheme {
+    /// The caller's `Authorization` header, unchanged.
+    #[default]
+    AsIs,
+    /// The caller's bearer token is `user:password` (e.g. SmartFile's
+    /// `ProductKey:ProductPassword`) and is sent as HTTP Basic.
+    Basic,
 }
 
 /// `[backend]`: where the legacy API is and how to reach it.
@@ -383,6 +402,11 @@ pub struct ResourceConfig {
     /// rejecting them with 400 `invalidValue`.
     #[serde(default)]
     pub keep_unknown: bool,
+    /// Attributes the profile adds to the resource type's core schema, addressed without a
+    /// URN (`initials`, as Entra sends an attribute the integrator named without one) and
+    /// published in `/Schemas`; same shape as extension attributes.
+    #[serde(default)]
+    pub custom_attributes: Vec<crate::scim::AttributeDef>,
     /// Extension schemas this resource type carries besides the RFC ones, e.g. a
     /// `…:2.0:Metadata` extension with free keys (`open = true`).
     #[serde(default)]
@@ -1775,8 +1799,19 @@ refresh_secs = 0
         };
         assert_eq!(
             parse("{ kind = \"passthrough\" }").unwrap().auth,
-            BackendAuth::Passthrough
+            BackendAuth::Passthrough {
+                scheme: PassthroughScheme::AsIs
+            }
         );
+        assert_eq!(
+            parse("{ kind = \"passthrough\", scheme = \"basic\" }")
+                .unwrap()
+                .auth,
+            BackendAuth::Passthrough {
+                scheme: PassthroughScheme::Basic
+            }
+        );
+        assert!(parse("{ kind = \"passthrough\", scheme = \"digest\" }").is_err());
         assert!(matches!(
             parse("{ kind = \"basic\", username = \"u\", password = \"p\" }")
                 .unwrap()

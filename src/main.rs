@@ -39,7 +39,8 @@ enum Command {
         /// Demo legacy app listener.
         #[arg(long, default_value = "127.0.0.1:8081")]
         legacy_listen: SocketAddr,
-        /// Bearer token to accept (random if not given).
+        /// Bearer token to accept (random if not given); for a pass-through Basic profile
+        /// (smartfile) the app's KEY:PASSWORD.
         #[arg(long, env = "SCIMGATE_DEMO_TOKEN")]
         token: Option<String>,
         /// Main configuration file.
@@ -466,10 +467,18 @@ async fn run(cmd: Command) -> Result<(), Vec<String>> {
             println!("scimgate demo (profile '{profile}')");
             println!("  SCIM base URL (Entra Tenant URL): {}", stack.scim_url);
             println!("  Secret Token:                     {}", stack.token);
-            println!(
-                "  demo legacy app:                  {}  (X-Api-Key: {})",
-                stack.legacy_url, stack.legacy_key
-            );
+            if stack.legacy_auth.0 == "authorization" {
+                println!(
+                    "  demo legacy app:                  {}  (HTTP Basic {}; the token above is \
+                     forwarded to it, the gateway stores nothing)",
+                    stack.legacy_url, stack.legacy_key
+                );
+            } else {
+                println!(
+                    "  demo legacy app:                  {}  (X-Api-Key: {})",
+                    stack.legacy_url, stack.legacy_key
+                );
+            }
             println!();
             println!("Try it:");
             println!(

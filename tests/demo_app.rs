@@ -116,9 +116,7 @@ impl Api {
 async fn start() -> (DemoApp, Api) {
     let app = DemoApp::start(
         "127.0.0.1:0",
-        DemoConfig {
-            api_key: KEY.into(),
-        },
+        DemoConfig::with_api_key(KEY),
     )
     .await
     .unwrap();

@@ -42,9 +42,7 @@ async fn acknowledged_writes_survive_kill_9() {
     let url = format!("sqlite://{}", db.display());
     let legacy = DemoApp::start(
         "127.0.0.1:0",
-        DemoConfig {
-            api_key: "legacy-key".into(),
-        },
+        DemoConfig::with_api_key("legacy-key"),
     )
     .await
     .unwrap();

@@ -504,6 +504,39 @@ impl SchemaRegistry {
         Ok(())
     }
 
+    /// Adds `attr` to the core schema of `resource_type`, for a legacy app's own attributes
+    /// that clients send without a URN (Smarter Drafter's `initials`). Runs at start-up while
+    /// loading a profile; fails if the resource type is unknown, the name is not a plain
+    /// attribute name, or it is already defined (core, common or extension attribute), since
+    /// an unqualified name must resolve to one definition.
+    pub fn add_attribute(&mut self, resource_type: &str, attr: AttributeDef) -> ScimResult<()> {
+        let rt = self
+            .resource_type(resource_type)
+            .cloned()
+            .ok_or_else(|| {
+                ScimError::internal(format!("unknown resource type '{resource_type}'"))
+            })?;
+        let plain = AttrPath::parse(&attr.name)
+            .is_ok_and(|p| p.urn.is_none() && p.sub.is_none() && p.name == attr.name);
+        if !plain {
+            return Err(ScimError::internal(format!(
+                "'{}' is not a plain attribute name",
+                attr.name
+            )));
+        }
+        if self.resolve(&rt, &AttrPath::new(attr.name.clone())).is_some() {
+            return Err(ScimError::internal(format!(
+                "'{}' is already an attribute of {}",
+                attr.name, rt.name
+            )));
+        }
+        let core = self
+            .schema_mut(&rt.schema)
+            .ok_or_else(|| ScimError::internal("resource type without core schema"))?;
+        core.attributes.push(attr);
+        Ok(())
+    }
+
     /// Limits what resource type `rt` publishes and stores to `paths` (`userName`,
     /// `name.givenName`, `emails.value`, `urn:…:enterprise:2.0:User:manager.value`): every
     /// other attribute of its closed schemas becomes unsupported (accepted, dropped, not
@@ -1066,6 +1099,35 @@ mod tests {
         let mut s2 = s;
         s2.id = "notaurn".into();
         assert!(reg.add_extension("User", s2, false).is_err());
+    }
+
+    #[test]
+    fn custom_core_attributes_resolve_unqualified_and_clash_is_refused() {
+        let mut reg = SchemaRegistry::core();
+        reg.add_attribute("User", AttributeDef::string("initials").required())
+            .unwrap();
+        let user = reg.resource_type("User").unwrap().clone();
+        let r = reg.resolve(&user, &AttrPath::new("INITIALS")).unwrap();
+        assert!(r.is_core);
+        assert_eq!(r.attr.unwrap().name, "initials");
+        let qualified = reg.parse_path(&format!("{USER_SCHEMA}:initials")).unwrap();
+        assert!(reg.resolve(&user, &qualified).is_some());
+        for clash in ["initials", "userName", "department", "externalId"] {
+            assert!(
+                reg.add_attribute("User", AttributeDef::string(clash)).is_err(),
+                "{clash}"
+            );
+        }
+        for bad in ["name.x", "urn:a:b:c", "has space", ""] {
+            assert!(
+                reg.add_attribute("User", AttributeDef::string(bad)).is_err(),
+                "{bad}"
+            );
+        }
+        assert!(
+            reg.add_attribute("Nope", AttributeDef::string("x"))
+                .is_err()
+        );
     }
 
     #[test]

@@ -4,8 +4,15 @@
 //! API key (`sgk_…`) issued by `scimgate token create` and checked against the store; neither
 //! is ever logged. Static tokens are checked first, so a store outage never locks them out. The check runs as a tower layer before any SCIM parsing, so an unauthenticated
 //! caller learns nothing about the resources behind the gateway.
+//!
+//! A profile whose backend auth is `passthrough` holds no credential of its own: the edge
+//! only checks that the caller's credential is well-formed, and the legacy app judges it on
+//! every call the request makes (a refusal becomes the caller's 401). Nothing is cached, so
+//! a revoked legacy credential stops working at once.
 
 use super::error::AppError;
+use crate::backend::{CallerAuth, with_caller};
+use crate::config::PassthroughScheme;
 use crate::scim::ScimError;
 use crate::store::{BasicCredentials, KeyStore, Store};
 use axum::extract::{Request, State};
@@ -27,6 +34,7 @@ pub struct Principal {
 pub struct Authenticator {
     tokens: Vec<Vec<u8>>,
     store: Option<Store>,
+    pass_through: Option<PassthroughScheme>,
 }
 
 impl Authenticator {
@@ -41,7 +49,46 @@ impl Authenticator {
                 .map(|t| t.as_bytes().to_vec())
                 .collect(),
             store: None,
+            pass_through: None,
         }
+    }
+
+    /// An authenticator for a pass-through profile: any credential well-formed for `scheme`
+    /// is accepted here and forwarded to the legacy app, which decides; static tokens and
+    /// store keys are not consulted (the gateway keeps no credential for such a profile).
+    pub fn pass_through(scheme: PassthroughScheme) -> Self {
+        Authenticator {
+            tokens: Vec::new(),
+            store: None,
+            pass_through: Some(scheme),
+        }
+    }
+
+    /// In pass-through mode, the caller's credential as it is forwarded to the legacy app
+    /// (`Some(Err)`: a 401 for a missing or malformed one, before any backend call); `None`
+    /// when this authenticator checks credentials itself.
+    pub fn forwarded(
+        &self,
+        authorization: Option<&str>,
+    ) -> Option<Result<(Principal, CallerAuth), ScimError>> {
+        let scheme = self.pass_through?;
+        let Some(value) = authorization else {
+            return Some(Err(ScimError::unauthorized("missing Authorization header")));
+        };
+        Some(match CallerAuth::from_caller(value, scheme) {
+            Some(caller) => Ok((
+                Principal {
+                    name: "pass-through".to_string(),
+                },
+                caller,
+            )),
+            None => Err(ScimError::unauthorized(match scheme {
+                PassthroughScheme::Basic => {
+                    "malformed credentials: expected Bearer <key>:<password>"
+                }
+                PassthroughScheme::AsIs => "malformed Authorization header",
+            })),
+        })
     }
 
     /// Also accepts the API keys `store` verifies (live, unexpired, unrevoked). Set once at
@@ -154,7 +201,9 @@ fn bearer(authorization: Option<&str>) -> Result<&str, ScimError> {
     Ok(token.trim())
 }
 
-/// Tower middleware: rejects the request with a SCIM 401 unless it carries a valid credential.
+/// Tower middleware: rejects the request with a SCIM 401 unless it carries a valid credential
+/// (in pass-through mode: a well-formed one, which then travels with the request's backend
+/// calls).
 pub async fn require_auth(
     State(auth): State<Arc<Authenticator>>,
     mut req: Request,
@@ -164,6 +213,15 @@ pub async fn require_auth(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
+    if let Some(forwarded) = auth.forwarded(header_value) {
+        return match forwarded {
+            Ok((p, caller)) => {
+                req.extensions_mut().insert(p);
+                with_caller(caller, next.run(req)).await
+            }
+            Err(e) => AppError::Client(e).into_response(),
+        };
+    }
     match auth.authenticate(header_value).await {
         Ok(p) => {
             req.extensions_mut().insert(p);
@@ -198,6 +256,23 @@ mod tests {
             Authenticator::new(&["".into()])
                 .verify(Some("Bearer "))
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn pass_through_checks_form_only_and_others_forward_nothing() {
+        let a = Authenticator::pass_through(PassthroughScheme::Basic);
+        let (p, _) = a.forwarded(Some("Bearer key:pw")).unwrap().unwrap();
+        assert_eq!(p.name, "pass-through");
+        for bad in [None, Some("Bearer key"), Some("Bearer :pw"), Some("Digest a:b")] {
+            let e = a.forwarded(bad).unwrap().unwrap_err();
+            assert_eq!(e.status, 401, "{bad:?}");
+            assert!(!e.detail.contains("pw"), "{}", e.detail);
+        }
+        assert!(
+            Authenticator::new(&["t".into()])
+                .forwarded(Some("Bearer key:pw"))
+                .is_none()
         );
     }
 
