@@ -610,6 +610,10 @@ pub fn check(cfg: &Config) -> Vec<String> {
                 .map(|e| format!("{}: {e}", cfg.profile.file.display())),
         );
     }
+    // Attributes, custom attributes, required and canonical entries, as the gateway builds them.
+    if let Err(errs) = registry(&cfg.profile) {
+        problems.extend(errs);
+    }
     problems
 }
 

@@ -597,8 +597,9 @@ impl SchemaRegistry {
     }
 
     /// Applies `f` to the definition `path` names for resource type `rt` (the sub-attribute
-    /// when it names one); `false` when it names nothing. Used by profiles to mark attributes
-    /// required or set canonical values.
+    /// when it names one); `false` when it names nothing (or a read-only common attribute).
+    /// Used by profiles to mark attributes required or set canonical values; tuning
+    /// `externalId` lists it in the core schema.
     pub fn tune(&mut self, rt: &str, path: &str, f: impl FnOnce(&mut AttributeDef)) -> bool {
         let Some(rt_def) = self.resource_type(rt).cloned() else {
             return false;
@@ -613,10 +614,22 @@ impl SchemaRegistry {
             return false;
         };
         let sub = r.sub.map(|s| s.name.clone());
-        let Some(a) = self
-            .schema_mut(&urn)
-            .and_then(|s| s.attributes.iter_mut().find(|a| a.name == name))
-        else {
+        // A writable common attribute (externalId) lives in no schema; a profile that tunes
+        // it (marks it required) gets a copy in the core schema, which RFC 7643 §3.1 allows
+        // ("MAY list common attributes"), so the rule is both published and enforced.
+        let common = r.is_core
+            && sub.is_none()
+            && common_attributes()
+                .iter()
+                .any(|c| c.name == name && c.mutability != Mutability::ReadOnly);
+        let Some(schema) = self.schema_mut(&urn) else {
+            return false;
+        };
+        if common && !schema.attributes.iter().any(|a| a.name == name) {
+            let copy = common_attributes().iter().find(|c| c.name == name).cloned();
+            schema.attributes.extend(copy);
+        }
+        let Some(a) = schema.attributes.iter_mut().find(|a| a.name == name) else {
             return false;
         };
         match sub {
@@ -1099,6 +1112,44 @@ mod tests {
         let mut s2 = s;
         s2.id = "notaurn".into();
         assert!(reg.add_extension("User", s2, false).is_err());
+    }
+
+    #[test]
+    fn a_required_external_id_is_listed_in_the_core_schema_and_enforced() {
+        let mut reg = SchemaRegistry::core();
+        assert!(reg.tune("User", "externalId", |a| a.required = true));
+        assert!(!reg.tune("User", "id", |a| a.required = true), "id is read-only");
+        let user = reg.schema(USER_SCHEMA).unwrap();
+        assert!(user.attribute("externalId").is_some_and(|a| a.required));
+        assert!(user.attribute("id").is_none());
+        assert!(reg.tune("User", "externalId", |a| a.description = "again".into()));
+        let n = reg.schema(USER_SCHEMA).unwrap().attributes.len();
+        assert_eq!(
+            reg.schema(USER_SCHEMA)
+                .unwrap()
+                .attributes
+                .iter()
+                .filter(|a| a.name == "externalId")
+                .count(),
+            1,
+            "{n} attributes"
+        );
+        let ctx = SchemaContext::new(&reg, "User").unwrap();
+        let e = crate::scim::resource::normalize_resource(
+            json!({"userName": "a"}),
+            &ctx,
+            Default::default(),
+        )
+        .unwrap_err();
+        assert!(e.detail.contains("'externalId'"), "{}", e.detail);
+        assert!(
+            crate::scim::resource::normalize_resource(
+                json!({"userName": "a", "externalId": "x"}),
+                &ctx,
+                Default::default()
+            )
+            .is_ok()
+        );
     }
 
     #[test]
