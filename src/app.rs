@@ -504,7 +504,9 @@ impl DemoStack {
             // Product Password), which the gateway forwards as HTTP Basic.
             let (key, password) = match &opts.token {
                 Some(t) => match t.split_once(':') {
-                    Some((k, p)) if !k.is_empty() && !p.is_empty() => (k.to_string(), p.to_string()),
+                    Some((k, p)) if !k.is_empty() && !p.is_empty() => {
+                        (k.to_string(), p.to_string())
+                    }
                     _ => {
                         return Err(vec![format!(
                             "profile '{}' forwards the token to the app as HTTP Basic: \

@@ -114,12 +114,9 @@ impl Api {
 }
 
 async fn start() -> (DemoApp, Api) {
-    let app = DemoApp::start(
-        "127.0.0.1:0",
-        DemoConfig::with_api_key(KEY),
-    )
-    .await
-    .unwrap();
+    let app = DemoApp::start("127.0.0.1:0", DemoConfig::with_api_key(KEY))
+        .await
+        .unwrap();
     let api = Api::new(&app);
     (app, api)
 }

@@ -40,12 +40,9 @@ async fn acknowledged_writes_survive_kill_9() {
     let scratch = Scratch::new("kill9");
     let db = scratch.0.join("data/state.db");
     let url = format!("sqlite://{}", db.display());
-    let legacy = DemoApp::start(
-        "127.0.0.1:0",
-        DemoConfig::with_api_key("legacy-key"),
-    )
-    .await
-    .unwrap();
+    let legacy = DemoApp::start("127.0.0.1:0", DemoConfig::with_api_key("legacy-key"))
+        .await
+        .unwrap();
     let config = write_config(&scratch.0, &url, "static-token", "default", "");
     let base = legacy.base_url();
     let env = [

@@ -124,7 +124,11 @@ async fn every_missing_required_attribute_is_a_400_naming_it_and_nothing_is_crea
     .into_iter()
     .enumerate()
     {
-        let mut body = full_user(&format!("req{i}@contoso.com"), &format!("ext-req-{i}"), "London");
+        let mut body = full_user(
+            &format!("req{i}@contoso.com"),
+            &format!("ext-req-{i}"),
+            "London",
+        );
         set_path(&mut body, attr, Value::Null);
         let r = scim.post("/Users", &body).await;
         assert_eq!(r.status, 400, "{attr}: {}", r.text);
@@ -147,9 +151,15 @@ async fn every_missing_required_attribute_is_a_400_naming_it_and_nothing_is_crea
     let r = scim.post("/Users", &body).await;
     assert_eq!(r.status, 201, "{}", r.text);
     let rec = legacy
-        .get(&format!("/api/v1/users/{}", r.json["id"].as_str().expect("id")))
+        .get(&format!(
+            "/api/v1/users/{}",
+            r.json["id"].as_str().expect("id")
+        ))
         .await;
-    assert_eq!((rec["office_id"].clone(), rec["service_email"].clone()), (Value::Null, Value::Null));
+    assert_eq!(
+        (rec["office_id"].clone(), rec["service_email"].clone()),
+        (Value::Null, Value::Null)
+    );
     assert_eq!(legacy_user_count(&legacy).await, before + 1);
 }
 
@@ -167,7 +177,13 @@ async fn lifecycle(stack: &DemoStack, d: Dialect, tag: &str) {
         .await;
     assert_eq!(r.status, 400, "{}", r.text);
     assert_eq!(r.json["scimType"], "invalidValue");
-    assert!(r.json["detail"].as_str().is_some_and(|s| s.contains("Perth")), "{}", r.text);
+    assert!(
+        r.json["detail"]
+            .as_str()
+            .is_some_and(|s| s.contains("Perth")),
+        "{}",
+        r.text
+    );
     assert_eq!(legacy_user_count(&legacy).await, before);
 
     // Create with a mixed-case office: stored as Sydney's id, answered in Sydney's spelling.
@@ -180,12 +196,19 @@ async fn lifecycle(stack: &DemoStack, d: Dialect, tag: &str) {
     assert_eq!(r.json["office"], "Sydney");
     assert_eq!(r.json["initials"], "AV");
     assert_eq!(r.json["directPhoneNumber"], "+61 2 5550 0100");
-    assert!(r.json.get("emails").is_none(), "emails are not stored: {}", r.text);
+    assert!(
+        r.json.get("emails").is_none(),
+        "emails are not stored: {}",
+        r.text
+    );
     let sydney = office_id(&legacy, "Sydney").await;
     let rec = legacy.get(&format!("/api/v1/users/{id}")).await;
     assert_eq!(rec["email"], email.as_str(), "userName is the Direct email");
     assert_eq!(rec["username"], email.as_str());
-    assert_eq!(rec["job_title"], "Senior Associate", "title is the Position");
+    assert_eq!(
+        rec["job_title"], "Senior Associate",
+        "title is the Position"
+    );
     assert_eq!(rec["first_name"], "Adele");
     assert_eq!(rec["last_name"], "Vance");
     assert_eq!(rec["initials"], "AV");
@@ -236,12 +259,21 @@ async fn lifecycle(stack: &DemoStack, d: Dialect, tag: &str) {
     let r = scim
         .patch(
             &format!("/Users/{id}"),
-            &patch(vec![json!({"op": d.op("replace"), "path": "office", "value": "Atlantis"})]),
+            &patch(vec![
+                json!({"op": d.op("replace"), "path": "office", "value": "Atlantis"}),
+            ]),
         )
         .await;
     assert_eq!(r.status, 400, "{}", r.text);
-    assert!(r.json["detail"].as_str().is_some_and(|s| s.contains("Atlantis")));
-    assert_eq!(legacy.get(&format!("/api/v1/users/{id}")).await["office_id"], melbourne);
+    assert!(
+        r.json["detail"]
+            .as_str()
+            .is_some_and(|s| s.contains("Atlantis"))
+    );
+    assert_eq!(
+        legacy.get(&format!("/api/v1/users/{id}")).await["office_id"],
+        melbourne
+    );
 
     // The optional office and service e-mail can be removed again.
     let r = scim
@@ -256,26 +288,40 @@ async fn lifecycle(stack: &DemoStack, d: Dialect, tag: &str) {
     assert_eq!(r.status, 200, "{}", r.text);
     assert!(r.json.get("office").is_none(), "{}", r.text);
     let rec = legacy.get(&format!("/api/v1/users/{id}")).await;
-    assert_eq!((rec["office_id"].clone(), rec["service_email"].clone()), (Value::Null, Value::Null));
+    assert_eq!(
+        (rec["office_id"].clone(), rec["service_email"].clone()),
+        (Value::Null, Value::Null)
+    );
 
     // Disable (Entra's own body for this dialect), then enable.
     let r = scim.patch(&format!("/Users/{id}"), &d.disable_user()).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.json["active"], false);
-    assert_eq!(legacy.get(&format!("/api/v1/users/{id}")).await["status"], "inactive");
+    assert_eq!(
+        legacy.get(&format!("/api/v1/users/{id}")).await["status"],
+        "inactive"
+    );
     let r = scim
         .patch(
             &format!("/Users/{id}"),
-            &patch(vec![json!({"op": d.op("replace"), "value": {"active": d.boolean(true)}})]),
+            &patch(vec![
+                json!({"op": d.op("replace"), "value": {"active": d.boolean(true)}}),
+            ]),
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(legacy.get(&format!("/api/v1/users/{id}")).await["status"], "active");
+    assert_eq!(
+        legacy.get(&format!("/api/v1/users/{id}")).await["status"],
+        "active"
+    );
 
     // Groups: memberships are synced to the app's teams.
     let email2 = format!("megan.{tag}.{}@contoso.com", &probe[..8]);
     let r = scim
-        .post("/Users", &full_user(&email2, &format!("{external_id}-2"), "london"))
+        .post(
+            "/Users",
+            &full_user(&email2, &format!("{external_id}-2"), "london"),
+        )
         .await;
     assert_eq!(r.status, 201, "{}", r.text);
     let id2 = r.json["id"].as_str().expect("id").to_string();
@@ -309,10 +355,26 @@ async fn lifecycle(stack: &DemoStack, d: Dialect, tag: &str) {
     assert_eq!(members["data"][0]["user_id"].to_string(), id2);
 
     // Deletes reach the app.
-    for path in [format!("/Groups/{gid}"), format!("/Users/{id}"), format!("/Users/{id2}")] {
+    for path in [
+        format!("/Groups/{gid}"),
+        format!("/Users/{id}"),
+        format!("/Users/{id2}"),
+    ] {
         let r = scim.delete(&path).await;
         assert_eq!(r.status, 204, "{path}: {}", r.text);
     }
-    assert_eq!(legacy.call("GET", &format!("/api/v1/users/{id}"), None).await.status, 404);
-    assert_eq!(legacy.call("GET", &format!("/api/v1/teams/{gid}"), None).await.status, 404);
+    assert_eq!(
+        legacy
+            .call("GET", &format!("/api/v1/users/{id}"), None)
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        legacy
+            .call("GET", &format!("/api/v1/teams/{gid}"), None)
+            .await
+            .status,
+        404
+    );
 }

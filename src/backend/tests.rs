@@ -669,7 +669,10 @@ async fn caller_credentials_are_checked_and_converted_per_scheme() {
 #[tokio::test]
 async fn a_refused_caller_credential_is_the_callers_401_not_a_502() {
     let app = Router::new().fallback(any(|| async {
-        (StatusCode::UNAUTHORIZED, Json(json!({"error": {"message": "bad key"}})))
+        (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": {"message": "bad key"}})),
+        )
     }));
     let base = serve(app).await;
     let passthrough = backend(
@@ -691,5 +694,8 @@ async fn a_refused_caller_credential_is_the_callers_401_not_a_502() {
             token: Secret::new("t"),
         },
     );
-    assert_eq!(own.call(get_req("/x")).await.unwrap_err().to_scim().status, 502);
+    assert_eq!(
+        own.call(get_req("/x")).await.unwrap_err().to_scim().status,
+        502
+    );
 }

@@ -510,12 +510,9 @@ impl SchemaRegistry {
     /// attribute name, or it is already defined (core, common or extension attribute), since
     /// an unqualified name must resolve to one definition.
     pub fn add_attribute(&mut self, resource_type: &str, attr: AttributeDef) -> ScimResult<()> {
-        let rt = self
-            .resource_type(resource_type)
-            .cloned()
-            .ok_or_else(|| {
-                ScimError::internal(format!("unknown resource type '{resource_type}'"))
-            })?;
+        let rt = self.resource_type(resource_type).cloned().ok_or_else(|| {
+            ScimError::internal(format!("unknown resource type '{resource_type}'"))
+        })?;
         let plain = AttrPath::parse(&attr.name)
             .is_ok_and(|p| p.urn.is_none() && p.sub.is_none() && p.name == attr.name);
         if !plain {
@@ -524,7 +521,10 @@ impl SchemaRegistry {
                 attr.name
             )));
         }
-        if self.resolve(&rt, &AttrPath::new(attr.name.clone())).is_some() {
+        if self
+            .resolve(&rt, &AttrPath::new(attr.name.clone()))
+            .is_some()
+        {
             return Err(ScimError::internal(format!(
                 "'{}' is already an attribute of {}",
                 attr.name, rt.name
@@ -1118,7 +1118,10 @@ mod tests {
     fn a_required_external_id_is_listed_in_the_core_schema_and_enforced() {
         let mut reg = SchemaRegistry::core();
         assert!(reg.tune("User", "externalId", |a| a.required = true));
-        assert!(!reg.tune("User", "id", |a| a.required = true), "id is read-only");
+        assert!(
+            !reg.tune("User", "id", |a| a.required = true),
+            "id is read-only"
+        );
         let user = reg.schema(USER_SCHEMA).unwrap();
         assert!(user.attribute("externalId").is_some_and(|a| a.required));
         assert!(user.attribute("id").is_none());
@@ -1165,13 +1168,15 @@ mod tests {
         assert!(reg.resolve(&user, &qualified).is_some());
         for clash in ["initials", "userName", "department", "externalId"] {
             assert!(
-                reg.add_attribute("User", AttributeDef::string(clash)).is_err(),
+                reg.add_attribute("User", AttributeDef::string(clash))
+                    .is_err(),
                 "{clash}"
             );
         }
         for bad in ["name.x", "urn:a:b:c", "has space", ""] {
             assert!(
-                reg.add_attribute("User", AttributeDef::string(bad)).is_err(),
+                reg.add_attribute("User", AttributeDef::string(bad))
+                    .is_err(),
                 "{bad}"
             );
         }

@@ -264,7 +264,12 @@ mod tests {
         let a = Authenticator::pass_through(PassthroughScheme::Basic);
         let (p, _) = a.forwarded(Some("Bearer key:pw")).unwrap().unwrap();
         assert_eq!(p.name, "pass-through");
-        for bad in [None, Some("Bearer key"), Some("Bearer :pw"), Some("Digest a:b")] {
+        for bad in [
+            None,
+            Some("Bearer key"),
+            Some("Bearer :pw"),
+            Some("Digest a:b"),
+        ] {
             let e = a.forwarded(bad).unwrap().unwrap_err();
             assert_eq!(e.status, 401, "{bad:?}");
             assert!(!e.detail.contains("pw"), "{}", e.detail);

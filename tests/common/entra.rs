@@ -48,7 +48,10 @@ impl Dialect {
 
     /// Entra's "disable user" PATCH body in this dialect (fixture `known-issues-disable-user-*`).
     pub fn disable_user(self) -> Value {
-        fixture(&format!("known-issues-disable-user-{}", self.fixture_suffix()))
+        fixture(&format!(
+            "known-issues-disable-user-{}",
+            self.fixture_suffix()
+        ))
     }
 
     /// Entra's "remove member" PATCH body in this dialect for member `id` (fixture
@@ -126,7 +129,11 @@ pub fn set_path(body: &mut Value, key: &str, v: Value) {
 pub fn clients(stack: &DemoStack) -> (Scim, Legacy) {
     (
         Scim::new(&stack.scim_url, &stack.token),
-        Legacy::with_header(&stack.legacy_url, &stack.legacy_auth.0, &stack.legacy_auth.1),
+        Legacy::with_header(
+            &stack.legacy_url,
+            &stack.legacy_auth.0,
+            &stack.legacy_auth.1,
+        ),
     )
 }
 
