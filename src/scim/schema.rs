@@ -773,9 +773,38 @@ impl SchemaRegistry {
         })
     }
 
-    /// The `/Schemas` ListResponse.
+    /// Whether discovery (`/Schemas`, `/ResourceTypes`) shows schema `urn`: a resource type's
+    /// core schema, an open extension, or an extension with an attribute the profile stores.
+    /// An extension whose attributes are all unsupported stays attached (Entra's enterprise
+    /// attributes are still accepted and dropped) but is not advertised, so schema-driven
+    /// clients do not expect values of it back.
+    pub fn is_published(&self, urn: &str) -> bool {
+        if self
+            .resource_types
+            .iter()
+            .any(|rt| rt.schema.eq_ignore_ascii_case(urn))
+        {
+            return true;
+        }
+        self.schema(urn)
+            .is_some_and(|s| s.open || s.attributes.iter().any(|a| a.supported))
+    }
+
+    /// The `/ResourceTypes/{name}` document of `rt`, listing its published extensions only.
+    pub fn resource_type_document(&self, rt: &ResourceType, base_url: &str) -> Value {
+        let mut shown = rt.clone();
+        shown.extensions.retain(|e| self.is_published(&e.schema));
+        shown.to_json(base_url)
+    }
+
+    /// The `/Schemas` ListResponse (published schemas only).
     pub fn schemas_document(&self, base_url: &str) -> Value {
-        let items: Vec<Value> = self.schemas.iter().map(|s| s.to_json(base_url)).collect();
+        let items: Vec<Value> = self
+            .schemas
+            .iter()
+            .filter(|s| self.is_published(&s.id))
+            .map(|s| s.to_json(base_url))
+            .collect();
         list_document(items)
     }
 
@@ -784,7 +813,7 @@ impl SchemaRegistry {
         let items: Vec<Value> = self
             .resource_types
             .iter()
-            .map(|r| r.to_json(base_url))
+            .map(|r| self.resource_type_document(r, base_url))
             .collect();
         list_document(items)
     }
@@ -1112,6 +1141,37 @@ mod tests {
         let mut s2 = s;
         s2.id = "notaurn".into();
         assert!(reg.add_extension("User", s2, false).is_err());
+    }
+
+    #[test]
+    fn an_extension_without_stored_attributes_is_accepted_but_not_advertised() {
+        let mut reg = SchemaRegistry::core();
+        reg.restrict("User", &["userName".to_string()]).unwrap();
+        assert!(!reg.is_published(ENTERPRISE_USER_SCHEMA));
+        assert!(reg.is_published(USER_SCHEMA) && reg.is_published(GROUP_SCHEMA));
+        let docs = reg.schemas_document("http://x");
+        assert_eq!(docs["totalResults"], 2, "{docs}");
+        let rts = reg.resource_types_document("http://x");
+        assert_eq!(rts["Resources"][0]["schemaExtensions"], json!([]));
+        let ctx = SchemaContext::new(&reg, "User").unwrap();
+        let user = crate::scim::resource::normalize_resource(
+            json!({"userName": "a", ENTERPRISE_USER_SCHEMA: {"department": "D"}}),
+            &ctx,
+            Default::default(),
+        )
+        .unwrap();
+        assert!(
+            user.get(ENTERPRISE_USER_SCHEMA)
+                .is_none_or(|e| e.get("department").is_none()),
+            "{user}"
+        );
+        let mut reg = SchemaRegistry::core();
+        reg.restrict(
+            "User",
+            &[format!("{ENTERPRISE_USER_SCHEMA}:department")],
+        )
+        .unwrap();
+        assert!(reg.is_published(ENTERPRISE_USER_SCHEMA));
     }
 
     #[test]
