@@ -616,6 +616,15 @@ pub fn check(cfg: &Config) -> Vec<String> {
     if let Err(errs) = registry(&cfg.profile) {
         problems.extend(errs);
     }
+    if matches!(cfg.profile.backend.auth, BackendAuth::Passthrough { .. })
+        && !cfg.profile.lookups.is_empty()
+    {
+        problems.push(format!(
+            "{}: lookups need the gateway's own backend credential, and backend.auth \
+             passthrough has none (they would never load)",
+            cfg.profile.file.display()
+        ));
+    }
     problems
 }
 

@@ -48,19 +48,58 @@ fn scratch(name: &str) -> PathBuf {
 }
 
 #[test]
-fn check_accepts_the_bundled_configuration() {
+fn check_accepts_the_bundled_configuration_with_every_bundled_profile() {
+    let mut profiles: Vec<String> = std::fs::read_dir(repo().join("config/profiles"))
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            name.strip_suffix(".toml").map(str::to_string)
+        })
+        .collect();
+    profiles.sort();
+    for want in ["default", "smarter-drafter", "smartfile"] {
+        assert!(profiles.iter().any(|p| p == want), "{profiles:?}");
+    }
+    for profile in profiles {
+        let out = bin()
+            .args(["check", "--config"])
+            .arg(repo().join("config/scimgate.toml"))
+            .env("SCIMGATE_PROFILE__NAME", &profile)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{profile}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains(&format!("profile '{profile}' are valid")),
+            "{stdout}"
+        );
+    }
+}
+
+#[test]
+fn check_refuses_lookups_on_a_pass_through_profile() {
+    let dir = scratch("passthrough-lookups");
+    let profile = dir.join("config/profiles/smartfile.toml");
+    let text = std::fs::read_to_string(&profile).unwrap();
+    std::fs::write(
+        &profile,
+        format!("{text}\n[lookups.offices]\npath = \"/api/v1/offices\"\nitems = \"$.data[*]\"\nkey = \"name\"\n"),
+    )
+    .unwrap();
     let out = bin()
         .args(["check", "--config"])
-        .arg(repo().join("config/scimgate.toml"))
+        .arg(dir.join("config/scimgate.toml"))
+        .env("SCIMGATE_PROFILE__NAME", "smartfile")
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains("valid"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("lookups need"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

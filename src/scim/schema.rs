@@ -1166,11 +1166,8 @@ mod tests {
             "{user}"
         );
         let mut reg = SchemaRegistry::core();
-        reg.restrict(
-            "User",
-            &[format!("{ENTERPRISE_USER_SCHEMA}:department")],
-        )
-        .unwrap();
+        reg.restrict("User", &[format!("{ENTERPRISE_USER_SCHEMA}:department")])
+            .unwrap();
         assert!(reg.is_published(ENTERPRISE_USER_SCHEMA));
     }
 
