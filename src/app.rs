@@ -14,7 +14,7 @@ use crate::server::audit::Auditor;
 use crate::server::auth::Authenticator;
 use crate::server::pipeline::{Binding, Gateway, GatewaySettings, MemberEndpoints};
 use crate::server::{AppState, Limits, router};
-use crate::store::{AuditLog, Store};
+use crate::store::{AuditLog, BasicCredentials, Store};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -203,6 +203,12 @@ impl RunningGateway {
             .map_err(|errs| errs.iter().map(|e| e.to_string()).collect())
     }
 
+    /// The gateway's store (API keys, Basic credentials, audit log), e.g. for `scimgate demo`
+    /// to create the credential it prints.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     /// Waits until the server stops (e.g. on Ctrl-C, via the shutdown future given to it).
     pub async fn wait(mut self) -> std::io::Result<()> {
         match self.handle.take() {
@@ -385,14 +391,20 @@ async fn build_state(
     let auth = match cfg.profile.backend.auth {
         // The legacy app judges the caller's own credential; the gateway keeps none.
         BackendAuth::Passthrough { scheme } => Authenticator::pass_through(scheme),
-        _ => Authenticator::new(
-            &cfg.auth
-                .tokens
-                .iter()
-                .map(|t| t.expose().to_string())
-                .collect::<Vec<_>>(),
-        )
-        .with_store(store.clone()),
+        _ => {
+            let auth = Authenticator::new(
+                &cfg.auth
+                    .tokens
+                    .iter()
+                    .map(|t| t.expose().to_string())
+                    .collect::<Vec<_>>(),
+            )
+            .with_store(store.clone());
+            match &cfg.profile.scim_auth.username {
+                Some(user) => auth.with_password_user(user),
+                None => auth,
+            }
+        }
     };
     let state = AppState {
         auditor: Arc::new(Auditor::new(store)),
@@ -468,8 +480,12 @@ impl DemoOptions {
 pub struct DemoStack {
     /// SCIM root URL (`http://127.0.0.1:PORT/scim/v2`).
     pub scim_url: String,
-    /// Bearer token accepted by the gateway.
+    /// Bearer token accepted by the gateway (for a profile with `[scim_auth]`, the Basic
+    /// user's password, which Entra sends as its Secret Token).
     pub token: String,
+    /// For a profile with `[scim_auth]`: the SCIM user name and password (HTTP Basic) created
+    /// in the demo's store.
+    pub basic: Option<(String, String)>,
     /// The legacy app's base URL.
     pub legacy_url: String,
     /// The legacy app's own credential: its `X-Api-Key`, or for a pass-through Basic profile
@@ -499,6 +515,7 @@ impl DemoStack {
                 scheme: PassthroughScheme::Basic
             }
         );
+        let scim_user = cfg.profile.scim_auth.username.clone();
         let (demo_auth, legacy_key, token) = if basic_pass_through {
             // The SCIM token is the app's own `key:password` (SmartFile's Product Key and
             // Product Password), which the gateway forwards as HTTP Basic.
@@ -521,7 +538,12 @@ impl DemoStack {
             (DemoAuth::Basic { key, password }, pair.clone(), pair)
         } else {
             let key = random_secret("legacy");
-            let token = opts.token.clone().unwrap_or_else(|| random_secret("scim"));
+            let prefix = if scim_user.is_some() {
+                "password"
+            } else {
+                "scim"
+            };
+            let token = opts.token.clone().unwrap_or_else(|| random_secret(prefix));
             (DemoAuth::ApiKey(key.clone()), key, token)
         };
         let legacy_auth = match &demo_auth {
@@ -549,7 +571,13 @@ impl DemoStack {
                 name: "X-Api-Key".into(),
                 value: Secret::new(legacy_key.clone()),
             };
-            cfg.auth.tokens = vec![Secret::new(token.clone())];
+            // With [scim_auth] the token is the user's password, checked against the store
+            // like Entra's Secret Token would be, not a static token.
+            cfg.auth.tokens = if scim_user.is_some() {
+                Vec::new()
+            } else {
+                vec![Secret::new(token.clone())]
+            };
         }
         cfg.server.listen = opts.listen;
         cfg.store.url = Secret::new(
@@ -561,9 +589,21 @@ impl DemoStack {
             cfg.profile.backend.timeout_ms = u64::try_from(t.as_millis()).unwrap_or(u64::MAX);
         }
         let gateway = start_gateway(&cfg).await?;
+        let basic = match scim_user {
+            Some(user) => {
+                gateway
+                    .store()
+                    .set_password(&user, &token)
+                    .await
+                    .map_err(|e| vec![format!("store: cannot create the SCIM user: {e}")])?;
+                Some((user, token.clone()))
+            }
+            None => None,
+        };
         Ok(DemoStack {
             scim_url: gateway.scim_url.clone(),
             token,
+            basic,
             legacy_url: legacy.base_url(),
             legacy_key,
             legacy_auth,
@@ -721,6 +761,7 @@ mod tests {
             backend: BackendConfig::new("http://127.0.0.1:1"),
             resources: BTreeMap::from([("User".to_string(), rc)]),
             lookups: BTreeMap::new(),
+            scim_auth: Default::default(),
         }
     }
 

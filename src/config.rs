@@ -33,7 +33,7 @@ pub const ENV_PREFIX: &str = "SCIMGATE_";
 
 /// Top-level sections of `scimgate.toml`; everything else belongs to the profile.
 const MAIN_SECTIONS: [&str; 5] = ["server", "auth", "log", "store", "profile"];
-const PROFILE_SECTIONS: [&str; 3] = ["backend", "resources", "lookups"];
+const PROFILE_SECTIONS: [&str; 4] = ["backend", "resources", "lookups", "scim_auth"];
 
 /// One configuration problem, located as precisely as the source allows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -487,6 +487,18 @@ impl From<RawLookup> for LookupConfig {
     }
 }
 
+/// `[scim_auth]` of a profile: for a product that hands its SCIM callers a user name and
+/// password (HTTP Basic) rather than a token.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScimAuthConfig {
+    /// The SCIM user name the product hands out; its password lives in the store
+    /// (`scimgate basic set`). HTTP Basic with it authenticates, and so does a bearer token
+    /// equal to its password, because Entra's custom SCIM app sends the product's Password as
+    /// its "Secret Token". `scimgate demo` creates this user with a random password.
+    pub username: Option<String>,
+}
+
 /// A loaded profile: the legacy API description and where its scripts are.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Profile {
@@ -502,6 +514,8 @@ pub struct Profile {
     pub resources: BTreeMap<String, ResourceConfig>,
     /// Cached lookups by name.
     pub lookups: BTreeMap<String, LookupConfig>,
+    /// How SCIM callers authenticate when the product hands out a user name and password.
+    pub scim_auth: ScimAuthConfig,
 }
 
 /// The whole configuration, loaded and checked at startup (and on reload).
@@ -640,6 +654,7 @@ impl Config {
         v.store();
         v.log();
         v.backend();
+        v.scim_auth();
         for (name, r) in &self.profile.resources {
             v.resource(name, r);
         }
@@ -730,6 +745,7 @@ fn load_profile(
     let backend = sections.take::<BackendConfig>("backend", issues);
     let resources = sections.take_map::<ResourceConfig>("resources", issues);
     let lookups = sections.take_map::<LookupConfig>("lookups", issues);
+    let scim_auth = sections.take::<ScimAuthConfig>("scim_auth", issues);
     sections.reject_rest(&PROFILE_SECTIONS, issues);
     let backend = match backend? {
         Some(b) => b,
@@ -745,6 +761,7 @@ fn load_profile(
         backend,
         resources: resources?,
         lookups: lookups?,
+        scim_auth: scim_auth?.unwrap_or_default(),
     })
 }
 
@@ -1287,6 +1304,28 @@ impl Validator<'_> {
         let level = &self.cfg.log.level;
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(level) {
             self.push("log.level", format!("`{level}` is not a valid filter: {e}"));
+        }
+    }
+
+    fn scim_auth(&mut self) {
+        let Some(user) = &self.cfg.profile.scim_auth.username else {
+            return;
+        };
+        // RFC 7617: the user name of a Basic credential cannot contain a colon.
+        if user.trim().is_empty() || user.contains(':') || user.chars().any(char::is_control) {
+            self.push(
+                "scim_auth.username",
+                format!("`{user}` must be non-empty, without `:` or control characters"),
+            );
+        }
+        if matches!(
+            self.cfg.profile.backend.auth,
+            BackendAuth::Passthrough { .. }
+        ) {
+            self.push(
+                "scim_auth.username",
+                "a pass-through profile forwards the caller's credential and checks none itself",
+            );
         }
     }
 

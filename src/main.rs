@@ -40,7 +40,8 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8081")]
         legacy_listen: SocketAddr,
         /// Bearer token to accept (random if not given); for a pass-through Basic profile
-        /// (smartfile) the app's KEY:PASSWORD.
+        /// (smartfile) the app's KEY:PASSWORD; for a profile with `[scim_auth]`
+        /// (enterprise-toolkit) the SCIM user's password.
         #[arg(long, env = "SCIMGATE_DEMO_TOKEN")]
         token: Option<String>,
         /// Main configuration file.
@@ -466,7 +467,16 @@ async fn run(cmd: Command) -> Result<(), Vec<String>> {
             .await?;
             println!("scimgate demo (profile '{profile}')");
             println!("  SCIM base URL (Entra Tenant URL): {}", stack.scim_url);
-            println!("  Secret Token:                     {}", stack.token);
+            if let Some((user, password)) = &stack.basic {
+                println!("  User Name:                        {user}");
+                println!("  Password:                         {password}");
+                println!(
+                    "  (HTTP Basic with these; Entra's Secret Token is the Password, sent as a \
+                     bearer token)"
+                );
+            } else {
+                println!("  Secret Token:                     {}", stack.token);
+            }
             if stack.legacy_auth.0 == "authorization" {
                 println!(
                     "  demo legacy app:                  {}  (HTTP Basic {}; the token above is \
@@ -481,9 +491,13 @@ async fn run(cmd: Command) -> Result<(), Vec<String>> {
             }
             println!();
             println!("Try it:");
+            let credential = match &stack.basic {
+                Some((user, password)) => format!("-u '{user}:{password}'"),
+                None => format!("-H 'Authorization: Bearer {}'", stack.token),
+            };
             println!(
-                "  curl -s -H 'Authorization: Bearer {}' '{}/Users?filter=userName%20eq%20%22nobody%40example.com%22'",
-                stack.token, stack.scim_url
+                "  curl -s {credential} '{}/Users?filter=userName%20eq%20%22nobody%40example.com%22'",
+                stack.scim_url
             );
             println!();
             println!("Ctrl-C stops both.");

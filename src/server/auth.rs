@@ -35,6 +35,8 @@ pub struct Authenticator {
     tokens: Vec<Vec<u8>>,
     store: Option<Store>,
     pass_through: Option<PassthroughScheme>,
+    /// The store's Basic user whose password is also accepted as a bearer token.
+    password_user: Option<String>,
 }
 
 impl Authenticator {
@@ -50,6 +52,7 @@ impl Authenticator {
                 .collect(),
             store: None,
             pass_through: None,
+            password_user: None,
         }
     }
 
@@ -61,6 +64,7 @@ impl Authenticator {
             tokens: Vec::new(),
             store: None,
             pass_through: Some(scheme),
+            password_user: None,
         }
     }
 
@@ -98,6 +102,15 @@ impl Authenticator {
         self
     }
 
+    /// Also accepts the password of the store's Basic user `username` as a bearer token (a
+    /// profile's `[scim_auth] username`): a product that hands out a user name and password
+    /// is configured in Entra with that password as the "Secret Token", which Entra sends as
+    /// `Bearer <password>`. Set once at startup; needs [`Authenticator::with_store`].
+    pub fn with_password_user(mut self, username: &str) -> Self {
+        self.password_user = Some(username.to_string());
+        self
+    }
+
     /// Checks an `Authorization` header value against the static tokens only (no I/O). `Err`
     /// is a 401 whose detail says what was wrong without echoing anything the caller sent.
     pub fn verify(&self, authorization: Option<&str>) -> Result<Principal, ScimError> {
@@ -107,7 +120,8 @@ impl Authenticator {
     }
 
     /// Checks an `Authorization` header value on every SCIM request: a bearer token is
-    /// checked against the static tokens, then the store's API keys; HTTP Basic credentials
+    /// checked against the static tokens, then the store's API keys, then (with
+    /// [`Authenticator::with_password_user`]) as that user's password; HTTP Basic credentials
     /// (user name and password, for products that hand Entra those) against the store's
     /// argon2id hashes. `Err` is a 401 for a bad credential (expired and revoked keys
     /// included) or a 503 when the store cannot be read.
@@ -124,12 +138,20 @@ impl Authenticator {
             return Err(ScimError::unauthorized("invalid bearer token"));
         };
         match store.verify(token).await {
-            Ok(Some(key)) => Ok(Principal { name: key.name }),
-            Ok(None) => Err(ScimError::unauthorized(
-                "invalid, expired or revoked bearer token",
-            )),
-            Err(e) => Err(store_unavailable(&e)),
+            Ok(Some(key)) => return Ok(Principal { name: key.name }),
+            Ok(None) => {}
+            Err(e) => return Err(store_unavailable(&e)),
         }
+        if let Some(user) = &self.password_user {
+            return match store.verify_password(user, token).await {
+                Ok(true) => Ok(Principal { name: user.clone() }),
+                Ok(false) => Err(ScimError::unauthorized("invalid bearer token or password")),
+                Err(e) => Err(store_unavailable(&e)),
+            };
+        }
+        Err(ScimError::unauthorized(
+            "invalid, expired or revoked bearer token",
+        ))
     }
 
     /// HTTP Basic (RFC 7617) against the store's user names and password hashes.
@@ -279,6 +301,61 @@ mod tests {
                 .forwarded(Some("Bearer key:pw"))
                 .is_none()
         );
+    }
+
+    #[tokio::test]
+    async fn a_password_user_s_password_is_a_bearer_token_and_basic_still_works() {
+        use base64::Engine as _;
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        store.set_password("scim-user", "pa55word").await.unwrap();
+        let basic = |pair: &str| {
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(pair)
+            )
+        };
+        let plain = Authenticator::new(&[]).with_store(store.clone());
+        assert_eq!(
+            plain
+                .authenticate(Some(&basic("scim-user:pa55word")))
+                .await
+                .unwrap()
+                .name,
+            "scim-user"
+        );
+        assert_eq!(
+            plain
+                .authenticate(Some("Bearer pa55word"))
+                .await
+                .unwrap_err()
+                .status,
+            401,
+            "without [scim_auth] a password is no bearer token"
+        );
+        let a = plain.with_password_user("scim-user");
+        assert_eq!(
+            a.authenticate(Some("Bearer pa55word")).await.unwrap().name,
+            "scim-user"
+        );
+        let (_, key) = store.create_key("Entra Sync", None).await.unwrap();
+        assert_eq!(
+            a.authenticate(Some(&format!("Bearer {key}")))
+                .await
+                .unwrap()
+                .name,
+            "Entra Sync",
+            "API keys keep working"
+        );
+        for bad in [
+            "Bearer pa55wor".to_string(),
+            "Bearer scim-user:pa55word".to_string(),
+            basic("scim-user:wrong"),
+            basic("other:pa55word"),
+        ] {
+            let e = a.authenticate(Some(&bad)).await.unwrap_err();
+            assert_eq!(e.status, 401, "{bad}");
+            assert!(!e.detail.contains("pa55"), "{}", e.detail);
+        }
     }
 
     #[tokio::test]
