@@ -1717,6 +1717,44 @@ list = { path = "/users", items = "$.data[*]", total = "$.total", paging = { sty
     }
 
     #[test]
+    fn scim_auth_names_the_basic_user_and_is_checked() {
+        let l = Layout::new(MAIN, PROFILE);
+        let cfg = Config::load_with_env(&l.main(), no_env()).unwrap();
+        assert_eq!(cfg.profile.scim_auth.username, None, "optional");
+        let with = format!("{PROFILE}\n[scim_auth]\nusername = \"entra\"\n");
+        std::fs::write(l.profile(), &with).unwrap();
+        let cfg = Config::load_with_env(&l.main(), no_env()).unwrap();
+        assert_eq!(cfg.profile.scim_auth.username.as_deref(), Some("entra"));
+        let cfg =
+            Config::load_with_env(&l.main(), env(&[("SCIMGATE_SCIM_AUTH__USERNAME", "other")]))
+                .unwrap_or_else(|e| panic!("{e:#?}"));
+        assert_eq!(cfg.profile.scim_auth.username.as_deref(), Some("other"));
+        // A Basic user name cannot hold a colon, and a pass-through profile checks nothing.
+        let bad = format!("{PROFILE}\n[scim_auth]\nusername = \"a:b\"\n").replace(
+            r#"auth = { kind = "bearer", token = "s3cret" }"#,
+            r#"auth = { kind = "passthrough" }"#,
+        );
+        std::fs::write(l.profile(), &bad).unwrap();
+        let issues = Config::load_with_env(&l.main(), no_env()).unwrap_err();
+        let text: Vec<String> = issues.iter().map(ToString::to_string).collect();
+        assert_eq!(text.len(), 2, "{text:#?}");
+        assert!(
+            text.iter()
+                .all(|t| t.contains("scim_auth.username") && t.contains("default.toml")),
+            "{text:#?}"
+        );
+        std::fs::write(
+            l.profile(),
+            format!("{PROFILE}\n[scim_auth]\nuser = \"x\"\n"),
+        )
+        .unwrap();
+        assert!(
+            Config::load_with_env(&l.main(), no_env()).is_err(),
+            "unknown key"
+        );
+    }
+
+    #[test]
     fn env_errors_name_the_variable() {
         let l = Layout::new(MAIN, PROFILE);
         let issues = Config::load_with_env(

@@ -57,7 +57,12 @@ fn check_accepts_the_bundled_configuration_with_every_bundled_profile() {
         })
         .collect();
     profiles.sort();
-    for want in ["default", "smarter-drafter", "smartfile"] {
+    for want in [
+        "default",
+        "smarter-drafter",
+        "smartfile",
+        "enterprise-toolkit",
+    ] {
         assert!(profiles.iter().any(|p| p == want), "{profiles:?}");
     }
     for profile in profiles {
