@@ -105,6 +105,13 @@ pub struct UserInput {
     pub folders: Option<Vec<String>>,
 }
 
+/// Body of `PUT /api/v1/users/{id}/role`: the role to grant, `null` to take it away.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleInput {
+    pub role: Option<String>,
+}
+
 /// User fields the server owns; sending them is a 422 rather than silently ignored.
 pub const USER_READ_ONLY: &[&str] = &[
     "id",

@@ -347,7 +347,8 @@ impl Db {
     }
 
     /// Replaces every writable field from a PUT body. Omitted fields become null / empty,
-    /// except `status`, which keeps its value when omitted.
+    /// except `status` and `role`, which keep their value when omitted: access is granted by
+    /// its own calls (activate / deactivate, `PUT …/role`), not by a profile update.
     pub fn replace_user(&mut self, id: u64, input: UserInput) -> DemoResult<User> {
         self.user(id)?;
         let (username, email) = self.validate_user(&input, Some(id))?;
@@ -368,7 +369,9 @@ impl Db {
         user.employee_number = input.employee_number;
         user.manager_id = input.manager_id;
         user.user_type = input.user_type;
-        user.role = input.role;
+        if input.role.is_some() {
+            user.role = input.role;
+        }
         if let Some(status) = input.status {
             user.status = status;
         }
@@ -423,6 +426,14 @@ impl Db {
     pub fn set_status(&mut self, id: u64, status: UserStatus) -> DemoResult<User> {
         let user = self.user_mut(id)?;
         user.status = status;
+        user.updated_at = now_rfc3339();
+        Ok(user.clone())
+    }
+
+    /// Grants `role` (or, with `None`, takes the role away).
+    pub fn set_role(&mut self, id: u64, role: Option<String>) -> DemoResult<User> {
+        let user = self.user_mut(id)?;
+        user.role = role;
         user.updated_at = now_rfc3339();
         Ok(user.clone())
     }
