@@ -839,6 +839,42 @@ mod tests {
     }
 
     #[test]
+    fn managed_groups_publish_what_the_store_keeps() {
+        let mut p = profile("script = \"user\"");
+        p.groups = GroupsMode::Managed;
+        let reg = registry(&p).unwrap();
+        let docs = reg.schemas_document("http://x");
+        let group = docs["Resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == crate::scim::schema::GROUP_SCHEMA)
+            .unwrap();
+        let attrs = group["attributes"].as_array().unwrap();
+        let names: Vec<&str> = attrs.iter().map(|a| a["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["displayName", "members"]);
+        let subs: Vec<&str> = attrs[1]["subAttributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["name"].as_str().unwrap())
+            .collect();
+        assert!(!subs.contains(&"display"), "{subs:?}");
+        assert!(
+            subs.contains(&"value") && subs.contains(&"$ref"),
+            "{subs:?}"
+        );
+        // A Group section without endpoints builds no binding (the store serves groups).
+        let group: ResourceConfig = toml::from_str("attributes = [\"displayName\"]").unwrap();
+        p.resources.insert("Group".into(), group);
+        let errors = bindings(&p).unwrap_err();
+        assert!(
+            errors.iter().all(|e| e.contains("resources.User")),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
     fn lifetimes_parse() {
         assert_eq!(parse_lifetime("never"), Ok(None));
         assert_eq!(parse_lifetime("90d"), Ok(Some(chrono::Duration::days(90))));

@@ -2029,6 +2029,92 @@ refresh_secs = 0
     }
 
     #[test]
+    fn managed_groups_accept_a_bare_group_section_and_reject_what_would_be_ignored() {
+        let ok = format!(
+            "groups = \"managed\"\n{PROFILE}\n[resources.Group]\nattributes = [\"displayName\", \"members\"]\n"
+        );
+        let l = Layout::new(MAIN, &ok);
+        let cfg = Config::load_with_env(&l.main(), no_env()).unwrap_or_else(|e| panic!("{e:#?}"));
+        assert_eq!(cfg.profile.groups, GroupsMode::Managed);
+        assert!(cfg.profile.resources["Group"].script.is_empty());
+        // Without a Group section at all, managed groups are still served.
+        let l = Layout::new(MAIN, &format!("groups = \"managed\"\n{PROFILE}"));
+        assert!(Config::load_with_env(&l.main(), no_env()).is_ok());
+        // The default stays `backend`.
+        let l = Layout::new(MAIN, PROFILE);
+        let cfg = Config::load_with_env(&l.main(), no_env()).unwrap();
+        assert_eq!(cfg.profile.groups, GroupsMode::Backend);
+
+        let ignored = format!(
+            "groups = \"managed\"\n{PROFILE}
+[resources.Group]
+script = \"group\"
+attributes = [\"displayName\", \"members.display\", \"externalId\"]
+member_id = \"user_id\"
+
+[resources.Group.endpoints]
+get = {{ method = \"GET\", path = \"/teams/{{id}}\" }}
+members_remove = {{ method = \"DELETE\", path = \"/teams/{{id}}/members/{{member}}\" }}
+"
+        );
+        let l = Layout::new(MAIN, &ignored);
+        let issues = Config::load_with_env(&l.main(), no_env()).unwrap_err();
+        let at = |needle: &str, line: usize| {
+            issues.iter().any(|i| {
+                i.file == l.profile() && i.line == Some(line) && i.message.contains(needle)
+            })
+        };
+        assert!(
+            at(
+                "resources.Group.script: is ignored with groups = \"managed\"",
+                14
+            ),
+            "{issues:#?}"
+        );
+        assert!(at("`members.display` cannot be kept", 15), "{issues:#?}");
+        assert!(
+            at("resources.Group.member_id: is ignored", 16),
+            "{issues:#?}"
+        );
+        assert!(
+            at("resources.Group.endpoints.get: is ignored", 19),
+            "{issues:#?}"
+        );
+        assert!(
+            at("resources.Group.endpoints.members_remove: is ignored", 20),
+            "{issues:#?}"
+        );
+        assert_eq!(issues.len(), 5, "{issues:#?}");
+
+        // Managed groups need users to be members; a backend resource needs its script; an
+        // unknown mode names its line.
+        let no_users = "groups = \"managed\"\n[backend]\nbase_url = \"http://127.0.0.1:8081\"\n[resources.Group]\n";
+        let l = Layout::new(MAIN, no_users);
+        let issues = Config::load_with_env(&l.main(), no_env()).unwrap_err();
+        assert_eq!(issues.len(), 1, "{issues:#?}");
+        assert!(
+            issues[0]
+                .message
+                .starts_with("groups: `managed` groups need [resources.User]"),
+            "{issues:#?}"
+        );
+        assert_eq!(issues[0].line, Some(1));
+        let l = Layout::new(MAIN, &PROFILE.replace("script = \"user\"\n", ""));
+        let issues = Config::load_with_env(&l.main(), no_env()).unwrap_err();
+        assert_eq!(issues.len(), 1, "{issues:#?}");
+        assert_eq!(issues[0].message, "resources.User.script: is required");
+        assert_eq!(issues[0].line, Some(5));
+        let l = Layout::new(MAIN, &format!("groups = \"gateway\"\n{PROFILE}"));
+        let issues = Config::load_with_env(&l.main(), no_env()).unwrap_err();
+        assert!(
+            issues
+                .iter()
+                .any(|i| i.line == Some(1) && i.message.contains("unknown variant `gateway`")),
+            "{issues:#?}"
+        );
+    }
+
+    #[test]
     fn resource_base_url_prefers_public_url() {
         let mut s = ServerConfig::default();
         assert_eq!(s.resource_base_url(), "http://127.0.0.1:8080/scim/v2");
