@@ -693,3 +693,82 @@ async fn lifecycle(env: &Env, d: Dialect) {
     // Nothing of this reached the legacy app as teams.
     assert_eq!(legacy.get("/api/v1/teams").await["total"], 0);
 }
+
+/// A group of 20,000 members (more than the 10,000 a gateway-side filter may read): a
+/// membership change costs the same legacy calls as in a small group and never reads the
+/// member list; Entra's lookups stay answerable; an unindexed member filter is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_group_is_never_read_for_a_membership_change() {
+    let (url, dir) = temp_sqlite_url();
+    let env = start(&url).await;
+    let (scim, legacy, store) = (&env.scim, &env.legacy, &env.store);
+    let ada = create_user(scim, "ada").await;
+    let gid = create_group(scim, "app-engineering", "ext-big").await;
+    let seeded: Vec<scimgate::store::ScimId> = (0..20_000)
+        .map(|i| scimgate::store::ScimId(format!("seed-{i:06}")))
+        .collect();
+    store
+        .add_members(&gid.as_str().into(), &seeded)
+        .await
+        .unwrap();
+
+    let requests = |s: Value| s["requests_total"].as_u64().unwrap_or_default();
+    let before = requests(legacy.get("/__demo/state").await);
+    let r = scim
+        .patch(
+            &format!("/Groups/{gid}"),
+            &patch(vec![
+                json!({"op": "add", "path": "members", "value": [{"value": ada}]}),
+            ]),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    // Two legacy calls (is ada a user? then the hook's plan: her role), whatever the size.
+    let after = requests(legacy.get("/__demo/state").await);
+    assert_eq!(after - before, 2);
+    assert_eq!(role(legacy, &ada).await, "Developer");
+
+    for filter in [
+        format!("members.value eq \"{ada}\""),
+        format!("members[value eq \"{ada}\"] and displayName eq \"app-engineering\""),
+        "displayName eq \"app-engineering\"".to_string(),
+    ] {
+        let l = list(
+            scim,
+            &format!("excludedAttributes=members&filter={}", enc(&filter)),
+        )
+        .await;
+        assert_eq!(l["totalResults"], 1, "{filter}: {l}");
+        assert!(l["Resources"][0].get("members").is_none());
+    }
+    let r = scim
+        .get(&format!(
+            "/Groups?filter={}",
+            enc("members.value sw \"seed-0\"")
+        ))
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(r.json["scimType"], "tooMany");
+    let r = scim
+        .get(&format!("/Groups/{gid}?excludedAttributes=members"))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.json.get("members").is_none());
+
+    let r = scim
+        .patch(
+            &format!("/Groups/{gid}"),
+            &patch(vec![Dialect::Legacy.remove(&ada)]),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert_eq!(legacy_user(legacy, &ada).await.1, "inactive");
+    // The whole list, paged out of the store.
+    let r = scim.get(&format!("/Groups/{gid}?attributes=members")).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json["members"].as_array().map(Vec::len), Some(20_000));
+
+    env.store.close().await;
+    env.stack.gateway.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}

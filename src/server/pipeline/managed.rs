@@ -109,15 +109,24 @@ impl Gateway {
                 let items = groups.iter().map(|g| (self.group_json(g), false)).collect();
                 (items, usize::try_from(total).unwrap_or(usize::MAX))
             } else {
-                let candidates = match &params.filter {
-                    Some(f) => self.indexed_candidates(f).await?,
-                    None => None,
+                let conjuncts = params
+                    .filter
+                    .as_ref()
+                    .map(Filter::conjuncts)
+                    .unwrap_or_default();
+                let (candidates, proven) = match self.indexed_candidates(&conjuncts).await? {
+                    Some(found) => found,
+                    None => (self.every_group().await?, None),
                 };
-                let candidates = match candidates {
-                    Some(c) => c,
-                    None => self.every_group().await?,
-                };
-                let needs_members = params.filter.as_ref().is_some_and(mentions_members)
+                // A clause the lookup proves for every candidate (membership) is not evaluated
+                // again, so finding a user's groups never reads those groups' members.
+                let residual: Vec<&Filter> = conjuncts
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| Some(*i) != proven)
+                    .map(|(_, c)| *c)
+                    .collect();
+                let needs_members = residual.iter().any(|c| mentions_members(c))
                     || params.sort_by.as_ref().is_some_and(is_members);
                 let mut budget = self.max_scan;
                 let mut matched = Vec::new();
@@ -126,7 +135,7 @@ impl Gateway {
                     if needs_members {
                         set_members(&mut r, self.members_within(&g.id, &mut budget).await?);
                     }
-                    if params.filter.as_ref().is_none_or(|f| evaluate(f, &r, &ctx)) {
+                    if residual.iter().all(|c| evaluate(c, &r, &ctx)) {
                         matched.push(r);
                     }
                 }
@@ -621,24 +630,29 @@ impl Gateway {
         }
     }
 
-    /// The groups an indexed lookup answers for the filter's first top-level `and` clause
-    /// that has one (`id`, `displayName`, `externalId`, `members.value` eq); `None` when no
-    /// clause does. The whole filter is still evaluated on them.
-    async fn indexed_candidates(&self, f: &Filter) -> AppResult<Option<Vec<Group>>> {
-        for c in f.conjuncts() {
+    /// The groups an indexed lookup answers for the first of the filter's top-level `and`
+    /// clauses that has one (`id`, `displayName`, `externalId`, `members.value` eq), with the
+    /// index of that clause when the lookup proves it for every group it returns (a
+    /// membership); `None` when no clause has a lookup. The other clauses (and the name and
+    /// id ones, cheap to re-check) are still evaluated on the groups.
+    async fn indexed_candidates(
+        &self,
+        conjuncts: &[&Filter],
+    ) -> AppResult<Option<(Vec<Group>, Option<usize>)>> {
+        for (i, c) in conjuncts.iter().enumerate() {
             if let Some((path, value)) = c.simple_eq() {
                 let top = |name: &str| path.sub.is_none() && path.same_attr(&AttrPath::new(name));
                 if top("id") {
                     let g = self.store.get_group(&ScimId::from(value)).await?;
-                    return Ok(Some(g.into_iter().collect()));
+                    return Ok(Some((g.into_iter().collect(), None)));
                 }
                 if top("displayName") {
                     let g = self.store.group_by_display_name(value).await?;
-                    return Ok(Some(g.into_iter().collect()));
+                    return Ok(Some((g.into_iter().collect(), None)));
                 }
                 if top("externalId") {
                     let ext = ExternalId::from(value);
-                    return Ok(Some(self.store.groups_by_external_id(&ext).await?));
+                    return Ok(Some((self.store.groups_by_external_id(&ext).await?, None)));
                 }
                 if is_members(path)
                     && path
@@ -646,7 +660,8 @@ impl Gateway {
                         .as_deref()
                         .is_some_and(|s| s.eq_ignore_ascii_case("value"))
                 {
-                    return Ok(Some(self.store.groups_of(&ScimId::from(value)).await?));
+                    let groups = self.store.groups_of(&ScimId::from(value)).await?;
+                    return Ok(Some((groups, Some(i))));
                 }
             }
             if let Filter::ValuePath { attr, filter } = c
@@ -655,7 +670,8 @@ impl Gateway {
                 && p.name.eq_ignore_ascii_case("value")
                 && p.sub.is_none()
             {
-                return Ok(Some(self.store.groups_of(&ScimId::from(value)).await?));
+                let groups = self.store.groups_of(&ScimId::from(value)).await?;
+                return Ok(Some((groups, Some(i))));
             }
         }
         Ok(None)
