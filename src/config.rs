@@ -1384,6 +1384,7 @@ impl Validator<'_> {
             ("member_id", r.member_id.is_some()),
             ("member_display", r.member_display.is_some()),
             ("keep_unknown", r.keep_unknown),
+            ("custom_attributes", !r.custom_attributes.is_empty()),
             ("extensions", !r.extensions.is_empty()),
         ];
         for (key, set) in others {
