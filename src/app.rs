@@ -4,8 +4,8 @@
 
 use crate::backend::{Backend, ListEndpoint};
 use crate::config::{
-    BackendAuth, Config, ConfigIssue, PassthroughScheme, Profile, ResourceConfig, Secret,
-    StoreConfig,
+    BackendAuth, Config, ConfigIssue, GroupsMode, MANAGED_GROUP_ATTRIBUTES, PassthroughScheme,
+    Profile, ResourceConfig, Secret, StoreConfig,
 };
 use crate::demo::{DemoApp, DemoAuth, DemoConfig};
 use crate::mapping::{Lookups, ScriptSet};
@@ -32,6 +32,10 @@ fn bindings(profile: &Profile) -> Result<Vec<Binding>, Vec<String>> {
     let mut out = Vec::new();
     let mut errors = Vec::new();
     for (rt, rc) in &profile.resources {
+        if is_managed_group(profile, rt) {
+            // Served from the store; the section only shapes the published schema.
+            continue;
+        }
         match binding(rt, rc) {
             Ok(b) => out.push(b),
             Err(mut e) => errors.append(&mut e),
@@ -101,12 +105,34 @@ fn binding(rt: &str, rc: &ResourceConfig) -> Result<Binding, Vec<String>> {
     }
 }
 
+/// Whether resource type `rt` of `profile` is a gateway-managed Group.
+fn is_managed_group(profile: &Profile, rt: &str) -> bool {
+    profile.groups == GroupsMode::Managed && rt == "Group"
+}
+
 /// The schemas a profile serves: the RFC core schemas plus the profile's custom attributes
 /// and extensions, limited to the attributes the profile stores, with its required attributes
-/// and canonical values.
+/// and canonical values. Gateway-managed groups publish what the store keeps
+/// ([`MANAGED_GROUP_ATTRIBUTES`]) unless the profile narrows it.
 pub fn registry(profile: &Profile) -> Result<SchemaRegistry, Vec<String>> {
     let mut reg = SchemaRegistry::core();
     let mut errors = Vec::new();
+    let managed_defaults = (profile.groups == GroupsMode::Managed
+        && profile
+            .resources
+            .get("Group")
+            .is_none_or(|rc| rc.attributes.is_empty()))
+    .then(|| {
+        MANAGED_GROUP_ATTRIBUTES
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+    });
+    if let Some(attrs) = &managed_defaults
+        && let Err(mut e) = reg.restrict("Group", attrs)
+    {
+        errors.append(&mut e);
+    }
     for (rt, rc) in &profile.resources {
         for ext in &rc.extensions {
             let schema = crate::scim::Schema {
@@ -358,7 +384,9 @@ async fn build_state(
             max_results: MAX_RESULTS,
             max_payload: cfg.server.max_body_bytes,
             max_scan: MAX_SCAN,
+            groups: cfg.profile.groups,
         },
+        store.clone(),
     )
     .map_err(|e| vec![e])?;
     let tables: Vec<(String, ListEndpoint, String, Duration)> = cfg
@@ -627,6 +655,9 @@ pub fn check(cfg: &Config) -> Vec<String> {
     match ScriptSet::load(&cfg.profile.scripts_dir, Lookups::new()) {
         Ok(scripts) => {
             for (rt, rc) in &cfg.profile.resources {
+                if is_managed_group(&cfg.profile, rt) {
+                    continue;
+                }
                 for f in ["to_backend", "from_backend"] {
                     if !scripts.has_fn(&rc.script, f, 2) {
                         problems.push(format!(
@@ -638,6 +669,21 @@ pub fn check(cfg: &Config) -> Vec<String> {
                             rc.script
                         ));
                     }
+                }
+            }
+            if let Some(user) = cfg.profile.resources.get("User") {
+                let hook = crate::server::pipeline::MEMBERSHIP_HOOK;
+                let other_arity = [0, 1, 2, 4, 5]
+                    .iter()
+                    .any(|n| scripts.has_fn(&user.script, hook, *n));
+                if other_arity && !scripts.has_fn(&user.script, hook, 3) {
+                    problems.push(format!(
+                        "{}: {hook} must take (user, groups, ctx); with other parameters it is never called",
+                        cfg.profile
+                            .scripts_dir
+                            .join(format!("{}.rhai", user.script))
+                            .display()
+                    ));
                 }
             }
         }
@@ -759,6 +805,7 @@ mod tests {
             file: PathBuf::from("t.toml"),
             scripts_dir: PathBuf::from("scripts/t"),
             backend: BackendConfig::new("http://127.0.0.1:1"),
+            groups: GroupsMode::Backend,
             resources: BTreeMap::from([("User".to_string(), rc)]),
             lookups: BTreeMap::new(),
             scim_auth: Default::default(),
@@ -830,6 +877,42 @@ mod tests {
             .find(|a| a["name"] == "userType")
             .unwrap();
         assert_eq!(user_type["canonicalValues"], json!(["Premium", "Standard"]));
+    }
+
+    #[test]
+    fn managed_groups_publish_what_the_store_keeps() {
+        let mut p = profile("script = \"user\"");
+        p.groups = GroupsMode::Managed;
+        let reg = registry(&p).unwrap();
+        let docs = reg.schemas_document("http://x");
+        let group = docs["Resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == crate::scim::schema::GROUP_SCHEMA)
+            .unwrap();
+        let attrs = group["attributes"].as_array().unwrap();
+        let names: Vec<&str> = attrs.iter().map(|a| a["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["displayName", "members"]);
+        let subs: Vec<&str> = attrs[1]["subAttributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["name"].as_str().unwrap())
+            .collect();
+        assert!(!subs.contains(&"display"), "{subs:?}");
+        assert!(
+            subs.contains(&"value") && subs.contains(&"$ref"),
+            "{subs:?}"
+        );
+        // A Group section without endpoints builds no binding (the store serves groups).
+        let group: ResourceConfig = toml::from_str("attributes = [\"displayName\"]").unwrap();
+        p.resources.insert("Group".into(), group);
+        let errors = bindings(&p).unwrap_err();
+        assert!(
+            errors.iter().all(|e| e.contains("resources.User")),
+            "{errors:?}"
+        );
     }
 
     #[test]

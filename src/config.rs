@@ -33,7 +33,7 @@ pub const ENV_PREFIX: &str = "SCIMGATE_";
 
 /// Top-level sections of `scimgate.toml`; everything else belongs to the profile.
 const MAIN_SECTIONS: [&str; 5] = ["server", "auth", "log", "store", "profile"];
-const PROFILE_SECTIONS: [&str; 4] = ["backend", "resources", "lookups", "scim_auth"];
+const PROFILE_SECTIONS: [&str; 5] = ["backend", "groups", "resources", "lookups", "scim_auth"];
 
 /// One configuration problem, located as precisely as the source allows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -369,11 +369,36 @@ pub struct Endpoints {
     pub actions: BTreeMap<String, Endpoint>,
 }
 
+/// Where a profile's SCIM groups live: the top-level profile key `groups`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupsMode {
+    /// `groups = "backend"` (the default): groups are the legacy app's own, reached through
+    /// `[resources.Group]`'s endpoints and script.
+    #[default]
+    Backend,
+    /// `groups = "managed"`: the app has no groups; the gateway keeps groups and memberships
+    /// in its store and tells the User script's `on_membership_change` hook about changes.
+    Managed,
+}
+
+/// The attributes a gateway-managed group can hold (what the store keeps), published when
+/// `[resources.Group] attributes` does not narrow them.
+pub const MANAGED_GROUP_ATTRIBUTES: [&str; 5] = [
+    "displayName",
+    "externalId",
+    "members.value",
+    "members.$ref",
+    "members.type",
+];
+
 /// `[resources.<Type>]`: how one SCIM resource type maps onto the legacy API.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResourceConfig {
-    /// Mapping script name: `scripts/<profile>/<script>.rhai`.
+    /// Mapping script name: `scripts/<profile>/<script>.rhai`. Required, except for the
+    /// Group of a profile with `groups = "managed"`, which has none.
+    #[serde(default)]
     pub script: String,
     /// The legacy calls.
     #[serde(default)]
@@ -510,6 +535,8 @@ pub struct Profile {
     pub scripts_dir: PathBuf,
     /// The legacy API.
     pub backend: BackendConfig,
+    /// Whether groups are the legacy app's (`backend`) or kept by the gateway (`managed`).
+    pub groups: GroupsMode,
     /// SCIM resource type name (`User`, `Group`) → its mapping.
     pub resources: BTreeMap<String, ResourceConfig>,
     /// Cached lookups by name.
@@ -655,8 +682,13 @@ impl Config {
         v.log();
         v.backend();
         v.scim_auth();
+        v.groups();
         for (name, r) in &self.profile.resources {
-            v.resource(name, r);
+            if self.profile.groups == GroupsMode::Managed && name == "Group" {
+                v.managed_group(r);
+            } else {
+                v.resource(name, r);
+            }
         }
         for (name, l) in &self.profile.lookups {
             v.lookup(name, l);
@@ -743,6 +775,7 @@ fn load_profile(
     };
     let mut sections = Sections::parse(&src, env, origins, issues);
     let backend = sections.take::<BackendConfig>("backend", issues);
+    let groups = sections.take::<GroupsMode>("groups", issues);
     let resources = sections.take_map::<ResourceConfig>("resources", issues);
     let lookups = sections.take_map::<LookupConfig>("lookups", issues);
     let scim_auth = sections.take::<ScimAuthConfig>("scim_auth", issues);
@@ -759,6 +792,7 @@ fn load_profile(
         scripts_dir: base.join("scripts").join(&pref.name),
         file,
         backend,
+        groups: groups?.unwrap_or_default(),
         resources: resources?,
         lookups: lookups?,
         scim_auth: scim_auth?.unwrap_or_default(),
@@ -1347,8 +1381,78 @@ impl Validator<'_> {
         }
     }
 
+    fn groups(&mut self) {
+        let p = &self.cfg.profile;
+        if p.groups == GroupsMode::Managed && !p.resources.contains_key("User") {
+            self.push(
+                "groups",
+                "`managed` groups need [resources.User]: members are verified with its `get` \
+                 endpoint and its script's on_membership_change hook is called",
+            );
+        }
+    }
+
+    /// `[resources.Group]` of a profile with `groups = "managed"`: only what shapes the
+    /// published schema is meaningful; anything that would be ignored is an error, so an
+    /// integrator never believes an endpoint or script is in use when it is not.
+    fn managed_group(&mut self, r: &ResourceConfig) {
+        let base = "resources.Group";
+        let why =
+            "is ignored with groups = \"managed\" (the gateway's store keeps groups); remove it";
+        let e = &r.endpoints;
+        let endpoints = [
+            ("get", e.get.is_some()),
+            ("list", e.list.is_some()),
+            ("create", e.create.is_some()),
+            ("replace", e.replace.is_some()),
+            ("update", e.update.is_some()),
+            ("delete", e.delete.is_some()),
+            ("members_add", e.members_add.is_some()),
+            ("members_remove", e.members_remove.is_some()),
+            ("members_list", e.members_list.is_some()),
+            ("actions", !e.actions.is_empty()),
+        ];
+        for (kind, set) in endpoints {
+            if set {
+                self.push(&format!("{base}.endpoints.{kind}"), why);
+            }
+        }
+        let others = [
+            ("script", !r.script.is_empty()),
+            ("filters", !r.filters.is_empty()),
+            ("member_id", r.member_id.is_some()),
+            ("member_display", r.member_display.is_some()),
+            ("keep_unknown", r.keep_unknown),
+            ("custom_attributes", !r.custom_attributes.is_empty()),
+            ("extensions", !r.extensions.is_empty()),
+        ];
+        for (key, set) in others {
+            if set {
+                self.push(&format!("{base}.{key}"), why);
+            }
+        }
+        for a in &r.attributes {
+            let kept = a.eq_ignore_ascii_case("members")
+                || MANAGED_GROUP_ATTRIBUTES
+                    .iter()
+                    .any(|m| m.eq_ignore_ascii_case(a));
+            if !kept {
+                self.push(
+                    &format!("{base}.attributes"),
+                    format!(
+                        "`{a}` cannot be kept by gateway-managed groups, which store only \
+                         displayName, externalId and members (value, $ref, type)"
+                    ),
+                );
+            }
+        }
+    }
+
     fn resource(&mut self, name: &str, r: &ResourceConfig) {
         let base = format!("resources.{name}");
+        if r.script.is_empty() {
+            self.push(&format!("{base}.script"), "is required");
+        }
         let registry = SchemaRegistry::core();
         if !registry.resource_types().iter().any(|t| t.name == name) {
             let known: Vec<&str> = registry
@@ -1364,7 +1468,7 @@ impl Validator<'_> {
                 ),
             );
         }
-        if !is_identifier(&r.script) {
+        if !r.script.is_empty() && !is_identifier(&r.script) {
             self.push(
                 &format!("{base}.script"),
                 format!("`{}` must be a plain script name", r.script),
@@ -2000,6 +2104,92 @@ refresh_secs = 0
         let l = Layout::new("[auth]\ntokens = []\n", PROFILE);
         let cfg = Config::load_with_env(&l.main(), no_env()).unwrap();
         assert!(cfg.auth.tokens.is_empty());
+    }
+
+    #[test]
+    fn managed_groups_accept_a_bare_group_section_and_reject_what_would_be_ignored() {
+        let ok = format!(
+            "groups = \"managed\"\n{PROFILE}\n[resources.Group]\nattributes = [\"displayName\", \"members\"]\n"
+        );
+        let l = Layout::new(MAIN, &ok);
+        let cfg = Config::load_with_env(&l.main(), no_env()).unwrap_or_else(|e| panic!("{e:#?}"));
+        assert_eq!(cfg.profile.groups, GroupsMode::Managed);
+        assert!(cfg.profile.resources["Group"].script.is_empty());
+        // Without a Group section at all, managed groups are still served.
+        let l = Layout::new(MAIN, &format!("groups = \"managed\"\n{PROFILE}"));
+        assert!(Config::load_with_env(&l.main(), no_env()).is_ok());
+        // The default stays `backend`.
+        let l = Layout::new(MAIN, PROFILE);
+        let cfg = Config::load_with_env(&l.main(), no_env()).unwrap();
+        assert_eq!(cfg.profile.groups, GroupsMode::Backend);
+
+        let ignored = format!(
+            "groups = \"managed\"\n{PROFILE}
+[resources.Group]
+script = \"group\"
+attributes = [\"displayName\", \"members.display\", \"externalId\"]
+member_id = \"user_id\"
+
+[resources.Group.endpoints]
+get = {{ method = \"GET\", path = \"/teams/{{id}}\" }}
+members_remove = {{ method = \"DELETE\", path = \"/teams/{{id}}/members/{{member}}\" }}
+"
+        );
+        let l = Layout::new(MAIN, &ignored);
+        let issues = Config::load_with_env(&l.main(), no_env()).unwrap_err();
+        let at = |needle: &str, line: usize| {
+            issues.iter().any(|i| {
+                i.file == l.profile() && i.line == Some(line) && i.message.contains(needle)
+            })
+        };
+        assert!(
+            at(
+                "resources.Group.script: is ignored with groups = \"managed\"",
+                14
+            ),
+            "{issues:#?}"
+        );
+        assert!(at("`members.display` cannot be kept", 15), "{issues:#?}");
+        assert!(
+            at("resources.Group.member_id: is ignored", 16),
+            "{issues:#?}"
+        );
+        assert!(
+            at("resources.Group.endpoints.get: is ignored", 19),
+            "{issues:#?}"
+        );
+        assert!(
+            at("resources.Group.endpoints.members_remove: is ignored", 20),
+            "{issues:#?}"
+        );
+        assert_eq!(issues.len(), 5, "{issues:#?}");
+
+        // Managed groups need users to be members; a backend resource needs its script; an
+        // unknown mode names its line.
+        let no_users = "groups = \"managed\"\n[backend]\nbase_url = \"http://127.0.0.1:8081\"\n[resources.Group]\n";
+        let l = Layout::new(MAIN, no_users);
+        let issues = Config::load_with_env(&l.main(), no_env()).unwrap_err();
+        assert_eq!(issues.len(), 1, "{issues:#?}");
+        assert!(
+            issues[0]
+                .message
+                .starts_with("groups: `managed` groups need [resources.User]"),
+            "{issues:#?}"
+        );
+        assert_eq!(issues[0].line, Some(1));
+        let l = Layout::new(MAIN, &PROFILE.replace("script = \"user\"\n", ""));
+        let issues = Config::load_with_env(&l.main(), no_env()).unwrap_err();
+        assert_eq!(issues.len(), 1, "{issues:#?}");
+        assert_eq!(issues[0].message, "resources.User.script: is required");
+        assert_eq!(issues[0].line, Some(5));
+        let l = Layout::new(MAIN, &format!("groups = \"gateway\"\n{PROFILE}"));
+        let issues = Config::load_with_env(&l.main(), no_env()).unwrap_err();
+        assert!(
+            issues
+                .iter()
+                .any(|i| i.line == Some(1) && i.message.contains("unknown variant `gateway`")),
+            "{issues:#?}"
+        );
     }
 
     #[test]

@@ -163,6 +163,67 @@ fn check_reports_a_missing_mapping_function() {
 }
 
 #[test]
+fn check_reports_what_managed_groups_would_ignore_and_a_misdeclared_hook() {
+    let dir = scratch("managed");
+    let profile = dir.join("config/profiles/default.toml");
+    // The default profile switched to managed groups, its Group endpoints left in place.
+    let text = format!(
+        "groups = \"managed\"\n{}",
+        std::fs::read_to_string(&profile).unwrap()
+    );
+    std::fs::write(&profile, &text).unwrap();
+    let user = dir.join("scripts/default/user.rhai");
+    let script = std::fs::read_to_string(&user).unwrap()
+        + "\nfn on_membership_change(user, groups) { [] }\n";
+    std::fs::write(&user, script).unwrap();
+    let out = bin()
+        .args(["check", "--config"])
+        .arg(dir.join("config/scimgate.toml"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    let line = |prefix: &str| {
+        text.lines()
+            .position(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no line {prefix}"))
+            + 1
+    };
+    for (key, prefix) in [
+        (
+            "endpoints.get",
+            "get = { method = \"GET\", path = \"/api/v1/teams/{id}\"",
+        ),
+        ("endpoints.members_add", "members_add ="),
+        ("member_id", "member_id ="),
+        ("filters", "[resources.Group.filters]"),
+    ] {
+        let want = format!(
+            "default.toml:{}: resources.Group.{key}: is ignored",
+            line(prefix)
+        );
+        assert!(stderr.contains(&want), "{want}\n{stderr}");
+    }
+    // Without the Group section the configuration loads, and the scripts are checked: a hook
+    // with the wrong parameters would silently never run.
+    let (head, rest) = text.split_once("[resources.Group]").unwrap();
+    let (_, tail) = rest.split_once("[lookups.offices]").unwrap();
+    std::fs::write(&profile, format!("{head}[lookups.offices]{tail}")).unwrap();
+    let out = bin()
+        .args(["check", "--config"])
+        .arg(dir.join("config/scimgate.toml"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("user.rhai: on_membership_change must take (user, groups, ctx)"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn map_dry_runs_both_directions() {
     let dir = scratch("map");
     let input = dir.join("user.json");

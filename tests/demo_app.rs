@@ -300,7 +300,8 @@ async fn user_crud_round_trip() {
 
     // A manager for the PUT.
     let boss = api.create_user("boss@example.com").await;
-    // PUT replaces all writable fields: omitted ones become null / empty; status is kept.
+    // PUT replaces all writable fields: omitted ones become null / empty; status and role
+    // are kept.
     api.post(&format!("/api/v1/users/{id}/deactivate"), json!({}))
         .await;
     let r = api
@@ -319,7 +320,35 @@ async fn user_crud_round_trip() {
     assert_eq!(updated["metadata"], json!({}));
     assert_eq!(updated["folders"], json!([]));
     assert_eq!(updated["status"], "inactive");
+    assert_eq!(updated["role"], "Admin", "the role is kept when omitted");
     assert_eq!(updated["created_at"], created["created_at"]);
+    // The role has its own call; null takes it away.
+    let r = api
+        .put(
+            &format!("/api/v1/users/{id}/role"),
+            json!({ "role": "Viewer" }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.json()["role"], "Viewer");
+    assert_eq!(r.json()["first_name"], "Augusta");
+    let r = api
+        .put(&format!("/api/v1/users/{id}/role"), json!({ "role": null }))
+        .await;
+    assert_eq!(r.json()["role"], Value::Null);
+    let r = api
+        .put(&format!("/api/v1/users/{id}/role"), json!({ "rank": "x" }))
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let r = api
+        .put("/api/v1/users/999999/role", json!({ "role": "Admin" }))
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    api.put(
+        &format!("/api/v1/users/{id}/role"),
+        json!({ "role": "Admin" }),
+    )
+    .await;
     let r = api
         .put(
             &format!("/api/v1/users/{id}"),

@@ -9,8 +9,9 @@
 //! Routes (every one needs `X-Api-Key`, or HTTP Basic `key:password` when started with
 //! [`DemoAuth::Basic`], else 401):
 //! - `/api/v1/users` GET (list: `email`, `external_id`, `status`, `page`, `per_page`), POST;
-//!   `/api/v1/users/{id}` GET, PUT, DELETE; `/{id}/deactivate`, `/{id}/activate`,
-//!   `/{id}/sessions/revoke` POST.
+//!   `/api/v1/users/{id}` GET, PUT (role and status kept when omitted), DELETE;
+//!   `/{id}/deactivate`, `/{id}/activate`, `/{id}/sessions/revoke` POST; `/{id}/role` PUT
+//!   `{"role": "Admin"}` (`null` takes it away).
 //! - `/api/v1/teams` GET (`name`, `external_id`, paging), POST; `/api/v1/teams/{id}` GET,
 //!   PUT, DELETE; `/{id}/members` GET (paged), POST `{"user_ids":[…]}`;
 //!   `/{id}/members/{user_id}` DELETE.
@@ -31,7 +32,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::HeaderMap;
 use axum::middleware::from_fn_with_state;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use faults::{Counters, FaultPlan};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use store::Db;
@@ -184,6 +185,7 @@ pub fn router(state: DemoState) -> Router {
             "/api/v1/users/{id}/sessions/revoke",
             post(api::revoke_sessions),
         )
+        .route("/api/v1/users/{id}/role", put(api::put_role))
         .route("/api/v1/teams", get(api::list_teams).post(api::create_team))
         .route(
             "/api/v1/teams/{id}",
