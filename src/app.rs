@@ -6,16 +6,17 @@ use crate::admin::metrics::Metrics;
 use crate::admin::{AdminSettings, AdminState};
 use crate::backend::{Backend, ListEndpoint};
 use crate::config::{
-    BackendAuth, Config, ConfigIssue, Profile, ResourceConfig, Secret, StoreConfig,
+    BackendAuth, Config, ConfigIssue, GroupsMode, MANAGED_GROUP_ATTRIBUTES, PassthroughScheme,
+    Profile, ResourceConfig, Secret, StoreConfig,
 };
-use crate::demo::{DemoApp, DemoConfig};
+use crate::demo::{DemoApp, DemoAuth, DemoConfig};
 use crate::mapping::{Lookups, ScriptSet};
 use crate::scim::{AttrPath, SchemaRegistry};
 use crate::server::audit::Auditor;
 use crate::server::auth::Authenticator;
 use crate::server::pipeline::{Binding, Gateway, GatewaySettings, MemberEndpoints};
 use crate::server::{AppState, Limits, router};
-use crate::store::{AuditLog, Store};
+use crate::store::{AuditLog, BasicCredentials, Store};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -33,6 +34,10 @@ fn bindings(profile: &Profile) -> Result<Vec<Binding>, Vec<String>> {
     let mut out = Vec::new();
     let mut errors = Vec::new();
     for (rt, rc) in &profile.resources {
+        if is_managed_group(profile, rt) {
+            // Served from the store; the section only shapes the published schema.
+            continue;
+        }
         match binding(rt, rc) {
             Ok(b) => out.push(b),
             Err(mut e) => errors.append(&mut e),
@@ -102,11 +107,34 @@ fn binding(rt: &str, rc: &ResourceConfig) -> Result<Binding, Vec<String>> {
     }
 }
 
-/// The schemas a profile serves: the RFC core schemas, limited to the attributes the profile
-/// stores, with its required attributes and canonical values.
+/// Whether resource type `rt` of `profile` is a gateway-managed Group.
+fn is_managed_group(profile: &Profile, rt: &str) -> bool {
+    profile.groups == GroupsMode::Managed && rt == "Group"
+}
+
+/// The schemas a profile serves: the RFC core schemas plus the profile's custom attributes
+/// and extensions, limited to the attributes the profile stores, with its required attributes
+/// and canonical values. Gateway-managed groups publish what the store keeps
+/// ([`MANAGED_GROUP_ATTRIBUTES`]) unless the profile narrows it.
 pub fn registry(profile: &Profile) -> Result<SchemaRegistry, Vec<String>> {
     let mut reg = SchemaRegistry::core();
     let mut errors = Vec::new();
+    let managed_defaults = (profile.groups == GroupsMode::Managed
+        && profile
+            .resources
+            .get("Group")
+            .is_none_or(|rc| rc.attributes.is_empty()))
+    .then(|| {
+        MANAGED_GROUP_ATTRIBUTES
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+    });
+    if let Some(attrs) = &managed_defaults
+        && let Err(mut e) = reg.restrict("Group", attrs)
+    {
+        errors.append(&mut e);
+    }
     for (rt, rc) in &profile.resources {
         for ext in &rc.extensions {
             let schema = crate::scim::Schema {
@@ -122,8 +150,22 @@ pub fn registry(profile: &Profile) -> Result<SchemaRegistry, Vec<String>> {
         }
     }
     for (rt, rc) in &profile.resources {
+        for attr in &rc.custom_attributes {
+            if let Err(e) = reg.add_attribute(rt, attr.clone()) {
+                errors.push(format!("resources.{rt}.custom_attributes: {}", e.detail));
+            }
+        }
+    }
+    for (rt, rc) in &profile.resources {
+        // The profile's own attributes are always stored: it declared them for its app.
+        let stored: Vec<String> = rc
+            .attributes
+            .iter()
+            .cloned()
+            .chain(rc.custom_attributes.iter().map(|a| a.name.clone()))
+            .collect();
         if !rc.attributes.is_empty()
-            && let Err(mut e) = reg.restrict(rt, &rc.attributes)
+            && let Err(mut e) = reg.restrict(rt, &stored)
         {
             errors.append(&mut e);
         }
@@ -177,12 +219,6 @@ pub struct RunningGateway {
 }
 
 impl RunningGateway {
-    /// The gateway's store (the same pool the listeners use), e.g. for tests that look at
-    /// what a request recorded.
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-
     /// `http://{admin_addr}`, the admin page's URL; `None` when the listener is off.
     pub fn admin_url(&self) -> Option<String> {
         self.admin_addr.map(|a| format!("http://{a}"))
@@ -212,6 +248,12 @@ impl RunningGateway {
         self.scripts
             .reload()
             .map_err(|errs| errs.iter().map(|e| e.to_string()).collect())
+    }
+
+    /// The gateway's store (API keys, Basic credentials, audit log), e.g. for `scimgate demo`
+    /// to create the credential it prints.
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     /// Waits until the server stops (e.g. on Ctrl-C, via the shutdown future given to it).
@@ -423,7 +465,9 @@ async fn build_state(
             max_results: MAX_RESULTS,
             max_payload: cfg.server.max_body_bytes,
             max_scan: MAX_SCAN,
+            groups: cfg.profile.groups,
         },
+        store.clone(),
     )
     .map_err(|e| vec![e])?;
     let tables: Vec<(String, ListEndpoint, String, Duration)> = cfg
@@ -455,14 +499,24 @@ async fn build_state(
             }
         })
     });
-    let auth = Authenticator::new(
-        &cfg.auth
-            .tokens
-            .iter()
-            .map(|t| t.expose().to_string())
-            .collect::<Vec<_>>(),
-    )
-    .with_store(store.clone())
+    let auth = match cfg.profile.backend.auth {
+        // The legacy app judges the caller's own credential; the gateway keeps none.
+        BackendAuth::Passthrough { scheme } => Authenticator::pass_through(scheme),
+        _ => {
+            let auth = Authenticator::new(
+                &cfg.auth
+                    .tokens
+                    .iter()
+                    .map(|t| t.expose().to_string())
+                    .collect::<Vec<_>>(),
+            )
+            .with_store(store.clone());
+            match &cfg.profile.scim_auth.username {
+                Some(user) => auth.with_password_user(user),
+                None => auth,
+            }
+        }
+    }
     .with_metrics(metrics.clone());
     let state = AppState {
         auditor: Arc::new(Auditor::new(store).with_metrics(metrics.clone())),
@@ -545,12 +599,20 @@ impl DemoOptions {
 pub struct DemoStack {
     /// SCIM root URL (`http://127.0.0.1:PORT/scim/v2`).
     pub scim_url: String,
-    /// Bearer token accepted by the gateway.
+    /// Bearer token accepted by the gateway (for a profile with `[scim_auth]`, the Basic
+    /// user's password, which Entra sends as its Secret Token).
     pub token: String,
+    /// For a profile with `[scim_auth]`: the SCIM user name and password (HTTP Basic) created
+    /// in the demo's store.
+    pub basic: Option<(String, String)>,
     /// The legacy app's base URL.
     pub legacy_url: String,
-    /// The legacy app's own API key (`X-Api-Key`).
+    /// The legacy app's own credential: its `X-Api-Key`, or for a pass-through Basic profile
+    /// the `key:password` pair (which is also the SCIM token).
     pub legacy_key: String,
+    /// The header that authenticates to the legacy app directly: (`x-api-key`, key) or
+    /// (`authorization`, `Basic …`).
+    pub legacy_auth: (String, String),
     /// The admin page's URL (`http://127.0.0.1:PORT`).
     pub admin_url: String,
     /// The admin password the page accepts.
@@ -570,12 +632,54 @@ impl DemoStack {
                 .map(ConfigIssue::to_string)
                 .collect::<Vec<_>>()
         })?;
-        let legacy_key = random_secret("legacy");
+        let basic_pass_through = matches!(
+            cfg.profile.backend.auth,
+            BackendAuth::Passthrough {
+                scheme: PassthroughScheme::Basic
+            }
+        );
+        let scim_user = cfg.profile.scim_auth.username.clone();
+        let (demo_auth, legacy_key, token) = if basic_pass_through {
+            // The SCIM token is the app's own `key:password` (SmartFile's Product Key and
+            // Product Password), which the gateway forwards as HTTP Basic.
+            let (key, password) = match &opts.token {
+                Some(t) => match t.split_once(':') {
+                    Some((k, p)) if !k.is_empty() && !p.is_empty() => {
+                        (k.to_string(), p.to_string())
+                    }
+                    _ => {
+                        return Err(vec![format!(
+                            "profile '{}' forwards the token to the app as HTTP Basic: \
+                             --token must be KEY:PASSWORD",
+                            opts.profile
+                        )]);
+                    }
+                },
+                None => (random_secret("key"), random_secret("password")),
+            };
+            let pair = format!("{key}:{password}");
+            (DemoAuth::Basic { key, password }, pair.clone(), pair)
+        } else {
+            let key = random_secret("legacy");
+            let prefix = if scim_user.is_some() {
+                "password"
+            } else {
+                "scim"
+            };
+            let token = opts.token.clone().unwrap_or_else(|| random_secret(prefix));
+            (DemoAuth::ApiKey(key.clone()), key, token)
+        };
+        let legacy_auth = match &demo_auth {
+            DemoAuth::ApiKey(k) => ("x-api-key".to_string(), k.clone()),
+            DemoAuth::Basic { .. } => {
+                use base64::Engine as _;
+                let encoded = base64::engine::general_purpose::STANDARD.encode(&legacy_key);
+                ("authorization".to_string(), format!("Basic {encoded}"))
+            }
+        };
         let legacy = DemoApp::start(
             &opts.legacy_listen.to_string(),
-            DemoConfig {
-                api_key: legacy_key.clone(),
-            },
+            DemoConfig { auth: demo_auth },
         )
         .await
         .map_err(|e| {
@@ -585,12 +689,19 @@ impl DemoStack {
             )]
         })?;
         cfg.profile.backend.base_url = legacy.base_url();
-        cfg.profile.backend.auth = BackendAuth::Header {
-            name: "X-Api-Key".into(),
-            value: Secret::new(legacy_key.clone()),
-        };
-        let token = opts.token.clone().unwrap_or_else(|| random_secret("scim"));
-        cfg.auth.tokens = vec![Secret::new(token.clone())];
+        if !basic_pass_through {
+            cfg.profile.backend.auth = BackendAuth::Header {
+                name: "X-Api-Key".into(),
+                value: Secret::new(legacy_key.clone()),
+            };
+            // With [scim_auth] the token is the user's password, checked against the store
+            // like Entra's Secret Token would be, not a static token.
+            cfg.auth.tokens = if scim_user.is_some() {
+                Vec::new()
+            } else {
+                vec![Secret::new(token.clone())]
+            };
+        }
         cfg.server.listen = opts.listen;
         cfg.store.url = Secret::new(
             opts.store_url
@@ -612,13 +723,26 @@ impl DemoStack {
             return Err(problems);
         }
         let gateway = start_gateway(&cfg).await?;
+        let basic = match scim_user {
+            Some(user) => {
+                gateway
+                    .store()
+                    .set_password(&user, &token)
+                    .await
+                    .map_err(|e| vec![format!("store: cannot create the SCIM user: {e}")])?;
+                Some((user, token.clone()))
+            }
+            None => None,
+        };
         Ok(DemoStack {
             scim_url: gateway.scim_url.clone(),
             admin_url: gateway.admin_url().unwrap_or_default(),
             admin_password,
             token,
+            basic,
             legacy_url: legacy.base_url(),
             legacy_key,
+            legacy_auth,
             legacy,
             gateway,
         })
@@ -645,6 +769,9 @@ pub fn check(cfg: &Config) -> Vec<String> {
     match ScriptSet::load(&cfg.profile.scripts_dir, Lookups::new()) {
         Ok(scripts) => {
             for (rt, rc) in &cfg.profile.resources {
+                if is_managed_group(&cfg.profile, rt) {
+                    continue;
+                }
                 for f in ["to_backend", "from_backend"] {
                     if !scripts.has_fn(&rc.script, f, 2) {
                         problems.push(format!(
@@ -658,6 +785,21 @@ pub fn check(cfg: &Config) -> Vec<String> {
                     }
                 }
             }
+            if let Some(user) = cfg.profile.resources.get("User") {
+                let hook = crate::server::pipeline::MEMBERSHIP_HOOK;
+                let other_arity = [0, 1, 2, 4, 5]
+                    .iter()
+                    .any(|n| scripts.has_fn(&user.script, hook, *n));
+                if other_arity && !scripts.has_fn(&user.script, hook, 3) {
+                    problems.push(format!(
+                        "{}: {hook} must take (user, groups, ctx); with other parameters it is never called",
+                        cfg.profile
+                            .scripts_dir
+                            .join(format!("{}.rhai", user.script))
+                            .display()
+                    ));
+                }
+            }
         }
         Err(errs) => problems.extend(
             errs.iter()
@@ -669,6 +811,19 @@ pub fn check(cfg: &Config) -> Vec<String> {
             errs.into_iter()
                 .map(|e| format!("{}: {e}", cfg.profile.file.display())),
         );
+    }
+    // Attributes, custom attributes, required and canonical entries, as the gateway builds them.
+    if let Err(errs) = registry(&cfg.profile) {
+        problems.extend(errs);
+    }
+    if matches!(cfg.profile.backend.auth, BackendAuth::Passthrough { .. })
+        && !cfg.profile.lookups.is_empty()
+    {
+        problems.push(format!(
+            "{}: lookups need the gateway's own backend credential, and backend.auth \
+             passthrough has none (they would never load)",
+            cfg.profile.file.display()
+        ));
     }
     problems
 }
@@ -764,8 +919,10 @@ mod tests {
             file: PathBuf::from("t.toml"),
             scripts_dir: PathBuf::from("scripts/t"),
             backend: BackendConfig::new("http://127.0.0.1:1"),
+            groups: GroupsMode::Backend,
             resources: BTreeMap::from([("User".to_string(), rc)]),
             lookups: BTreeMap::new(),
+            scim_auth: Default::default(),
         }
     }
 
@@ -834,6 +991,42 @@ mod tests {
             .find(|a| a["name"] == "userType")
             .unwrap();
         assert_eq!(user_type["canonicalValues"], json!(["Premium", "Standard"]));
+    }
+
+    #[test]
+    fn managed_groups_publish_what_the_store_keeps() {
+        let mut p = profile("script = \"user\"");
+        p.groups = GroupsMode::Managed;
+        let reg = registry(&p).unwrap();
+        let docs = reg.schemas_document("http://x");
+        let group = docs["Resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == crate::scim::schema::GROUP_SCHEMA)
+            .unwrap();
+        let attrs = group["attributes"].as_array().unwrap();
+        let names: Vec<&str> = attrs.iter().map(|a| a["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["displayName", "members"]);
+        let subs: Vec<&str> = attrs[1]["subAttributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["name"].as_str().unwrap())
+            .collect();
+        assert!(!subs.contains(&"display"), "{subs:?}");
+        assert!(
+            subs.contains(&"value") && subs.contains(&"$ref"),
+            "{subs:?}"
+        );
+        // A Group section without endpoints builds no binding (the store serves groups).
+        let group: ResourceConfig = toml::from_str("attributes = [\"displayName\"]").unwrap();
+        p.resources.insert("Group".into(), group);
+        let errors = bindings(&p).unwrap_err();
+        assert!(
+            errors.iter().all(|e| e.contains("resources.User")),
+            "{errors:?}"
+        );
     }
 
     #[test]

@@ -33,7 +33,7 @@ pub const ENV_PREFIX: &str = "SCIMGATE_";
 
 /// Top-level sections of `scimgate.toml`; everything else belongs to the profile.
 const MAIN_SECTIONS: [&str; 6] = ["server", "auth", "log", "store", "admin", "profile"];
-const PROFILE_SECTIONS: [&str; 3] = ["backend", "resources", "lookups"];
+const PROFILE_SECTIONS: [&str; 5] = ["backend", "groups", "resources", "lookups", "scim_auth"];
 
 /// One configuration problem, located as precisely as the source allows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -294,8 +294,27 @@ pub enum BackendAuth {
         /// Password.
         password: Secret,
     },
-    /// Forward the SCIM caller's own credentials on each call.
-    Passthrough,
+    /// The gateway holds no credential: the SCIM caller's own credential goes to the legacy
+    /// API on every call, and the legacy app decides. The SCIM edge then accepts any
+    /// well-formed credential instead of checking `[auth] tokens` and the store's keys, and a
+    /// legacy 401/403 becomes a SCIM 401.
+    Passthrough {
+        /// How the caller's credential is sent on.
+        #[serde(default)]
+        scheme: PassthroughScheme,
+    },
+}
+
+/// How a pass-through credential reaches the legacy API (`backend.auth.scheme`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PassthroughScheme {
+    /// The caller's `Authorization` header, unchanged.
+    #[default]
+    AsIs,
+    /// The caller's bearer token is `user:password` (e.g. SmartFile's
+    /// `ProductKey:ProductPassword`) and is sent as HTTP Basic.
+    Basic,
 }
 
 /// `[backend]`: where the legacy API is and how to reach it.
@@ -378,11 +397,36 @@ pub struct Endpoints {
     pub actions: BTreeMap<String, Endpoint>,
 }
 
+/// Where a profile's SCIM groups live: the top-level profile key `groups`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupsMode {
+    /// `groups = "backend"` (the default): groups are the legacy app's own, reached through
+    /// `[resources.Group]`'s endpoints and script.
+    #[default]
+    Backend,
+    /// `groups = "managed"`: the app has no groups; the gateway keeps groups and memberships
+    /// in its store and tells the User script's `on_membership_change` hook about changes.
+    Managed,
+}
+
+/// The attributes a gateway-managed group can hold (what the store keeps), published when
+/// `[resources.Group] attributes` does not narrow them.
+pub const MANAGED_GROUP_ATTRIBUTES: [&str; 5] = [
+    "displayName",
+    "externalId",
+    "members.value",
+    "members.$ref",
+    "members.type",
+];
+
 /// `[resources.<Type>]`: how one SCIM resource type maps onto the legacy API.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResourceConfig {
-    /// Mapping script name: `scripts/<profile>/<script>.rhai`.
+    /// Mapping script name: `scripts/<profile>/<script>.rhai`. Required, except for the
+    /// Group of a profile with `groups = "managed"`, which has none.
+    #[serde(default)]
     pub script: String,
     /// The legacy calls.
     #[serde(default)]
@@ -411,6 +455,11 @@ pub struct ResourceConfig {
     /// rejecting them with 400 `invalidValue`.
     #[serde(default)]
     pub keep_unknown: bool,
+    /// Attributes the profile adds to the resource type's core schema, addressed without a
+    /// URN (`initials`, as Entra sends an attribute the integrator named without one) and
+    /// published in `/Schemas`; same shape as extension attributes.
+    #[serde(default)]
+    pub custom_attributes: Vec<crate::scim::AttributeDef>,
     /// Extension schemas this resource type carries besides the RFC ones, e.g. a
     /// `…:2.0:Metadata` extension with free keys (`open = true`).
     #[serde(default)]
@@ -491,6 +540,18 @@ impl From<RawLookup> for LookupConfig {
     }
 }
 
+/// `[scim_auth]` of a profile: for a product that hands its SCIM callers a user name and
+/// password (HTTP Basic) rather than a token.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScimAuthConfig {
+    /// The SCIM user name the product hands out; its password lives in the store
+    /// (`scimgate basic set`). HTTP Basic with it authenticates, and so does a bearer token
+    /// equal to its password, because Entra's custom SCIM app sends the product's Password as
+    /// its "Secret Token". `scimgate demo` creates this user with a random password.
+    pub username: Option<String>,
+}
+
 /// A loaded profile: the legacy API description and where its scripts are.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Profile {
@@ -502,10 +563,14 @@ pub struct Profile {
     pub scripts_dir: PathBuf,
     /// The legacy API.
     pub backend: BackendConfig,
+    /// Whether groups are the legacy app's (`backend`) or kept by the gateway (`managed`).
+    pub groups: GroupsMode,
     /// SCIM resource type name (`User`, `Group`) → its mapping.
     pub resources: BTreeMap<String, ResourceConfig>,
     /// Cached lookups by name.
     pub lookups: BTreeMap<String, LookupConfig>,
+    /// How SCIM callers authenticate when the product hands out a user name and password.
+    pub scim_auth: ScimAuthConfig,
 }
 
 /// The whole configuration, loaded and checked at startup (and on reload).
@@ -650,8 +715,14 @@ impl Config {
         v.admin();
         v.log();
         v.backend();
+        v.scim_auth();
+        v.groups();
         for (name, r) in &self.profile.resources {
-            v.resource(name, r);
+            if self.profile.groups == GroupsMode::Managed && name == "Group" {
+                v.managed_group(r);
+            } else {
+                v.resource(name, r);
+            }
         }
         for (name, l) in &self.profile.lookups {
             v.lookup(name, l);
@@ -738,8 +809,10 @@ fn load_profile(
     };
     let mut sections = Sections::parse(&src, env, origins, issues);
     let backend = sections.take::<BackendConfig>("backend", issues);
+    let groups = sections.take::<GroupsMode>("groups", issues);
     let resources = sections.take_map::<ResourceConfig>("resources", issues);
     let lookups = sections.take_map::<LookupConfig>("lookups", issues);
+    let scim_auth = sections.take::<ScimAuthConfig>("scim_auth", issues);
     sections.reject_rest(&PROFILE_SECTIONS, issues);
     let backend = match backend? {
         Some(b) => b,
@@ -753,8 +826,10 @@ fn load_profile(
         scripts_dir: base.join("scripts").join(&pref.name),
         file,
         backend,
+        groups: groups?.unwrap_or_default(),
         resources: resources?,
         lookups: lookups?,
+        scim_auth: scim_auth?.unwrap_or_default(),
     })
 }
 
@@ -1322,6 +1397,28 @@ impl Validator<'_> {
         }
     }
 
+    fn scim_auth(&mut self) {
+        let Some(user) = &self.cfg.profile.scim_auth.username else {
+            return;
+        };
+        // RFC 7617: the user name of a Basic credential cannot contain a colon.
+        if user.trim().is_empty() || user.contains(':') || user.chars().any(char::is_control) {
+            self.push(
+                "scim_auth.username",
+                format!("`{user}` must be non-empty, without `:` or control characters"),
+            );
+        }
+        if matches!(
+            self.cfg.profile.backend.auth,
+            BackendAuth::Passthrough { .. }
+        ) {
+            self.push(
+                "scim_auth.username",
+                "a pass-through profile forwards the caller's credential and checks none itself",
+            );
+        }
+    }
+
     fn backend(&mut self) {
         let b = &self.cfg.profile.backend;
         if let Err(e) = backend::check_base_url(&b.base_url) {
@@ -1340,8 +1437,78 @@ impl Validator<'_> {
         }
     }
 
+    fn groups(&mut self) {
+        let p = &self.cfg.profile;
+        if p.groups == GroupsMode::Managed && !p.resources.contains_key("User") {
+            self.push(
+                "groups",
+                "`managed` groups need [resources.User]: members are verified with its `get` \
+                 endpoint and its script's on_membership_change hook is called",
+            );
+        }
+    }
+
+    /// `[resources.Group]` of a profile with `groups = "managed"`: only what shapes the
+    /// published schema is meaningful; anything that would be ignored is an error, so an
+    /// integrator never believes an endpoint or script is in use when it is not.
+    fn managed_group(&mut self, r: &ResourceConfig) {
+        let base = "resources.Group";
+        let why =
+            "is ignored with groups = \"managed\" (the gateway's store keeps groups); remove it";
+        let e = &r.endpoints;
+        let endpoints = [
+            ("get", e.get.is_some()),
+            ("list", e.list.is_some()),
+            ("create", e.create.is_some()),
+            ("replace", e.replace.is_some()),
+            ("update", e.update.is_some()),
+            ("delete", e.delete.is_some()),
+            ("members_add", e.members_add.is_some()),
+            ("members_remove", e.members_remove.is_some()),
+            ("members_list", e.members_list.is_some()),
+            ("actions", !e.actions.is_empty()),
+        ];
+        for (kind, set) in endpoints {
+            if set {
+                self.push(&format!("{base}.endpoints.{kind}"), why);
+            }
+        }
+        let others = [
+            ("script", !r.script.is_empty()),
+            ("filters", !r.filters.is_empty()),
+            ("member_id", r.member_id.is_some()),
+            ("member_display", r.member_display.is_some()),
+            ("keep_unknown", r.keep_unknown),
+            ("custom_attributes", !r.custom_attributes.is_empty()),
+            ("extensions", !r.extensions.is_empty()),
+        ];
+        for (key, set) in others {
+            if set {
+                self.push(&format!("{base}.{key}"), why);
+            }
+        }
+        for a in &r.attributes {
+            let kept = a.eq_ignore_ascii_case("members")
+                || MANAGED_GROUP_ATTRIBUTES
+                    .iter()
+                    .any(|m| m.eq_ignore_ascii_case(a));
+            if !kept {
+                self.push(
+                    &format!("{base}.attributes"),
+                    format!(
+                        "`{a}` cannot be kept by gateway-managed groups, which store only \
+                         displayName, externalId and members (value, $ref, type)"
+                    ),
+                );
+            }
+        }
+    }
+
     fn resource(&mut self, name: &str, r: &ResourceConfig) {
         let base = format!("resources.{name}");
+        if r.script.is_empty() {
+            self.push(&format!("{base}.script"), "is required");
+        }
         let registry = SchemaRegistry::core();
         if !registry.resource_types().iter().any(|t| t.name == name) {
             let known: Vec<&str> = registry
@@ -1357,7 +1524,7 @@ impl Validator<'_> {
                 ),
             );
         }
-        if !is_identifier(&r.script) {
+        if !r.script.is_empty() && !is_identifier(&r.script) {
             self.push(
                 &format!("{base}.script"),
                 format!("`{}` must be a plain script name", r.script),
@@ -1710,6 +1877,44 @@ list = { path = "/users", items = "$.data[*]", total = "$.total", paging = { sty
     }
 
     #[test]
+    fn scim_auth_names_the_basic_user_and_is_checked() {
+        let l = Layout::new(MAIN, PROFILE);
+        let cfg = Config::load_with_env(&l.main(), no_env()).unwrap();
+        assert_eq!(cfg.profile.scim_auth.username, None, "optional");
+        let with = format!("{PROFILE}\n[scim_auth]\nusername = \"entra\"\n");
+        std::fs::write(l.profile(), &with).unwrap();
+        let cfg = Config::load_with_env(&l.main(), no_env()).unwrap();
+        assert_eq!(cfg.profile.scim_auth.username.as_deref(), Some("entra"));
+        let cfg =
+            Config::load_with_env(&l.main(), env(&[("SCIMGATE_SCIM_AUTH__USERNAME", "other")]))
+                .unwrap_or_else(|e| panic!("{e:#?}"));
+        assert_eq!(cfg.profile.scim_auth.username.as_deref(), Some("other"));
+        // A Basic user name cannot hold a colon, and a pass-through profile checks nothing.
+        let bad = format!("{PROFILE}\n[scim_auth]\nusername = \"a:b\"\n").replace(
+            r#"auth = { kind = "bearer", token = "s3cret" }"#,
+            r#"auth = { kind = "passthrough" }"#,
+        );
+        std::fs::write(l.profile(), &bad).unwrap();
+        let issues = Config::load_with_env(&l.main(), no_env()).unwrap_err();
+        let text: Vec<String> = issues.iter().map(ToString::to_string).collect();
+        assert_eq!(text.len(), 2, "{text:#?}");
+        assert!(
+            text.iter()
+                .all(|t| t.contains("scim_auth.username") && t.contains("default.toml")),
+            "{text:#?}"
+        );
+        std::fs::write(
+            l.profile(),
+            format!("{PROFILE}\n[scim_auth]\nuser = \"x\"\n"),
+        )
+        .unwrap();
+        assert!(
+            Config::load_with_env(&l.main(), no_env()).is_err(),
+            "unknown key"
+        );
+    }
+
+    #[test]
     fn env_errors_name_the_variable() {
         let l = Layout::new(MAIN, PROFILE);
         let issues = Config::load_with_env(
@@ -1831,8 +2036,19 @@ refresh_secs = 0
         };
         assert_eq!(
             parse("{ kind = \"passthrough\" }").unwrap().auth,
-            BackendAuth::Passthrough
+            BackendAuth::Passthrough {
+                scheme: PassthroughScheme::AsIs
+            }
         );
+        assert_eq!(
+            parse("{ kind = \"passthrough\", scheme = \"basic\" }")
+                .unwrap()
+                .auth,
+            BackendAuth::Passthrough {
+                scheme: PassthroughScheme::Basic
+            }
+        );
+        assert!(parse("{ kind = \"passthrough\", scheme = \"digest\" }").is_err());
         assert!(matches!(
             parse("{ kind = \"basic\", username = \"u\", password = \"p\" }")
                 .unwrap()
@@ -2001,6 +2217,92 @@ refresh_secs = 0
             "{lines:?}"
         );
         assert!(issues.iter().all(|i| !i.message.contains("short")));
+    }
+
+    #[test]
+    fn managed_groups_accept_a_bare_group_section_and_reject_what_would_be_ignored() {
+        let ok = format!(
+            "groups = \"managed\"\n{PROFILE}\n[resources.Group]\nattributes = [\"displayName\", \"members\"]\n"
+        );
+        let l = Layout::new(MAIN, &ok);
+        let cfg = Config::load_with_env(&l.main(), no_env()).unwrap_or_else(|e| panic!("{e:#?}"));
+        assert_eq!(cfg.profile.groups, GroupsMode::Managed);
+        assert!(cfg.profile.resources["Group"].script.is_empty());
+        // Without a Group section at all, managed groups are still served.
+        let l = Layout::new(MAIN, &format!("groups = \"managed\"\n{PROFILE}"));
+        assert!(Config::load_with_env(&l.main(), no_env()).is_ok());
+        // The default stays `backend`.
+        let l = Layout::new(MAIN, PROFILE);
+        let cfg = Config::load_with_env(&l.main(), no_env()).unwrap();
+        assert_eq!(cfg.profile.groups, GroupsMode::Backend);
+
+        let ignored = format!(
+            "groups = \"managed\"\n{PROFILE}
+[resources.Group]
+script = \"group\"
+attributes = [\"displayName\", \"members.display\", \"externalId\"]
+member_id = \"user_id\"
+
+[resources.Group.endpoints]
+get = {{ method = \"GET\", path = \"/teams/{{id}}\" }}
+members_remove = {{ method = \"DELETE\", path = \"/teams/{{id}}/members/{{member}}\" }}
+"
+        );
+        let l = Layout::new(MAIN, &ignored);
+        let issues = Config::load_with_env(&l.main(), no_env()).unwrap_err();
+        let at = |needle: &str, line: usize| {
+            issues.iter().any(|i| {
+                i.file == l.profile() && i.line == Some(line) && i.message.contains(needle)
+            })
+        };
+        assert!(
+            at(
+                "resources.Group.script: is ignored with groups = \"managed\"",
+                14
+            ),
+            "{issues:#?}"
+        );
+        assert!(at("`members.display` cannot be kept", 15), "{issues:#?}");
+        assert!(
+            at("resources.Group.member_id: is ignored", 16),
+            "{issues:#?}"
+        );
+        assert!(
+            at("resources.Group.endpoints.get: is ignored", 19),
+            "{issues:#?}"
+        );
+        assert!(
+            at("resources.Group.endpoints.members_remove: is ignored", 20),
+            "{issues:#?}"
+        );
+        assert_eq!(issues.len(), 5, "{issues:#?}");
+
+        // Managed groups need users to be members; a backend resource needs its script; an
+        // unknown mode names its line.
+        let no_users = "groups = \"managed\"\n[backend]\nbase_url = \"http://127.0.0.1:8081\"\n[resources.Group]\n";
+        let l = Layout::new(MAIN, no_users);
+        let issues = Config::load_with_env(&l.main(), no_env()).unwrap_err();
+        assert_eq!(issues.len(), 1, "{issues:#?}");
+        assert!(
+            issues[0]
+                .message
+                .starts_with("groups: `managed` groups need [resources.User]"),
+            "{issues:#?}"
+        );
+        assert_eq!(issues[0].line, Some(1));
+        let l = Layout::new(MAIN, &PROFILE.replace("script = \"user\"\n", ""));
+        let issues = Config::load_with_env(&l.main(), no_env()).unwrap_err();
+        assert_eq!(issues.len(), 1, "{issues:#?}");
+        assert_eq!(issues[0].message, "resources.User.script: is required");
+        assert_eq!(issues[0].line, Some(5));
+        let l = Layout::new(MAIN, &format!("groups = \"gateway\"\n{PROFILE}"));
+        let issues = Config::load_with_env(&l.main(), no_env()).unwrap_err();
+        assert!(
+            issues
+                .iter()
+                .any(|i| i.line == Some(1) && i.message.contains("unknown variant `gateway`")),
+            "{issues:#?}"
+        );
     }
 
     #[test]

@@ -39,7 +39,9 @@ enum Command {
         /// Demo legacy app listener.
         #[arg(long, default_value = "127.0.0.1:8081")]
         legacy_listen: SocketAddr,
-        /// Bearer token to accept (random if not given).
+        /// Bearer token to accept (random if not given); for a pass-through Basic profile
+        /// (smartfile) the app's KEY:PASSWORD; for a profile with `[scim_auth]`
+        /// (enterprise-toolkit) the SCIM user's password.
         #[arg(long, env = "SCIMGATE_DEMO_TOKEN")]
         token: Option<String>,
         /// Admin listener (status page, API keys, /healthz, /readyz, /metrics).
@@ -479,11 +481,28 @@ async fn run(cmd: Command) -> Result<(), Vec<String>> {
             .await?;
             println!("scimgate demo (profile '{profile}')");
             println!("  SCIM base URL (Entra Tenant URL): {}", stack.scim_url);
-            println!("  Secret Token:                     {}", stack.token);
-            println!(
-                "  demo legacy app:                  {}  (X-Api-Key: {})",
-                stack.legacy_url, stack.legacy_key
-            );
+            if let Some((user, password)) = &stack.basic {
+                println!("  User Name:                        {user}");
+                println!("  Password:                         {password}");
+                println!(
+                    "  (HTTP Basic with these; Entra's Secret Token is the Password, sent as a \
+                     bearer token)"
+                );
+            } else {
+                println!("  Secret Token:                     {}", stack.token);
+            }
+            if stack.legacy_auth.0 == "authorization" {
+                println!(
+                    "  demo legacy app:                  {}  (HTTP Basic {}; the token above is \
+                     forwarded to it, the gateway stores nothing)",
+                    stack.legacy_url, stack.legacy_key
+                );
+            } else {
+                println!(
+                    "  demo legacy app:                  {}  (X-Api-Key: {})",
+                    stack.legacy_url, stack.legacy_key
+                );
+            }
             println!("  admin page (status, API keys):    {}", stack.admin_url);
             println!(
                 "  admin password:                   {}",
@@ -495,9 +514,13 @@ async fn run(cmd: Command) -> Result<(), Vec<String>> {
             );
             println!();
             println!("Try it:");
+            let credential = match &stack.basic {
+                Some((user, password)) => format!("-u '{user}:{password}'"),
+                None => format!("-H 'Authorization: Bearer {}'", stack.token),
+            };
             println!(
-                "  curl -s -H 'Authorization: Bearer {}' '{}/Users?filter=userName%20eq%20%22nobody%40example.com%22'",
-                stack.token, stack.scim_url
+                "  curl -s {credential} '{}/Users?filter=userName%20eq%20%22nobody%40example.com%22'",
+                stack.scim_url
             );
             println!();
             println!("Ctrl-C stops both.");

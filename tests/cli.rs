@@ -48,19 +48,63 @@ fn scratch(name: &str) -> PathBuf {
 }
 
 #[test]
-fn check_accepts_the_bundled_configuration() {
+fn check_accepts_the_bundled_configuration_with_every_bundled_profile() {
+    let mut profiles: Vec<String> = std::fs::read_dir(repo().join("config/profiles"))
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            name.strip_suffix(".toml").map(str::to_string)
+        })
+        .collect();
+    profiles.sort();
+    for want in [
+        "default",
+        "smarter-drafter",
+        "smartfile",
+        "enterprise-toolkit",
+    ] {
+        assert!(profiles.iter().any(|p| p == want), "{profiles:?}");
+    }
+    for profile in profiles {
+        let out = bin()
+            .args(["check", "--config"])
+            .arg(repo().join("config/scimgate.toml"))
+            .env("SCIMGATE_PROFILE__NAME", &profile)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{profile}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains(&format!("profile '{profile}' are valid")),
+            "{stdout}"
+        );
+    }
+}
+
+#[test]
+fn check_refuses_lookups_on_a_pass_through_profile() {
+    let dir = scratch("passthrough-lookups");
+    let profile = dir.join("config/profiles/smartfile.toml");
+    let text = std::fs::read_to_string(&profile).unwrap();
+    std::fs::write(
+        &profile,
+        format!("{text}\n[lookups.offices]\npath = \"/api/v1/offices\"\nitems = \"$.data[*]\"\nkey = \"name\"\n"),
+    )
+    .unwrap();
     let out = bin()
         .args(["check", "--config"])
-        .arg(repo().join("config/scimgate.toml"))
+        .arg(dir.join("config/scimgate.toml"))
+        .env("SCIMGATE_PROFILE__NAME", "smartfile")
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains("valid"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("lookups need"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -115,6 +159,67 @@ fn check_reports_a_missing_mapping_function() {
     assert!(!out.status.success());
     assert!(stderr.contains("from_backend"), "{stderr}");
     assert!(stderr.contains("group.rhai"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn check_reports_what_managed_groups_would_ignore_and_a_misdeclared_hook() {
+    let dir = scratch("managed");
+    let profile = dir.join("config/profiles/default.toml");
+    // The default profile switched to managed groups, its Group endpoints left in place.
+    let text = format!(
+        "groups = \"managed\"\n{}",
+        std::fs::read_to_string(&profile).unwrap()
+    );
+    std::fs::write(&profile, &text).unwrap();
+    let user = dir.join("scripts/default/user.rhai");
+    let script = std::fs::read_to_string(&user).unwrap()
+        + "\nfn on_membership_change(user, groups) { [] }\n";
+    std::fs::write(&user, script).unwrap();
+    let out = bin()
+        .args(["check", "--config"])
+        .arg(dir.join("config/scimgate.toml"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    let line = |prefix: &str| {
+        text.lines()
+            .position(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no line {prefix}"))
+            + 1
+    };
+    for (key, prefix) in [
+        (
+            "endpoints.get",
+            "get = { method = \"GET\", path = \"/api/v1/teams/{id}\"",
+        ),
+        ("endpoints.members_add", "members_add ="),
+        ("member_id", "member_id ="),
+        ("filters", "[resources.Group.filters]"),
+    ] {
+        let want = format!(
+            "default.toml:{}: resources.Group.{key}: is ignored",
+            line(prefix)
+        );
+        assert!(stderr.contains(&want), "{want}\n{stderr}");
+    }
+    // Without the Group section the configuration loads, and the scripts are checked: a hook
+    // with the wrong parameters would silently never run.
+    let (head, rest) = text.split_once("[resources.Group]").unwrap();
+    let (_, tail) = rest.split_once("[lookups.offices]").unwrap();
+    std::fs::write(&profile, format!("{head}[lookups.offices]{tail}")).unwrap();
+    let out = bin()
+        .args(["check", "--config"])
+        .arg(dir.join("config/scimgate.toml"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("user.rhai: on_membership_change must take (user, groups, ctx)"),
+        "{stderr}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -7,7 +7,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use scimgate::demo::{DemoApp, DemoConfig};
+use scimgate::demo::{DemoApp, DemoAuth, DemoConfig};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -114,14 +114,9 @@ impl Api {
 }
 
 async fn start() -> (DemoApp, Api) {
-    let app = DemoApp::start(
-        "127.0.0.1:0",
-        DemoConfig {
-            api_key: KEY.into(),
-        },
-    )
-    .await
-    .unwrap();
+    let app = DemoApp::start("127.0.0.1:0", DemoConfig::with_api_key(KEY))
+        .await
+        .unwrap();
     let api = Api::new(&app);
     (app, api)
 }
@@ -178,6 +173,60 @@ async fn every_route_needs_the_api_key() {
     );
     let r = api.call(Method::PATCH, "/api/v1/users", None).await;
     assert_error(&r, StatusCode::METHOD_NOT_ALLOWED, "bad_request");
+}
+
+#[tokio::test]
+async fn basic_mode_wants_key_and_password_and_no_api_key() {
+    use base64::Engine as _;
+    let app = DemoApp::start(
+        "127.0.0.1:0",
+        DemoConfig {
+            auth: DemoAuth::Basic {
+                key: "product-key".into(),
+                password: "pa:ss".into(),
+            },
+        },
+    )
+    .await
+    .unwrap();
+    let http: Client<HttpConnector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let get = |header: Option<(&'static str, String)>| {
+        let mut req = Request::builder().uri(format!("{}/api/v1/users", app.base_url()));
+        if let Some((name, value)) = header {
+            req = req.header(name, value);
+        }
+        let fut = http.request(req.body(Full::new(Bytes::new())).unwrap());
+        async move { fut.await.unwrap() }
+    };
+    let basic = |pair: &str| {
+        (
+            "authorization",
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(pair)
+            ),
+        )
+    };
+    let ok = get(Some(basic("product-key:pa:ss"))).await;
+    assert_eq!(ok.status(), StatusCode::OK);
+    for wrong in [
+        None,
+        Some(basic("product-key:pa")),
+        Some(basic("other:pa:ss")),
+        Some(("x-api-key", "product-key".to_string())),
+        Some(("authorization", "Bearer product-key:pa:ss".to_string())),
+    ] {
+        let r = get(wrong.clone()).await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{wrong:?}");
+        assert_eq!(
+            r.headers()
+                .get("www-authenticate")
+                .and_then(|v| v.to_str().ok()),
+            Some("Basic realm=\"demo\"")
+        );
+    }
+    assert!(!format!("{:?}", DemoAuth::ApiKey("k1".into())).contains("k1"));
 }
 
 #[tokio::test]
@@ -251,7 +300,8 @@ async fn user_crud_round_trip() {
 
     // A manager for the PUT.
     let boss = api.create_user("boss@example.com").await;
-    // PUT replaces all writable fields: omitted ones become null / empty; status is kept.
+    // PUT replaces all writable fields: omitted ones become null / empty; status and role
+    // are kept.
     api.post(&format!("/api/v1/users/{id}/deactivate"), json!({}))
         .await;
     let r = api
@@ -270,7 +320,35 @@ async fn user_crud_round_trip() {
     assert_eq!(updated["metadata"], json!({}));
     assert_eq!(updated["folders"], json!([]));
     assert_eq!(updated["status"], "inactive");
+    assert_eq!(updated["role"], "Admin", "the role is kept when omitted");
     assert_eq!(updated["created_at"], created["created_at"]);
+    // The role has its own call; null takes it away.
+    let r = api
+        .put(
+            &format!("/api/v1/users/{id}/role"),
+            json!({ "role": "Viewer" }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.json()["role"], "Viewer");
+    assert_eq!(r.json()["first_name"], "Augusta");
+    let r = api
+        .put(&format!("/api/v1/users/{id}/role"), json!({ "role": null }))
+        .await;
+    assert_eq!(r.json()["role"], Value::Null);
+    let r = api
+        .put(&format!("/api/v1/users/{id}/role"), json!({ "rank": "x" }))
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let r = api
+        .put("/api/v1/users/999999/role", json!({ "role": "Admin" }))
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    api.put(
+        &format!("/api/v1/users/{id}/role"),
+        json!({ "role": "Admin" }),
+    )
+    .await;
     let r = api
         .put(
             &format!("/api/v1/users/{id}"),

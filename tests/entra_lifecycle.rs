@@ -5,47 +5,15 @@
 
 mod common;
 
-use common::{Legacy, Scim, enc};
+use common::enc;
+use common::entra::{Dialect, clients, patch, test_connection};
 use scimgate::app::{DemoOptions, DemoStack};
-use serde_json::{Value, json};
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Dialect {
-    /// Entra's default today: `"op":"Replace"`, `"value":"False"`, member removal by value array.
-    Legacy,
-    /// With `aadOptscim062020`: lower-case ops, real booleans, removal by value filter.
-    Compliant,
-}
-
-impl Dialect {
-    fn op(self, op: &str) -> String {
-        match self {
-            Dialect::Legacy => {
-                let mut c = op.chars();
-                c.next()
-                    .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
-                    .unwrap_or_default()
-            }
-            Dialect::Compliant => op.to_lowercase(),
-        }
-    }
-}
-
-fn patch(ops: Vec<Value>) -> Value {
-    json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops})
-}
+use serde_json::json;
 
 async fn start() -> DemoStack {
     DemoStack::start(DemoOptions::for_tests("default"))
         .await
         .expect("start demo stack")
-}
-
-fn clients(stack: &DemoStack) -> (Scim, Legacy) {
-    (
-        Scim::new(&stack.scim_url, &stack.token),
-        Legacy::new(&stack.legacy_url, &stack.legacy_key),
-    )
 }
 
 #[tokio::test]
@@ -64,24 +32,8 @@ async fn lifecycle(stack: &DemoStack, d: Dialect, tag: &str) {
     let (scim, legacy) = clients(stack);
 
     // Test Connection: a random userName, no Accept header → 200 and an empty ListResponse.
+    test_connection(&scim).await;
     let probe = format!("{}", uuid::Uuid::new_v4());
-    let url = format!(
-        "{}/Users?filter={}",
-        scim.base,
-        enc(&format!("userName eq \"{probe}\""))
-    );
-    let r = scim
-        .http
-        .raw("GET", &url, &[("authorization", &scim.auth)], None)
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(r.header("content-type"), Some("application/scim+json"));
-    assert_eq!(r.json["totalResults"], 0);
-    assert_eq!(r.json["Resources"], json!([]));
-    assert_eq!(
-        r.json["schemas"][0],
-        "urn:ietf:params:scim:api:messages:2.0:ListResponse"
-    );
 
     // Create User (Microsoft's request body, with unique values).
     let user_name = format!("Test_User_{tag}_{}@contoso.com", &probe[..8]);

@@ -8,7 +8,7 @@
 use super::error::BackendError;
 use super::template::encode_into;
 use crate::admin::metrics::{BackendOutcome, Metrics};
-use crate::config::{BackendAuth, BackendConfig};
+use crate::config::{BackendAuth, BackendConfig, PassthroughScheme};
 use bytes::Bytes;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
 use http::{HeaderName, HeaderValue, Method, Uri};
@@ -42,7 +42,51 @@ pub struct CallerAuth {
     value: HeaderValue,
 }
 
+tokio::task_local! {
+    /// The SCIM caller's credential for the request this task serves (pass-through auth).
+    static CALLER: CallerAuth;
+}
+
+/// Runs `fut` (the rest of one SCIM request) with `caller` as the credential that a
+/// pass-through backend sends on each of its calls. A task-local, like the audit call log,
+/// keeps the pipeline's signatures free of auth plumbing; calls made outside such a scope
+/// (lookup refreshes) carry no credential.
+pub async fn with_caller<F: Future>(caller: CallerAuth, fut: F) -> F::Output {
+    CALLER.scope(caller, fut).await
+}
+
 impl CallerAuth {
+    /// The credential to forward for a SCIM caller's `Authorization` header value, as
+    /// `scheme` says; `None` when the header is not well-formed for it (the edge answers 401
+    /// without calling the backend). `as-is` forwards any `Bearer` or `Basic` header with a
+    /// non-empty credential unchanged. `basic` takes a bearer token `user:password` (both
+    /// parts non-empty) and sends `Basic base64(user:password)`; a caller already sending
+    /// `Basic` is forwarded unchanged.
+    pub fn from_caller(authorization: &str, scheme: PassthroughScheme) -> Option<CallerAuth> {
+        let (kind, credential) = authorization.trim().split_once(' ')?;
+        let credential = credential.trim();
+        if credential.is_empty() {
+            return None;
+        }
+        let is_bearer = kind.eq_ignore_ascii_case("bearer");
+        let is_basic = kind.eq_ignore_ascii_case("basic");
+        let value = match scheme {
+            PassthroughScheme::AsIs if is_bearer || is_basic => authorization.trim().to_string(),
+            PassthroughScheme::Basic if is_basic => format!("Basic {credential}"),
+            PassthroughScheme::Basic if is_bearer => {
+                let (user, password) = credential.split_once(':')?;
+                if user.is_empty() || password.is_empty() {
+                    return None;
+                }
+                format!("Basic {}", base64(credential.as_bytes()))
+            }
+            _ => return None,
+        };
+        HeaderValue::from_str(&value)
+            .ok()
+            .map(CallerAuth::authorization)
+    }
+
     /// Forward an `Authorization` header value as received from the caller.
     pub fn authorization(value: HeaderValue) -> CallerAuth {
         CallerAuth::header(AUTHORIZATION, value)
@@ -229,6 +273,7 @@ impl Backend {
                     Ok(r) => r.status,
                     Err(
                         BackendError::Status { status, .. }
+                        | BackendError::CallerRejected { status }
                         | BackendError::InvalidBody { status, .. },
                     ) => *status,
                     Err(_) => 0,
@@ -301,7 +346,13 @@ impl Backend {
         req: &BackendRequest,
         body: Option<Bytes>,
     ) -> Result<BackendResponse, BackendError> {
-        let http_req = self.build(req, body)?;
+        // Whose credential goes out: the call's own, or in pass-through mode the SCIM
+        // caller's; the legacy app refusing one of those is the caller's 401, not a 502.
+        let caller = req.auth.clone().or_else(|| match self.inner.auth {
+            AuthMode::Passthrough => CALLER.try_with(CallerAuth::clone).ok(),
+            _ => None,
+        });
+        let http_req = self.build(req, caller.as_ref(), body)?;
         let started = Instant::now();
         let resp = self
             .inner
@@ -327,6 +378,9 @@ impl Backend {
                 }
             })?
             .to_bytes();
+        if caller.is_some() && matches!(status, 401 | 403) {
+            return Err(BackendError::CallerRejected { status });
+        }
         if !(200..300).contains(&status) {
             return Err(BackendError::Status {
                 status,
@@ -345,6 +399,7 @@ impl Backend {
     fn build(
         &self,
         req: &BackendRequest,
+        caller: Option<&CallerAuth>,
         body: Option<Bytes>,
     ) -> Result<http::Request<Full<Bytes>>, BackendError> {
         let uri = self.uri(&req.path, &req.query)?;
@@ -353,7 +408,7 @@ impl Backend {
             .uri(uri)
             .header(ACCEPT, "application/json")
             .header(USER_AGENT, concat!("scimgate/", env!("CARGO_PKG_VERSION")));
-        match (&req.auth, &self.inner.auth) {
+        match (caller, &self.inner.auth) {
             (Some(caller), _) => builder = builder.header(&caller.name, &caller.value),
             (None, AuthMode::Fixed(name, value)) => builder = builder.header(name, value),
             (None, AuthMode::Passthrough) => {
@@ -407,7 +462,9 @@ impl Backend {
 fn outcome(result: &Result<BackendResponse, BackendError>) -> BackendOutcome {
     match result {
         Ok(r) => BackendOutcome::of_status(r.status),
-        Err(BackendError::Status { status, .. }) => BackendOutcome::of_status(*status),
+        Err(BackendError::Status { status, .. } | BackendError::CallerRejected { status, .. }) => {
+            BackendOutcome::of_status(*status)
+        }
         Err(BackendError::Connect { .. }) => BackendOutcome::Connect,
         Err(BackendError::Timeout { .. }) => BackendOutcome::Timeout,
         Err(BackendError::Transport { .. }) => BackendOutcome::Transport,
@@ -447,7 +504,7 @@ fn auth_mode(auth: &BackendAuth) -> Result<AuthMode, BackendInitError> {
     };
     Ok(match auth {
         BackendAuth::None => AuthMode::None,
-        BackendAuth::Passthrough => AuthMode::Passthrough,
+        BackendAuth::Passthrough { .. } => AuthMode::Passthrough,
         BackendAuth::Header { name, value: v } => {
             let name = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| BackendInitError::Auth(format!("invalid header name `{name}`")))?;

@@ -34,6 +34,13 @@ pub enum BackendError {
         /// body (possibly empty).
         message: String,
     },
+    /// The legacy app refused (401/403) a credential the SCIM caller supplied (pass-through
+    /// auth): the caller's problem, not the gateway's, so it becomes a SCIM 401.
+    #[error("backend refused the caller's credentials ({status})")]
+    CallerRejected {
+        /// The backend's HTTP status (401 or 403).
+        status: u16,
+    },
     /// A 2xx answer whose body is not JSON (or is too large to accept).
     #[error("backend answered {status} with an unusable body: {message}")]
     InvalidBody {
@@ -84,6 +91,9 @@ impl BackendError {
                 ),
             ),
             BackendError::Status { status, message } => status_to_scim(*status, message),
+            BackendError::CallerRejected { .. } => {
+                ScimError::unauthorized("the application rejected these credentials")
+            }
             BackendError::InvalidBody { status, .. } => ScimError::new(
                 502,
                 None,

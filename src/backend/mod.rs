@@ -17,7 +17,7 @@ mod tests;
 
 pub use client::{
     Backend, BackendInitError, BackendRequest, BackendResponse, CallerAuth, check_auth,
-    check_base_url,
+    check_base_url, with_caller,
 };
 pub use endpoint::{Endpoint, ListEndpoint, Paging, PagingStyle};
 pub use error::BackendError;

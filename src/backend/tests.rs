@@ -2,7 +2,7 @@
 //! legacy app): auth injection, encoding, paging math, and every failure class.
 
 use super::*;
-use crate::config::{BackendAuth, BackendConfig, Secret};
+use crate::config::{BackendAuth, BackendConfig, PassthroughScheme, Secret};
 use crate::scim::ScimType;
 use axum::Json;
 use axum::Router;
@@ -132,11 +132,29 @@ async fn auth_is_injected_per_mode_and_overridden_per_call() {
     // base64("svc:p@ss:word")
     assert_eq!(r["authorization"], "Basic c3ZjOnBAc3M6d29yZA==");
 
-    let r = call(BackendAuth::Passthrough, None).await;
+    let passthrough = || BackendAuth::Passthrough {
+        scheme: PassthroughScheme::AsIs,
+    };
+    let r = call(passthrough(), None).await;
     assert_eq!(r["authorization"], Value::Null);
     let caller = CallerAuth::authorization(http::HeaderValue::from_static("Bearer caller"));
-    let r = call(BackendAuth::Passthrough, Some(caller.clone())).await;
+    let r = call(passthrough(), Some(caller.clone())).await;
     assert_eq!(r["authorization"], "Bearer caller");
+    // The SCIM request's credential, in scope for the task, reaches a pass-through backend
+    // only; a backend with its own credential ignores it.
+    let r = with_caller(caller.clone(), call(passthrough(), None)).await;
+    assert_eq!(r["authorization"], "Bearer caller");
+    let r = with_caller(
+        caller.clone(),
+        call(
+            BackendAuth::Bearer {
+                token: Secret::new("own"),
+            },
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(r["authorization"], "Bearer own");
 
     // A per-call credential replaces the configured one rather than adding to it.
     let r = call(
@@ -639,4 +657,82 @@ async fn reachability_is_a_tcp_connect_and_calls_are_counted() {
     ] {
         assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
     }
+}
+
+#[tokio::test]
+async fn caller_credentials_are_checked_and_converted_per_scheme() {
+    let base = serve(echo_app()).await;
+    let sent = |h: &'static str, scheme: PassthroughScheme| {
+        let b = backend(&base, BackendAuth::Passthrough { scheme });
+        async move {
+            let c = CallerAuth::from_caller(h, scheme)?;
+            let r = with_caller(c, b.call(get_req("/x"))).await.ok()?;
+            r.body["authorization"].as_str().map(str::to_string)
+        }
+    };
+    // base64("key:pass:word") — the password may itself hold colons.
+    assert_eq!(
+        sent("Bearer key:pass:word", PassthroughScheme::Basic)
+            .await
+            .as_deref(),
+        Some("Basic a2V5OnBhc3M6d29yZA==")
+    );
+    assert_eq!(
+        sent("Basic a2V5OnB3", PassthroughScheme::Basic)
+            .await
+            .as_deref(),
+        Some("Basic a2V5OnB3")
+    );
+    assert_eq!(
+        sent("Bearer abc", PassthroughScheme::AsIs).await.as_deref(),
+        Some("Bearer abc")
+    );
+    for bad in [
+        "Bearer nocolon",
+        "Bearer :pw",
+        "Bearer key:",
+        "Bearer ",
+        "Digest x:y",
+        "key:pw",
+    ] {
+        assert!(
+            CallerAuth::from_caller(bad, PassthroughScheme::Basic).is_none(),
+            "{bad}"
+        );
+    }
+    assert!(CallerAuth::from_caller("Digest abc", PassthroughScheme::AsIs).is_none());
+}
+
+#[tokio::test]
+async fn a_refused_caller_credential_is_the_callers_401_not_a_502() {
+    let app = Router::new().fallback(any(|| async {
+        (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": {"message": "bad key"}})),
+        )
+    }));
+    let base = serve(app).await;
+    let passthrough = backend(
+        &base,
+        BackendAuth::Passthrough {
+            scheme: PassthroughScheme::Basic,
+        },
+    );
+    let caller = CallerAuth::from_caller("Bearer k:wrong", PassthroughScheme::Basic).unwrap();
+    let e = with_caller(caller, passthrough.call(get_req("/x")))
+        .await
+        .unwrap_err();
+    assert_eq!(e, BackendError::CallerRejected { status: 401 });
+    assert_eq!(e.to_scim().status, 401);
+    // The gateway's own credential refused is a configuration problem: 502.
+    let own = backend(
+        &base,
+        BackendAuth::Bearer {
+            token: Secret::new("t"),
+        },
+    );
+    assert_eq!(
+        own.call(get_req("/x")).await.unwrap_err().to_scim().status,
+        502
+    );
 }

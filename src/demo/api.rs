@@ -7,8 +7,8 @@
 use super::DemoState;
 use super::error::{DemoError, DemoResult};
 use super::model::{
-    CATALOG_READ_ONLY, FolderInput, MembersInput, OfficeInput, TEAM_READ_ONLY, TeamInput,
-    USER_READ_ONLY, UserInput, UserStatus, parse_body,
+    CATALOG_READ_ONLY, FolderInput, MembersInput, OfficeInput, RoleInput, TEAM_READ_ONLY,
+    TeamInput, USER_READ_ONLY, UserInput, UserStatus, parse_body,
 };
 use super::store::{DEFAULT_PER_PAGE, MAX_PER_PAGE, Page, TeamFilter, UserFilter};
 use axum::Json;
@@ -157,6 +157,18 @@ pub(crate) async fn deactivate(State(state): State<DemoState>, id: IdPath) -> De
 pub(crate) async fn activate(State(state): State<DemoState>, id: IdPath) -> DemoResult<Response> {
     let id = id_of(id, "user")?;
     let user = state.write().set_status(id, UserStatus::Active)?;
+    Ok(Json(user).into_response())
+}
+
+/// `PUT /api/v1/users/{id}/role` `{"role": "Admin"}` (or `null` to take the role away).
+pub(crate) async fn put_role(
+    State(state): State<DemoState>,
+    id: IdPath,
+    body: Body,
+) -> DemoResult<Response> {
+    let id = id_of(id, "user")?;
+    let input: RoleInput = parse_body(body, &[])?;
+    let user = state.write().set_role(id, input.role)?;
     Ok(Json(user).into_response())
 }
 

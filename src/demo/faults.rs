@@ -154,7 +154,23 @@ fn route_key(method: &Method, path: &str) -> String {
 pub(crate) async fn gate(State(state): State<DemoState>, req: Request, next: Next) -> Response {
     if !state.authorized(req.headers()) {
         state.counters().unauthorized_total += 1;
-        return DemoError::unauthorized().into_response();
+        let e = if state.wants_basic() {
+            DemoError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "missing or invalid HTTP Basic credentials (product key and password)",
+            )
+        } else {
+            DemoError::unauthorized()
+        };
+        let mut resp = e.into_response();
+        if state.wants_basic() {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"demo\""),
+            );
+        }
+        return resp;
     }
     if !req.uri().path().starts_with("/api/") {
         return next.run(req).await;

@@ -6,10 +6,12 @@
 //! error shape. `scimgate demo` runs it next to the gateway; integration tests start it on
 //! `127.0.0.1:0` and read its state over its own API to see what reached the legacy side.
 //!
-//! Routes (every one needs `X-Api-Key`, else 401):
+//! Routes (every one needs `X-Api-Key`, or HTTP Basic `key:password` when started with
+//! [`DemoAuth::Basic`], else 401):
 //! - `/api/v1/users` GET (list: `email`, `external_id`, `status`, `page`, `per_page`), POST;
-//!   `/api/v1/users/{id}` GET, PUT, DELETE; `/{id}/deactivate`, `/{id}/activate`,
-//!   `/{id}/sessions/revoke` POST.
+//!   `/api/v1/users/{id}` GET, PUT (role and status kept when omitted), DELETE;
+//!   `/{id}/deactivate`, `/{id}/activate`, `/{id}/sessions/revoke` POST; `/{id}/role` PUT
+//!   `{"role": "Admin"}` (`null` takes it away).
 //! - `/api/v1/teams` GET (`name`, `external_id`, paging), POST; `/api/v1/teams/{id}` GET,
 //!   PUT, DELETE; `/{id}/members` GET (paged), POST `{"user_ids":[…]}`;
 //!   `/{id}/members/{user_id}` DELETE.
@@ -30,17 +32,50 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::HeaderMap;
 use axum::middleware::from_fn_with_state;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use faults::{Counters, FaultPlan};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use store::Db;
 use subtle::ConstantTimeEq;
 
+/// How clients of the demo app authenticate.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DemoAuth {
+    /// Every request sends this key in `X-Api-Key`.
+    ApiKey(String),
+    /// Every request sends HTTP Basic `key:password` (as SmartFile's product key and product
+    /// password); `X-Api-Key` is not accepted.
+    Basic {
+        /// The user-name part (SmartFile's Product Key).
+        key: String,
+        /// The password part (SmartFile's Product Password).
+        password: String,
+    },
+}
+
+impl std::fmt::Debug for DemoAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DemoAuth::ApiKey(_) => f.write_str("ApiKey(<redacted>)"),
+            DemoAuth::Basic { key, .. } => write!(f, "Basic({key}:<redacted>)"),
+        }
+    }
+}
+
 /// Settings of one demo app instance.
 #[derive(Debug, Clone)]
 pub struct DemoConfig {
-    /// The key every request must send in `X-Api-Key`.
-    pub api_key: String,
+    /// The credential every request must carry.
+    pub auth: DemoAuth,
+}
+
+impl DemoConfig {
+    /// A demo app that wants `key` in `X-Api-Key` (its usual dialect).
+    pub fn with_api_key(key: impl Into<String>) -> Self {
+        DemoConfig {
+            auth: DemoAuth::ApiKey(key.into()),
+        }
+    }
 }
 
 /// Shared state of one demo app: its data, API key, armed fault and counters.
@@ -53,7 +88,9 @@ pub struct DemoState {
 
 #[derive(Debug)]
 struct Shared {
-    api_key: String,
+    /// The exact header value that authenticates (`X-Api-Key` value, or `Basic …`).
+    credential: Vec<u8>,
+    basic: bool,
     db: RwLock<Db>,
     faults: Mutex<FaultPlan>,
     counters: Mutex<Counters>,
@@ -65,7 +102,16 @@ impl DemoState {
     pub fn new(cfg: DemoConfig) -> Self {
         DemoState {
             inner: Arc::new(Shared {
-                api_key: cfg.api_key,
+                basic: matches!(cfg.auth, DemoAuth::Basic { .. }),
+                credential: match cfg.auth {
+                    DemoAuth::ApiKey(k) => k.into_bytes(),
+                    DemoAuth::Basic { key, password } => {
+                        use base64::Engine as _;
+                        let pair = format!("{key}:{password}");
+                        let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
+                        format!("Basic {encoded}").into_bytes()
+                    }
+                },
                 db: RwLock::new(Db::seeded()),
                 faults: Mutex::new(FaultPlan::default()),
                 counters: Mutex::new(Counters::default()),
@@ -102,11 +148,22 @@ impl DemoState {
         Ok(self.write().create_user(input)?.id)
     }
 
-    /// Whether `headers` carry the configured `X-Api-Key` (compared in constant time).
+    /// Whether `headers` carry the configured credential (compared in constant time): the
+    /// `X-Api-Key`, or in Basic mode the `Authorization: Basic` value.
     fn authorized(&self, headers: &HeaderMap) -> bool {
+        let name = if self.inner.basic {
+            "authorization"
+        } else {
+            "x-api-key"
+        };
         headers
-            .get("x-api-key")
-            .is_some_and(|v| bool::from(v.as_bytes().ct_eq(self.inner.api_key.as_bytes())))
+            .get(name)
+            .is_some_and(|v| bool::from(v.as_bytes().ct_eq(&self.inner.credential)))
+    }
+
+    /// Whether this app wants HTTP Basic instead of `X-Api-Key` (for its 401 message).
+    fn wants_basic(&self) -> bool {
+        self.inner.basic
     }
 }
 
@@ -128,6 +185,7 @@ pub fn router(state: DemoState) -> Router {
             "/api/v1/users/{id}/sessions/revoke",
             post(api::revoke_sessions),
         )
+        .route("/api/v1/users/{id}/role", put(api::put_role))
         .route("/api/v1/teams", get(api::list_teams).post(api::create_team))
         .route(
             "/api/v1/teams/{id}",

@@ -98,11 +98,26 @@ pub struct UserInput {
     pub employee_number: Option<String>,
     pub manager_id: Option<u64>,
     pub user_type: Option<String>,
-    pub role: Option<String>,
+    /// Absent: unchanged by a PUT; `null`: no role; a string: that role.
+    #[serde(default, deserialize_with = "present")]
+    pub role: Option<Option<String>>,
     pub status: Option<UserStatus>,
     pub external_id: Option<String>,
     pub metadata: Option<BTreeMap<String, String>>,
     pub folders: Option<Vec<String>>,
+}
+
+/// A field that was sent, as `Some(value)` with `null` as `Some(None)`; an absent field stays
+/// `None` through `#[serde(default)]`.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+/// Body of `PUT /api/v1/users/{id}/role`: the role to grant, `null` to take it away.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleInput {
+    pub role: Option<String>,
 }
 
 /// User fields the server owns; sending them is a 422 rather than silently ignored.

@@ -327,7 +327,7 @@ impl Db {
             employee_number: input.employee_number,
             manager_id: input.manager_id,
             user_type: input.user_type,
-            role: input.role,
+            role: input.role.flatten(),
             status: input.status.unwrap_or(UserStatus::Active),
             external_id: input.external_id,
             metadata: input.metadata.unwrap_or_default(),
@@ -347,7 +347,9 @@ impl Db {
     }
 
     /// Replaces every writable field from a PUT body. Omitted fields become null / empty,
-    /// except `status`, which keeps its value when omitted.
+    /// except `status` and `role`, which keep their value when omitted (`role: null` takes the
+    /// role away): access is also granted by its own calls (activate / deactivate,
+    /// `PUT …/role`), which a profile update that does not mention it must not undo.
     pub fn replace_user(&mut self, id: u64, input: UserInput) -> DemoResult<User> {
         self.user(id)?;
         let (username, email) = self.validate_user(&input, Some(id))?;
@@ -368,7 +370,9 @@ impl Db {
         user.employee_number = input.employee_number;
         user.manager_id = input.manager_id;
         user.user_type = input.user_type;
-        user.role = input.role;
+        if let Some(role) = input.role {
+            user.role = role;
+        }
         if let Some(status) = input.status {
             user.status = status;
         }
@@ -423,6 +427,14 @@ impl Db {
     pub fn set_status(&mut self, id: u64, status: UserStatus) -> DemoResult<User> {
         let user = self.user_mut(id)?;
         user.status = status;
+        user.updated_at = now_rfc3339();
+        Ok(user.clone())
+    }
+
+    /// Grants `role` (or, with `None`, takes the role away).
+    pub fn set_role(&mut self, id: u64, role: Option<String>) -> DemoResult<User> {
+        let user = self.user_mut(id)?;
+        user.role = role;
         user.updated_at = now_rfc3339();
         Ok(user.clone())
     }

@@ -318,6 +318,11 @@ impl Target<'_> {
         self.sub.as_deref().and_then(|s| self.attr.sub(s))
     }
 
+    /// A key of an open extension (no declared definition): its value is kept as sent.
+    fn is_open_key(&self) -> bool {
+        self.schema.open && self.schema.attribute(&self.attr.name).is_none()
+    }
+
     /// The whole multi-valued attribute, no filter and no sub-attribute.
     fn is_whole_multi(&self) -> bool {
         self.attr.multi_valued && self.filter.is_none() && self.sub.is_none()
@@ -679,6 +684,11 @@ fn check_writable(t: &Target) -> ScimResult<()> {
 /// Coerces an add/replace value to the shape the target holds: a sub-attribute value, one
 /// element (filtered target), or the whole attribute.
 fn prepare_value(t: &Target, v: Value) -> ScimResult<Value> {
+    if t.is_open_key() {
+        // As in a POST body: the identity provider's admin chose the key and its type, and
+        // the profile's script decides what to make of the value.
+        return Ok(v);
+    }
     let text = t.text();
     let v = match (t.sub_def(), &t.filter) {
         (Some(sub), _) => coerce(sub, v, &text)?,

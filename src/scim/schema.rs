@@ -504,6 +504,39 @@ impl SchemaRegistry {
         Ok(())
     }
 
+    /// Adds `attr` to the core schema of `resource_type`, for a legacy app's own attributes
+    /// that clients send without a URN (Smarter Drafter's `initials`). Runs at start-up while
+    /// loading a profile; fails if the resource type is unknown, the name is not a plain
+    /// attribute name, or it is already defined (core, common or extension attribute), since
+    /// an unqualified name must resolve to one definition.
+    pub fn add_attribute(&mut self, resource_type: &str, attr: AttributeDef) -> ScimResult<()> {
+        let rt = self.resource_type(resource_type).cloned().ok_or_else(|| {
+            ScimError::internal(format!("unknown resource type '{resource_type}'"))
+        })?;
+        let plain = AttrPath::parse(&attr.name)
+            .is_ok_and(|p| p.urn.is_none() && p.sub.is_none() && p.name == attr.name);
+        if !plain {
+            return Err(ScimError::internal(format!(
+                "'{}' is not a plain attribute name",
+                attr.name
+            )));
+        }
+        if self
+            .resolve(&rt, &AttrPath::new(attr.name.clone()))
+            .is_some()
+        {
+            return Err(ScimError::internal(format!(
+                "'{}' is already an attribute of {}",
+                attr.name, rt.name
+            )));
+        }
+        let core = self
+            .schema_mut(&rt.schema)
+            .ok_or_else(|| ScimError::internal("resource type without core schema"))?;
+        core.attributes.push(attr);
+        Ok(())
+    }
+
     /// Limits what resource type `rt` publishes and stores to `paths` (`userName`,
     /// `name.givenName`, `emails.value`, `urn:…:enterprise:2.0:User:manager.value`): every
     /// other attribute of its closed schemas becomes unsupported (accepted, dropped, not
@@ -564,8 +597,9 @@ impl SchemaRegistry {
     }
 
     /// Applies `f` to the definition `path` names for resource type `rt` (the sub-attribute
-    /// when it names one); `false` when it names nothing. Used by profiles to mark attributes
-    /// required or set canonical values.
+    /// when it names one); `false` when it names nothing (or a read-only common attribute).
+    /// Used by profiles to mark attributes required or set canonical values; tuning
+    /// `externalId` lists it in the core schema.
     pub fn tune(&mut self, rt: &str, path: &str, f: impl FnOnce(&mut AttributeDef)) -> bool {
         let Some(rt_def) = self.resource_type(rt).cloned() else {
             return false;
@@ -580,10 +614,22 @@ impl SchemaRegistry {
             return false;
         };
         let sub = r.sub.map(|s| s.name.clone());
-        let Some(a) = self
-            .schema_mut(&urn)
-            .and_then(|s| s.attributes.iter_mut().find(|a| a.name == name))
-        else {
+        // A writable common attribute (externalId) lives in no schema; a profile that tunes
+        // it (marks it required) gets a copy in the core schema, which RFC 7643 §3.1 allows
+        // ("MAY list common attributes"), so the rule is both published and enforced.
+        let common = r.is_core
+            && sub.is_none()
+            && common_attributes()
+                .iter()
+                .any(|c| c.name == name && c.mutability != Mutability::ReadOnly);
+        let Some(schema) = self.schema_mut(&urn) else {
+            return false;
+        };
+        if common && !schema.attributes.iter().any(|a| a.name == name) {
+            let copy = common_attributes().iter().find(|c| c.name == name).cloned();
+            schema.attributes.extend(copy);
+        }
+        let Some(a) = schema.attributes.iter_mut().find(|a| a.name == name) else {
             return false;
         };
         match sub {
@@ -727,9 +773,38 @@ impl SchemaRegistry {
         })
     }
 
-    /// The `/Schemas` ListResponse.
+    /// Whether discovery (`/Schemas`, `/ResourceTypes`) shows schema `urn`: a resource type's
+    /// core schema, an open extension, or an extension with an attribute the profile stores.
+    /// An extension whose attributes are all unsupported stays attached (Entra's enterprise
+    /// attributes are still accepted and dropped) but is not advertised, so schema-driven
+    /// clients do not expect values of it back.
+    pub fn is_published(&self, urn: &str) -> bool {
+        if self
+            .resource_types
+            .iter()
+            .any(|rt| rt.schema.eq_ignore_ascii_case(urn))
+        {
+            return true;
+        }
+        self.schema(urn)
+            .is_some_and(|s| s.open || s.attributes.iter().any(|a| a.supported))
+    }
+
+    /// The `/ResourceTypes/{name}` document of `rt`, listing its published extensions only.
+    pub fn resource_type_document(&self, rt: &ResourceType, base_url: &str) -> Value {
+        let mut shown = rt.clone();
+        shown.extensions.retain(|e| self.is_published(&e.schema));
+        shown.to_json(base_url)
+    }
+
+    /// The `/Schemas` ListResponse (published schemas only).
     pub fn schemas_document(&self, base_url: &str) -> Value {
-        let items: Vec<Value> = self.schemas.iter().map(|s| s.to_json(base_url)).collect();
+        let items: Vec<Value> = self
+            .schemas
+            .iter()
+            .filter(|s| self.is_published(&s.id))
+            .map(|s| s.to_json(base_url))
+            .collect();
         list_document(items)
     }
 
@@ -738,7 +813,7 @@ impl SchemaRegistry {
         let items: Vec<Value> = self
             .resource_types
             .iter()
-            .map(|r| r.to_json(base_url))
+            .map(|r| self.resource_type_document(r, base_url))
             .collect();
         list_document(items)
     }
@@ -1066,6 +1141,106 @@ mod tests {
         let mut s2 = s;
         s2.id = "notaurn".into();
         assert!(reg.add_extension("User", s2, false).is_err());
+    }
+
+    #[test]
+    fn an_extension_without_stored_attributes_is_accepted_but_not_advertised() {
+        let mut reg = SchemaRegistry::core();
+        reg.restrict("User", &["userName".to_string()]).unwrap();
+        assert!(!reg.is_published(ENTERPRISE_USER_SCHEMA));
+        assert!(reg.is_published(USER_SCHEMA) && reg.is_published(GROUP_SCHEMA));
+        let docs = reg.schemas_document("http://x");
+        assert_eq!(docs["totalResults"], 2, "{docs}");
+        let rts = reg.resource_types_document("http://x");
+        assert_eq!(rts["Resources"][0]["schemaExtensions"], json!([]));
+        let ctx = SchemaContext::new(&reg, "User").unwrap();
+        let user = crate::scim::resource::normalize_resource(
+            json!({"userName": "a", ENTERPRISE_USER_SCHEMA: {"department": "D"}}),
+            &ctx,
+            Default::default(),
+        )
+        .unwrap();
+        assert!(
+            user.get(ENTERPRISE_USER_SCHEMA)
+                .is_none_or(|e| e.get("department").is_none()),
+            "{user}"
+        );
+        let mut reg = SchemaRegistry::core();
+        reg.restrict("User", &[format!("{ENTERPRISE_USER_SCHEMA}:department")])
+            .unwrap();
+        assert!(reg.is_published(ENTERPRISE_USER_SCHEMA));
+    }
+
+    #[test]
+    fn a_required_external_id_is_listed_in_the_core_schema_and_enforced() {
+        let mut reg = SchemaRegistry::core();
+        assert!(reg.tune("User", "externalId", |a| a.required = true));
+        assert!(
+            !reg.tune("User", "id", |a| a.required = true),
+            "id is read-only"
+        );
+        let user = reg.schema(USER_SCHEMA).unwrap();
+        assert!(user.attribute("externalId").is_some_and(|a| a.required));
+        assert!(user.attribute("id").is_none());
+        assert!(reg.tune("User", "externalId", |a| a.description = "again".into()));
+        let n = reg.schema(USER_SCHEMA).unwrap().attributes.len();
+        assert_eq!(
+            reg.schema(USER_SCHEMA)
+                .unwrap()
+                .attributes
+                .iter()
+                .filter(|a| a.name == "externalId")
+                .count(),
+            1,
+            "{n} attributes"
+        );
+        let ctx = SchemaContext::new(&reg, "User").unwrap();
+        let e = crate::scim::resource::normalize_resource(
+            json!({"userName": "a"}),
+            &ctx,
+            Default::default(),
+        )
+        .unwrap_err();
+        assert!(e.detail.contains("'externalId'"), "{}", e.detail);
+        assert!(
+            crate::scim::resource::normalize_resource(
+                json!({"userName": "a", "externalId": "x"}),
+                &ctx,
+                Default::default()
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn custom_core_attributes_resolve_unqualified_and_clash_is_refused() {
+        let mut reg = SchemaRegistry::core();
+        reg.add_attribute("User", AttributeDef::string("initials").required())
+            .unwrap();
+        let user = reg.resource_type("User").unwrap().clone();
+        let r = reg.resolve(&user, &AttrPath::new("INITIALS")).unwrap();
+        assert!(r.is_core);
+        assert_eq!(r.attr.unwrap().name, "initials");
+        let qualified = reg.parse_path(&format!("{USER_SCHEMA}:initials")).unwrap();
+        assert!(reg.resolve(&user, &qualified).is_some());
+        for clash in ["initials", "userName", "department", "externalId"] {
+            assert!(
+                reg.add_attribute("User", AttributeDef::string(clash))
+                    .is_err(),
+                "{clash}"
+            );
+        }
+        for bad in ["name.x", "urn:a:b:c", "has space", ""] {
+            assert!(
+                reg.add_attribute("User", AttributeDef::string(bad))
+                    .is_err(),
+                "{bad}"
+            );
+        }
+        assert!(
+            reg.add_attribute("Nope", AttributeDef::string("x"))
+                .is_err()
+        );
     }
 
     #[test]

@@ -4,9 +4,16 @@
 //! API key (`sgk_…`) issued by `scimgate token create` and checked against the store; neither
 //! is ever logged. Static tokens are checked first, so a store outage never locks them out. The check runs as a tower layer before any SCIM parsing, so an unauthenticated
 //! caller learns nothing about the resources behind the gateway.
+//!
+//! A profile whose backend auth is `passthrough` holds no credential of its own: the edge
+//! only checks that the caller's credential is well-formed, and the legacy app judges it on
+//! every call the request makes (a refusal becomes the caller's 401). Nothing is cached, so
+//! a revoked legacy credential stops working at once.
 
 use super::error::AppError;
 use crate::admin::metrics::{Metrics, StoreOp};
+use crate::backend::{CallerAuth, with_caller};
+use crate::config::PassthroughScheme;
 use crate::scim::ScimError;
 use crate::store::{BasicCredentials, KeyStore, Store};
 use axum::extract::{Request, State};
@@ -28,6 +35,9 @@ pub struct Principal {
 pub struct Authenticator {
     tokens: Vec<Vec<u8>>,
     store: Option<Store>,
+    pass_through: Option<PassthroughScheme>,
+    /// The store's Basic user whose password is also accepted as a bearer token.
+    password_user: Option<String>,
     metrics: Option<Arc<Metrics>>,
 }
 
@@ -43,6 +53,8 @@ impl Authenticator {
                 .map(|t| t.as_bytes().to_vec())
                 .collect(),
             store: None,
+            pass_through: None,
+            password_user: None,
             metrics: None,
         }
     }
@@ -65,10 +77,59 @@ impl Authenticator {
         }
     }
 
+    /// An authenticator for a pass-through profile: any credential well-formed for `scheme`
+    /// is accepted here and forwarded to the legacy app, which decides; static tokens and
+    /// store keys are not consulted (the gateway keeps no credential for such a profile).
+    pub fn pass_through(scheme: PassthroughScheme) -> Self {
+        Authenticator {
+            tokens: Vec::new(),
+            store: None,
+            pass_through: Some(scheme),
+            password_user: None,
+            metrics: None,
+        }
+    }
+
+    /// In pass-through mode, the caller's credential as it is forwarded to the legacy app
+    /// (`Some(Err)`: a 401 for a missing or malformed one, before any backend call); `None`
+    /// when this authenticator checks credentials itself.
+    pub fn forwarded(
+        &self,
+        authorization: Option<&str>,
+    ) -> Option<Result<(Principal, CallerAuth), ScimError>> {
+        let scheme = self.pass_through?;
+        let Some(value) = authorization else {
+            return Some(Err(ScimError::unauthorized("missing Authorization header")));
+        };
+        Some(match CallerAuth::from_caller(value, scheme) {
+            Some(caller) => Ok((
+                Principal {
+                    name: "pass-through".to_string(),
+                },
+                caller,
+            )),
+            None => Err(ScimError::unauthorized(match scheme {
+                PassthroughScheme::Basic => {
+                    "malformed credentials: expected Bearer <key>:<password>"
+                }
+                PassthroughScheme::AsIs => "malformed Authorization header",
+            })),
+        })
+    }
+
     /// Also accepts the API keys `store` verifies (live, unexpired, unrevoked). Set once at
     /// startup when `[store]` is configured.
     pub fn with_store(mut self, store: Store) -> Self {
         self.store = Some(store);
+        self
+    }
+
+    /// Also accepts the password of the store's Basic user `username` as a bearer token (a
+    /// profile's `[scim_auth] username`): a product that hands out a user name and password
+    /// is configured in Entra with that password as the "Secret Token", which Entra sends as
+    /// `Bearer <password>`. Set once at startup; needs [`Authenticator::with_store`].
+    pub fn with_password_user(mut self, username: &str) -> Self {
+        self.password_user = Some(username.to_string());
         self
     }
 
@@ -81,7 +142,8 @@ impl Authenticator {
     }
 
     /// Checks an `Authorization` header value on every SCIM request: a bearer token is
-    /// checked against the static tokens, then the store's API keys; HTTP Basic credentials
+    /// checked against the static tokens, then the store's API keys, then (with
+    /// [`Authenticator::with_password_user`]) as that user's password; HTTP Basic credentials
     /// (user name and password, for products that hand Entra those) against the store's
     /// argon2id hashes. `Err` is a 401 for a bad credential (expired and revoked keys
     /// included) or a 503 when the store cannot be read.
@@ -98,12 +160,23 @@ impl Authenticator {
             return Err(ScimError::unauthorized("invalid bearer token"));
         };
         match self.timed(StoreOp::VerifyKey, store.verify(token)).await {
-            Ok(Some(key)) => Ok(Principal { name: key.name }),
-            Ok(None) => Err(ScimError::unauthorized(
-                "invalid, expired or revoked bearer token",
-            )),
-            Err(e) => Err(store_unavailable(&e)),
+            Ok(Some(key)) => return Ok(Principal { name: key.name }),
+            Ok(None) => {}
+            Err(e) => return Err(store_unavailable(&e)),
         }
+        if let Some(user) = &self.password_user {
+            return match self
+                .timed(StoreOp::VerifyPassword, store.verify_password(user, token))
+                .await
+            {
+                Ok(true) => Ok(Principal { name: user.clone() }),
+                Ok(false) => Err(ScimError::unauthorized("invalid bearer token or password")),
+                Err(e) => Err(store_unavailable(&e)),
+            };
+        }
+        Err(ScimError::unauthorized(
+            "invalid, expired or revoked bearer token",
+        ))
     }
 
     /// HTTP Basic (RFC 7617) against the store's user names and password hashes.
@@ -181,7 +254,9 @@ fn bearer(authorization: Option<&str>) -> Result<&str, ScimError> {
     Ok(token.trim())
 }
 
-/// Tower middleware: rejects the request with a SCIM 401 unless it carries a valid credential.
+/// Tower middleware: rejects the request with a SCIM 401 unless it carries a valid credential
+/// (in pass-through mode: a well-formed one, which then travels with the request's backend
+/// calls).
 pub async fn require_auth(
     State(auth): State<Arc<Authenticator>>,
     mut req: Request,
@@ -191,6 +266,15 @@ pub async fn require_auth(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
+    if let Some(forwarded) = auth.forwarded(header_value) {
+        return match forwarded {
+            Ok((p, caller)) => {
+                req.extensions_mut().insert(p);
+                with_caller(caller, next.run(req)).await
+            }
+            Err(e) => AppError::Client(e).into_response(),
+        };
+    }
     match auth.authenticate(header_value).await {
         Ok(p) => {
             req.extensions_mut().insert(p);
@@ -228,6 +312,83 @@ mod tests {
         );
     }
 
+    #[test]
+    fn pass_through_checks_form_only_and_others_forward_nothing() {
+        let a = Authenticator::pass_through(PassthroughScheme::Basic);
+        let (p, _) = a.forwarded(Some("Bearer key:pw")).unwrap().unwrap();
+        assert_eq!(p.name, "pass-through");
+        for bad in [
+            None,
+            Some("Bearer key"),
+            Some("Bearer :pw"),
+            Some("Digest a:b"),
+        ] {
+            let e = a.forwarded(bad).unwrap().unwrap_err();
+            assert_eq!(e.status, 401, "{bad:?}");
+            assert!(!e.detail.contains("pw"), "{}", e.detail);
+        }
+        assert!(
+            Authenticator::new(&["t".into()])
+                .forwarded(Some("Bearer key:pw"))
+                .is_none()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_password_user_s_password_is_a_bearer_token_and_basic_still_works() {
+        use base64::Engine as _;
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        store.set_password("scim-user", "pa55word").await.unwrap();
+        let basic = |pair: &str| {
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(pair)
+            )
+        };
+        let plain = Authenticator::new(&[]).with_store(store.clone());
+        assert_eq!(
+            plain
+                .authenticate(Some(&basic("scim-user:pa55word")))
+                .await
+                .unwrap()
+                .name,
+            "scim-user"
+        );
+        assert_eq!(
+            plain
+                .authenticate(Some("Bearer pa55word"))
+                .await
+                .unwrap_err()
+                .status,
+            401,
+            "without [scim_auth] a password is no bearer token"
+        );
+        let a = plain.with_password_user("scim-user");
+        assert_eq!(
+            a.authenticate(Some("Bearer pa55word")).await.unwrap().name,
+            "scim-user"
+        );
+        let (_, key) = store.create_key("Entra Sync", None).await.unwrap();
+        assert_eq!(
+            a.authenticate(Some(&format!("Bearer {key}")))
+                .await
+                .unwrap()
+                .name,
+            "Entra Sync",
+            "API keys keep working"
+        );
+        for bad in [
+            "Bearer pa55wor".to_string(),
+            "Bearer scim-user:pa55word".to_string(),
+            basic("scim-user:wrong"),
+            basic("other:pa55word"),
+        ] {
+            let e = a.authenticate(Some(&bad)).await.unwrap_err();
+            assert_eq!(e.status, 401, "{bad}");
+            assert!(!e.detail.contains("pa55"), "{}", e.detail);
+        }
+    }
+
     #[tokio::test]
     async fn store_keys_authenticate_until_revoked_or_expired() {
         let store = Store::open("sqlite::memory:").await.unwrap();
@@ -254,7 +415,9 @@ mod tests {
             )
             .await
             .unwrap();
-        let forged = format!("{}0", &key[..key.len() - 1]);
+        // The last character changed (to one it is not), so the forgery is never the key.
+        let last = if key.ends_with('0') { '1' } else { '0' };
+        let forged = format!("{}{last}", &key[..key.len() - 1]);
         for bad in [
             format!("Bearer {old}"),
             format!("Bearer {forged}"),

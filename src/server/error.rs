@@ -18,6 +18,8 @@ pub enum AppError {
     Backend(crate::backend::BackendError),
     /// A mapping script failed or rejected the resource.
     Mapping(crate::mapping::MappingError),
+    /// The gateway's own store (gateway-managed groups, id map) failed or refused a write.
+    Store(crate::store::StoreError),
     /// A bug or an impossible state inside the gateway.
     Internal(String),
 }
@@ -37,6 +39,12 @@ impl From<crate::backend::BackendError> for AppError {
 impl From<crate::mapping::MappingError> for AppError {
     fn from(e: crate::mapping::MappingError) -> Self {
         AppError::Mapping(e)
+    }
+}
+
+impl From<crate::store::StoreError> for AppError {
+    fn from(e: crate::store::StoreError) -> Self {
+        AppError::Store(e)
     }
 }
 
@@ -62,6 +70,23 @@ impl AppError {
                     e.script
                 ))
             }
+            AppError::Store(e) => match e {
+                // A uniqueness rule of the store (a group name taken) is the client's 409.
+                crate::store::StoreError::Conflict(what) => ScimError::uniqueness(what.clone()),
+                crate::store::StoreError::NotFound => {
+                    ScimError::not_found("the resource does not exist (any more)")
+                }
+                // The database being unreachable or busy is transient: 503 with Retry-After
+                // makes Entra retry instead of recording a permanent failure.
+                other => {
+                    tracing::error!(error = %other, "store operation failed");
+                    ScimError::new(
+                        503,
+                        None,
+                        "the gateway's store is unavailable; retry shortly",
+                    )
+                }
+            },
             AppError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
                 ScimError::internal("internal error; see the gateway log")

@@ -11,12 +11,22 @@
 //!          ─▶ hooks ─▶ respond
 //! patch:   parse (Entra dialects normalised) ─▶ group members as a delta, never loading the
 //!          member list ─▶ other ops: load ─▶ apply ─▶ to_backend ─▶ replace ─▶ hooks ─▶ respond
-//! delete:  on_delete hook plan, or backend delete
+//! delete:  on_delete hook plan, or backend delete ─▶ (users) leave every managed group
 //! ```
+//! Every successful create, externalId change and delete is recorded in the store's id map
+//! (see [`Gateway::map_created`]). With `groups = "managed"` the Group operations are served
+//! from the store instead, and membership changes call the User script's
+//! `on_membership_change` hook: see the `managed` module.
+//!
 //! Scripts never do I/O: they map records and return plans; this module makes the calls.
+
+mod managed;
+
+pub use managed::MEMBERSHIP_HOOK;
 
 use super::error::{AppError, AppResult};
 use crate::backend::{Backend, BackendRequest, Endpoint, ListEndpoint};
+use crate::config::GroupsMode;
 use crate::mapping::{PlanStep, ScriptSet};
 use crate::scim::filter::{Filter, evaluate};
 use crate::scim::list::{ListParams, list_response, page, sort_resources};
@@ -27,9 +37,11 @@ use crate::scim::patch::{
 use crate::scim::resource::{NormalizeOptions, get_ci, normalize_resource, project};
 use crate::scim::schema::{SchemaContext, ServiceProviderConfig};
 use crate::scim::{AttrPath, SchemaRegistry, ScimError};
+use crate::store::{ExternalId, GroupStore, IdMap, IdMapping, LegacyId, ScimId, Store};
 use serde_json::{Map, Value, json};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The backend calls of a gateway-forwarded group's membership.
 #[derive(Debug, Clone)]
@@ -93,7 +105,19 @@ pub struct Gateway {
     /// Most backend records a filter that cannot be pushed down may scan; beyond it the
     /// request fails with 400 tooMany instead of walking an unbounded legacy table.
     max_scan: usize,
+    /// The gateway's own state: the id map, and the groups when they are managed here.
+    store: Store,
+    /// `groups = "managed"`: Group operations are served from `store`.
+    managed_groups: bool,
+    /// Serialises the membership hooks of one user (striped by user id), so that of two
+    /// concurrent membership changes the plan that runs last is computed from both.
+    user_locks: Vec<tokio::sync::Mutex<()>>,
+    /// Id map writes that failed after the legacy app had accepted the write (logged each).
+    id_map_failures: AtomicU64,
 }
+
+/// Lock stripes for [`Gateway::user_locks`]: enough that unrelated users rarely wait.
+const USER_LOCK_STRIPES: usize = 64;
 
 /// Settings for [`Gateway::new`] that do not come from the profile's bindings.
 #[derive(Debug, Clone)]
@@ -108,17 +132,21 @@ pub struct GatewaySettings {
     pub max_payload: usize,
     /// Most backend records scanned for a filter evaluated in the gateway.
     pub max_scan: usize,
+    /// Where groups live: the legacy app's own (`Backend`) or the gateway's store (`Managed`).
+    pub groups: GroupsMode,
 }
 
 impl Gateway {
     /// Assembles a gateway; runs once at start (or reload). Fails if a binding names a resource
-    /// type the registry lacks or a script that is not loaded.
+    /// type the registry lacks or a script that is not loaded, or if managed groups are asked
+    /// for with a Group binding or without a User binding.
     pub fn new(
         registry: Arc<SchemaRegistry>,
         backend: Backend,
         scripts: Arc<ScriptSet>,
         bindings: Vec<Binding>,
         settings: GatewaySettings,
+        store: Store,
     ) -> Result<Gateway, String> {
         let mut map = HashMap::new();
         for b in bindings {
@@ -135,6 +163,15 @@ impl Gateway {
             }
             map.insert(b.resource_type.to_ascii_lowercase(), b);
         }
+        let managed_groups = settings.groups == GroupsMode::Managed;
+        if managed_groups {
+            if map.contains_key("group") {
+                return Err("groups = \"managed\" but Group is also bound to the backend".into());
+            }
+            if !map.contains_key("user") {
+                return Err("groups = \"managed\" needs a User binding to verify members".into());
+            }
+        }
         let spc = ServiceProviderConfig {
             max_results: settings.max_results,
             max_payload_size: settings.max_payload,
@@ -149,7 +186,25 @@ impl Gateway {
             scripts,
             bindings: map,
             max_scan: settings.max_scan.max(1),
+            store,
+            managed_groups,
+            user_locks: (0..USER_LOCK_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+            id_map_failures: AtomicU64::new(0),
         })
+    }
+
+    /// How many id map writes failed after the legacy app had accepted the write since start
+    /// (each is logged with the ids); for `/metrics` and the status page. Non-zero means the
+    /// "managed by SCIM" counts are behind.
+    pub fn id_map_failures(&self) -> u64 {
+        self.id_map_failures.load(Ordering::Relaxed)
+    }
+
+    /// Whether `rt` is served from the store (Group with `groups = "managed"`).
+    fn is_managed(&self, rt: &str) -> bool {
+        self.managed_groups && rt.eq_ignore_ascii_case("Group")
     }
 
     /// The schemas served.
@@ -174,7 +229,7 @@ impl Gateway {
 
     /// The schema context of resource type `rt`; 404 when the profile does not serve it.
     pub fn ctx(&self, rt: &str) -> AppResult<SchemaContext<'_>> {
-        if !self.bindings.contains_key(&rt.to_ascii_lowercase()) {
+        if !self.bindings.contains_key(&rt.to_ascii_lowercase()) && !self.is_managed(rt) {
             return Err(ScimError::not_found(format!(
                 "this gateway does not serve {rt} resources"
             ))
@@ -446,6 +501,9 @@ impl Gateway {
 
     /// `GET /{rt}/{id}`.
     pub async fn get(&self, rt: &str, id: &str, params: &ListParams) -> AppResult<Output> {
+        if self.is_managed(rt) {
+            return self.managed_get(id, params).await;
+        }
         let b = self.binding(rt)?;
         let mut resource = self.load(b, id).await?;
         if let Some(m) = &b.members
@@ -459,6 +517,9 @@ impl Gateway {
 
     /// `GET /{rt}` and `POST /{rt}/.search`.
     pub async fn list(&self, rt: &str, params: &ListParams) -> AppResult<Value> {
+        if self.is_managed(rt) {
+            return self.managed_list(params).await;
+        }
         let b = self.binding(rt)?;
         let ctx = self.ctx(rt)?;
         let count = params.page_size(self.max_results());
@@ -559,6 +620,9 @@ impl Gateway {
 
     /// `POST /{rt}` → the created resource.
     pub async fn create(&self, rt: &str, body: Value, params: &ListParams) -> AppResult<Output> {
+        if self.is_managed(rt) {
+            return self.managed_create(body, params).await;
+        }
         let b = self.binding(rt)?;
         let ctx = self.ctx(rt)?;
         let mut resource = normalize_resource(body, &ctx, normalize_options(b))?;
@@ -576,25 +640,35 @@ impl Gateway {
             .or_else(|| created.get("id"))
             .and_then(id_string)
             .ok_or_else(|| AppError::Internal("the create response carries no id".into()))?;
-        let finished: AppResult<Output> = async {
+        let finished: AppResult<(Output, Option<String>)> = async {
             let record = if created.is_object() && created.get("id").is_some() {
                 created
             } else {
                 self.call_endpoint(&b.get, &[("id", &id)], None).await?
             };
             let mut out = self.map_from_backend(b, record, "create")?;
+            // What Entra sent, also when the legacy app cannot store it (the id map can).
+            let external = external_id_of(&out)
+                .or_else(|| external_id_of(&resource))
+                .map(str::to_string);
             if let Some(m) = &b.members {
                 let add: Vec<Member> = members.iter().map(member_of).collect();
                 self.apply_members(m, &id, &add, &[]).await?;
                 set_members(&mut out, self.members_out(&members));
             }
-            self.respond(rt, out, params)
+            Ok((self.respond(rt, out, params)?, external))
         }
         .await;
-        if finished.is_err() {
-            self.undo_create(b, &id).await;
+        match finished {
+            Ok((out, external)) => {
+                self.map_created(rt, &id, &id, external.as_deref()).await;
+                Ok(out)
+            }
+            Err(e) => {
+                self.undo_create(b, &id).await;
+                Err(e)
+            }
         }
-        finished
     }
 
     /// Phase: a replace or patch whose membership changes failed after the record itself was
@@ -649,6 +723,11 @@ impl Gateway {
         if_match_header: Option<&str>,
         params: &ListParams,
     ) -> AppResult<Output> {
+        if self.is_managed(rt) {
+            return self
+                .managed_replace(id, body, if_match_header, params)
+                .await;
+        }
         let b = self.binding(rt)?;
         let ctx = self.ctx(rt)?;
         let mut resource = normalize_resource(body, &ctx, normalize_options(b))?;
@@ -689,6 +768,9 @@ impl Gateway {
             }
             set_members(&mut out, self.members_out(&new_members));
         }
+        let external = external_id_of(&out).or_else(|| external_id_of(&resource));
+        self.map_external_id(rt, id, external_id_of(&current), external)
+            .await;
         self.respond(rt, out, params)
     }
 
@@ -731,6 +813,9 @@ impl Gateway {
         if_match_header: Option<&str>,
         params: &ListParams,
     ) -> AppResult<Option<Output>> {
+        if self.is_managed(rt) {
+            return self.managed_patch(id, body, if_match_header, params).await;
+        }
         let b = self.binding(rt)?;
         let ctx = self.ctx(rt)?;
         let req = retain_supported(parse_patch(&body, &ctx)?, &ctx);
@@ -750,8 +835,14 @@ impl Gateway {
         // The resource as it was, once the record has been rewritten (to undo that write if
         // the membership changes then fail).
         let mut rewritten_from = None;
+        // externalId before and after the patch, for the id map.
+        let mut external_change = None;
         if !req.ops.is_empty() {
             apply_patch(&mut current, &req, &ctx)?;
+            let (before, after) = (external_id_of(&out), external_id_of(&current));
+            if before != after {
+                external_change = Some((before.map(str::to_string), after.map(str::to_string)));
+            }
             if current != out {
                 let record = self.map_to_backend(b, &current, "patch", Some(id))?;
                 let updated = self
@@ -772,6 +863,12 @@ impl Gateway {
                 }
                 return Err(e);
             }
+        }
+        if let Some((before, after)) = &external_change {
+            self.map_external_id(rt, id, before.as_deref(), after.as_deref())
+                .await;
+        }
+        if let Some(m) = &b.members {
             if params.attributes.is_empty() && params.excluded_attributes.is_empty() {
                 return Ok(None);
             }
@@ -814,33 +911,105 @@ impl Gateway {
 
     /// `DELETE /{rt}/{id}`: the script's `on_delete` plan when it has one (e.g. deactivate
     /// and keep the data), otherwise the delete endpoint.
+    ///
+    /// A deleted user first leaves every gateway-managed group (before the legacy call, so a
+    /// failure either way leaves a state Entra's retry of the delete completes); the id map
+    /// forgets the resource once it is deleted.
     pub async fn delete(&self, rt: &str, id: &str, if_match_header: Option<&str>) -> AppResult<()> {
+        if self.is_managed(rt) {
+            return self.managed_delete(id, if_match_header).await;
+        }
         let b = self.binding(rt)?;
-        let needs_resource =
-            if_match_header.is_some() || self.scripts.has_fn(&b.script, "on_delete", 2);
-        if needs_resource {
-            let mut current = self.load(b, id).await?;
+        let has_hook = self.scripts.has_fn(&b.script, "on_delete", 2);
+        if !has_hook && b.delete.is_none() {
+            return Err(ScimError::new(
+                405,
+                None,
+                format!("{rt} resources cannot be deleted here"),
+            )
+            .into());
+        }
+        let mut current = None;
+        if if_match_header.is_some() || has_hook {
+            let mut loaded = self.load(b, id).await?;
             if if_match_header.is_some() {
                 if let Some(m) = &b.members {
-                    set_members(&mut current, self.load_members(m, id).await?);
+                    set_members(&mut loaded, self.load_members(m, id).await?);
                 }
-                check_version(&current, if_match_header)?;
+                check_version(&loaded, if_match_header)?;
             }
-            if self.run_hook(b, "on_delete", &current, id).await? > 0 || b.delete.is_none() {
-                return Ok(());
+            current = Some(loaded);
+        }
+        if self.managed_groups && rt.eq_ignore_ascii_case("User") {
+            let dropped = self.store.drop_member(&ScimId::from(id)).await?;
+            if dropped > 0 {
+                tracing::info!(
+                    user = id,
+                    groups = dropped,
+                    "deleted user left its managed groups"
+                );
             }
         }
-        match &b.delete {
-            Some(ep) => {
-                self.call_endpoint(ep, &[("id", id)], None).await?;
-                Ok(())
-            }
-            None => {
-                Err(
-                    ScimError::new(405, None, format!("{rt} resources cannot be deleted here"))
-                        .into(),
-                )
-            }
+        let mut done = false;
+        if let Some(current) = &current {
+            done = self.run_hook(b, "on_delete", current, id).await? > 0;
+        }
+        if !done && let Some(ep) = &b.delete {
+            self.call_endpoint(ep, &[("id", id)], None).await?;
+        }
+        self.unmap(rt, id).await;
+        Ok(())
+    }
+
+    // ---- id map -------------------------------------------------------------------------
+    //
+    // The legacy write has already succeeded when these run, so a store failure must not
+    // turn it into an error: Entra would retry a create and make a duplicate. It must not be
+    // lost silently either: each failure is logged at error level with every id (enough to
+    // repair the map by hand) and counted in `id_map_failures` for metrics.
+
+    /// Phase: records a created resource (`scim_id` == `legacy_id` for records the legacy
+    /// app keeps; a managed group is its own legacy record).
+    async fn map_created(
+        &self,
+        rt: &str,
+        scim_id: &str,
+        legacy_id: &str,
+        external_id: Option<&str>,
+    ) {
+        let mapping = IdMapping {
+            resource_type: canonical_rt(rt).to_string(),
+            scim_id: ScimId::from(scim_id),
+            legacy_id: LegacyId::from(legacy_id),
+            external_id: external_id.map(ExternalId::from),
+        };
+        if let Err(e) = self.store.put(&mapping).await {
+            self.id_map_failures.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(
+                resource_type = %mapping.resource_type, scim_id, legacy_id,
+                external_id = external_id.unwrap_or_default(), error = %e,
+                "id map: recording a created resource failed; the write itself succeeded"
+            );
+        }
+    }
+
+    /// Phase: after a replace or patch, records a changed externalId (nothing when it is
+    /// unchanged).
+    async fn map_external_id(&self, rt: &str, id: &str, before: Option<&str>, after: Option<&str>) {
+        if before != after {
+            self.map_created(rt, id, id, after).await;
+        }
+    }
+
+    /// Phase: forgets a deleted resource.
+    async fn unmap(&self, rt: &str, id: &str) {
+        let rt = canonical_rt(rt);
+        if let Err(e) = self.store.remove(rt, &ScimId::from(id)).await {
+            self.id_map_failures.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(
+                resource_type = rt, scim_id = id, error = %e,
+                "id map: forgetting a deleted resource failed; the delete itself succeeded"
+            );
         }
     }
 
@@ -876,6 +1045,25 @@ fn normalize_options(b: &Binding) -> NormalizeOptions {
     NormalizeOptions {
         keep_unknown: b.keep_unknown,
     }
+}
+
+/// The resource type's own spelling (`User`, `Group`), as the id map and the status page's
+/// counts key it; the router already resolved `rt` from the endpoint, this only fixes case.
+fn canonical_rt(rt: &str) -> &str {
+    if rt.eq_ignore_ascii_case("User") {
+        "User"
+    } else if rt.eq_ignore_ascii_case("Group") {
+        "Group"
+    } else {
+        rt
+    }
+}
+
+/// A resource's `externalId`, when it has a non-empty one.
+fn external_id_of(v: &Value) -> Option<&str> {
+    v.get("externalId")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
 }
 
 fn id_string(v: &Value) -> Option<String> {

@@ -251,6 +251,7 @@ pub async fn schema(State(state): State<AppState>, Path(urn): Path<String>) -> A
     let s = gw
         .registry()
         .schema(&urn)
+        .filter(|s| gw.registry().is_published(&s.id))
         .ok_or_else(|| ScimError::not_found(format!("no schema '{urn}'")))?;
     Ok(scim_json(StatusCode::OK, &s.to_json(gw.base_url())))
 }
@@ -274,7 +275,10 @@ pub async fn resource_type_doc(
         .registry()
         .resource_type(&name)
         .ok_or_else(|| ScimError::not_found(format!("no resource type '{name}'")))?;
-    Ok(scim_json(StatusCode::OK, &rt.to_json(gw.base_url())))
+    Ok(scim_json(
+        StatusCode::OK,
+        &gw.registry().resource_type_document(rt, gw.base_url()),
+    ))
 }
 
 /// Any method a discovery or resource endpoint does not support → SCIM 405.

@@ -6,7 +6,7 @@
 //! of the group's `modified` plus one multi-row statement per 500 members, each an indexed
 //! write on the `(group_id, member_id)` primary key. Nothing reads or counts the whole group.
 
-use super::{ExternalId, ScimId, Store, StoreError, StoreResult, db_time, with_pool};
+use super::{ExternalId, ScimId, Store, StoreError, StoreResult, conflict_or, db_time, with_pool};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -30,7 +30,8 @@ pub struct Group {
 
 /// Gateway-managed groups and their memberships.
 pub trait GroupStore: Send + Sync {
-    /// Creates a group with a fresh id (POST /Groups).
+    /// Creates a group with a fresh id (POST /Groups). [`StoreError::Conflict`] when another
+    /// group has the same displayName ignoring case (Entra matches groups by it).
     fn create_group(
         &self,
         display_name: &str,
@@ -47,8 +48,26 @@ pub trait GroupStore: Send + Sync {
         limit: u64,
     ) -> impl Future<Output = StoreResult<Vec<Group>>> + Send;
 
+    /// How many groups there are (`totalResults` of an unfiltered GET /Groups).
+    fn count_groups(&self) -> impl Future<Output = StoreResult<u64>> + Send;
+
+    /// The group named `display_name` ignoring case, if any (`filter=displayName eq "…"`,
+    /// Entra's way of finding a group); one indexed read.
+    fn group_by_display_name(
+        &self,
+        display_name: &str,
+    ) -> impl Future<Output = StoreResult<Option<Group>>> + Send;
+
+    /// The groups whose externalId is exactly `external_id` (`filter=externalId eq "…"`);
+    /// one indexed read.
+    fn groups_by_external_id(
+        &self,
+        external_id: &ExternalId,
+    ) -> impl Future<Output = StoreResult<Vec<Group>>> + Send;
+
     /// Replaces displayName and externalId (PUT, or PATCH of those attributes);
-    /// [`StoreError::NotFound`] if the group does not exist.
+    /// [`StoreError::NotFound`] if the group does not exist, [`StoreError::Conflict`] if
+    /// another group has the new displayName ignoring case.
     fn update_group(
         &self,
         id: &ScimId,
@@ -83,13 +102,32 @@ pub trait GroupStore: Send + Sync {
         limit: u64,
     ) -> impl Future<Output = StoreResult<Vec<ScimId>>> + Send;
 
-    /// Ids of the groups `member` belongs to (a user's `groups` attribute).
-    fn groups_of(&self, member: &ScimId) -> impl Future<Output = StoreResult<Vec<ScimId>>> + Send;
+    /// The groups `member` belongs to, ordered by id (what a membership hook is told, a user's
+    /// `groups` attribute); one indexed read joined to the groups it names.
+    fn groups_of(&self, member: &ScimId) -> impl Future<Output = StoreResult<Vec<Group>>> + Send;
+
+    /// Removes `member` from every group (the user was deleted) and marks those groups
+    /// modified; returns how many memberships were dropped. One transaction of indexed writes.
+    fn drop_member(&self, member: &ScimId) -> impl Future<Output = StoreResult<u64>> + Send;
 }
 
 type GroupRow = (String, String, Option<String>, DateTime<Utc>, DateTime<Utc>);
 
 const GROUP_COLUMNS: &str = "id, display_name, external_id, created_at, modified_at";
+
+/// The key displayName uniqueness and lookups use: the name lower-cased the way the SCIM
+/// filter evaluator compares case-insensitive strings, so the indexed lookup and a filter
+/// evaluated in the gateway agree.
+pub(crate) fn display_key(display_name: &str) -> String {
+    display_name.to_lowercase()
+}
+
+fn name_conflict(err: sqlx::Error, display_name: &str) -> StoreError {
+    conflict_or(
+        err,
+        &format!("a group named '{display_name}' (ignoring case) already exists"),
+    )
+}
 
 fn group(row: GroupRow) -> Group {
     let (id, display_name, external_id, created, modified) = row;
@@ -193,16 +231,19 @@ impl GroupStore for Store {
             created: now,
             modified: now,
         };
-        let sql = "INSERT INTO groups (id, display_name, external_id, created_at, modified_at) \
-                   VALUES ($1, $2, $3, $4, $4)";
+        let sql = "INSERT INTO groups \
+                   (id, display_name, external_id, created_at, modified_at, display_key) \
+                   VALUES ($1, $2, $3, $4, $4, $5)";
         with_pool!(self, pool => sqlx::query(sql)
             .bind(g.id.as_str())
             .bind(&g.display_name)
             .bind(g.external_id.as_ref().map(ExternalId::as_str))
             .bind(now)
+            .bind(display_key(display_name))
             .execute(pool)
             .await
-            .map(|_| ()))?;
+            .map(|_| ()))
+        .map_err(|e| name_conflict(e, display_name))?;
         Ok(g)
     }
 
@@ -232,16 +273,18 @@ impl GroupStore for Store {
         external_id: Option<&ExternalId>,
     ) -> StoreResult<Group> {
         let sql = format!(
-            "UPDATE groups SET display_name = $2, external_id = $3, modified_at = $4 \
-             WHERE id = $1 RETURNING {GROUP_COLUMNS}"
+            "UPDATE groups SET display_name = $2, external_id = $3, modified_at = $4, \
+             display_key = $5 WHERE id = $1 RETURNING {GROUP_COLUMNS}"
         );
         let row: Option<GroupRow> = with_pool!(self, pool => sqlx::query_as(&sql)
             .bind(id.as_str())
             .bind(display_name)
             .bind(external_id.map(ExternalId::as_str))
             .bind(db_time(Utc::now()))
+            .bind(display_key(display_name))
             .fetch_optional(pool)
-            .await)?;
+            .await)
+        .map_err(|e| name_conflict(e, display_name))?;
         row.map(group).ok_or(StoreError::NotFound)
     }
 
@@ -274,13 +317,64 @@ impl GroupStore for Store {
         Ok(rows.into_iter().map(|(id,)| ScimId(id)).collect())
     }
 
-    async fn groups_of(&self, member: &ScimId) -> StoreResult<Vec<ScimId>> {
-        let sql = "SELECT group_id FROM group_members WHERE member_id = $1 ORDER BY group_id";
-        let rows: Vec<(String,)> = with_pool!(self, pool => sqlx::query_as(sql)
+    async fn groups_of(&self, member: &ScimId) -> StoreResult<Vec<Group>> {
+        let sql = "SELECT g.id, g.display_name, g.external_id, g.created_at, g.modified_at \
+                   FROM group_members m JOIN groups g ON g.id = m.group_id \
+                   WHERE m.member_id = $1 ORDER BY g.id";
+        let rows: Vec<GroupRow> = with_pool!(self, pool => sqlx::query_as(sql)
             .bind(member.as_str())
             .fetch_all(pool)
             .await)?;
-        Ok(rows.into_iter().map(|(id,)| ScimId(id)).collect())
+        Ok(rows.into_iter().map(group).collect())
+    }
+
+    async fn drop_member(&self, member: &ScimId) -> StoreResult<u64> {
+        let now = db_time(Utc::now());
+        let touch = "UPDATE groups SET modified_at = $2 WHERE id IN \
+                     (SELECT group_id FROM group_members WHERE member_id = $1)";
+        let delete = "DELETE FROM group_members WHERE member_id = $1";
+        let dropped = with_pool!(self, pool => async {
+            let mut tx = pool.begin().await?;
+            sqlx::query(touch)
+                .bind(member.as_str())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            let n = sqlx::query(delete)
+                .bind(member.as_str())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(n)
+        }
+        .await)?;
+        Ok(dropped)
+    }
+
+    async fn count_groups(&self) -> StoreResult<u64> {
+        let (n,): (i64,) = with_pool!(self, pool => sqlx::query_as("SELECT COUNT(*) FROM groups")
+            .fetch_one(pool)
+            .await)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn group_by_display_name(&self, display_name: &str) -> StoreResult<Option<Group>> {
+        let sql = format!("SELECT {GROUP_COLUMNS} FROM groups WHERE display_key = $1");
+        let row: Option<GroupRow> = with_pool!(self, pool => sqlx::query_as(&sql)
+            .bind(display_key(display_name))
+            .fetch_optional(pool)
+            .await)?;
+        Ok(row.map(group))
+    }
+
+    async fn groups_by_external_id(&self, external_id: &ExternalId) -> StoreResult<Vec<Group>> {
+        let sql = format!("SELECT {GROUP_COLUMNS} FROM groups WHERE external_id = $1 ORDER BY id");
+        let rows: Vec<GroupRow> = with_pool!(self, pool => sqlx::query_as(&sql)
+            .bind(external_id.as_str())
+            .fetch_all(pool)
+            .await)?;
+        Ok(rows.into_iter().map(group).collect())
     }
 }
 

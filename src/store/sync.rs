@@ -14,7 +14,8 @@ pub struct SyncState {
     pub last_request: Option<DateTime<Utc>>,
     /// Users in the id map.
     pub users_managed: u64,
-    /// Groups in the id map plus gateway-managed groups.
+    /// Groups in the id map plus gateway-managed groups that are not in it (the gateway maps
+    /// the groups it creates, so each group counts once).
     pub groups_managed: u64,
     /// Requests answered with 5xx (gateway or legacy app failing) in the last 24 hours.
     pub errors_24h: u64,
@@ -58,7 +59,8 @@ impl SyncStatus for Store {
              (SELECT last_request FROM sync_state WHERE id = 1), \
              (SELECT COUNT(*) FROM id_map WHERE resource_type = 'User'), \
              (SELECT COUNT(*) FROM id_map WHERE resource_type = 'Group'), \
-             (SELECT COUNT(*) FROM groups), \
+             (SELECT COUNT(*) FROM groups g WHERE NOT EXISTS (SELECT 1 FROM id_map m \
+                WHERE m.resource_type = 'Group' AND m.scim_id = g.id)), \
              (SELECT COUNT(*) FROM audit_log WHERE time >= $1 AND scim_status >= 500), \
              (SELECT COUNT(*) FROM audit_log WHERE time >= $1 \
                 AND scim_status >= 400 AND scim_status < 500)";

@@ -148,6 +148,7 @@ both_backends!(
     sync_status,
     id_map,
     groups,
+    group_names_are_unique_ignoring_case_and_indexed,
     one_member_change_in_a_100k_group_touches_only_that_member,
     ping_answers_until_closed,
 );
@@ -420,6 +421,15 @@ async fn sync_status(db: TestDb) {
     let st = s.status().await.unwrap();
     assert_eq!(st.users_managed, 2);
     assert_eq!(st.groups_managed, 2);
+    // A managed group the gateway also put in the id map is counted once.
+    let mapped = s.create_group("Mapped", None).await.unwrap();
+    s.put(&IdMapping {
+        resource_type: "Group".into(),
+        ..user_map(mapped.id.as_str(), mapped.id.as_str(), None)
+    })
+    .await
+    .unwrap();
+    assert_eq!(s.status().await.unwrap().groups_managed, 3);
     assert_eq!(st.errors_24h, 2, "the 25-hour-old failure is not counted");
     assert_eq!(st.rejected_24h, 1);
 }
@@ -484,6 +494,16 @@ fn ids(names: &[&str]) -> Vec<ScimId> {
     names.iter().map(|n| ScimId::from(*n)).collect()
 }
 
+/// The ids of the groups `member` is in, as `groups_of` orders them.
+async fn group_ids_of(s: &Store, member: &str) -> Vec<ScimId> {
+    s.groups_of(&member.into())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|g| g.id)
+        .collect()
+}
+
 async fn groups(db: TestDb) {
     let s = &db.store;
     let ext = ExternalId::from("entra-sales");
@@ -514,7 +534,16 @@ async fn groups(db: TestDb) {
     );
     let mut of_u1 = vec![sales.id.clone(), ops.id.clone()];
     of_u1.sort();
-    assert_eq!(s.groups_of(&"u1".into()).await.unwrap(), of_u1);
+    assert_eq!(group_ids_of(s, "u1").await, of_u1);
+    let named: Vec<String> = s
+        .groups_of(&"u1".into())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|g| g.display_name)
+        .collect();
+    assert_eq!(named.len(), 2);
+    assert!(named.contains(&"Sales".to_string()) && named.contains(&"Ops".to_string()));
 
     assert_eq!(
         s.remove_members(&sales.id, &ids(&["u1", "nobody"]))
@@ -522,10 +551,7 @@ async fn groups(db: TestDb) {
             .unwrap(),
         1
     );
-    assert_eq!(
-        s.groups_of(&"u1".into()).await.unwrap(),
-        vec![ops.id.clone()]
-    );
+    assert_eq!(group_ids_of(s, "u1").await, vec![ops.id.clone()]);
     let after = s.get_group(&sales.id).await.unwrap().unwrap();
     assert!(after.modified >= sales.modified);
     assert_eq!(after.created, sales.created);
@@ -552,8 +578,92 @@ async fn groups(db: TestDb) {
     assert!(!s.delete_group(&sales.id).await.unwrap());
     assert_eq!(s.get_group(&sales.id).await.unwrap(), None);
     assert_eq!(s.members(&sales.id, 0, 10).await.unwrap(), vec![]);
-    assert_eq!(s.groups_of(&"u2".into()).await.unwrap(), vec![]);
-    assert_eq!(s.groups_of(&"u1".into()).await.unwrap(), vec![ops.id]);
+    assert_eq!(group_ids_of(s, "u2").await, vec![]);
+    assert_eq!(group_ids_of(s, "u1").await, vec![ops.id.clone()]);
+
+    // A deleted user leaves every group at once.
+    s.add_members(&ops.id, &ids(&["u9"])).await.unwrap();
+    let before = s.get_group(&ops.id).await.unwrap().unwrap();
+    assert_eq!(s.drop_member(&"u1".into()).await.unwrap(), 1);
+    assert_eq!(s.drop_member(&"u1".into()).await.unwrap(), 0);
+    assert_eq!(group_ids_of(s, "u1").await, vec![]);
+    assert_eq!(s.members(&ops.id, 0, 10).await.unwrap(), ids(&["u9"]));
+    assert!(s.get_group(&ops.id).await.unwrap().unwrap().modified >= before.modified);
+}
+
+async fn group_names_are_unique_ignoring_case_and_indexed(db: TestDb) {
+    let s = &db.store;
+    let ext = ExternalId::from("entra-obj-1");
+    let admins = s.create_group("App Admins", Some(&ext)).await.unwrap();
+    let clash = s.create_group("app ADMINS", None).await;
+    assert!(matches!(clash, Err(StoreError::Conflict(_))), "{clash:?}");
+    let other = s.create_group("Ärzte", None).await.unwrap();
+    // Unicode case folding, the same as the SCIM filter evaluator's.
+    let clash = s.create_group("äRZTE", None).await;
+    assert!(matches!(clash, Err(StoreError::Conflict(_))), "{clash:?}");
+    assert_eq!(s.count_groups().await.unwrap(), 2);
+
+    assert_eq!(
+        s.group_by_display_name("APP admins").await.unwrap(),
+        Some(admins.clone())
+    );
+    assert_eq!(s.group_by_display_name("nobody").await.unwrap(), None);
+    assert_eq!(
+        s.groups_by_external_id(&ext).await.unwrap(),
+        vec![admins.clone()]
+    );
+    assert_eq!(
+        s.groups_by_external_id(&"ENTRA-OBJ-1".into())
+            .await
+            .unwrap(),
+        vec![],
+        "externalId is compared exactly"
+    );
+
+    // Renaming onto another group's name is a conflict and changes nothing; renaming to a
+    // different case of the group's own name is fine.
+    let clash = s.update_group(&other.id, "app admins", None).await;
+    assert!(matches!(clash, Err(StoreError::Conflict(_))), "{clash:?}");
+    assert_eq!(
+        s.get_group(&other.id).await.unwrap().unwrap().display_name,
+        "Ärzte"
+    );
+    let renamed = s
+        .update_group(&admins.id, "APP ADMINS", Some(&ext))
+        .await
+        .unwrap();
+    assert_eq!(renamed.display_name, "APP ADMINS");
+    assert_eq!(
+        s.group_by_display_name("app admins")
+            .await
+            .unwrap()
+            .map(|g| g.id),
+        Some(admins.id.clone())
+    );
+    // The freed name can be taken again.
+    s.delete_group(&admins.id).await.unwrap();
+    s.create_group("App Admins", None).await.unwrap();
+
+    // The lookups are index reads, not scans.
+    if let Store::Sqlite(pool) = s {
+        for (sql, arg) in [
+            ("SELECT id FROM groups WHERE display_key = $1", "x"),
+            ("SELECT id FROM groups WHERE external_id = $1", "x"),
+        ] {
+            let rows: Vec<(i64, i64, i64, String)> =
+                sqlx::query_as(&format!("EXPLAIN QUERY PLAN {sql}"))
+                    .bind(arg)
+                    .fetch_all(pool)
+                    .await
+                    .unwrap();
+            let plan: Vec<String> = rows.into_iter().map(|r| r.3).collect();
+            assert!(
+                plan.iter()
+                    .any(|p| p.contains("USING INDEX") || p.contains("USING COVERING INDEX")),
+                "{sql}: {plan:?}"
+            );
+        }
+    }
 }
 
 /// The query plan of a membership statement as text, with its parameters bound.
@@ -602,11 +712,8 @@ async fn one_member_change_in_a_100k_group_touches_only_that_member(db: TestDb) 
             .unwrap(),
         1
     );
-    assert_eq!(s.groups_of(&"user-050000".into()).await.unwrap(), vec![]);
-    assert_eq!(
-        s.groups_of(&"user-050001".into()).await.unwrap(),
-        vec![big.id.clone()]
-    );
+    assert_eq!(group_ids_of(s, "user-050000").await, vec![]);
+    assert_eq!(group_ids_of(s, "user-050001").await, vec![big.id.clone()]);
     assert_eq!(s.members(&big.id, 99_999, 10).await.unwrap().len(), 1);
 
     // What makes those calls O(1): the statements they run (one UPDATE of the group, one

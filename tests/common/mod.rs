@@ -8,6 +8,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 
+pub mod entra;
 pub mod process;
 
 /// A response as tests look at it.
@@ -181,27 +182,33 @@ impl Scim {
     }
 }
 
-/// A client for the demo legacy app's own API (X-Api-Key auth).
+/// A client for the demo legacy app's own API (X-Api-Key auth, or any one header).
 #[derive(Clone)]
 pub struct Legacy {
     pub http: Http,
     pub base: String,
-    pub key: String,
+    /// The header that authenticates: (`x-api-key`, key) or (`authorization`, `Basic …`).
+    pub auth: (String, String),
 }
 
 impl Legacy {
     pub fn new(base: &str, key: &str) -> Self {
+        Self::with_header(base, "x-api-key", key)
+    }
+
+    /// A client authenticating with `name: value` (e.g. the demo app in HTTP Basic mode).
+    pub fn with_header(base: &str, name: &str, value: &str) -> Self {
         Legacy {
             http: Http::new(),
             base: base.trim_end_matches('/').to_string(),
-            key: key.to_string(),
+            auth: (name.to_string(), value.to_string()),
         }
     }
 
     pub async fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Resp {
         let url = format!("{}{}", self.base, path);
         self.http
-            .json(method, &url, &[("x-api-key", &self.key)], body)
+            .json(method, &url, &[(&self.auth.0, &self.auth.1)], body)
             .await
     }
 

@@ -32,7 +32,21 @@ pub fn write_config(
     profile: &str,
     extra: &str,
 ) -> PathBuf {
-    let repo = env!("CARGO_MANIFEST_DIR");
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    write_config_with(dir, store_url, token, profile, repo, extra)
+}
+
+/// Like [`write_config`], with the profile loaded from `profile_dir` (its `config/profiles/`
+/// and `scripts/`), e.g. a test fixture.
+pub fn write_config_with(
+    dir: &Path,
+    store_url: &str,
+    token: &str,
+    profile: &str,
+    profile_dir: &Path,
+    extra: &str,
+) -> PathBuf {
+    let repo = profile_dir.display();
     let file = dir.join("config/scimgate.toml");
     std::fs::create_dir_all(file.parent().unwrap()).unwrap();
     std::fs::write(

@@ -595,6 +595,35 @@ fn emptied_extension_disappears_with_its_urn() {
 }
 
 #[test]
+fn open_extension_keys_keep_the_type_sent_as_in_a_post() {
+    let urn = "urn:ietf:params:scim:schemas:extension:2.0:Metadata";
+    let mut reg = SchemaRegistry::core();
+    reg.add_extension(
+        "User",
+        Schema {
+            id: urn.into(),
+            name: "Metadata".into(),
+            description: String::new(),
+            attributes: Vec::new(),
+            open: true,
+        },
+        false,
+    )
+    .unwrap();
+    // Entra sends what the integrator typed the attribute as: a number, a boolean, text.
+    let b = body(json!([
+        {"op": "Replace", "path": format!("{urn}:level"), "value": 5},
+        {"op": "Replace", "value": {format!("{urn}:vip"): true}},
+        {"op": "add", "path": format!("{urn}:team"), "value": "Blue"}
+    ]));
+    let u = patch_as(&reg, "User", &user(), &b).unwrap();
+    assert_eq!(u[urn], json!({"level": 5, "vip": true, "team": "Blue"}));
+    let b = body(json!([{"op": "remove", "path": format!("{urn}:level")}]));
+    let u = patch_as(&reg, "User", &u, &b).unwrap();
+    assert_eq!(u[urn], json!({"vip": true, "team": "Blue"}));
+}
+
+#[test]
 fn simple_multi_valued_attributes() {
     let mut reg = SchemaRegistry::core();
     reg.add_extension(
