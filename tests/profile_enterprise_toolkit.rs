@@ -149,6 +149,8 @@ async fn scimgate_demo_prints_the_scim_url_user_name_and_password() {
                 "127.0.0.1:0",
                 "--legacy-listen",
                 "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
             ])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .stdout(std::process::Stdio::piped())
