@@ -67,6 +67,8 @@ pub struct GatewayProcess {
     pub child: Child,
     /// The SCIM base URL it printed.
     pub scim_url: String,
+    /// The admin listener's URL it printed (`None` when the admin listener is off).
+    pub admin_url: Option<String>,
 }
 
 impl GatewayProcess {
@@ -89,13 +91,28 @@ impl GatewayProcess {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
                 if let Some(url) = line.strip_prefix("scimgate serving SCIM at ") {
-                    let _ = tx.send(url.trim().to_string());
+                    let _ = tx.send((false, url.trim().to_string()));
+                } else if let Some(url) =
+                    line.strip_prefix("admin page, /healthz, /readyz and /metrics at ")
+                {
+                    let _ = tx.send((true, url.trim().to_string()));
                 }
             }
         });
         match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(scim_url) => GatewayProcess { child, scim_url },
-            Err(_) => {
+            Ok((false, scim_url)) => {
+                // The admin line follows at once when the listener is on.
+                let admin_url = rx
+                    .recv_timeout(Duration::from_millis(500))
+                    .ok()
+                    .map(|(_, url)| url);
+                GatewayProcess {
+                    child,
+                    scim_url,
+                    admin_url,
+                }
+            }
+            Ok((true, _)) | Err(_) => {
                 let _ = child.kill();
                 let status = child.wait().ok();
                 panic!("scimgate serve did not start (exit: {status:?})");
