@@ -9,6 +9,13 @@
 //! only checks that the caller's credential is well-formed, and the legacy app judges it on
 //! every call the request makes (a refusal becomes the caller's 401). Nothing is cached, so
 //! a revoked legacy credential stops working at once.
+//!
+//! Passwords (HTTP Basic, or a password sent as a bearer token) are argon2id-hashed in the
+//! store, which is deliberately slow: ~50 ms of CPU per check. Entra sends every request of a
+//! sync cycle with the same credential, so a successful check is remembered for
+//! [`PASSWORD_CACHE_TTL`] under the SHA-256 of user name and password (never the password
+//! itself); a changed or removed password therefore stops working within that time on each
+//! running gateway. Failed checks are never cached.
 
 use super::error::AppError;
 use crate::admin::metrics::{Metrics, StoreOp};
@@ -20,8 +27,48 @@ use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use std::sync::Arc;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
+
+/// How long a successful password check is remembered.
+pub const PASSWORD_CACHE_TTL: Duration = Duration::from_secs(60);
+
+/// Most remembered password checks; beyond it expired ones are dropped, then all.
+const PASSWORD_CACHE_MAX: usize = 1024;
+
+/// Successful password checks by SHA-256 of `user \0 password`, with when they were made.
+#[derive(Debug, Clone, Default)]
+struct PasswordCache(Arc<Mutex<HashMap<[u8; 32], Instant>>>);
+
+impl PasswordCache {
+    fn key(user: &str, password: &str) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(user.as_bytes());
+        h.update([0]);
+        h.update(password.as_bytes());
+        h.finalize().into()
+    }
+
+    fn fresh(&self, key: &[u8; 32]) -> bool {
+        let map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        map.get(key)
+            .is_some_and(|at| at.elapsed() < PASSWORD_CACHE_TTL)
+    }
+
+    fn remember(&self, key: [u8; 32]) {
+        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if map.len() >= PASSWORD_CACHE_MAX {
+            map.retain(|_, at| at.elapsed() < PASSWORD_CACHE_TTL);
+            if map.len() >= PASSWORD_CACHE_MAX {
+                map.clear();
+            }
+        }
+        map.insert(key, Instant::now());
+    }
+}
 
 /// Who made a request, as far as the gateway knows; attached to the request's extensions.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +86,7 @@ pub struct Authenticator {
     /// The store's Basic user whose password is also accepted as a bearer token.
     password_user: Option<String>,
     metrics: Option<Arc<Metrics>>,
+    passwords: PasswordCache,
 }
 
 impl Authenticator {
@@ -56,6 +104,7 @@ impl Authenticator {
             pass_through: None,
             password_user: None,
             metrics: None,
+            passwords: PasswordCache::default(),
         }
     }
 
@@ -87,6 +136,7 @@ impl Authenticator {
             pass_through: Some(scheme),
             password_user: None,
             metrics: None,
+            passwords: PasswordCache::default(),
         }
     }
 
@@ -165,10 +215,7 @@ impl Authenticator {
             Err(e) => return Err(store_unavailable(&e)),
         }
         if let Some(user) = &self.password_user {
-            return match self
-                .timed(StoreOp::VerifyPassword, store.verify_password(user, token))
-                .await
-            {
+            return match self.check_password(store, user, token).await {
                 Ok(true) => Ok(Principal { name: user.clone() }),
                 Ok(false) => Err(ScimError::unauthorized("invalid bearer token or password")),
                 Err(e) => Err(store_unavailable(&e)),
@@ -195,19 +242,36 @@ impl Authenticator {
         let Some((user, password)) = decoded.split_once(':') else {
             return Err(ScimError::unauthorized("malformed Basic credentials"));
         };
-        match self
-            .timed(
-                StoreOp::VerifyPassword,
-                store.verify_password(user, password),
-            )
-            .await
-        {
+        match self.check_password(store, user, password).await {
             Ok(true) => Ok(Principal {
                 name: user.to_string(),
             }),
             Ok(false) => Err(ScimError::unauthorized("invalid user name or password")),
             Err(e) => Err(store_unavailable(&e)),
         }
+    }
+
+    /// A password check: remembered successes first, else the store's argon2id hash.
+    async fn check_password(
+        &self,
+        store: &Store,
+        user: &str,
+        password: &str,
+    ) -> crate::store::StoreResult<bool> {
+        let key = PasswordCache::key(user, password);
+        if self.passwords.fresh(&key) {
+            return Ok(true);
+        }
+        let ok = self
+            .timed(
+                StoreOp::VerifyPassword,
+                store.verify_password(user, password),
+            )
+            .await?;
+        if ok {
+            self.passwords.remember(key);
+        }
+        Ok(ok)
     }
 
     /// The principal of a matching static token, compared in constant time.
@@ -332,6 +396,46 @@ mod tests {
                 .forwarded(Some("Bearer key:pw"))
                 .is_none()
         );
+    }
+
+    #[tokio::test]
+    async fn successful_password_checks_are_remembered_and_failures_are_not() {
+        use base64::Engine as _;
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        store
+            .set_password("entra", "correct horse battery")
+            .await
+            .unwrap();
+        let basic = |pw: &str| {
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("entra:{pw}"))
+            )
+        };
+        let a = Authenticator::new(&[]).with_store(store.clone());
+        let good = basic("correct horse battery");
+        assert_eq!(a.authenticate(Some(&good)).await.unwrap().name, "entra");
+        // Wrong passwords fail every time (no negative caching, no confusion with the
+        // remembered one).
+        for _ in 0..2 {
+            let e = a
+                .authenticate(Some(&basic("wrong horse")))
+                .await
+                .unwrap_err();
+            assert_eq!(e.status, 401);
+        }
+        // The user is removed: the remembered success still answers (within the TTL),
+        // which proves the second check did not reach the store...
+        assert!(store.remove_user("entra").await.unwrap());
+        assert_eq!(a.authenticate(Some(&good)).await.unwrap().name, "entra");
+        // ...while a gateway that never checked it asks the store and refuses.
+        let fresh = Authenticator::new(&[]).with_store(store.clone());
+        assert_eq!(
+            fresh.authenticate(Some(&good)).await.unwrap_err().status,
+            401
+        );
+        // A clone (the router's copy) shares what was remembered.
+        assert!(a.clone().authenticate(Some(&good)).await.is_ok());
     }
 
     #[tokio::test]
