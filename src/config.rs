@@ -436,6 +436,16 @@ pub struct ResourceConfig {
     /// `…:2.0:Metadata` extension with free keys (`open = true`).
     #[serde(default)]
     pub extensions: Vec<ExtensionConfig>,
+    /// Attributes the application refuses (e.g. a Group's `owners`): a create, replace or
+    /// patch carrying one, at the top level, under any extension or as a PATCH path, is a
+    /// 400 `invalidValue` naming it, before anything is written.
+    #[serde(default)]
+    pub unsupported: Vec<String>,
+    /// Group only: a member that is itself a group (its `type` is `Group`, its `$ref` names
+    /// a Group, or its value is no user's id but a group's) is left out and logged instead of
+    /// being forwarded, for applications that sync direct members only.
+    #[serde(default)]
+    pub ignore_nested_groups: bool,
 }
 
 /// `[[resources.<Type>.extensions]]`: an extension schema declared by a profile, with
@@ -689,6 +699,7 @@ impl Config {
             } else {
                 v.resource(name, r);
             }
+            v.resource_rules(name, r);
         }
         for (name, l) in &self.profile.lookups {
             v.lookup(name, l);
@@ -1445,6 +1456,30 @@ impl Validator<'_> {
                     ),
                 );
             }
+        }
+    }
+
+    /// `unsupported` and `ignore_nested_groups`, which mean the same for backend and
+    /// gateway-managed resources.
+    fn resource_rules(&mut self, name: &str, r: &ResourceConfig) {
+        let base = format!("resources.{name}");
+        for a in &r.unsupported {
+            // RFC 7643 §2.1 ATTRNAME: matched in any schema, so no URN and no sub-attribute.
+            let plain = a.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if !plain {
+                self.push(
+                    &format!("{base}.unsupported"),
+                    format!("`{a}` must be a plain attribute name (e.g. `owners`)"),
+                );
+            }
+        }
+        if r.ignore_nested_groups && name != "Group" {
+            self.push(
+                &format!("{base}.ignore_nested_groups"),
+                "only Group resources have members that can be groups",
+            );
         }
     }
 
