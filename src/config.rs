@@ -2142,6 +2142,39 @@ refresh_secs = 0
     }
 
     #[test]
+    fn unsupported_attributes_and_nested_groups_are_checked() {
+        // Both keys mean the same for gateway-managed groups.
+        let ok = format!(
+            "groups = \"managed\"\n{PROFILE}\n[resources.Group]\nunsupported = [\"owners\"]\nignore_nested_groups = true\n"
+        );
+        let l = Layout::new(MAIN, &ok);
+        let cfg = Config::load_with_env(&l.main(), no_env()).unwrap_or_else(|e| panic!("{e:#?}"));
+        let group = &cfg.profile.resources["Group"];
+        assert_eq!(group.unsupported, ["owners"]);
+        assert!(group.ignore_nested_groups);
+        let bad = PROFILE.replace(
+            "script = \"user\"",
+            "script = \"user\"\nunsupported = [\"owners.value\", \"urn:x:owners\", \"ok\"]\nignore_nested_groups = true",
+        );
+        let l = Layout::new(MAIN, &bad);
+        let issues = Config::load_with_env(&l.main(), no_env()).unwrap_err();
+        let msgs: Vec<String> = issues.iter().map(ToString::to_string).collect();
+        assert_eq!(issues.len(), 3, "{msgs:#?}");
+        assert!(
+            msgs.iter()
+                .any(|m| m.contains("`owners.value` must be a plain attribute name"))
+        );
+        assert!(
+            msgs.iter()
+                .any(|m| m.contains("`urn:x:owners` must be a plain"))
+        );
+        assert!(
+            msgs.iter()
+                .any(|m| m.contains("resources.User.ignore_nested_groups: only Group resources"))
+        );
+    }
+
+    #[test]
     fn managed_groups_accept_a_bare_group_section_and_reject_what_would_be_ignored() {
         let ok = format!(
             "groups = \"managed\"\n{PROFILE}\n[resources.Group]\nattributes = [\"displayName\", \"members\"]\n"

@@ -1110,7 +1110,9 @@ impl Gateway {
             };
             if if_match_header.is_some() {
                 let mut full = loaded.clone();
-                set_members(&mut full, members.clone().unwrap_or_default());
+                if let Some(list) = &members {
+                    set_members(&mut full, list.clone());
+                }
                 check_version(&full, if_match_header)?;
             }
             if group_hook {
@@ -1326,4 +1328,55 @@ fn refused_key<'a>(refused: &'a [String], v: &Value) -> Option<&'a str> {
             }
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_patch_path_names_its_attribute() {
+        for (path, want) in [
+            ("owners", "owners"),
+            ("owners.value", "owners"),
+            ("owners[value eq \"a:b.c\"]", "owners"),
+            ("owners[value eq \"x\"].display", "owners"),
+            (
+                "urn:ietf:params:scim:schemas:extension:x:2.0:Group:owners",
+                "owners",
+            ),
+            (
+                "urn:ietf:params:scim:schemas:extension:x:2.0:Group:owners.value",
+                "owners",
+            ),
+            ("members[value eq \"urn:x:owners\"]", "members"),
+            ("displayName", "displayName"),
+        ] {
+            assert_eq!(path_attribute(path), want, "{path}");
+        }
+    }
+
+    #[test]
+    fn refused_attributes_are_found_where_clients_put_them() {
+        let refused = vec!["owners".to_string()];
+        let found = |v: Value| refused_key(&refused, &v);
+        assert_eq!(
+            found(json!({"displayName": "g", "Owners": []})),
+            Some("owners")
+        );
+        assert_eq!(
+            found(json!({"urn:ietf:params:scim:schemas:extension:x:2.0:Group:owners": []})),
+            Some("owners")
+        );
+        assert_eq!(
+            found(json!({"http://schemas.example/Group": {"owners": [{"value": "1"}]}})),
+            Some("owners")
+        );
+        assert_eq!(
+            found(json!({"displayName": "owners", "members": [{"value": "owners"}]})),
+            None
+        );
+        // A core attribute's sub-attributes are not searched: only extension objects.
+        assert_eq!(found(json!({"name": {"owners": "x"}})), None);
+    }
 }
