@@ -10,6 +10,7 @@ mod common;
 use common::Legacy;
 use common::entra::{Dialect, clients, create_user, legacy_user_count, patch, test_connection};
 use scimgate::app::{DemoOptions, DemoStack};
+use scimgate::store::SyncStatus;
 use serde_json::{Value, json};
 
 const MS_GROUP_URN: &str =
@@ -64,6 +65,18 @@ fn sorted(ids: &[&str]) -> Vec<String> {
     let mut v: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
     v.sort();
     v
+}
+
+/// (users, groups) managed by SCIM, as the status page counts them from the id map.
+async fn managed(stack: &DemoStack) -> (u64, u64) {
+    let s = stack.gateway.store().status().await.expect("status");
+    (s.users_managed, s.groups_managed)
+}
+
+/// Arms the demo app's fault injection.
+async fn arm(legacy: &Legacy, spec: Value) {
+    let r = legacy.call("POST", "/__demo/faults", Some(&spec)).await;
+    assert_eq!(r.status, 200, "arming {spec}: {}", r.text);
 }
 
 async fn exists(legacy: &Legacy, path: &str) -> bool {
@@ -255,6 +268,8 @@ async fn lifecycle(stack: &DemoStack, d: Dialect) {
     assert!(!exists(&legacy, &format!("/api/v1/users/{b}")).await);
     assert_eq!(scim.get(&format!("/Users/{b}")).await.status, 404);
     assert_eq!(team_members(&legacy, design).await, sorted(&[a]));
+    // The status page no longer counts the deleted user as managed by SCIM.
+    assert_eq!(managed(stack).await, (4, 4));
 
     // Permanent delete.
     let r = scim.delete(&format!("/Users/{dd}")).await;
@@ -274,20 +289,53 @@ async fn lifecycle(stack: &DemoStack, d: Dialect) {
     }
     assert_eq!(legacy_user_count(&legacy).await, before + 2);
 
-    // A group removed from scope with a member deleted meanwhile: the delete completes.
+    // A group delete whose user deletes fail part-way (the app answers 503 to the first)
+    // fails and leaves the group, with what was not deleted yet; Entra's retry finishes it.
     let r = scim
         .patch(&format!("/Groups/{ops}"), &d.add_members(&[e]))
         .await;
     assert_eq!(r.status, 204, "{}", r.text);
-    let r = legacy
-        .call("DELETE", &format!("/api/v1/users/{e}"), None)
-        .await;
-    assert_eq!(r.status, 204, "{}", r.text);
+    arm(
+        &legacy,
+        json!({"mode": "status", "status": 503, "count": 1,
+                        "route": "DELETE /api/v1/users/{id}"}),
+    )
+    .await;
+    let r = scim.delete(&format!("/Groups/{ops}")).await;
+    assert_eq!(r.status, 503, "{}", r.text);
+    assert!(exists(&legacy, &format!("/api/v1/teams/{ops}")).await);
+    assert_eq!(team_members(&legacy, &ops).await, sorted(&[c, e]));
     let r = scim.delete(&format!("/Groups/{ops}")).await;
     assert_eq!(r.status, 204, "{}", r.text);
-    assert!(!exists(&legacy, &format!("/api/v1/users/{c}")).await);
+    for u in [c, e] {
+        assert!(!exists(&legacy, &format!("/api/v1/users/{u}")).await);
+    }
     assert!(!exists(&legacy, &format!("/api/v1/teams/{ops}")).await);
     assert_eq!(legacy_user_count(&legacy).await, before);
+    // Users deleted by deactivation or with their group are no longer counted either.
+    assert_eq!(managed(stack).await, (0, 2));
+
+    // A user the app no longer has (answered 404, as when deleted meanwhile) does not stop a
+    // group delete: the plan's steps are missing_ok.
+    let r = scim
+        .post("/Users", &user(&mk("fay"), &format!("ext-{tag}-f")))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let f = r.json["id"].as_str().expect("id").to_string();
+    let r = scim
+        .post("/Groups", &group("Temps", json!([{"value": f}])))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let temps = r.json["id"].as_str().expect("gid").to_string();
+    arm(
+        &legacy,
+        json!({"mode": "status", "status": 404, "count": 1,
+                        "route": "DELETE /api/v1/users/{id}"}),
+    )
+    .await;
+    let r = scim.delete(&format!("/Groups/{temps}")).await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert!(!exists(&legacy, &format!("/api/v1/teams/{temps}")).await);
 }
 
 /// A plain group delete of a backend-groups profile without on_group_delete stays one call:

@@ -372,8 +372,34 @@ impl Gateway {
             .scripts
             .call_plan(&b.script, hook, vec![resource.clone(), ctx])?;
         let n = plan.len();
+        let deletes = deletes_of(&plan);
         self.run_plan(plan).await?;
+        self.forget_deleted(&b.resource_type, &[id], &deletes).await;
         Ok(n)
+    }
+
+    /// Phase: after a plan ran, forgets (in the id map) each record among `ids` of `rt` that
+    /// one of its steps deleted through the profile's own delete endpoint (e.g. a deactivation
+    /// that deletes the user, or a group delete that deletes its users), so that the status
+    /// page's "managed by SCIM" counts stay true.
+    async fn forget_deleted(&self, rt: &str, ids: &[&str], deletes: &[(String, String)]) {
+        if deletes.is_empty() {
+            return;
+        }
+        let Some(ep) = self.binding(rt).ok().and_then(|b| b.delete.as_ref()) else {
+            return;
+        };
+        for id in ids {
+            let Ok(req) = ep.request(&[("id", id)], None) else {
+                continue;
+            };
+            if deletes
+                .iter()
+                .any(|(m, p)| *m == req.method.as_str() && *p == req.path)
+            {
+                self.unmap(rt, id).await;
+            }
+        }
     }
 
     /// Phase: a plan's steps in order; the first failing one fails the request, except a
@@ -1118,15 +1144,19 @@ impl Gateway {
             if group_hook {
                 // Before the delete, so that a failure leaves the group for Entra's retry,
                 // which runs the hook again (plans use missing_ok for what already went).
-                let members = Value::Array(members.unwrap_or_default());
+                let members = members.unwrap_or_default();
+                let ids: Vec<String> = members.iter().filter_map(member_value).collect();
                 let ctx = self.script_ctx(rt, GROUP_DELETE_HOOK, Some(id));
                 let plan = self.scripts.call_plan(
                     &b.script,
                     GROUP_DELETE_HOOK,
-                    vec![loaded.clone(), members, ctx],
+                    vec![loaded.clone(), Value::Array(members), ctx],
                 )?;
                 let steps = plan.len();
+                let deletes = deletes_of(&plan);
                 self.run_plan(plan).await?;
+                let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+                self.forget_deleted("User", &ids, &deletes).await;
                 tracing::info!(group = id, steps, "on_group_delete plan ran");
             }
             current = Some(loaded);
@@ -1296,6 +1326,14 @@ fn member_of(v: &Value) -> Member {
         display: v.get("display").and_then(Value::as_str).map(str::to_string),
         kind: v.get("type").and_then(Value::as_str).map(str::to_string),
     }
+}
+
+/// (method, path) of a plan's DELETE steps, for [`Gateway::forget_deleted`].
+fn deletes_of(plan: &[PlanStep]) -> Vec<(String, String)> {
+    plan.iter()
+        .filter(|s| s.method == "DELETE")
+        .map(|s| (s.method.clone(), s.path.clone()))
+        .collect()
 }
 
 /// The attribute a PATCH `path` addresses: `owners`, `owners[value eq "x"]`, `owners.value`
