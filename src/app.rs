@@ -466,6 +466,17 @@ async fn build_state(
             max_payload: cfg.server.max_body_bytes,
             max_scan: MAX_SCAN,
             groups: cfg.profile.groups,
+            unsupported: cfg
+                .profile
+                .resources
+                .iter()
+                .map(|(rt, rc)| (rt.clone(), rc.unsupported.clone()))
+                .collect(),
+            ignore_nested_groups: cfg
+                .profile
+                .resources
+                .get("Group")
+                .is_some_and(|rc| rc.ignore_nested_groups),
         },
         store.clone(),
     )
@@ -783,6 +794,30 @@ pub fn check(cfg: &Config) -> Vec<String> {
                             rc.script
                         ));
                     }
+                }
+            }
+            if let Some(group) = cfg.profile.resources.get("Group")
+                && !is_managed_group(&cfg.profile, "Group")
+            {
+                let hook = crate::server::pipeline::GROUP_DELETE_HOOK;
+                let other_arity = [0, 1, 2, 4, 5]
+                    .iter()
+                    .any(|n| scripts.has_fn(&group.script, hook, *n));
+                if other_arity && !scripts.has_fn(&group.script, hook, 3) {
+                    problems.push(format!(
+                        "{}: {hook} must take (group, members, ctx); with other parameters it is never called",
+                        cfg.profile
+                            .scripts_dir
+                            .join(format!("{}.rhai", group.script))
+                            .display()
+                    ));
+                }
+                if scripts.has_fn(&group.script, hook, 3) && group.endpoints.members_list.is_none()
+                {
+                    problems.push(format!(
+                        "{}: resources.Group: {hook} needs the members_list endpoint to read the members",
+                        cfg.profile.file.display()
+                    ));
                 }
             }
             if let Some(user) = cfg.profile.resources.get("User") {

@@ -464,6 +464,16 @@ pub struct ResourceConfig {
     /// `…:2.0:Metadata` extension with free keys (`open = true`).
     #[serde(default)]
     pub extensions: Vec<ExtensionConfig>,
+    /// Attributes the application refuses (e.g. a Group's `owners`): a create, replace or
+    /// patch carrying one, at the top level, under any extension or as a PATCH path, is a
+    /// 400 `invalidValue` naming it, before anything is written.
+    #[serde(default)]
+    pub unsupported: Vec<String>,
+    /// Group only: a member that is itself a group (its `type` is `Group`, its `$ref` names
+    /// a Group, or its value is no user's id but a group's) is left out and logged instead of
+    /// being forwarded, for applications that sync direct members only.
+    #[serde(default)]
+    pub ignore_nested_groups: bool,
 }
 
 /// `[[resources.<Type>.extensions]]`: an extension schema declared by a profile, with
@@ -723,6 +733,7 @@ impl Config {
             } else {
                 v.resource(name, r);
             }
+            v.resource_rules(name, r);
         }
         for (name, l) in &self.profile.lookups {
             v.lookup(name, l);
@@ -1504,6 +1515,30 @@ impl Validator<'_> {
         }
     }
 
+    /// `unsupported` and `ignore_nested_groups`, which mean the same for backend and
+    /// gateway-managed resources.
+    fn resource_rules(&mut self, name: &str, r: &ResourceConfig) {
+        let base = format!("resources.{name}");
+        for a in &r.unsupported {
+            // RFC 7643 §2.1 ATTRNAME: matched in any schema, so no URN and no sub-attribute.
+            let plain = a.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if !plain {
+                self.push(
+                    &format!("{base}.unsupported"),
+                    format!("`{a}` must be a plain attribute name (e.g. `owners`)"),
+                );
+            }
+        }
+        if r.ignore_nested_groups && name != "Group" {
+            self.push(
+                &format!("{base}.ignore_nested_groups"),
+                "only Group resources have members that can be groups",
+            );
+        }
+    }
+
     fn resource(&mut self, name: &str, r: &ResourceConfig) {
         let base = format!("resources.{name}");
         if r.script.is_empty() {
@@ -2217,6 +2252,39 @@ refresh_secs = 0
             "{lines:?}"
         );
         assert!(issues.iter().all(|i| !i.message.contains("short")));
+    }
+
+    #[test]
+    fn unsupported_attributes_and_nested_groups_are_checked() {
+        // Both keys mean the same for gateway-managed groups.
+        let ok = format!(
+            "groups = \"managed\"\n{PROFILE}\n[resources.Group]\nunsupported = [\"owners\"]\nignore_nested_groups = true\n"
+        );
+        let l = Layout::new(MAIN, &ok);
+        let cfg = Config::load_with_env(&l.main(), no_env()).unwrap_or_else(|e| panic!("{e:#?}"));
+        let group = &cfg.profile.resources["Group"];
+        assert_eq!(group.unsupported, ["owners"]);
+        assert!(group.ignore_nested_groups);
+        let bad = PROFILE.replace(
+            "script = \"user\"",
+            "script = \"user\"\nunsupported = [\"owners.value\", \"urn:x:owners\", \"ok\"]\nignore_nested_groups = true",
+        );
+        let l = Layout::new(MAIN, &bad);
+        let issues = Config::load_with_env(&l.main(), no_env()).unwrap_err();
+        let msgs: Vec<String> = issues.iter().map(ToString::to_string).collect();
+        assert_eq!(issues.len(), 3, "{msgs:#?}");
+        assert!(
+            msgs.iter()
+                .any(|m| m.contains("`owners.value` must be a plain attribute name"))
+        );
+        assert!(
+            msgs.iter()
+                .any(|m| m.contains("`urn:x:owners` must be a plain"))
+        );
+        assert!(
+            msgs.iter()
+                .any(|m| m.contains("resources.User.ignore_nested_groups: only Group resources"))
+        );
     }
 
     #[test]

@@ -62,6 +62,8 @@ fn check_accepts_the_bundled_configuration_with_every_bundled_profile() {
         "smarter-drafter",
         "smartfile",
         "enterprise-toolkit",
+        "draftt",
+        "softdrive",
     ] {
         assert!(profiles.iter().any(|p| p == want), "{profiles:?}");
     }

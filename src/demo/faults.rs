@@ -47,6 +47,10 @@ pub(crate) struct FaultPlan {
     delay_ms: u64,
     retry_after: Option<u64>,
     remaining: u64,
+    /// Only requests of this route (`"DELETE /api/v1/users/{id}"`, ids folded as in
+    /// `by_route`) are faulted, and only they use up `remaining`; `None`: every request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    route: Option<String>,
 }
 
 impl Default for FaultPlan {
@@ -57,6 +61,7 @@ impl Default for FaultPlan {
             delay_ms: 1000,
             retry_after: None,
             remaining: 0,
+            route: None,
         }
     }
 }
@@ -70,6 +75,7 @@ struct FaultRequest {
     delay_ms: Option<u64>,
     retry_after: Option<u64>,
     count: Option<u64>,
+    route: Option<String>,
 }
 
 impl FaultPlan {
@@ -102,12 +108,16 @@ impl FaultPlan {
             delay_ms,
             retry_after: req.retry_after,
             remaining,
+            route: req.route,
         })
     }
 
-    /// Consumes one use of the armed fault, if any.
-    fn take(&mut self) -> Option<FaultPlan> {
+    /// Consumes one use of the armed fault, if any applies to a request of `route`.
+    fn take(&mut self, route: &str) -> Option<FaultPlan> {
         if self.mode == FaultMode::None || self.remaining == 0 {
+            return None;
+        }
+        if self.route.as_deref().is_some_and(|r| r != route) {
             return None;
         }
         let taken = self.clone();
@@ -177,7 +187,7 @@ pub(crate) async fn gate(State(state): State<DemoState>, req: Request, next: Nex
     }
     let key = route_key(req.method(), req.uri().path());
     let fault = {
-        let fault = state.faults().take();
+        let fault = state.faults().take(&key);
         let mut counters = state.counters();
         counters.requests_total += 1;
         *counters.by_route.entry(key).or_insert(0) += 1;
@@ -293,12 +303,29 @@ mod tests {
             delay_ms: None,
             retry_after: None,
             count: Some(2),
+            route: None,
         })
         .unwrap();
-        assert_eq!(plan.take().unwrap().status, 500);
-        assert!(plan.take().is_some());
-        assert!(plan.take().is_none());
+        assert_eq!(plan.take("GET /x").unwrap().status, 500);
+        assert!(plan.take("GET /x").is_some());
+        assert!(plan.take("GET /x").is_none());
         assert_eq!(plan.mode, FaultMode::None);
+    }
+
+    #[test]
+    fn a_routed_plan_waits_for_its_route() {
+        let mut plan = FaultPlan::from_request(FaultRequest {
+            mode: FaultMode::Status,
+            status: Some(503),
+            delay_ms: None,
+            retry_after: None,
+            count: Some(1),
+            route: Some("DELETE /api/v1/users/{id}".into()),
+        })
+        .unwrap();
+        assert!(plan.take("GET /api/v1/users/{id}").is_none());
+        assert!(plan.take("DELETE /api/v1/users/{id}").is_some());
+        assert!(plan.take("DELETE /api/v1/users/{id}").is_none());
     }
 
     #[test]
@@ -309,6 +336,7 @@ mod tests {
             delay_ms,
             retry_after: None,
             count,
+            route: None,
         };
         assert!(FaultPlan::from_request(req(Some(99), None, None)).is_err());
         assert!(FaultPlan::from_request(req(None, Some(MAX_DELAY_MS + 1), None)).is_err());

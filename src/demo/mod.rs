@@ -1,7 +1,8 @@
 //! The embedded demo legacy app: a small, non-SCIM REST API that scimgate can front.
 //!
 //! It stands in for the legacy applications scimgate is built for, so it speaks its own
-//! dialect on purpose: snake_case JSON, integer ids, an `X-Api-Key` header, a
+//! dialect on purpose: snake_case JSON, integer ids (one sequence shared by users and teams,
+//! so an id never names both), an `X-Api-Key` header, a
 //! `{"data","total","page","per_page"}` list envelope and a `{"error":{"code","message"}}`
 //! error shape. `scimgate demo` runs it next to the gateway; integration tests start it on
 //! `127.0.0.1:0` and read its state over its own API to see what reached the legacy side.
@@ -16,7 +17,9 @@
 //!   PUT, DELETE; `/{id}/members` GET (paged), POST `{"user_ids":[…]}`;
 //!   `/{id}/members/{user_id}` DELETE.
 //! - `/api/v1/offices` GET (`name`, paging), POST; `/api/v1/folders` GET, POST.
-//! - `/__demo/faults` POST and `/__demo/state` GET, for tests.
+//! - `/__demo/faults` POST (`mode`, `status`, `delay_ms`, `retry_after`, `count`, and `route`
+//!   to fault only one route, e.g. `"DELETE /api/v1/users/{id}"`) and `/__demo/state` GET, for
+//!   tests.
 
 mod api;
 mod error;

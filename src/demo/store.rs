@@ -87,8 +87,10 @@ pub struct Db {
     user_teams: HashMap<u64, BTreeSet<u64>>,
     offices: BTreeMap<u64, Office>,
     folders: BTreeMap<u64, Folder>,
-    next_user: u64,
-    next_team: u64,
+    /// Users and teams draw their ids from one sequence, so an id names one record of
+    /// either kind (as in apps with global ids): a SCIM client's group member value that is
+    /// a team's id can never also be a user's.
+    next_id: u64,
     next_office: u64,
     next_folder: u64,
 }
@@ -117,8 +119,7 @@ impl Db {
             user_teams: HashMap::new(),
             offices: BTreeMap::new(),
             folders: BTreeMap::new(),
-            next_user: 1,
-            next_team: 1,
+            next_id: 1,
             next_office: 1,
             next_folder: 1,
         };
@@ -307,8 +308,8 @@ impl Db {
     /// Creates a user from a POST body: active, one simulated session, fresh timestamps.
     pub fn create_user(&mut self, input: UserInput) -> DemoResult<User> {
         let (username, email) = self.validate_user(&input, None)?;
-        let id = self.next_user;
-        self.next_user += 1;
+        let id = self.next_id;
+        self.next_id += 1;
         let now = now_rfc3339();
         let user = User {
             id,
@@ -486,8 +487,8 @@ impl Db {
     /// Creates an empty team.
     pub fn create_team(&mut self, input: TeamInput) -> DemoResult<TeamView> {
         let name = required(input.name, "name")?;
-        let id = self.next_team;
-        self.next_team += 1;
+        let id = self.next_id;
+        self.next_id += 1;
         let now = now_rfc3339();
         let team = Team {
             id,

@@ -16,13 +16,17 @@ pub struct PlanStep {
     pub query: Vec<(String, String)>,
     /// JSON body to send, if any.
     pub body: Option<Value>,
+    /// `missing_ok: true`: a 404 answer counts as done (e.g. deleting a record that is
+    /// already gone, so a retried plan does not fail on the steps that already ran).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub missing_ok: bool,
 }
 
 const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
 
-/// Reads a script's plan: an array of maps `#{ method, path, query?, body? }` where `query`
-/// is a map (sent in key order) or an array of `[name, value]` pairs (order and repeats
-/// kept). Errors name the offending step (1-based).
+/// Reads a script's plan: an array of maps `#{ method, path, query?, body?, missing_ok? }`
+/// where `query` is a map (sent in key order) or an array of `[name, value]` pairs (order and
+/// repeats kept). Errors name the offending step (1-based).
 pub(crate) fn parse_plan(value: Value) -> Result<Vec<PlanStep>, String> {
     let Value::Array(steps) = value else {
         return Err(format!(
@@ -43,10 +47,10 @@ fn parse_step(step: Value) -> Result<PlanStep, String> {
     };
     if let Some(unknown) = obj
         .keys()
-        .find(|k| !["method", "path", "query", "body"].contains(&k.as_str()))
+        .find(|k| !["method", "path", "query", "body", "missing_ok"].contains(&k.as_str()))
     {
         return Err(format!(
-            "unknown key '{unknown}' (expected method, path, query, body)"
+            "unknown key '{unknown}' (expected method, path, query, body, missing_ok)"
         ));
     }
     let method = match obj.remove("method") {
@@ -71,11 +75,22 @@ fn parse_step(step: Value) -> Result<PlanStep, String> {
         Some(q) => parse_query(q)?,
     };
     let body = obj.remove("body").filter(|b| !b.is_null());
+    let missing_ok = match obj.remove("missing_ok") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => b,
+        Some(other) => {
+            return Err(format!(
+                "'missing_ok' must be a boolean, got {}",
+                kind(&other)
+            ));
+        }
+    };
     Ok(PlanStep {
         method,
         path,
         query,
         body,
+        missing_ok,
     })
 }
 
@@ -205,7 +220,22 @@ mod tests {
             [("id".into(), "1".into()), ("id".into(), "2".into())]
         );
         assert_eq!(plan[2].body, None);
+        assert!(!plan[2].missing_ok);
         assert!(parse_plan(json!([])).unwrap().is_empty());
+        let plan =
+            parse_plan(json!([{"method": "DELETE", "path": "/u/1", "missing_ok": true}])).unwrap();
+        assert!(plan[0].missing_ok);
+        // Only a step that tolerates a 404 says so when serialised (samples' expect_plan).
+        assert_eq!(
+            serde_json::to_value(&plan).unwrap()[0]["missing_ok"],
+            json!(true)
+        );
+        let plain = parse_plan(json!([{"method": "GET", "path": "/u"}])).unwrap();
+        assert!(
+            serde_json::to_value(&plain).unwrap()[0]
+                .get("missing_ok")
+                .is_none()
+        );
     }
 
     #[test]
@@ -249,6 +279,10 @@ mod tests {
             (
                 json!([{"method": "GET", "path": "/x", "query": {"a": {}}}]),
                 "must not be a map",
+            ),
+            (
+                json!([{"method": "GET", "path": "/x", "missing_ok": "yes"}]),
+                "'missing_ok' must be a boolean",
             ),
         ];
         for (plan, want) in cases {

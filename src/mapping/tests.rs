@@ -455,12 +455,14 @@ fn call_plan_returns_steps() {
                 path: "/api/users/42".into(),
                 query: vec![],
                 body: Some(json!({"status": "inactive"})),
+                missing_ok: false,
             },
             PlanStep {
                 method: "DELETE".into(),
                 path: "/api/users/42/sessions".into(),
                 query: vec![("all".into(), "true".into())],
                 body: None,
+                missing_ok: false,
             },
         ]
     );

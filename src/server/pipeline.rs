@@ -11,8 +11,12 @@
 //!          ─▶ hooks ─▶ respond
 //! patch:   parse (Entra dialects normalised) ─▶ group members as a delta, never loading the
 //!          member list ─▶ other ops: load ─▶ apply ─▶ to_backend ─▶ replace ─▶ hooks ─▶ respond
-//! delete:  on_delete hook plan, or backend delete ─▶ (users) leave every managed group
+//! delete:  (groups) on_group_delete plan with the members ─▶ on_delete hook plan, or
+//!          backend delete ─▶ (users) leave every managed group
 //! ```
+//! Before any of create, replace and patch, attributes the profile marks `unsupported` are
+//! refused (400), and with `ignore_nested_groups` group members that are groups are left out
+//! (see [`Gateway::nested_groups`]).
 //! Every successful create, externalId change and delete is recorded in the store's id map
 //! (see [`Gateway::map_created`]). With `groups = "managed"` the Group operations are served
 //! from the store instead, and membership changes call the User script's
@@ -23,6 +27,12 @@
 mod managed;
 
 pub use managed::MEMBERSHIP_HOOK;
+
+/// The Group script's hook before a group is deleted, `on_group_delete(group, members, ctx)`:
+/// called only when defined with those three parameters, and only then are the group's
+/// members read (O(group size)). Its plan runs before the delete call, e.g. to delete the
+/// group's users in an application where deleting a group removes its people.
+pub const GROUP_DELETE_HOOK: &str = "on_group_delete";
 
 use super::error::{AppError, AppResult};
 use crate::backend::{Backend, BackendRequest, Endpoint, ListEndpoint};
@@ -114,6 +124,10 @@ pub struct Gateway {
     user_locks: Vec<tokio::sync::Mutex<()>>,
     /// Id map writes that failed after the legacy app had accepted the write (logged each).
     id_map_failures: AtomicU64,
+    /// Lower-case resource type → attributes refused with a 400 (see [`GatewaySettings`]).
+    unsupported: HashMap<String, Vec<String>>,
+    /// Leave out group members that are groups (see [`GatewaySettings`]).
+    ignore_nested_groups: bool,
 }
 
 /// Lock stripes for [`Gateway::user_locks`]: enough that unrelated users rarely wait.
@@ -134,6 +148,12 @@ pub struct GatewaySettings {
     pub max_scan: usize,
     /// Where groups live: the legacy app's own (`Backend`) or the gateway's store (`Managed`).
     pub groups: GroupsMode,
+    /// Resource type (any case) → attribute names the application refuses (`unsupported`):
+    /// a request carrying one is a 400 before anything is written.
+    pub unsupported: HashMap<String, Vec<String>>,
+    /// Group members that are themselves groups are left out (and logged) instead of being
+    /// forwarded or refused (`ignore_nested_groups`).
+    pub ignore_nested_groups: bool,
 }
 
 impl Gateway {
@@ -192,6 +212,13 @@ impl Gateway {
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
             id_map_failures: AtomicU64::new(0),
+            unsupported: settings
+                .unsupported
+                .into_iter()
+                .map(|(rt, attrs)| (rt.to_ascii_lowercase(), attrs))
+                .filter(|(_, attrs)| !attrs.is_empty())
+                .collect(),
+            ignore_nested_groups: settings.ignore_nested_groups,
         })
     }
 
@@ -345,10 +372,38 @@ impl Gateway {
             .scripts
             .call_plan(&b.script, hook, vec![resource.clone(), ctx])?;
         let n = plan.len();
+        let deletes = deletes_of(&plan);
         self.run_plan(plan).await?;
+        self.forget_deleted(&b.resource_type, &[id], &deletes).await;
         Ok(n)
     }
 
+    /// Phase: after a plan ran, forgets (in the id map) each record among `ids` of `rt` that
+    /// one of its steps deleted through the profile's own delete endpoint (e.g. a deactivation
+    /// that deletes the user, or a group delete that deletes its users), so that the status
+    /// page's "managed by SCIM" counts stay true.
+    async fn forget_deleted(&self, rt: &str, ids: &[&str], deletes: &[(String, String)]) {
+        if deletes.is_empty() {
+            return;
+        }
+        let Some(ep) = self.binding(rt).ok().and_then(|b| b.delete.as_ref()) else {
+            return;
+        };
+        for id in ids {
+            let Ok(req) = ep.request(&[("id", id)], None) else {
+                continue;
+            };
+            if deletes
+                .iter()
+                .any(|(m, p)| *m == req.method.as_str() && *p == req.path)
+            {
+                self.unmap(rt, id).await;
+            }
+        }
+    }
+
+    /// Phase: a plan's steps in order; the first failing one fails the request, except a
+    /// 404 on a step marked `missing_ok` (its record is already gone).
     async fn run_plan(&self, plan: Vec<PlanStep>) -> AppResult<()> {
         for step in plan {
             let method = http::Method::from_bytes(step.method.as_bytes())
@@ -356,9 +411,133 @@ impl Gateway {
             let mut req = BackendRequest::new(method, step.path);
             req.query = step.query;
             req.body = step.body;
-            self.call(req).await?;
+            match self.call(req).await {
+                Ok(_) => {}
+                Err(AppError::Backend(e)) if step.missing_ok && e.to_scim().status == 404 => {}
+                Err(e) => return Err(e),
+            }
         }
         Ok(())
+    }
+
+    /// Phase: refuses a request that carries an attribute the application does not support
+    /// (`unsupported` in the profile, e.g. a Group's `owners`): 400 `invalidValue` naming it,
+    /// before anything is read or written. The name is matched ignoring case at the top
+    /// level, as the last segment of a URN-qualified key, inside an extension object, and as
+    /// the attribute of a PATCH operation's `path` or of its value's keys.
+    fn refuse_unsupported(&self, rt: &str, body: &Value, is_patch: bool) -> AppResult<()> {
+        let Some(refused) = self.unsupported.get(&rt.to_ascii_lowercase()) else {
+            return Ok(());
+        };
+        let found = if is_patch {
+            body.get("Operations")
+                .or_else(|| body.get("operations"))
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .find_map(|op| {
+                    let by_path = op
+                        .get("path")
+                        .and_then(Value::as_str)
+                        .and_then(|p| refused_name(refused, path_attribute(p)));
+                    by_path.or_else(|| op.get("value").and_then(|v| refused_key(refused, v)))
+                })
+        } else {
+            refused_key(refused, body)
+        };
+        match found {
+            None => Ok(()),
+            Some(name) => Err(ScimError::invalid_value(format!(
+                "'{name}' is not supported for {rt} resources by this application; \
+                 the request was not applied"
+            ))
+            .into()),
+        }
+    }
+
+    /// Phase (`ignore_nested_groups`): the ids among `members` that are groups rather than
+    /// users, which the caller leaves out (each is logged). A member is a group when its
+    /// `type` says so, or, having no type (Entra sends none), when its value is not a user's
+    /// id but a group's: one User read per such member, and a Group read when that is a 404
+    /// (gateway-managed groups: a store read instead). Needs user and group ids that never
+    /// collide (UUIDs, or one id sequence, as the demo app has); a value that is both is
+    /// taken for the user.
+    async fn nested_groups(
+        &self,
+        group: Option<&str>,
+        members: &[Member],
+    ) -> AppResult<HashSet<String>> {
+        let mut nested = HashSet::new();
+        if !self.ignore_nested_groups || members.is_empty() {
+            return Ok(nested);
+        }
+        let user = self.binding("User")?;
+        for m in members {
+            if nested.contains(&m.value) || m.value.is_empty() {
+                continue;
+            }
+            let is_group = match m.kind.as_deref() {
+                Some(k) if k.eq_ignore_ascii_case("Group") => true,
+                Some(_) => false,
+                None if self.managed_groups => self
+                    .store
+                    .get_group(&ScimId::from(m.value.as_str()))
+                    .await?
+                    .is_some(),
+                None => match self.load(user, &m.value).await {
+                    Ok(_) => false,
+                    Err(AppError::Backend(e)) if e.to_scim().status == 404 => {
+                        match self.binding("Group") {
+                            Ok(g) => {
+                                match self.call_endpoint(&g.get, &[("id", &m.value)], None).await {
+                                    Ok(_) => true,
+                                    Err(AppError::Backend(e)) if e.to_scim().status == 404 => false,
+                                    Err(e) => return Err(e),
+                                }
+                            }
+                            Err(_) => false,
+                        }
+                    }
+                    Err(e) => return Err(e),
+                },
+            };
+            if is_group {
+                tracing::info!(
+                    group = group.unwrap_or("(new)"),
+                    member = %m.value,
+                    "group member that is itself a group ignored: only direct members are synced"
+                );
+                nested.insert(m.value.clone());
+            }
+        }
+        Ok(nested)
+    }
+
+    /// `members` without those [`Gateway::nested_groups`] finds.
+    async fn direct_members(
+        &self,
+        group: Option<&str>,
+        members: Vec<Member>,
+    ) -> AppResult<Vec<Member>> {
+        let nested = self.nested_groups(group, &members).await?;
+        Ok(members
+            .into_iter()
+            .filter(|m| !nested.contains(&m.value))
+            .collect())
+    }
+
+    /// Member values (as a create or PUT body has them) without the nested groups.
+    async fn direct_member_values(
+        &self,
+        group: Option<&str>,
+        members: Vec<Value>,
+    ) -> AppResult<Vec<Value>> {
+        let parsed: Vec<Member> = members.iter().map(member_of).collect();
+        let nested = self.nested_groups(group, &parsed).await?;
+        Ok(members
+            .into_iter()
+            .filter(|v| member_value(v).is_none_or(|x| !nested.contains(&x)))
+            .collect())
     }
 
     /// Phase: load one resource (without members).
@@ -620,6 +799,7 @@ impl Gateway {
 
     /// `POST /{rt}` → the created resource.
     pub async fn create(&self, rt: &str, body: Value, params: &ListParams) -> AppResult<Output> {
+        self.refuse_unsupported(rt, &body, false)?;
         if self.is_managed(rt) {
             return self.managed_create(body, params).await;
         }
@@ -627,7 +807,10 @@ impl Gateway {
         let ctx = self.ctx(rt)?;
         let mut resource = normalize_resource(body, &ctx, normalize_options(b))?;
         let members = match &b.members {
-            Some(_) => take_members(&mut resource),
+            Some(_) => {
+                self.direct_member_values(None, take_members(&mut resource))
+                    .await?
+            }
             None => Vec::new(),
         };
         let record = self.map_to_backend(b, &resource, "create", None)?;
@@ -723,6 +906,7 @@ impl Gateway {
         if_match_header: Option<&str>,
         params: &ListParams,
     ) -> AppResult<Output> {
+        self.refuse_unsupported(rt, &body, false)?;
         if self.is_managed(rt) {
             return self
                 .managed_replace(id, body, if_match_header, params)
@@ -742,7 +926,10 @@ impl Gateway {
         };
         check_version(&current, if_match_header)?;
         let new_members = match &b.members {
-            Some(_) => take_members(&mut resource),
+            Some(_) => {
+                self.direct_member_values(Some(id), take_members(&mut resource))
+                    .await?
+            }
             None => Vec::new(),
         };
         if let Some(o) = resource.as_object_mut() {
@@ -813,16 +1000,21 @@ impl Gateway {
         if_match_header: Option<&str>,
         params: &ListParams,
     ) -> AppResult<Option<Output>> {
+        self.refuse_unsupported(rt, &body, true)?;
         if self.is_managed(rt) {
             return self.managed_patch(id, body, if_match_header, params).await;
         }
         let b = self.binding(rt)?;
         let ctx = self.ctx(rt)?;
         let req = retain_supported(parse_patch(&body, &ctx)?, &ctx);
-        let (req, delta) = match &b.members {
+        let (req, mut delta) = match &b.members {
             Some(_) => split_members(req, &ctx)?,
             None => (req, MemberDelta::default()),
         };
+        delta.add = self.direct_members(Some(id), delta.add).await?;
+        if let Some(list) = delta.reset.take() {
+            delta.reset = Some(self.direct_members(Some(id), list).await?);
+        }
         let mut current = self.load(b, id).await?;
         if if_match_header.is_some() {
             let mut full = current.clone();
@@ -921,6 +1113,8 @@ impl Gateway {
         }
         let b = self.binding(rt)?;
         let has_hook = self.scripts.has_fn(&b.script, "on_delete", 2);
+        let group_hook =
+            b.members.is_some() && self.scripts.has_fn(&b.script, GROUP_DELETE_HOOK, 3);
         if !has_hook && b.delete.is_none() {
             return Err(ScimError::new(
                 405,
@@ -930,13 +1124,40 @@ impl Gateway {
             .into());
         }
         let mut current = None;
-        if if_match_header.is_some() || has_hook {
-            let mut loaded = self.load(b, id).await?;
-            if if_match_header.is_some() {
-                if let Some(m) = &b.members {
-                    set_members(&mut loaded, self.load_members(m, id).await?);
+        if if_match_header.is_some() || has_hook || group_hook {
+            let loaded = self.load(b, id).await?;
+            // The members only when something needs them: If-Match (the version covers
+            // them) or on_group_delete; a plain group delete stays one legacy call.
+            let members = match &b.members {
+                Some(m) if if_match_header.is_some() || group_hook => {
+                    Some(self.load_members(m, id).await?)
                 }
-                check_version(&loaded, if_match_header)?;
+                _ => None,
+            };
+            if if_match_header.is_some() {
+                let mut full = loaded.clone();
+                if let Some(list) = &members {
+                    set_members(&mut full, list.clone());
+                }
+                check_version(&full, if_match_header)?;
+            }
+            if group_hook {
+                // Before the delete, so that a failure leaves the group for Entra's retry,
+                // which runs the hook again (plans use missing_ok for what already went).
+                let members = members.unwrap_or_default();
+                let ids: Vec<String> = members.iter().filter_map(member_value).collect();
+                let ctx = self.script_ctx(rt, GROUP_DELETE_HOOK, Some(id));
+                let plan = self.scripts.call_plan(
+                    &b.script,
+                    GROUP_DELETE_HOOK,
+                    vec![loaded.clone(), Value::Array(members), ctx],
+                )?;
+                let steps = plan.len();
+                let deletes = deletes_of(&plan);
+                self.run_plan(plan).await?;
+                let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+                self.forget_deleted("User", &ids, &deletes).await;
+                tracing::info!(group = id, steps, "on_group_delete plan ran");
             }
             current = Some(loaded);
         }
@@ -1104,5 +1325,96 @@ fn member_of(v: &Value) -> Member {
         value: member_value(v).unwrap_or_default(),
         display: v.get("display").and_then(Value::as_str).map(str::to_string),
         kind: v.get("type").and_then(Value::as_str).map(str::to_string),
+    }
+}
+
+/// (method, path) of a plan's DELETE steps, for [`Gateway::forget_deleted`].
+fn deletes_of(plan: &[PlanStep]) -> Vec<(String, String)> {
+    plan.iter()
+        .filter(|s| s.method == "DELETE")
+        .map(|s| (s.method.clone(), s.path.clone()))
+        .collect()
+}
+
+/// The attribute a PATCH `path` addresses: `owners`, `owners[value eq "x"]`, `owners.value`
+/// and `urn:…:Group:owners` all give `owners`.
+fn path_attribute(path: &str) -> &str {
+    let head = path.split('[').next().unwrap_or(path);
+    let attr = head.rsplit(':').next().unwrap_or(head);
+    attr.split('.').next().unwrap_or(attr).trim()
+}
+
+/// The refused name `attr` is, if any (ignoring case).
+fn refused_name<'a>(refused: &'a [String], attr: &str) -> Option<&'a str> {
+    refused
+        .iter()
+        .find(|r| r.eq_ignore_ascii_case(attr))
+        .map(String::as_str)
+}
+
+/// The first refused attribute among an object's keys: plain, URN-qualified
+/// (`urn:…:owners`, `urn:…:owners.value`) or inside an extension object (`"urn:…": {"owners": …}`).
+fn refused_key<'a>(refused: &'a [String], v: &Value) -> Option<&'a str> {
+    let obj = v.as_object()?;
+    obj.iter().find_map(|(k, v)| {
+        refused_name(refused, path_attribute(k)).or_else(|| {
+            // An extension's attributes sit in an object under its schema URN.
+            if k.contains(':') {
+                refused_key(refused, v)
+            } else {
+                None
+            }
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_patch_path_names_its_attribute() {
+        for (path, want) in [
+            ("owners", "owners"),
+            ("owners.value", "owners"),
+            ("owners[value eq \"a:b.c\"]", "owners"),
+            ("owners[value eq \"x\"].display", "owners"),
+            (
+                "urn:ietf:params:scim:schemas:extension:x:2.0:Group:owners",
+                "owners",
+            ),
+            (
+                "urn:ietf:params:scim:schemas:extension:x:2.0:Group:owners.value",
+                "owners",
+            ),
+            ("members[value eq \"urn:x:owners\"]", "members"),
+            ("displayName", "displayName"),
+        ] {
+            assert_eq!(path_attribute(path), want, "{path}");
+        }
+    }
+
+    #[test]
+    fn refused_attributes_are_found_where_clients_put_them() {
+        let refused = vec!["owners".to_string()];
+        let found = |v: Value| refused_key(&refused, &v);
+        assert_eq!(
+            found(json!({"displayName": "g", "Owners": []})),
+            Some("owners")
+        );
+        assert_eq!(
+            found(json!({"urn:ietf:params:scim:schemas:extension:x:2.0:Group:owners": []})),
+            Some("owners")
+        );
+        assert_eq!(
+            found(json!({"http://schemas.example/Group": {"owners": [{"value": "1"}]}})),
+            Some("owners")
+        );
+        assert_eq!(
+            found(json!({"displayName": "owners", "members": [{"value": "owners"}]})),
+            None
+        );
+        // A core attribute's sub-attributes are not searched: only extension objects.
+        assert_eq!(found(json!({"name": {"owners": "x"}})), None);
     }
 }

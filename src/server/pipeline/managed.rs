@@ -8,7 +8,10 @@
 //!
 //! `user` is the SCIM user (the legacy record through `from_backend`), `groups` every managed
 //! group the user is in once the change is made (`[#{ id, displayName }]`, one indexed store
-//! query), `ctx` is `#{ op: "membership", resource_type: "User", id, profile }`. The hook runs
+//! query), `ctx` is `#{ op: "membership", resource_type: "User", id, profile, joined, left }`
+//! where `joined` and `left` list the groups (`#{ id, displayName }`) this request put the
+//! user in and took the user out of: a removal or a group delete leaves the group, a rename
+//! leaves the old name and joins the new one (see [`Moves`]). The hook runs
 //! once per affected user: each user a request names as a member to add or remove (PUT and a
 //! members replace name the whole new list), every member when the group is renamed or
 //! deleted. Per user, in one gateway process, hooks run one at a time, so of two concurrent
@@ -60,13 +63,68 @@ const MEMBER_PAGE: u64 = 1000;
 
 const GROUP: &str = "Group";
 
-/// How the groups a hook is told about differ from what the store holds when it runs.
-#[derive(Clone, Copy)]
-enum Pending<'a> {
-    /// The store already holds the change.
-    Nothing,
-    /// This group is about to be deleted (the hooks run first).
-    Deletion(&'a ScimId),
+/// What one request does to one group's membership, so each hook is told which groups its
+/// user joined (`ctx.joined`) and left (`ctx.left`) — by intent: everyone the request names
+/// as added or removed counts, also when the store already had it that way, so that a
+/// retried request gives the hooks what the first attempt did.
+struct Moves<'a> {
+    /// The group before the request (its old name on a rename); `None` for a create.
+    before: Option<&'a Group>,
+    /// The group after the request; `None` while it is being deleted (the hooks run first,
+    /// and are told the user's groups without it).
+    after: Option<&'a Group>,
+    /// Users the request adds (or lists anew, for a create or a member list replacement).
+    added: HashSet<String>,
+    /// Users the request removes.
+    removed: HashSet<String>,
+}
+
+impl Moves<'_> {
+    fn renamed(&self) -> bool {
+        matches!((self.before, self.after), (Some(b), Some(a)) if b.display_name != a.display_name)
+    }
+
+    /// The group the hook's `groups` must leave out: the one being deleted.
+    fn deleting(&self) -> Option<&ScimId> {
+        match (self.before, self.after) {
+            (Some(b), None) => Some(&b.id),
+            _ => None,
+        }
+    }
+
+    /// `ctx.joined` of `user`: this group, as it is now, if the user was added to it or it
+    /// was renamed (a member of a renamed group joins the new name).
+    fn joined(&self, user: &str) -> Vec<Value> {
+        match self.after {
+            Some(g)
+                if self.added.contains(user)
+                    || (self.renamed() && !self.removed.contains(user)) =>
+            {
+                vec![group_ref(g)]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// `ctx.left` of `user`: this group, as it was, if the user was removed, the group is
+    /// being deleted, or it was renamed (a member leaves the old name).
+    fn left(&self, user: &str) -> Vec<Value> {
+        match self.before {
+            Some(g)
+                if self.removed.contains(user)
+                    || self.after.is_none()
+                    || (self.renamed() && !self.added.contains(user)) =>
+            {
+                vec![group_ref(g)]
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// A group as hooks see it: `#{ id, displayName }`.
+fn group_ref(g: &Group) -> Value {
+    json!({"id": g.id.as_str(), "displayName": g.display_name})
 }
 
 /// What a PUT or PATCH does to a managed group.
@@ -170,6 +228,7 @@ impl Gateway {
         let ctx = self.ctx(GROUP)?;
         let mut resource = normalize_resource(body, &ctx, NormalizeOptions::default())?;
         let members = distinct_members(take_members(&mut resource).iter().map(member_of));
+        let members = self.direct_members(None, members).await?;
         let (name, external) = group_attrs(&resource)?;
         let users = self.verify_members(&members).await?;
         let external = external.map(ExternalId::from);
@@ -182,8 +241,13 @@ impl Gateway {
                     .collect();
                 self.store.add_members(&g.id, &ids).await?;
                 let named: Vec<String> = members.iter().map(|m| m.value.clone()).collect();
-                self.membership_hooks(&named, &users, Pending::Nothing)
-                    .await?;
+                let moves = Moves {
+                    before: None,
+                    after: Some(&g),
+                    added: named.iter().cloned().collect(),
+                    removed: HashSet::new(),
+                };
+                self.membership_hooks(&named, &users, &moves).await?;
             }
             Ok(())
         }
@@ -244,6 +308,7 @@ impl Gateway {
             check_version(&full, if_match_header)?;
         }
         let new = distinct_members(take_members(&mut resource).iter().map(member_of));
+        let new = self.direct_members(Some(id), new).await?;
         let attrs = group_attrs(&resource)?;
         let (add, remove, named) = diff_members(&old, new.clone());
         let g = self
@@ -280,7 +345,11 @@ impl Gateway {
     ) -> AppResult<Option<Output>> {
         let ctx = self.ctx(GROUP)?;
         let req = retain_supported(parse_patch(&body, &ctx)?, &ctx);
-        let (req, delta) = split_members(req, &ctx)?;
+        let (req, mut delta) = split_members(req, &ctx)?;
+        delta.add = self.direct_members(Some(id), delta.add).await?;
+        if let Some(list) = delta.reset.take() {
+            delta.reset = Some(self.direct_members(Some(id), list).await?);
+        }
         let g = self.managed_group(id).await?;
         let current = self.group_json(&g);
         if if_match_header.is_some() {
@@ -354,7 +423,13 @@ impl Gateway {
                 .into_iter()
                 .map(|m| m.0)
                 .collect();
-            self.membership_hooks(&members, &HashMap::new(), Pending::Deletion(&g.id))
+            let moves = Moves {
+                before: Some(&g),
+                after: None,
+                added: HashSet::new(),
+                removed: members.iter().cloned().collect(),
+            };
+            self.membership_hooks(&members, &HashMap::new(), &moves)
                 .await?;
         }
         self.store.delete_group(&g.id).await?;
@@ -383,6 +458,12 @@ impl Gateway {
             attrs_written = true;
         }
         let renamed = now.display_name != g.display_name;
+        let moves = Moves {
+            before: Some(g),
+            after: Some(&now),
+            added: ch.add.iter().map(|m| m.value.clone()).collect(),
+            removed: ch.remove.iter().cloned().collect(),
+        };
         let rest: AppResult<()> = async {
             if !ch.add.is_empty() {
                 let ids: Vec<ScimId> = ch
@@ -410,8 +491,7 @@ impl Gateway {
                         }
                     }
                 }
-                self.membership_hooks(&affected, &users, Pending::Nothing)
-                    .await?;
+                self.membership_hooks(&affected, &users, &moves).await?;
             }
             Ok(())
         }
@@ -499,13 +579,13 @@ impl Gateway {
         &self,
         users: &[String],
         known: &HashMap<String, Value>,
-        pending: Pending<'_>,
+        moves: &Moves<'_>,
     ) -> AppResult<()> {
         if !self.has_membership_hook() {
             return Ok(());
         }
         for id in users {
-            self.membership_hook(id, known.get(id), pending).await?;
+            self.membership_hook(id, known.get(id), moves).await?;
         }
         Ok(())
     }
@@ -516,7 +596,7 @@ impl Gateway {
         &self,
         user_id: &str,
         known: Option<&Value>,
-        pending: Pending<'_>,
+        moves: &Moves<'_>,
     ) -> AppResult<()> {
         let b = self.binding("User")?;
         let user = match known {
@@ -540,10 +620,12 @@ impl Gateway {
             .groups_of(&ScimId::from(user_id))
             .await?
             .into_iter()
-            .filter(|g| !matches!(pending, Pending::Deletion(d) if *d == g.id))
-            .map(|g| json!({"id": g.id.as_str(), "displayName": g.display_name}))
+            .filter(|g| moves.deleting() != Some(&g.id))
+            .map(|g| group_ref(&g))
             .collect();
-        let ctx = self.script_ctx("User", "membership", Some(user_id));
+        let mut ctx = self.script_ctx("User", "membership", Some(user_id));
+        ctx["joined"] = Value::Array(moves.joined(user_id));
+        ctx["left"] = Value::Array(moves.left(user_id));
         let plan = self.scripts.call_plan(
             &b.script,
             MEMBERSHIP_HOOK,
