@@ -12,14 +12,13 @@
 
 mod common;
 
+use common::pg::with_schema;
 use common::{Legacy, Scim, enc};
 use scimgate::app::{DemoOptions, DemoStack};
 use scimgate::store::{GroupStore, IdMap, Store, SyncStatus};
 use serde_json::{Value, json};
-use sqlx::postgres::PgPoolOptions;
 use std::path::PathBuf;
 
-const PG_URL: &str = "postgres://127.0.0.1:5432/test";
 const MS_GROUP_URN: &str =
     "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group";
 
@@ -130,40 +129,14 @@ async fn entra_group_lifecycle_compliant_dialect_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn entra_group_lifecycle_postgres() {
-    let url = std::env::var("SCIMGATE_TEST_PG").unwrap_or_else(|_| PG_URL.to_string());
-    let admin = match PgPoolOptions::new()
-        .max_connections(1)
-        .acquire_timeout(std::time::Duration::from_secs(3))
-        .connect(&url)
-        .await
-    {
-        Ok(p) => p,
-        Err(e) => {
-            println!("SKIP postgres: {e}");
-            return;
-        }
-    };
-    let schema = format!("scimgate_managed_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(&format!("CREATE SCHEMA {schema}"))
-        .execute(&admin)
-        .await
-        .unwrap();
-    let sep = if url.contains('?') { '&' } else { '?' };
-    let env = start(&format!("{url}{sep}options[search_path]={schema}")).await;
-    assert_eq!(env.store.backend_name(), "postgres");
-    let outcome = tokio::spawn(async move {
+    with_schema("scimgate_managed", |store_url| async move {
+        let env = start(&store_url).await;
+        assert_eq!(env.store.backend_name(), "postgres");
         lifecycle(&env, Dialect::Legacy).await;
         env.store.close().await;
         env.stack.gateway.shutdown().await;
     })
     .await;
-    sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
-        .execute(&admin)
-        .await
-        .unwrap();
-    if let Err(e) = outcome {
-        std::panic::resume_unwind(e.into_panic());
-    }
 }
 
 /// The demo app's view of a user: (role, status, active sessions, revocations).

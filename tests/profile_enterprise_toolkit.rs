@@ -10,7 +10,8 @@ mod common;
 
 use base64::Engine as _;
 use common::entra::{
-    Dialect, clients, create_user, legacy_user_count, patch, set_path, test_connection,
+    Dialect, clients, create_user, legacy_user_count, patch, set_path, team_lifecycle,
+    test_connection,
 };
 use common::{Legacy, Scim};
 use scimgate::app::{DemoOptions, DemoStack};
@@ -638,57 +639,13 @@ async fn lifecycle(stack: &DemoStack, d: Dialect, tag: &str) {
     assert_eq!(r.status, 201, "{}", r.text);
     let id2 = r.json["id"].as_str().expect("id").to_string();
     let group = format!("Sales and Marketing {tag} {}", &probe[..8]);
-    let r = scim
-        .post(
-            "/Groups",
-            &json!({
-                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group",
-                            "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"],
-                "externalId": format!("grp-{tag}-{}", &probe[..8]),
-                "displayName": group,
-                "meta": {"resourceType": "Group"}
-            }),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    let gid = r.json["id"].as_str().expect("gid").to_string();
-    let r = scim
-        .patch(&format!("/Groups/{gid}"), &d.add_members(&[&id, &id2]))
-        .await;
-    assert!(r.status == 204 || r.status == 200, "{}", r.text);
-    let team = legacy.get(&format!("/api/v1/teams/{gid}")).await;
-    assert_eq!(team["name"], group.as_str());
-    let members = legacy.get(&format!("/api/v1/teams/{gid}/members")).await;
-    assert_eq!(members["total"], 2, "{members}");
-    let r = scim
-        .patch(&format!("/Groups/{gid}"), &d.remove_member(&id))
-        .await;
-    assert!(r.status == 204 || r.status == 200, "{}", r.text);
-    let members = legacy.get(&format!("/api/v1/teams/{gid}/members")).await;
-    assert_eq!(members["total"], 1, "{members}");
-    assert_eq!(members["data"][0]["user_id"].to_string(), id2);
-
-    // Deletes reach the app.
-    for path in [
-        format!("/Groups/{gid}"),
-        format!("/Users/{id}"),
-        format!("/Users/{id2}"),
-    ] {
-        let r = scim.delete(&path).await;
-        assert_eq!(r.status, 204, "{path}: {}", r.text);
-    }
-    assert_eq!(
-        legacy
-            .call("GET", &format!("/api/v1/users/{id}"), None)
-            .await
-            .status,
-        404
-    );
-    assert_eq!(
-        legacy
-            .call("GET", &format!("/api/v1/teams/{gid}"), None)
-            .await
-            .status,
-        404
-    );
+    team_lifecycle(
+        &scim,
+        &legacy,
+        d,
+        &group,
+        &format!("grp-{tag}-{}", &probe[..8]),
+        (&id, &id2),
+    )
+    .await;
 }

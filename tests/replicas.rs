@@ -10,13 +10,12 @@ mod common;
 
 use common::Scim;
 use common::admin::{AdminClient, parse_metrics, shown_key};
+use common::pg::with_schema;
 use common::process::{GatewayProcess, Scratch, write_config_with};
 use scimgate::demo::{DemoApp, DemoConfig};
 use serde_json::{Value, json};
-use sqlx::postgres::PgPoolOptions;
 use std::path::Path;
 
-const PG_URL: &str = "postgres://127.0.0.1:5432/test";
 const USER_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const GROUP_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 const PATCH_URN: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
@@ -68,34 +67,10 @@ async fn member_ids(scim: &Scim, group: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_gateways_share_keys_groups_and_counts_through_postgresql() {
-    let url = std::env::var("SCIMGATE_TEST_PG").unwrap_or_else(|_| PG_URL.to_string());
-    let pg = match PgPoolOptions::new()
-        .max_connections(1)
-        .acquire_timeout(std::time::Duration::from_secs(3))
-        .connect(&url)
-        .await
-    {
-        Ok(p) => p,
-        Err(e) => {
-            println!("SKIP postgres: {e}");
-            return;
-        }
-    };
-    let schema = format!("scimgate_replicas_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(&format!("CREATE SCHEMA {schema}"))
-        .execute(&pg)
-        .await
-        .unwrap();
-    let sep = if url.contains('?') { '&' } else { '?' };
-    let store_url = format!("{url}{sep}options[search_path]={schema}");
-    let outcome = tokio::spawn(async move { replicas(&store_url).await }).await;
-    sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
-        .execute(&pg)
-        .await
-        .unwrap();
-    if let Err(e) = outcome {
-        std::panic::resume_unwind(e.into_panic());
-    }
+    with_schema("scimgate_replicas", |store_url| async move {
+        replicas(&store_url).await;
+    })
+    .await;
 }
 
 async fn replicas(store_url: &str) {

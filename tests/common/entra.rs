@@ -166,3 +166,70 @@ pub async fn legacy_user_count(legacy: &Legacy) -> u64 {
         .as_u64()
         .unwrap_or_else(|| panic!("legacy user list without total"))
 }
+
+/// Entra's group steps against a profile whose groups are the app's teams: create the group
+/// (Microsoft's schema URN), add both users in one operation, remove the first in the
+/// dialect's form, then delete the group and both users; the app's teams and members are
+/// checked after each step.
+pub async fn team_lifecycle(
+    scim: &Scim,
+    legacy: &Legacy,
+    d: Dialect,
+    group: &str,
+    external_id: &str,
+    (id, id2): (&str, &str),
+) {
+    let r = scim
+        .post(
+            "/Groups",
+            &json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group",
+                            "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"],
+                "externalId": external_id,
+                "displayName": group,
+                "meta": {"resourceType": "Group"}
+            }),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let gid = r.json["id"].as_str().expect("gid").to_string();
+    let r = scim
+        .patch(&format!("/Groups/{gid}"), &d.add_members(&[id, id2]))
+        .await;
+    assert!(r.status == 204 || r.status == 200, "{}", r.text);
+    let team = legacy.get(&format!("/api/v1/teams/{gid}")).await;
+    assert_eq!(team["name"], group);
+    let members = legacy.get(&format!("/api/v1/teams/{gid}/members")).await;
+    assert_eq!(members["total"], 2, "{members}");
+    let r = scim
+        .patch(&format!("/Groups/{gid}"), &d.remove_member(id))
+        .await;
+    assert!(r.status == 204 || r.status == 200, "{}", r.text);
+    let members = legacy.get(&format!("/api/v1/teams/{gid}/members")).await;
+    assert_eq!(members["total"], 1, "{members}");
+    assert_eq!(members["data"][0]["user_id"].to_string(), id2);
+
+    // Deletes reach the app.
+    for path in [
+        format!("/Groups/{gid}"),
+        format!("/Users/{id}"),
+        format!("/Users/{id2}"),
+    ] {
+        let r = scim.delete(&path).await;
+        assert_eq!(r.status, 204, "{path}: {}", r.text);
+    }
+    assert_eq!(
+        legacy
+            .call("GET", &format!("/api/v1/users/{id}"), None)
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        legacy
+            .call("GET", &format!("/api/v1/teams/{gid}"), None)
+            .await
+            .status,
+        404
+    );
+}

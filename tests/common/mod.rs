@@ -10,6 +10,7 @@ use serde_json::Value;
 
 pub mod admin;
 pub mod entra;
+pub mod pg;
 pub mod process;
 
 /// A response as tests look at it.
