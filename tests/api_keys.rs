@@ -5,7 +5,7 @@
 mod common;
 
 use common::Scim;
-use common::process::Scratch;
+use common::process::{Scratch, demo_on_sqlite};
 use scimgate::app::{DemoOptions, DemoStack};
 use scimgate::store::{KeyStore, Store};
 use std::path::{Path, PathBuf};
@@ -246,14 +246,7 @@ async fn basic_credentials_from_the_store_authenticate_scim_calls() {
     use scimgate::store::BasicCredentials;
     let scratch = Scratch::new("basic");
     let db = scratch.0.join("basic.db");
-    let url = format!("sqlite://{}", db.display());
-    let stack = DemoStack::start(DemoOptions {
-        store_url: Some(url.clone()),
-        ..DemoOptions::for_tests("default")
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e:#?}"));
-    let store = Store::open(&url).await.unwrap();
+    let (stack, store) = demo_on_sqlite(&scratch, "basic.db").await;
     let password = "correct horse battery staple";
     store.set_password("entra-sync", password).await.unwrap();
 

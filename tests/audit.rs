@@ -5,9 +5,9 @@
 
 mod common;
 
-use common::process::{Scratch, write_config};
+use common::process::{Scratch, demo_on_sqlite, write_config};
 use common::{Legacy, Scim};
-use scimgate::app::{DemoOptions, DemoStack, prune_audit};
+use scimgate::app::prune_audit;
 use scimgate::store::{AuditEntry, AuditFilter, AuditLog, KeyStore, Store, SyncStatus};
 use serde_json::{Value, json};
 use std::path::Path;
@@ -51,13 +51,7 @@ async fn scim_writes_and_failed_reads_are_audited_with_their_backend_calls() {
     let scratch = Scratch::new("trail");
     let db = scratch.0.join("audit.db");
     let url = format!("sqlite://{}", db.display());
-    let stack = DemoStack::start(DemoOptions {
-        store_url: Some(url.clone()),
-        ..DemoOptions::for_tests("default")
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e:#?}"));
-    let store = Store::open(&url).await.unwrap();
+    let (stack, store) = demo_on_sqlite(&scratch, "audit.db").await;
     let (_, key) = store.create_key("Entra Sync", None).await.unwrap();
     let entra = Scim::new(&stack.scim_url, &key);
     let static_token = Scim::new(&stack.scim_url, &stack.token);

@@ -133,3 +133,20 @@ impl Drop for GatewayProcess {
         let _ = self.child.wait();
     }
 }
+
+/// `scimgate demo` (default profile) whose store is the SQLite file `<scratch>/<file>`, plus
+/// a second handle on that store for the test to read and seed.
+pub async fn demo_on_sqlite(
+    scratch: &Scratch,
+    file: &str,
+) -> (scimgate::app::DemoStack, scimgate::store::Store) {
+    let url = format!("sqlite://{}", scratch.0.join(file).display());
+    let stack = scimgate::app::DemoStack::start(scimgate::app::DemoOptions {
+        store_url: Some(url.clone()),
+        ..scimgate::app::DemoOptions::for_tests("default")
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#?}"));
+    let store = scimgate::store::Store::open(&url).await.unwrap();
+    (stack, store)
+}
