@@ -1,8 +1,8 @@
 //! Persistent state the gateway keeps for itself: API keys, basic-auth users, the id map,
-//! gateway-managed groups, the audit log and sync status.
+//! gateway-managed groups, durable plans, the audit log and sync status.
 //!
 //! Each concern is a small capability trait ([`KeyStore`], [`BasicCredentials`], [`AuditLog`],
-//! [`SyncStatus`], [`IdMap`], [`GroupStore`]) so callers name only what they use. One type,
+//! [`SyncStatus`], [`IdMap`], [`GroupStore`], [`PlanStore`]) so callers name only what they use. One type,
 //! [`Store`], implements all of them for SQLite (a file under the data dir: zero setup, the
 //! default) and PostgreSQL (several replicas sharing state). The two dialects have their own
 //! migration folders and are migrated when the store opens. SQL is written once with `$n`
@@ -14,6 +14,7 @@ mod basic;
 mod groups;
 mod idmap;
 mod keys;
+mod plans;
 mod sync;
 #[cfg(test)]
 mod tests;
@@ -23,6 +24,7 @@ pub use basic::BasicCredentials;
 pub use groups::{Group, GroupStore};
 pub use idmap::{IdMap, IdMapping};
 pub use keys::{KeyId, KeyInfo, KeyStore};
+pub use plans::{NewPlan, PlanCounts, PlanRecord, PlanState, PlanStore, now_ms};
 pub use sync::{SyncState, SyncStatus};
 
 use chrono::{DateTime, SubsecRound, Utc};

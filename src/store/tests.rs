@@ -151,6 +151,8 @@ both_backends!(
     group_names_are_unique_ignoring_case_and_indexed,
     one_member_change_in_a_100k_group_touches_only_that_member,
     ping_answers_until_closed,
+    plans_lifecycle,
+    plans_are_claimed_once,
 );
 
 async fn ping_answers_until_closed(db: TestDb) {
@@ -806,4 +808,138 @@ async fn memory_store_and_bad_urls() {
     let err = Store::open("mysql://root:hunter2@db/x").await.unwrap_err();
     assert!(matches!(err, StoreError::UnsupportedUrl(_)));
     assert!(!err.to_string().contains("hunter2"), "{err}");
+}
+
+fn new_plan(id: &str, rid: &str, slot: &str, steps: usize) -> NewPlan {
+    NewPlan {
+        id: id.into(),
+        resource_type: "User".into(),
+        resource_id: rid.into(),
+        slot: slot.into(),
+        kind: "on_deactivate".into(),
+        label: Some("adele@example.com".into()),
+        steps: serde_json::Value::Array(
+            (0..steps)
+                .map(|i| serde_json::json!({"method": "POST", "path": format!("/s/{i}")}))
+                .collect(),
+        ),
+        needs_caller: false,
+    }
+}
+
+async fn plans_lifecycle(db: TestDb) {
+    let s = &db.store;
+    let now = now_ms();
+    s.begin_plan(&new_plan("p1", "7", "active", 2), "me", now + 60_000)
+        .await
+        .unwrap();
+    let p = s.slot_plan("User", "7", "active").await.unwrap().unwrap();
+    assert_eq!((p.state, p.done, p.step_count()), (PlanState::Pending, 0, 2));
+    assert!(p.running(now), "a fresh plan is leased to its runner");
+    assert_eq!(p.label.as_deref(), Some("adele@example.com"));
+    // Nobody else can move it, and the worker cannot claim a leased plan.
+    assert!(!s.plan_progress("p1", "other", 1, now).await.unwrap());
+    assert!(s.claim_due_plans("w", now, now + 1000, 10).await.unwrap().is_empty());
+    assert!(s.plan_progress("p1", "me", 1, now + 60_000).await.unwrap());
+    // A failed attempt: pending again, lease released, due later.
+    assert!(
+        s.plan_attempt_failed("p1", "me", 1, "503 on step 2", Some(now + 5_000))
+            .await
+            .unwrap()
+    );
+    let p = s.plan("p1").await.unwrap().unwrap();
+    assert_eq!((p.state, p.done, p.attempts), (PlanState::Pending, 1, 1));
+    assert_eq!(p.last_error.as_deref(), Some("503 on step 2"));
+    assert!(!p.running(now));
+    assert_eq!(s.plan_counts().await.unwrap(), PlanCounts { pending: 1, failed: 0 });
+    // Not due yet; due later.
+    assert!(s.claim_due_plans("w", now, now + 1000, 10).await.unwrap().is_empty());
+    let claimed = s.claim_due_plans("w", now + 5_000, now + 65_000, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].lease_owner.as_deref(), Some("w"));
+    // The first runner lost it.
+    assert!(!s.plan_complete("p1", "me", 2).await.unwrap());
+    assert!(s.plan_complete("p1", "w", 2).await.unwrap());
+    let p = s.slot_plan("User", "7", "active").await.unwrap().unwrap();
+    assert_eq!((p.state, p.done), (PlanState::Done, 2));
+    assert_eq!(s.plan_counts().await.unwrap(), PlanCounts::default());
+
+    // A new plan replaces its slot; a delete replaces every slot of the resource.
+    s.begin_plan(&new_plan("p2", "7", "membership", 1), "me", now + 60_000)
+        .await
+        .unwrap();
+    s.begin_plan(&new_plan("p3", "7", "active", 1), "me", now + 60_000)
+        .await
+        .unwrap();
+    assert!(s.plan("p1").await.unwrap().is_none(), "replaced in its slot");
+    assert!(s.plan("p2").await.unwrap().is_some(), "other slots stay");
+    s.begin_plan(&new_plan("p4", "7", "delete", 1), "me", now + 60_000)
+        .await
+        .unwrap();
+    assert!(s.plan("p2").await.unwrap().is_none());
+    assert!(s.plan("p3").await.unwrap().is_none());
+    // The replaced runner's writes affect nothing.
+    assert!(!s.plan_progress("p3", "me", 1, now).await.unwrap());
+
+    // Spent attempts → failed; the operator retries or abandons.
+    assert!(s.plan_attempt_failed("p4", "me", 0, "gone", None).await.unwrap());
+    assert_eq!(s.plan_counts().await.unwrap(), PlanCounts { pending: 0, failed: 1 });
+    let failed = s.plans_in(&[PlanState::Failed], 10).await.unwrap();
+    assert_eq!(failed.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(), ["p4"]);
+    assert!(s.retry_plan_now("p4").await.unwrap());
+    let p = s.plan("p4").await.unwrap().unwrap();
+    assert_eq!((p.state, p.attempts), (PlanState::Pending, 0));
+    assert!(s.abandon_plan("p4").await.unwrap());
+    assert!(!s.abandon_plan("p4").await.unwrap(), "only waiting plans");
+    assert!(!s.retry_plan_now("p4").await.unwrap());
+    assert_eq!(s.plan("p4").await.unwrap().unwrap().state, PlanState::Abandoned);
+
+    // A plan that needs the caller's credential is never claimed by the worker.
+    let mut p5 = new_plan("p5", "8", "active", 1);
+    p5.needs_caller = true;
+    s.begin_plan(&p5, "me", now - 1).await.unwrap();
+    assert!(s.claim_due_plans("w", now + 10, now + 1000, 10).await.unwrap().is_empty());
+    // Releasing leases (a SQLite store's process restarting) frees running plans.
+    s.begin_plan(&new_plan("p6", "9", "active", 1), "dead", now + 3_600_000)
+        .await
+        .unwrap();
+    assert!(s.release_plan_leases().await.unwrap() >= 1);
+    let claimed = s.claim_due_plans("w", now_ms() + 10, now + 1000, 10).await.unwrap();
+    assert_eq!(claimed.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(), ["p6"]);
+}
+
+/// Several claimers racing over the same due plans: each plan is claimed exactly once.
+async fn plans_are_claimed_once(db: TestDb) {
+    let s = &db.store;
+    let now = now_ms();
+    for i in 0..40 {
+        let p = new_plan(&format!("c{i}"), &i.to_string(), "active", 1);
+        s.begin_plan(&p, "gone", now - 1).await.unwrap();
+    }
+    let mut tasks = Vec::new();
+    for w in 0..4 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let got = s
+                    .claim_due_plans(&format!("w{w}"), now_ms(), now_ms() + 60_000, 3)
+                    .await
+                    .unwrap();
+                if got.is_empty() {
+                    break;
+                }
+                mine.extend(got.into_iter().map(|p| p.id));
+            }
+            mine
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort();
+    let n = all.len();
+    all.dedup();
+    assert_eq!((n, all.len()), (40, 40), "every plan claimed exactly once");
 }
