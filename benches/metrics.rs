@@ -6,7 +6,7 @@
 //! Run: `cargo bench --bench metrics -- --warm-up-time 1 --measurement-time 3`
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use scimgate::admin::metrics::{
+use scimgate::metrics::{
     BackendOutcome, Metrics, OperationLabel, ResourceLabel, StoreOp, classify,
 };
 use std::hint::black_box;

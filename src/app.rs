@@ -2,7 +2,7 @@
 //! gateway plus the embedded legacy app. The CLI and the integration tests both start the
 //! product through here, so tests exercise exactly what ships.
 
-use crate::admin::metrics::Metrics;
+use crate::metrics::Metrics;
 use crate::admin::{AdminSettings, AdminState};
 use crate::backend::{Backend, ListEndpoint};
 use crate::config::{
@@ -410,27 +410,6 @@ pub async fn open_store(sc: &StoreConfig) -> Result<Store, String> {
         .map_err(|e| format!("store: {e}"))
 }
 
-/// Parses a key lifetime for `scimgate token create --expires`: `90d`, `12h`, `30m` or
-/// `never` (`None`). `Err` says what is accepted.
-pub fn parse_lifetime(text: &str) -> Result<Option<chrono::Duration>, String> {
-    let text = text.trim();
-    if text.eq_ignore_ascii_case("never") {
-        return Ok(None);
-    }
-    let bad = || format!("--expires `{text}`: expected e.g. 90d, 12h, 30m or never");
-    let (digits, unit) = text.split_at(text.len().saturating_sub(1));
-    let n: i64 = digits.parse().map_err(|_| bad())?;
-    let d = match unit {
-        "d" => chrono::Duration::try_days(n),
-        "h" => chrono::Duration::try_hours(n),
-        "m" => chrono::Duration::try_minutes(n),
-        _ => None,
-    };
-    match d {
-        Some(d) if n > 0 => Ok(Some(d)),
-        _ => Err(bad()),
-    }
-}
 
 /// Everything the listener needs, from config: the state, the lookup refresher task, and the
 /// backend client (shared with the admin listener's readiness probe).
@@ -1062,20 +1041,6 @@ mod tests {
             errors.iter().all(|e| e.contains("resources.User")),
             "{errors:?}"
         );
-    }
-
-    #[test]
-    fn lifetimes_parse() {
-        assert_eq!(parse_lifetime("never"), Ok(None));
-        assert_eq!(parse_lifetime("90d"), Ok(Some(chrono::Duration::days(90))));
-        assert_eq!(parse_lifetime("12h"), Ok(Some(chrono::Duration::hours(12))));
-        assert_eq!(
-            parse_lifetime("30m"),
-            Ok(Some(chrono::Duration::minutes(30)))
-        );
-        for bad in ["", "d", "0d", "-1d", "5w", "1.5h", "99999999999999d"] {
-            assert!(parse_lifetime(bad).is_err(), "{bad}");
-        }
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod backend;
 pub mod config;
 pub mod demo;
 pub mod mapping;
+pub mod metrics;
 pub mod scim;
 pub mod server;
 pub mod store;

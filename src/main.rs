@@ -275,7 +275,7 @@ fn parse_since(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
         return Ok(t.with_timezone(&chrono::Utc));
     }
-    match scimgate::app::parse_lifetime(text) {
+    match scimgate::store::parse_lifetime(text) {
         Ok(Some(d)) => Ok(chrono::Utc::now() - d),
         _ => Err(format!(
             "--since {text}: expected a duration such as 24h, 7d, 30m or an RFC 3339 time"
@@ -399,7 +399,7 @@ async fn token(action: TokenAction, config: &std::path::Path) -> Result<(), Vec<
             if name.trim().is_empty() {
                 return Err(vec!["--name must not be empty".into()]);
             }
-            scimgate::app::parse_lifetime(expires).map_err(|e| vec![e])?
+            scimgate::store::parse_lifetime(expires).map_err(|e| vec![e])?
         }
         _ => None,
     };

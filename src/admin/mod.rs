@@ -13,7 +13,6 @@
 //! elsewhere); state-changing requests need the session's CSRF token and a same-origin
 //! `Origin`/`Referer` when the browser sends one.
 
-pub mod metrics;
 mod pages;
 mod session;
 mod views;
@@ -27,7 +26,7 @@ use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
-use metrics::Metrics;
+use crate::metrics::Metrics;
 use session::Sessions;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! Handlers of the admin listener: probes, metrics, login, and the status page.
 
 use super::AdminState;
-use super::metrics::{CONTENT_TYPE as METRICS_CONTENT_TYPE, StoreOp};
+use crate::metrics::{CONTENT_TYPE as METRICS_CONTENT_TYPE, StoreOp};
 use super::session::{self, NewKey, SessionView};
 use super::views::{self, AuditForm, FailureGroup, GatewayInfo};
 use crate::store::{AuditEntry, AuditFilter, AuditLog, KeyId, KeyStore, SyncStatus};
@@ -581,7 +581,7 @@ pub async fn create_key(
         let msg = format!("The name must be 1 to {MAX_KEY_NAME} printable characters.");
         return keys_page(&s, &admin, StatusCode::BAD_REQUEST, Some(&msg)).await;
     }
-    let lifetime = match crate::app::parse_lifetime(&f.expires) {
+    let lifetime = match crate::store::parse_lifetime(&f.expires) {
         Ok(l) => l,
         Err(e) => return keys_page(&s, &admin, StatusCode::BAD_REQUEST, Some(&e)).await,
     };

@@ -7,7 +7,7 @@
 
 use super::error::BackendError;
 use super::template::encode_into;
-use crate::admin::metrics::{BackendOutcome, Metrics};
+use crate::metrics::{BackendOutcome, Metrics};
 use crate::config::{BackendAuth, BackendConfig, PassthroughScheme};
 use bytes::Bytes;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};

@@ -625,7 +625,7 @@ fn client_and_futures_are_send() {
 #[tokio::test]
 async fn reachability_is_a_tcp_connect_and_calls_are_counted() {
     let base = serve(echo_app()).await;
-    let metrics = Arc::new(crate::admin::metrics::Metrics::new());
+    let metrics = Arc::new(crate::metrics::Metrics::new());
     let mut cfg = BackendConfig::new(&base);
     cfg.connect_timeout_ms = 500;
     let b = Backend::instrumented(&cfg, metrics.clone()).unwrap();

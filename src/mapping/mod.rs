@@ -38,7 +38,7 @@ pub use lookups::Lookups;
 pub use plan::PlanStep;
 pub use samples::check_samples;
 
-use crate::admin::metrics::{Metrics, ScriptErrorKind};
+use crate::metrics::{Metrics, ScriptErrorKind};
 use arc_swap::ArcSwap;
 use convert::{dynamic_to_json, json_to_dynamic};
 use rhai::{AST, CallFnOptions, Dynamic, Scope};

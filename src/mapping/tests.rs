@@ -618,7 +618,7 @@ fn check_samples_reports_mismatches() {
 
 #[test]
 fn failed_calls_are_counted_as_bugs_or_rejections() {
-    let metrics = Arc::new(crate::admin::metrics::Metrics::new());
+    let metrics = Arc::new(crate::metrics::Metrics::new());
     let dir = Dir::new(&[(
         "t.rhai",
         "fn ok() { 1 }\nfn bug() { let x = (); x.nope() }\nfn no(v) { fail(\"invalidValue\", \"no\") }\nfn plan() { 42 }",

@@ -11,7 +11,7 @@
 
 use super::AppState;
 use super::auth::Principal;
-use crate::admin::metrics::{Metrics, StoreOp};
+use crate::metrics::{Metrics, StoreOp};
 use crate::backend::CallLog;
 use crate::store::{AuditEntry, AuditLog, Store, SyncStatus};
 use axum::extract::{Request, State};

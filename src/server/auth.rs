@@ -18,7 +18,7 @@
 //! running gateway. Failed checks are never cached.
 
 use super::error::AppError;
-use crate::admin::metrics::{Metrics, StoreOp};
+use crate::metrics::{Metrics, StoreOp};
 use crate::backend::{CallerAuth, with_caller};
 use crate::config::PassthroughScheme;
 use crate::scim::ScimError;

@@ -14,7 +14,7 @@ pub mod error;
 pub mod pipeline;
 pub mod routes;
 
-use crate::admin::metrics::{Metrics, classify};
+use crate::metrics::{Metrics, classify};
 use auth::Authenticator;
 use axum::Router;
 use axum::extract::{Request, State};

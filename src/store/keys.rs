@@ -245,3 +245,44 @@ mod unit {
         assert_ne!(a, b);
     }
 }
+
+/// Parses a key lifetime for `scimgate token create --expires`: `90d`, `12h`, `30m` or
+/// `never` (`None`). `Err` says what is accepted.
+pub fn parse_lifetime(text: &str) -> Result<Option<chrono::Duration>, String> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("never") {
+        return Ok(None);
+    }
+    let bad = || format!("--expires `{text}`: expected e.g. 90d, 12h, 30m or never");
+    let (digits, unit) = text.split_at(text.len().saturating_sub(1));
+    let n: i64 = digits.parse().map_err(|_| bad())?;
+    let d = match unit {
+        "d" => chrono::Duration::try_days(n),
+        "h" => chrono::Duration::try_hours(n),
+        "m" => chrono::Duration::try_minutes(n),
+        _ => None,
+    };
+    match d {
+        Some(d) if n > 0 => Ok(Some(d)),
+        _ => Err(bad()),
+    }
+}
+
+#[cfg(test)]
+mod lifetime_tests {
+    use super::parse_lifetime;
+
+    #[test]
+    fn lifetimes_parse() {
+        assert_eq!(parse_lifetime("never"), Ok(None));
+        assert_eq!(parse_lifetime("90d"), Ok(Some(chrono::Duration::days(90))));
+        assert_eq!(parse_lifetime("12h"), Ok(Some(chrono::Duration::hours(12))));
+        assert_eq!(
+            parse_lifetime("30m"),
+            Ok(Some(chrono::Duration::minutes(30)))
+        );
+        for bad in ["", "d", "0d", "-1d", "5w", "1.5h", "99999999999999d"] {
+            assert!(parse_lifetime(bad).is_err(), "{bad}");
+        }
+    }
+}

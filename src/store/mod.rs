@@ -23,7 +23,7 @@ pub use audit::{AuditEntry, AuditFilter, AuditLog, BackendCall};
 pub use basic::BasicCredentials;
 pub use groups::{Group, GroupStore};
 pub use idmap::{IdMap, IdMapping};
-pub use keys::{KeyId, KeyInfo, KeyStore};
+pub use keys::{KeyId, KeyInfo, KeyStore, parse_lifetime};
 pub use plans::{NewPlan, PlanCounts, PlanRecord, PlanState, PlanStore, now_ms};
 pub use sync::{SyncState, SyncStatus};
 
