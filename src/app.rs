@@ -16,7 +16,7 @@ use crate::server::audit::Auditor;
 use crate::server::auth::Authenticator;
 use crate::server::pipeline::{Binding, Gateway, GatewaySettings, MemberEndpoints};
 use crate::server::{AppState, Limits, router};
-use crate::store::{AuditLog, BasicCredentials, Store};
+use crate::store::{AuditLog, BasicCredentials, PlanStore, Store};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -214,6 +214,7 @@ pub struct RunningGateway {
     admin_handle: Option<JoinHandle<std::io::Result<()>>>,
     refresher: Option<JoinHandle<()>>,
     pruner: Option<JoinHandle<()>>,
+    plan_worker: Option<JoinHandle<()>>,
     scripts: Arc<ScriptSet>,
     store: Store,
 }
@@ -275,7 +276,11 @@ impl Drop for RunningGateway {
         {
             let _ = tx.send(());
         }
-        for task in [self.refresher.take(), self.pruner.take()]
+        for task in [
+            self.refresher.take(),
+            self.pruner.take(),
+            self.plan_worker.take(),
+        ]
             .into_iter()
             .flatten()
         {
@@ -312,6 +317,15 @@ pub async fn start_gateway(cfg: &Config) -> Result<RunningGateway, Vec<String>> 
     let (state, lookups_task, backend) = build_state(cfg, addr, store.clone()).await?;
     let scim_url = state.gateway.base_url().to_string();
     let scripts = state.gateway.scripts().clone();
+    if let Store::Sqlite(_) = &store {
+        // One process owns a SQLite store: whoever held a lease before this start is gone.
+        match store.release_plan_leases().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(plans = n, "plans left running by the previous process are resumed"),
+            Err(e) => tracing::warn!(error = %e, "could not release the previous process's plans; they resume when their leases lapse"),
+        }
+    }
+    let plan_worker = spawn_plan_worker(state.gateway.clone(), cfg.plans.poll());
     let metrics = state.metrics.clone();
     let app = router(state, &cfg.server.base_path);
     let (tx, rx) = oneshot::channel::<()>();
@@ -362,6 +376,7 @@ pub async fn start_gateway(cfg: &Config) -> Result<RunningGateway, Vec<String>> 
         admin_handle,
         refresher: lookups_task,
         pruner: spawn_pruner(&store, cfg.store.audit_retention_days),
+        plan_worker: Some(plan_worker),
         scripts,
         store,
     })
@@ -393,6 +408,25 @@ fn spawn_pruner(store: &Store, days: u32) -> Option<JoinHandle<()>> {
             }
         }
     }))
+}
+
+/// Plans the worker claims per turn; a full batch is followed at once by the next turn.
+const PLAN_BATCH: u32 = 32;
+
+/// The plan worker: every `poll`, claims the plans that are due (on every replica; each plan
+/// is claimed by one) and resumes them. See `server::pipeline` ("Writes that complete").
+fn spawn_plan_worker(gateway: Arc<Gateway>, poll: Duration) -> JoinHandle<()> {
+    let worker = format!("worker/{}", uuid::Uuid::new_v4());
+    tokio::spawn(async move {
+        loop {
+            match gateway.resume_due_plans(&worker, PLAN_BATCH).await {
+                Ok(n) if n >= PLAN_BATCH as usize => continue,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = ?e, "plan worker: could not claim due plans"),
+            }
+            tokio::time::sleep(poll).await;
+        }
+    })
 }
 
 /// Opens (and migrates) the configured store, creating the SQLite file's directory first.
@@ -456,10 +490,13 @@ async fn build_state(
                 .resources
                 .get("Group")
                 .is_some_and(|rc| rc.ignore_nested_groups),
+            plans: cfg.plans.settings(),
+            max_values: cfg.server.max_attribute_values,
         },
         store.clone(),
     )
-    .map_err(|e| vec![e])?;
+    .map_err(|e| vec![e])?
+    .with_metrics(metrics.clone());
     let tables: Vec<(String, ListEndpoint, String, Duration)> = cfg
         .profile
         .lookups
@@ -512,11 +549,14 @@ async fn build_state(
         auditor: Arc::new(Auditor::new(store).with_metrics(metrics.clone())),
         gateway: Arc::new(gateway),
         auth: Arc::new(auth),
-        limits: Arc::new(Limits::new(
-            cfg.server.max_body_bytes,
-            cfg.server.request_timeout(),
-            cfg.server.max_concurrency,
-        )),
+        limits: Arc::new(
+            Limits::new(
+                cfg.server.max_body_bytes,
+                cfg.server.request_timeout(),
+                cfg.server.max_concurrency,
+            )
+            .with_operation_timeout(cfg.server.operation_timeout()),
+        ),
         metrics,
     };
     Ok((state, refresher, backend))

@@ -32,7 +32,9 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 pub const ENV_PREFIX: &str = "SCIMGATE_";
 
 /// Top-level sections of `scimgate.toml`; everything else belongs to the profile.
-const MAIN_SECTIONS: [&str; 6] = ["server", "auth", "log", "store", "admin", "profile"];
+const MAIN_SECTIONS: [&str; 7] = [
+    "server", "auth", "log", "store", "admin", "plans", "profile",
+];
 const PROFILE_SECTIONS: [&str; 5] = ["backend", "groups", "resources", "lookups", "scim_auth"];
 
 /// One configuration problem, located as precisely as the source allows.
@@ -93,6 +95,13 @@ pub struct ServerConfig {
     pub request_timeout_ms: u64,
     /// Requests served at once; more are shed with 503.
     pub max_concurrency: usize,
+    /// Time an operation may take to complete once it started, also after its client was
+    /// answered 504 at `request_timeout_ms`: the operation runs on in its own task up to this
+    /// bound (its plan, rollback and audit entry included); a plan cut off here stays pending.
+    pub operation_timeout_ms: u64,
+    /// Most values one multi-valued attribute may carry (`emails`, `phoneNumbers`, …); more
+    /// is a 400 `invalidValue` naming the attribute. Group members are not counted.
+    pub max_attribute_values: usize,
 }
 
 impl Default for ServerConfig {
@@ -104,6 +113,8 @@ impl Default for ServerConfig {
             max_body_bytes: 1024 * 1024,
             request_timeout_ms: 30_000,
             max_concurrency: 512,
+            operation_timeout_ms: 300_000,
+            max_attribute_values: 1000,
         }
     }
 }
@@ -123,6 +134,11 @@ impl ServerConfig {
     /// The per-request time limit.
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
+    }
+
+    /// The limit on an operation's whole run (never shorter than the request's).
+    pub fn operation_timeout(&self) -> Duration {
+        Duration::from_millis(self.operation_timeout_ms.max(self.request_timeout_ms))
     }
 }
 
@@ -230,6 +246,53 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line, for log shippers.
     Json,
+}
+
+/// `[plans]`: how operations that need several legacy calls are retried when a call fails
+/// (see the README's "Writes that complete").
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PlansConfig {
+    /// Attempts before a plan is marked failed (the request's own first one included).
+    pub max_attempts: u32,
+    /// Wait before the second attempt, in ms; doubled each time, with jitter.
+    pub backoff_initial_ms: u64,
+    /// Longest wait between attempts, in ms (a legacy `Retry-After` may ask for more).
+    pub backoff_max_ms: u64,
+    /// How long a runner may hold a plan without progress before another replica takes it
+    /// over, in ms.
+    pub lease_ms: u64,
+    /// How often the worker looks for due plans, in ms.
+    pub poll_ms: u64,
+}
+
+impl Default for PlansConfig {
+    fn default() -> Self {
+        PlansConfig {
+            max_attempts: 10,
+            backoff_initial_ms: 2_000,
+            backoff_max_ms: 600_000,
+            lease_ms: 120_000,
+            poll_ms: 1_000,
+        }
+    }
+}
+
+impl PlansConfig {
+    /// The durations as the plan runner takes them.
+    pub fn settings(&self) -> crate::server::pipeline::PlanSettings {
+        crate::server::pipeline::PlanSettings {
+            max_attempts: self.max_attempts.max(1),
+            backoff_initial: Duration::from_millis(self.backoff_initial_ms),
+            backoff_max: Duration::from_millis(self.backoff_max_ms.max(self.backoff_initial_ms)),
+            lease: Duration::from_millis(self.lease_ms.max(1000)),
+        }
+    }
+
+    /// How often the worker polls.
+    pub fn poll(&self) -> Duration {
+        Duration::from_millis(self.poll_ms.max(10))
+    }
 }
 
 /// `[log]`: logging output.
@@ -598,6 +661,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// The admin listener.
     pub admin: AdminConfig,
+    /// Retries of multi-call operations.
+    pub plans: PlansConfig,
     /// The selected profile.
     pub profile: Profile,
     origins: HashMap<String, Origin>,
@@ -641,6 +706,7 @@ impl Config {
         let log = main.take::<LogConfig>("log", &mut issues);
         let store = main.take::<StoreConfig>("store", &mut issues);
         let admin = main.take::<AdminConfig>("admin", &mut issues);
+        let plans = main.take::<PlansConfig>("plans", &mut issues);
         let pref = main.take::<ProfileRef>("profile", &mut issues);
         main.reject_rest(&MAIN_SECTIONS, &mut issues);
 
@@ -663,9 +729,16 @@ impl Config {
             None => None,
         };
 
-        match (server, auth, log, store, admin, profile) {
-            (Some(server), Some(auth), Some(log), Some(store), Some(admin), Some(profile))
-                if issues.is_empty() =>
+        match (server, auth, log, store, admin, plans, profile) {
+            (
+                Some(server),
+                Some(auth),
+                Some(log),
+                Some(store),
+                Some(admin),
+                Some(plans),
+                Some(profile),
+            ) if issues.is_empty() =>
             {
                 let mut store = store.unwrap_or_default();
                 store.resolve_against(&deployment_root(path));
@@ -676,6 +749,7 @@ impl Config {
                     log: log.unwrap_or_default(),
                     store,
                     admin: admin.unwrap_or_default(),
+                    plans: plans.unwrap_or_default(),
                     profile,
                     origins,
                 };
@@ -706,6 +780,7 @@ impl Config {
             log,
             store: StoreConfig::default(),
             admin: AdminConfig::default(),
+            plans: PlansConfig::default(),
             profile,
             origins: HashMap::new(),
         }
@@ -1342,6 +1417,8 @@ impl Validator<'_> {
             ("server.max_body_bytes", s.max_body_bytes == 0),
             ("server.request_timeout_ms", s.request_timeout_ms == 0),
             ("server.max_concurrency", s.max_concurrency == 0),
+            ("server.max_attribute_values", s.max_attribute_values == 0),
+            ("plans.max_attempts", self.cfg.plans.max_attempts == 0),
         ] {
             if zero {
                 self.push(key, "must be greater than 0");

@@ -265,6 +265,25 @@ pub struct Metrics {
     users_managed: Gauge,
     groups_managed: Gauge,
     last_request: Gauge<f64, AtomicU64>,
+    plans_pending: Gauge,
+    plans_failed: Gauge,
+    plan_steps: Family<PlanStepLabels, Counter>,
+}
+
+/// How one step of a durable plan ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelValue)]
+pub enum PlanStepOutcome {
+    /// The legacy app accepted it.
+    Ok,
+    /// A `missing_ok` step whose record was already gone (404).
+    Missing,
+    /// It failed; the plan stays pending (or fails for good once its attempts are spent).
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct PlanStepLabels {
+    outcome: PlanStepOutcome,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -348,6 +367,24 @@ impl Metrics {
             "Unix time of the last SCIM request the store recorded; 0 if none",
             last_request.clone(),
         );
+        let plans_pending = Gauge::default();
+        registry.register(
+            "plans_pending",
+            "Durable plans not yet complete (running or waiting for a retry), read at scrape time",
+            plans_pending.clone(),
+        );
+        let plans_failed = Gauge::default();
+        registry.register(
+            "plans_failed",
+            "Durable plans whose retries are spent, waiting for an operator, read at scrape time",
+            plans_failed.clone(),
+        );
+        let plan_steps = Family::<PlanStepLabels, Counter>::default();
+        registry.register(
+            "plan_steps",
+            "Steps of durable plans run, by outcome (ok, missing, failed)",
+            plan_steps.clone(),
+        );
         registry.register(
             "build",
             "The running scimgate version",
@@ -365,7 +402,25 @@ impl Metrics {
             users_managed,
             groups_managed,
             last_request,
+            plans_pending,
+            plans_failed,
+            plan_steps,
         }
+    }
+
+    /// Counts one step of a durable plan; runs in the plan runner after each step.
+    pub fn plan_step(&self, outcome: PlanStepOutcome) {
+        self.plan_steps
+            .get_or_create(&PlanStepLabels { outcome })
+            .inc();
+    }
+
+    /// Sets the plan gauges from the store's counts; runs at scrape time.
+    pub fn set_plan_counts(&self, counts: crate::store::PlanCounts) {
+        self.plans_pending
+            .set(i64::try_from(counts.pending).unwrap_or(i64::MAX));
+        self.plans_failed
+            .set(i64::try_from(counts.failed).unwrap_or(i64::MAX));
     }
 
     /// Records one answered SCIM request; runs in the edge layer after the response is built.

@@ -339,6 +339,7 @@ fn entry(minutes_ago: i64, op: &str, status: u16, calls: Vec<BackendCall>) -> Au
         scim_status: status,
         backend_calls: calls,
         duration_ms: 12,
+        context: Default::default(),
     }
 }
 

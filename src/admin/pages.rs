@@ -4,7 +4,7 @@ use super::AdminState;
 use crate::metrics::{CONTENT_TYPE as METRICS_CONTENT_TYPE, StoreOp};
 use super::session::{self, NewKey, SessionView};
 use super::views::{self, AuditForm, FailureGroup, GatewayInfo};
-use crate::store::{AuditEntry, AuditFilter, AuditLog, KeyId, KeyStore, SyncStatus};
+use crate::store::{AuditEntry, AuditFilter, AuditLog, KeyId, KeyStore, PlanStore, SyncStatus};
 use axum::extract::{Form, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -124,6 +124,11 @@ pub async fn metrics_text(State(s): State<AdminState>) -> Response {
         Ok(Ok(state)) => inner.metrics.set_sync_state(&state),
         Ok(Err(e)) => tracing::warn!(error = %e, "metrics: sync status unavailable"),
         Err(_) => tracing::warn!("metrics: sync status timed out"),
+    }
+    match tokio::time::timeout(PROBE_TIMEOUT, inner.store.plan_counts()).await {
+        Ok(Ok(counts)) => inner.metrics.set_plan_counts(counts),
+        Ok(Err(e)) => tracing::warn!(error = %e, "metrics: plan counts unavailable"),
+        Err(_) => tracing::warn!("metrics: plan counts timed out"),
     }
     (
         StatusCode::OK,
@@ -794,6 +799,7 @@ mod tests {
             scim_status: status,
             backend_calls: vec![],
             duration_ms: 1,
+            context: Default::default(),
         };
         let entries = vec![
             e("create", 409, 1),

@@ -603,6 +603,7 @@ mod tests {
             scim_status: 201,
             backend_calls: vec![],
             duration_ms: 3,
+            context: Default::default(),
         };
         let page = audit("t", &AuditForm::default(), &[entry], Utc::now()).into_string();
         assert!(!page.contains("<script>alert"), "{page}");

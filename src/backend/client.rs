@@ -237,6 +237,12 @@ impl Backend {
         })
     }
 
+    /// Whether calls carry the SCIM caller's own credential (pass-through auth): work left
+    /// for later (a pending plan) can then only be done within a caller's request.
+    pub fn passes_caller_credentials(&self) -> bool {
+        matches!(self.inner.auth, AuthMode::Passthrough)
+    }
+
     /// The base URL calls are made against (no trailing slash).
     pub fn base_url(&self) -> &str {
         &self.inner.base
@@ -284,7 +290,9 @@ impl Backend {
                 Ok(r) => {
                     tracing::info!(status = r.status, elapsed_ms, "backend call");
                 }
-                Err(BackendError::Status { status, message }) => {
+                Err(BackendError::Status {
+                    status, message, ..
+                }) => {
                     tracing::warn!(status, elapsed_ms, legacy_message = %message, "backend call failed");
                 }
                 Err(e) => tracing::warn!(elapsed_ms, error = %e, "backend call failed"),
@@ -361,6 +369,11 @@ impl Backend {
             .await
             .map_err(|e| self.classify(&e))?;
         let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get(http::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
         let bytes = Limited::new(resp.into_body(), MAX_RESPONSE_BYTES)
             .collect()
             .await
@@ -385,6 +398,7 @@ impl Backend {
             return Err(BackendError::Status {
                 status,
                 message: legacy_message(&bytes),
+                retry_after,
             });
         }
         let body =
@@ -468,7 +482,9 @@ fn outcome(result: &Result<BackendResponse, BackendError>) -> BackendOutcome {
         Err(BackendError::Connect { .. }) => BackendOutcome::Connect,
         Err(BackendError::Timeout { .. }) => BackendOutcome::Timeout,
         Err(BackendError::Transport { .. }) => BackendOutcome::Transport,
-        Err(BackendError::InvalidBody { .. }) => BackendOutcome::InvalidBody,
+        Err(BackendError::InvalidBody { .. } | BackendError::BadAnswer { .. }) => {
+            BackendOutcome::InvalidBody
+        }
         Err(BackendError::Paging { .. }) => BackendOutcome::Paging,
         Err(BackendError::Request(_)) => BackendOutcome::Request,
     }

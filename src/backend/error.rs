@@ -33,6 +33,9 @@ pub enum BackendError {
         /// The legacy app's own error message when it gave one, else a short excerpt of the
         /// body (possibly empty).
         message: String,
+        /// The legacy app's `Retry-After`, in seconds, when it sent one (plan retries wait at
+        /// least that long).
+        retry_after: Option<u64>,
     },
     /// The legacy app refused (401/403) a credential the SCIM caller supplied (pass-through
     /// auth): the caller's problem, not the gateway's, so it becomes a SCIM 401.
@@ -69,9 +72,35 @@ pub enum BackendError {
     /// The gateway could not build the request (bad path template values, invalid header).
     #[error("cannot build backend request: {0}")]
     Request(String),
+    /// A 2xx (or a status the endpoint must not give) whose content the operation cannot use:
+    /// a create answer without an id, a body that is not a record, a 404 from a create
+    /// endpoint. The legacy app is broken or the profile names the wrong endpoint.
+    #[error("backend {endpoint}: {message}")]
+    BadAnswer {
+        /// Method and path of the call, e.g. `POST /api/v1/users`.
+        endpoint: String,
+        /// What was wrong with the answer.
+        message: String,
+    },
 }
 
 impl BackendError {
+    /// Whether the legacy app said the record does not exist (404 or 410).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, BackendError::Status { status: 404 | 410, .. })
+    }
+
+    /// How long the legacy app asked callers to wait (`Retry-After`), if it did.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            BackendError::Status {
+                retry_after: Some(s),
+                ..
+            } => Some(Duration::from_secs(*s)),
+            _ => None,
+        }
+    }
+
     /// The SCIM error sent to the client for this failure; never a 2xx.
     ///
     /// Legacy validation messages (400/409/422) are passed on because they tell the
@@ -90,7 +119,9 @@ impl BackendError {
                     after.as_millis()
                 ),
             ),
-            BackendError::Status { status, message } => status_to_scim(*status, message),
+            BackendError::Status {
+                status, message, ..
+            } => status_to_scim(*status, message),
             BackendError::CallerRejected { .. } => {
                 ScimError::unauthorized("the application rejected these credentials")
             }
@@ -108,6 +139,11 @@ impl BackendError {
             BackendError::Request(_) => {
                 ScimError::internal("the gateway could not build the backend request")
             }
+            BackendError::BadAnswer { endpoint, message } => ScimError::new(
+                502,
+                None,
+                format!("the application's answer to {endpoint} is unusable: {message}"),
+            ),
         }
     }
 }
@@ -142,6 +178,7 @@ mod tests {
         BackendError::Status {
             status: s,
             message: m.into(),
+            retry_after: None,
         }
         .to_scim()
     }

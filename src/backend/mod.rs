@@ -22,5 +22,5 @@ pub use client::{
 pub use endpoint::{Endpoint, ListEndpoint, Paging, PagingStyle};
 pub use error::BackendError;
 pub use jsonpath::{JsonPath, as_count};
-pub use record::CallLog;
+pub use record::{CallLog, note_label};
 pub use template::{BodyTemplate, PathTemplate, TemplateError, encode_into};

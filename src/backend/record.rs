@@ -12,9 +12,16 @@ tokio::task_local! {
     static CALLS: CallLog;
 }
 
-/// The backend calls of one request, in the order they completed.
+/// The backend calls of one request, in the order they completed, and the name of the
+/// resource it was about (userName / displayName) when the pipeline learnt it.
 #[derive(Debug, Clone, Default)]
-pub struct CallLog(Arc<Mutex<Vec<BackendCall>>>);
+pub struct CallLog(Arc<Mutex<Logged>>);
+
+#[derive(Debug, Default)]
+struct Logged {
+    calls: Vec<BackendCall>,
+    label: Option<String>,
+}
 
 impl CallLog {
     /// Runs `fut` with this log collecting the backend calls it makes.
@@ -24,15 +31,39 @@ impl CallLog {
 
     /// The calls recorded so far, leaving the log empty.
     pub fn take(&self) -> Vec<BackendCall> {
-        std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner))
+        std::mem::take(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner).calls)
+    }
+
+    /// The resource's name as the pipeline noted it ([`note_label`]), if it did.
+    pub fn label(&self) -> Option<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .label
+            .clone()
     }
 
     fn push(&self, call: BackendCall) {
         self.0
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+            .calls
             .push(call);
     }
+}
+
+/// Notes the name (userName / displayName) of the resource the current request is about,
+/// for its audit entry; the first name noted stays. Nothing outside an audited request.
+pub fn note_label(label: Option<String>) {
+    let Some(label) = label else {
+        return;
+    };
+    let _ = CALLS.try_with(|log| {
+        let mut l = log.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if l.label.is_none() {
+            l.label = Some(label);
+        }
+    });
 }
 
 /// Appends `call` to the current request's log, if the current task has one.

@@ -329,7 +329,8 @@ async fn failures_are_classified_and_never_2xx() {
         err,
         BackendError::Status {
             status: 409,
-            message: "email already exists".into()
+            message: "email already exists".into(),
+            retry_after: None,
         }
     );
     let scim = err.to_scim();

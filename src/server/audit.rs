@@ -13,7 +13,7 @@ use super::AppState;
 use super::auth::Principal;
 use crate::metrics::{Metrics, StoreOp};
 use crate::backend::CallLog;
-use crate::store::{AuditEntry, AuditLog, Store, SyncStatus};
+use crate::store::{AuditContext, AuditEntry, AuditLog, Store, SyncStatus};
 use axum::extract::{Request, State};
 use axum::http::{Method, header};
 use axum::middleware::Next;
@@ -162,6 +162,11 @@ pub async fn record(State(state): State<AppState>, req: Request, next: Next) -> 
         .get::<Principal>()
         .map(|p| p.name.clone())
         .unwrap_or_else(|| "unknown".to_string());
+    let request_id = req
+        .extensions()
+        .get::<super::RequestId>()
+        .map(|r| r.0.to_string());
+    let deadline = req.extensions().get::<super::ClientDeadline>().cloned();
     let time = Utc::now();
     let started = Instant::now();
     let calls = CallLog::default();
@@ -173,6 +178,7 @@ pub async fn record(State(state): State<AppState>, req: Request, next: Next) -> 
     let resource_type =
         super::routes::resource_type(&state, &op.endpoint).unwrap_or_else(|_| op.endpoint.clone());
     let resource_id = op.id.clone().or_else(|| created_id(&resp));
+    let error = resp.extensions().get::<crate::scim::ScimError>();
     let entry = AuditEntry {
         time,
         actor,
@@ -182,6 +188,13 @@ pub async fn record(State(state): State<AppState>, req: Request, next: Next) -> 
         scim_status: status,
         backend_calls: calls.take(),
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        context: AuditContext {
+            request_id,
+            scim_type: error.and_then(|e| e.scim_type).map(|t| t.as_str().to_string()),
+            detail: error.map(|e| e.detail.clone()),
+            label: calls.label(),
+            client_status: deadline.filter(|d| d.passed()).map(|_| 504),
+        },
     };
     let append = auditor.store.append(&entry);
     if let Err(e) = Auditor::timed(auditor.metrics.as_deref(), StoreOp::AuditAppend, append).await {

@@ -106,6 +106,8 @@ impl IntoResponse for AppError {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
+        // The audit layer reads why a request failed from here, not from the body.
+        resp.extensions_mut().insert(e.clone());
         if e.status == 401 {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

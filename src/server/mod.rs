@@ -18,7 +18,7 @@ use crate::metrics::{Metrics, classify};
 use auth::Authenticator;
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::HeaderValue;
+use axum::http::{HeaderValue, Method};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
@@ -34,21 +34,32 @@ use tokio::sync::Semaphore;
 pub struct Limits {
     /// Largest accepted request body (413 above it).
     pub max_body_bytes: usize,
-    /// Time a request may take end to end (504 after it).
+    /// Time a client waits for its answer (504 after it). A write is not cut off there: it
+    /// runs on, detached, up to `operation_timeout`.
     pub request_timeout: Duration,
+    /// Time an operation may run in all, also after its client was answered 504.
+    pub operation_timeout: Duration,
     /// Requests served at once; the next one is shed with 503 + Retry-After rather than
     /// queued, so a stalled legacy app cannot pile up unbounded work in the gateway.
     pub concurrency: Arc<Semaphore>,
 }
 
 impl Limits {
-    /// Limits with the given body size, timeout and concurrency.
+    /// Limits with the given body size, timeout and concurrency; operations may run up to
+    /// ten times the request timeout (see [`Limits::with_operation_timeout`]).
     pub fn new(max_body_bytes: usize, request_timeout: Duration, max_concurrency: usize) -> Self {
         Limits {
             max_body_bytes,
             request_timeout,
+            operation_timeout: request_timeout.saturating_mul(10),
             concurrency: Arc::new(Semaphore::new(max_concurrency.max(1))),
         }
+    }
+
+    /// Sets the bound on an operation's whole run (at least the request timeout).
+    pub fn with_operation_timeout(mut self, t: Duration) -> Self {
+        self.operation_timeout = t.max(self.request_timeout);
+        self
     }
 }
 
@@ -154,7 +165,7 @@ async fn edge(State(edge): State<EdgeState>, req: Request, next: Next) -> Respon
     let (resource, operation) = classify(&method, &path, &edge.base_path);
     let span = tracing::info_span!("scim", %id, %method, %path);
     let started = Instant::now();
-    let Ok(_permit) = limits.concurrency.clone().try_acquire_owned() else {
+    let Ok(permit) = limits.concurrency.clone().try_acquire_owned() else {
         tracing::warn!(parent: &span, "shedding load: too many requests in flight");
         let mut r = AppError::Client(crate::scim::ScimError::new(
             503,
@@ -167,18 +178,48 @@ async fn edge(State(edge): State<EdgeState>, req: Request, next: Next) -> Respon
             .observe_request(resource, operation, r.status().as_u16(), started.elapsed());
         return r;
     };
-    let fut = tracing::Instrument::instrument(next.run(req), span.clone());
-    let mut resp = match tokio::time::timeout(limits.request_timeout, fut).await {
-        Ok(r) => r,
-        Err(_) => AppError::Client(crate::scim::ScimError::new(
-            504,
-            None,
-            format!(
-                "the request did not complete within {} ms",
-                limits.request_timeout.as_millis()
-            ),
-        ))
-        .into_response(),
+    // The operation runs in its own task: the client's deadline ends the wait, never the
+    // work. A write (with its plan, rollback and audit entry) runs on to completion, up to
+    // the operation timeout, holding its concurrency permit; a read is stopped.
+    let is_write = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
+    let late = ClientDeadline::default();
+    let mut req = req;
+    req.extensions_mut().insert(late.clone());
+    req.extensions_mut().insert(RequestId(Arc::from(id.as_str())));
+    let op_timeout = limits.operation_timeout;
+    let op = tracing::Instrument::instrument(
+        async move {
+            let _permit = permit;
+            match tokio::time::timeout(op_timeout, next.run(req)).await {
+                Ok(r) => r,
+                Err(_) => {
+                    tracing::error!(
+                        ms = op_timeout.as_millis() as u64,
+                        "operation cut off at the operation timeout; its plan (if any) stays pending"
+                    );
+                    timeout_response(op_timeout, false)
+                }
+            }
+        },
+        span.clone(),
+    );
+    let mut task = tokio::spawn(op);
+    let mut resp = match tokio::time::timeout(limits.request_timeout, &mut task).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            tracing::error!(parent: &span, error = %e, "request task failed");
+            AppError::Internal(format!("request task: {e}")).into_response()
+        }
+        Err(_) => {
+            late.mark();
+            if is_write {
+                tracing::warn!(parent: &span, "client deadline passed; the operation continues");
+                timeout_response(limits.request_timeout, true)
+            } else {
+                task.abort();
+                timeout_response(limits.request_timeout, false)
+            }
+        }
     };
     let status = resp.status();
     let elapsed = started.elapsed();
@@ -192,6 +233,39 @@ async fn edge(State(edge): State<EdgeState>, req: Request, next: Next) -> Respon
     }
     set_request_id(&mut resp, &id);
     resp
+}
+
+/// The request's id (the client's `X-Request-Id`, or one the gateway made), in the request's
+/// extensions for the audit entry.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub Arc<str>);
+
+/// Set (in the request's extensions) once the client was answered 504 while its operation
+/// runs on; the audit entry then records that the client saw a timeout.
+#[derive(Debug, Clone, Default)]
+pub struct ClientDeadline(Arc<std::sync::atomic::AtomicBool>);
+
+impl ClientDeadline {
+    fn mark(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    /// Whether the client was answered 504 before the operation finished.
+    pub fn passed(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// The 504 a client gets; for a write whose operation goes on, the detail says so.
+fn timeout_response(after: Duration, continues: bool) -> Response {
+    let mut detail = format!("the request did not complete within {} ms", after.as_millis());
+    if continues {
+        detail.push_str(
+            "; the operation goes on in the gateway and completes (see the audit log); \
+             retrying the request is safe",
+        );
+    }
+    AppError::Client(crate::scim::ScimError::new(504, None, detail)).into_response()
 }
 
 fn set_request_id(resp: &mut Response, id: &str) {

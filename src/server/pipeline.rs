@@ -25,8 +25,11 @@
 //! Scripts never do I/O: they map records and return plans; this module makes the calls.
 
 mod managed;
+mod plans;
 
 pub use managed::MEMBERSHIP_HOOK;
+pub use plans::PlanSettings;
+use plans::{PlanSpec, Step, mark_forgets};
 
 /// The Group script's hook before a group is deleted, `on_group_delete(group, members, ctx)`:
 /// called only when defined with those three parameters, and only then are the group's
@@ -34,10 +37,14 @@ pub use managed::MEMBERSHIP_HOOK;
 /// group's users in an application where deleting a group removes its people.
 pub const GROUP_DELETE_HOOK: &str = "on_group_delete";
 
+/// Members handed to one call of [`GROUP_DELETE_HOOK`]: each member is a map of three
+/// entries, and a script's maps may hold 10,000 entries in all.
+pub const GROUP_DELETE_PAGE: usize = 500;
+
 use super::error::{AppError, AppResult};
 use crate::backend::{Backend, BackendRequest, Endpoint, ListEndpoint};
 use crate::config::GroupsMode;
-use crate::mapping::{PlanStep, ScriptSet};
+use crate::mapping::ScriptSet;
 use crate::scim::filter::{Filter, evaluate};
 use crate::scim::list::{ListParams, list_response, page, sort_resources};
 use crate::scim::meta::{etag, if_match, set_meta};
@@ -128,6 +135,14 @@ pub struct Gateway {
     unsupported: HashMap<String, Vec<String>>,
     /// Leave out group members that are groups (see [`GatewaySettings`]).
     ignore_nested_groups: bool,
+    /// How durable plans are retried.
+    plan_settings: PlanSettings,
+    /// Most values a multi-valued attribute may carry (see [`GatewaySettings`]).
+    max_values: usize,
+    /// Plan step outcomes are counted here when set.
+    metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// Serialises creates of one resource (striped by its key, see [`Gateway::create`]).
+    create_locks: Vec<tokio::sync::Mutex<()>>,
 }
 
 /// Lock stripes for [`Gateway::user_locks`]: enough that unrelated users rarely wait.
@@ -154,6 +169,12 @@ pub struct GatewaySettings {
     /// Group members that are themselves groups are left out (and logged) instead of being
     /// forwarded or refused (`ignore_nested_groups`).
     pub ignore_nested_groups: bool,
+    /// How multi-call operations are retried (`[plans]`).
+    pub plans: PlanSettings,
+    /// Most values one multi-valued attribute (e.g. `emails`) may carry; more is a 400
+    /// `invalidValue` naming it, before any script runs (`[server] max_attribute_values`).
+    /// Group members are not counted: they never pass through a script as one value.
+    pub max_values: usize,
 }
 
 impl Gateway {
@@ -219,7 +240,19 @@ impl Gateway {
                 .filter(|(_, attrs)| !attrs.is_empty())
                 .collect(),
             ignore_nested_groups: settings.ignore_nested_groups,
+            plan_settings: settings.plans,
+            max_values: settings.max_values.max(1),
+            metrics: None,
+            create_locks: (0..USER_LOCK_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
         })
+    }
+
+    /// Also counts plan steps in `metrics` (set at start).
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// How many id map writes failed after the legacy app had accepted the write since start
@@ -341,7 +374,9 @@ impl Gateway {
         Ok(r)
     }
 
-    /// Phase: SCIM resource → legacy record through the script.
+    /// Phase: SCIM resource → legacy record through the script. A multi-valued attribute
+    /// with more than `max_values` values is refused first (400 naming it), so no script
+    /// ever meets a collection beyond its size limits.
     fn map_to_backend(
         &self,
         b: &Binding,
@@ -349,75 +384,75 @@ impl Gateway {
         op: &str,
         id: Option<&str>,
     ) -> AppResult<Value> {
+        self.check_value_counts(resource)?;
         let ctx = self.script_ctx(&b.resource_type, op, id);
         Ok(self
             .scripts
             .call(&b.script, "to_backend", vec![resource.clone(), ctx])?)
     }
 
-    /// Phase: run an optional hook's plan (e.g. `on_deactivate`), step by step; the first
-    /// failing step fails the request.
+    /// 400 `invalidValue` when an attribute (top level or in an extension object) carries
+    /// more than `max_values` values; `members` is exempt (membership is never a script
+    /// value: it goes to the member endpoints or the store).
+    fn check_value_counts(&self, resource: &Value) -> AppResult<()> {
+        fn find<'a>(obj: &'a Map<String, Value>, max: usize) -> Option<(&'a str, usize)> {
+            obj.iter().find_map(|(k, v)| match v {
+                Value::Array(a) if a.len() > max && !k.eq_ignore_ascii_case("members") => {
+                    Some((k.as_str(), a.len()))
+                }
+                Value::Object(inner) if k.contains(':') => find(inner, max),
+                _ => None,
+            })
+        }
+        match resource.as_object().and_then(|o| find(o, self.max_values)) {
+            None => Ok(()),
+            Some((name, n)) => Err(ScimError::invalid_value(format!(
+                "'{name}' has {n} values; at most {} are accepted per attribute",
+                self.max_values
+            ))
+            .into()),
+        }
+    }
+
+    /// Phase: an optional hook's plan (e.g. `on_deactivate`) as durable plan steps; empty
+    /// when the script does not define the hook.
+    fn hook_steps(&self, b: &Binding, hook: &str, resource: &Value, id: &str) -> AppResult<Vec<Step>> {
+        if !self.scripts.has_fn(&b.script, hook, 2) {
+            return Ok(Vec::new());
+        }
+        let ctx = self.script_ctx(&b.resource_type, hook, Some(id));
+        let plan = self
+            .scripts
+            .call_plan(&b.script, hook, vec![resource.clone(), ctx])?;
+        let mut steps: Vec<Step> = plan.into_iter().map(Step::from).collect();
+        if let Some(ep) = &b.delete {
+            mark_forgets(&mut steps, canonical_rt(&b.resource_type), &[id], ep);
+        }
+        Ok(steps)
+    }
+
+    /// Phase: runs an optional hook's plan as a durable plan in `slot`; returns its number
+    /// of steps (0 when the hook is absent or plans nothing).
     async fn run_hook(
         &self,
         b: &Binding,
         hook: &str,
         resource: &Value,
         id: &str,
+        slot: &'static str,
     ) -> AppResult<usize> {
-        if !self.scripts.has_fn(&b.script, hook, 2) {
-            return Ok(0);
-        }
-        let ctx = self.script_ctx(&b.resource_type, hook, Some(id));
-        let plan = self
-            .scripts
-            .call_plan(&b.script, hook, vec![resource.clone(), ctx])?;
-        let n = plan.len();
-        let deletes = deletes_of(&plan);
-        self.run_plan(plan).await?;
-        self.forget_deleted(&b.resource_type, &[id], &deletes).await;
+        let steps = self.hook_steps(b, hook, resource, id)?;
+        let n = steps.len();
+        self.execute_plan(PlanSpec {
+            resource_type: canonical_rt(&b.resource_type).to_string(),
+            resource_id: id.to_string(),
+            slot,
+            kind: hook.to_string(),
+            label: label_of(resource),
+            steps,
+        })
+        .await?;
         Ok(n)
-    }
-
-    /// Phase: after a plan ran, forgets (in the id map) each record among `ids` of `rt` that
-    /// one of its steps deleted through the profile's own delete endpoint (e.g. a deactivation
-    /// that deletes the user, or a group delete that deletes its users), so that the status
-    /// page's "managed by SCIM" counts stay true.
-    async fn forget_deleted(&self, rt: &str, ids: &[&str], deletes: &[(String, String)]) {
-        if deletes.is_empty() {
-            return;
-        }
-        let Some(ep) = self.binding(rt).ok().and_then(|b| b.delete.as_ref()) else {
-            return;
-        };
-        for id in ids {
-            let Ok(req) = ep.request(&[("id", id)], None) else {
-                continue;
-            };
-            if deletes
-                .iter()
-                .any(|(m, p)| *m == req.method.as_str() && *p == req.path)
-            {
-                self.unmap(rt, id).await;
-            }
-        }
-    }
-
-    /// Phase: a plan's steps in order; the first failing one fails the request, except a
-    /// 404 on a step marked `missing_ok` (its record is already gone).
-    async fn run_plan(&self, plan: Vec<PlanStep>) -> AppResult<()> {
-        for step in plan {
-            let method = http::Method::from_bytes(step.method.as_bytes())
-                .map_err(|_| AppError::Internal(format!("plan step method '{}'", step.method)))?;
-            let mut req = BackendRequest::new(method, step.path);
-            req.query = step.query;
-            req.body = step.body;
-            match self.call(req).await {
-                Ok(_) => {}
-                Err(AppError::Backend(e)) if step.missing_ok && e.to_scim().status == 404 => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
     }
 
     /// Phase: refuses a request that carries an attribute the application does not support
@@ -486,12 +521,12 @@ impl Gateway {
                     .is_some(),
                 None => match self.load(user, &m.value).await {
                     Ok(_) => false,
-                    Err(AppError::Backend(e)) if e.to_scim().status == 404 => {
+                    Err(AppError::Backend(e)) if e.is_not_found() => {
                         match self.binding("Group") {
                             Ok(g) => {
                                 match self.call_endpoint(&g.get, &[("id", &m.value)], None).await {
                                     Ok(_) => true,
-                                    Err(AppError::Backend(e)) if e.to_scim().status == 404 => false,
+                                    Err(AppError::Backend(e)) if e.is_not_found() => false,
                                     Err(e) => return Err(e),
                                 }
                             }
@@ -542,8 +577,24 @@ impl Gateway {
 
     /// Phase: load one resource (without members).
     async fn load(&self, b: &Binding, id: &str) -> AppResult<Value> {
+        let record = self.get_record(b, id).await?;
+        let resource = self.map_from_backend(b, record, "get")?;
+        crate::backend::note_label(label_of(&resource));
+        Ok(resource)
+    }
+
+    /// Phase: the legacy record `id`; a 2xx whose body is not a record (a JSON object) is a
+    /// 502 naming the endpoint, never a script failure.
+    async fn get_record(&self, b: &Binding, id: &str) -> AppResult<Value> {
         let record = self.call_endpoint(&b.get, &[("id", id)], None).await?;
-        self.map_from_backend(b, record, "get")
+        if record.is_object() {
+            Ok(record)
+        } else {
+            Err(bad_answer(
+                &format!("{} {}", b.get.method, b.get.path),
+                "the answer is not a record (a JSON object)",
+            ))
+        }
     }
 
     /// Phase: every member of group `id` as SCIM member values (O(group size); only for GET
@@ -629,7 +680,7 @@ impl Gateway {
                 .await
             {
                 Ok(_) => {}
-                Err(AppError::Backend(e)) if e.to_scim().status == 404 => {}
+                Err(AppError::Backend(e)) if e.is_not_found() => {}
                 Err(e) => return Err(e),
             }
         }
@@ -798,6 +849,14 @@ impl Gateway {
     }
 
     /// `POST /{rt}` → the created resource.
+    ///
+    /// Creates of the same resource (same externalId, else userName / displayName) run one
+    /// at a time in this process, and a resource whose externalId the id map already holds
+    /// (and the application still has) is a 409 `uniqueness`: a retried create whose first
+    /// attempt timed out at the client but completed never makes a duplicate. When the
+    /// create needs follow-up calls (members), a rollback plan is recorded as soon as the
+    /// record exists, so a failure or a crash before the follow-ups finish deletes it again
+    /// (at once, or by the plan worker).
     pub async fn create(&self, rt: &str, body: Value, params: &ListParams) -> AppResult<Output> {
         self.refuse_unsupported(rt, &body, false)?;
         if self.is_managed(rt) {
@@ -806,6 +865,9 @@ impl Gateway {
         let b = self.binding(rt)?;
         let ctx = self.ctx(rt)?;
         let mut resource = normalize_resource(body, &ctx, normalize_options(b))?;
+        crate::backend::note_label(label_of(&resource));
+        let _turn = self.create_lock(rt, &resource).lock().await;
+        self.refuse_known_external_id(b, &resource).await?;
         let members = match &b.members {
             Some(_) => {
                 self.direct_member_values(None, take_members(&mut resource))
@@ -814,7 +876,15 @@ impl Gateway {
             None => Vec::new(),
         };
         let record = self.map_to_backend(b, &resource, "create", None)?;
-        let created = self.call_endpoint(&b.create, &[], Some(record)).await?;
+        let endpoint = format!("{} {}", b.create.method, b.create.path);
+        let created = match self.call_endpoint(&b.create, &[], Some(record)).await {
+            // A create endpoint has no record to miss: a 404 means the endpoint is wrong or
+            // the application is broken, not that the client asked for something absent.
+            Err(AppError::Backend(e)) if e.is_not_found() => {
+                return Err(bad_answer(&endpoint, "answered 404 (does the create endpoint exist?)"));
+            }
+            other => other?,
+        };
         let id = b
             .create
             .id
@@ -822,12 +892,18 @@ impl Gateway {
             .and_then(|p| p.first(&created))
             .or_else(|| created.get("id"))
             .and_then(id_string)
-            .ok_or_else(|| AppError::Internal("the create response carries no id".into()))?;
+            .ok_or_else(|| bad_answer(&endpoint, "the answer carries no id of the new record"))?;
+        let rollback = if members.is_empty() {
+            None
+        } else {
+            self.begin(self.undo_create_spec(b, &id, label_of(&resource)))
+                .await?
+        };
         let finished: AppResult<(Output, Option<String>)> = async {
             let record = if created.is_object() && created.get("id").is_some() {
                 created
             } else {
-                self.call_endpoint(&b.get, &[("id", &id)], None).await?
+                self.get_record(b, &id).await?
             };
             let mut out = self.map_from_backend(b, record, "create")?;
             // What Entra sent, also when the legacy app cannot store it (the id map can).
@@ -845,54 +921,139 @@ impl Gateway {
         match finished {
             Ok((out, external)) => {
                 self.map_created(rt, &id, &id, external.as_deref()).await;
+                if let Some(r) = rollback {
+                    self.discard(r).await;
+                }
                 Ok(out)
             }
             Err(e) => {
-                self.undo_create(b, &id).await;
+                match rollback {
+                    Some(r) => self.run_begun(r).await,
+                    None => self.undo_create(b, &id, label_of(&resource)).await,
+                }
                 Err(e)
             }
         }
     }
 
+    /// The stripe that serialises creates of one resource (its externalId, else its
+    /// userName / displayName, ignoring case) within this process.
+    fn create_lock(&self, rt: &str, resource: &Value) -> &tokio::sync::Mutex<()> {
+        let key = external_id_of(resource)
+            .map(str::to_string)
+            .or_else(|| label_of(resource).map(|l| l.to_lowercase()))
+            .unwrap_or_default();
+        let mut h = std::hash::DefaultHasher::new();
+        std::hash::Hash::hash(&(rt.to_ascii_lowercase(), key), &mut h);
+        let i = usize::try_from(std::hash::Hasher::finish(&h) % self.create_locks.len() as u64)
+            .unwrap_or(0);
+        &self.create_locks[i]
+    }
+
+    /// Phase: 409 `uniqueness` when the id map already holds this externalId for a record
+    /// the application still has (a stale mapping, whose record is gone, is forgotten).
+    async fn refuse_known_external_id(&self, b: &Binding, resource: &Value) -> AppResult<()> {
+        let Some(external) = external_id_of(resource) else {
+            return Ok(());
+        };
+        let rt = canonical_rt(&b.resource_type);
+        let Some(known) = self
+            .store
+            .by_external_id(rt, &ExternalId::from(external))
+            .await?
+        else {
+            return Ok(());
+        };
+        let id = known.scim_id.as_str();
+        match self.call_endpoint(&b.get, &[("id", id)], None).await {
+            Ok(_) => Err(ScimError::uniqueness(format!(
+                "a {rt} with externalId '{external}' already exists (id {id})"
+            ))
+            .into()),
+            Err(AppError::Backend(e)) if e.is_not_found() => {
+                tracing::info!(%rt, id, external, "id map named a record the application no longer has; mapping forgotten");
+                self.unmap(rt, id).await;
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The plan that deletes a record a failed create made.
+    fn undo_create_spec(&self, b: &Binding, id: &str, label: Option<String>) -> PlanSpec {
+        let rt = canonical_rt(&b.resource_type);
+        let steps = b
+            .delete
+            .as_ref()
+            .and_then(|ep| ep.request(&[("id", id)], None).ok())
+            .map(|req| {
+                let mut s = Step::of_request(req);
+                s.missing_ok = true;
+                s.forget = Some((rt.to_string(), id.to_string()));
+                vec![s]
+            })
+            .unwrap_or_default();
+        PlanSpec {
+            resource_type: rt.to_string(),
+            resource_id: id.to_string(),
+            slot: "create",
+            kind: "create rollback".to_string(),
+            label,
+            steps,
+        }
+    }
+
     /// Phase: a replace or patch whose membership changes failed after the record itself was
-    /// rewritten: write the previous state back, so the error means "nothing changed".
-    /// Best effort; a failed restore is logged with the record's id for the operator.
+    /// rewritten: write the previous state back, so the error means "nothing changed". The
+    /// write back is a durable plan: if it fails too, the worker retries it.
     async fn restore(&self, b: &Binding, id: &str, previous: &Value) {
-        let rt = &b.resource_type;
+        let rt = canonical_rt(&b.resource_type);
         let mut previous = previous.clone();
         take_members(&mut previous);
         let restored = async {
             let record = self.map_to_backend(b, &previous, "replace", Some(id))?;
-            self.call_endpoint(&b.replace, &[("id", id)], Some(record))
-                .await
+            let req = b
+                .replace
+                .request(&[("id", id)], Some(record))
+                .map_err(|e| AppError::Internal(format!("endpoint template: {e}")))?;
+            self.execute_plan(PlanSpec {
+                resource_type: rt.to_string(),
+                resource_id: id.to_string(),
+                slot: "restore",
+                kind: "restore after a failed membership change".to_string(),
+                label: label_of(&previous),
+                steps: vec![Step::of_request(req)],
+            })
+            .await
         }
         .await;
         match restored {
-            Ok(_) => {
+            Ok(()) => {
                 tracing::warn!(%rt, id, "membership change failed; record restored to its previous state")
             }
             Err(e) => {
-                tracing::error!(%rt, id, error = ?e, "membership change failed; restoring the record failed too")
+                tracing::error!(%rt, id, error = ?e, "membership change failed; restoring the record failed too (its plan is retried)")
             }
         }
     }
 
-    /// Phase: a create failed after the legacy record was made (e.g. a member the app does
-    /// not know): delete the record again, so the client's error means "nothing was created"
-    /// and its retry does not collide with a half-provisioned record. Best effort; a failed
-    /// undo is logged with the record's id for the operator.
-    async fn undo_create(&self, b: &Binding, id: &str) {
+    /// Phase: a create failed after the legacy record was made (e.g. a script failed on the
+    /// answer): delete the record again, so the client's error means "nothing was created"
+    /// and its retry does not collide with a half-provisioned record. A durable plan: a
+    /// failed undo is retried by the worker.
+    async fn undo_create(&self, b: &Binding, id: &str, label: Option<String>) {
         let rt = &b.resource_type;
-        let Some(ep) = &b.delete else {
+        let spec = self.undo_create_spec(b, id, label);
+        if spec.steps.is_empty() {
             tracing::error!(%rt, id, "create failed after the record was made; no delete endpoint to undo it");
             return;
-        };
-        match self.call_endpoint(ep, &[("id", id)], None).await {
-            Ok(_) => {
+        }
+        match self.execute_plan(spec).await {
+            Ok(()) => {
                 tracing::warn!(%rt, id, "create failed after the record was made; record deleted again")
             }
             Err(e) => {
-                tracing::error!(%rt, id, error = ?e, "create failed after the record was made; deleting it failed too")
+                tracing::error!(%rt, id, error = ?e, "create failed after the record was made; deleting it failed too (its plan is retried)")
             }
         }
     }
@@ -973,21 +1134,54 @@ impl Gateway {
         let record = if updated.is_object() && updated.get("id").is_some() {
             updated
         } else {
-            self.call_endpoint(&b.get, &[("id", id)], None).await?
+            self.get_record(b, id).await?
         };
         let out = self.map_from_backend(b, record, "replace")?;
+        self.assert_activation(b, id, before, &out).await?;
+        Ok(out)
+    }
+
+    /// Phase (desired state, not transitions): a user that is inactive after a write is not
+    /// deprovisioned until its `on_deactivate` plan is recorded complete. The hook's plan runs
+    /// when `active` became false, and again on any write (Entra's retry, or its next sync of
+    /// a disabled user) that finds the user already inactive while the last plan of its
+    /// `active` slot is pending, failed, or was never recorded (deactivated in the app itself,
+    /// or before plans were kept). Reactivation runs `on_reactivate` in the same slot.
+    async fn assert_activation(
+        &self,
+        b: &Binding,
+        id: &str,
+        before: &Value,
+        after: &Value,
+    ) -> AppResult<()> {
         let was = before.get("active").and_then(Value::as_bool);
-        let now = out.get("active").and_then(Value::as_bool);
+        let now = after.get("active").and_then(Value::as_bool);
         match (was, now) {
             (Some(true) | None, Some(false)) => {
-                self.run_hook(b, "on_deactivate", &out, id).await?;
+                self.run_hook(b, "on_deactivate", after, id, "active")
+                    .await?;
+            }
+            (Some(false), Some(false)) if self.scripts.has_fn(&b.script, "on_deactivate", 2) => {
+                let rt = canonical_rt(&b.resource_type);
+                match self.slot_complete(rt, id, "active").await? {
+                    Some((true, kind)) if kind == "on_deactivate" => {}
+                    last => {
+                        tracing::info!(
+                            %rt, id, last_plan = ?last,
+                            "inactive, but its deprovisioning is not recorded complete: on_deactivate runs again"
+                        );
+                        self.run_hook(b, "on_deactivate", after, id, "active")
+                            .await?;
+                    }
+                }
             }
             (Some(false), Some(true)) => {
-                self.run_hook(b, "on_reactivate", &out, id).await?;
+                self.run_hook(b, "on_reactivate", after, id, "active")
+                    .await?;
             }
             _ => {}
         }
-        Ok(out)
+        Ok(())
     }
 
     /// `PATCH /{rt}/{id}`: `Some(resource)` for 200, `None` for 204 (a group whose only
@@ -1042,6 +1236,10 @@ impl Gateway {
                     .await?;
                 let written = self.after_write(b, id, &out, updated).await?;
                 rewritten_from = Some(std::mem::replace(&mut out, written));
+            } else {
+                // Nothing to write, but the state it asserts may not be complete yet (a
+                // retried deactivation whose plan failed).
+                self.assert_activation(b, id, &out, &out).await?;
             }
         }
         if let Some(m) = &b.members {
@@ -1102,11 +1300,15 @@ impl Gateway {
     }
 
     /// `DELETE /{rt}/{id}`: the script's `on_delete` plan when it has one (e.g. deactivate
-    /// and keep the data), otherwise the delete endpoint.
+    /// and keep the data), otherwise the delete endpoint; for a group with
+    /// `on_group_delete`, that hook's plan first (e.g. delete the group's users).
     ///
+    /// A plain delete is one call. Anything more is one durable plan in the resource's
+    /// `delete` slot (replacing whatever else was planned for it): a failure leaves it
+    /// pending for the worker, and Entra's retry of the delete plans and runs it afresh.
     /// A deleted user first leaves every gateway-managed group (before the legacy call, so a
-    /// failure either way leaves a state Entra's retry of the delete completes); the id map
-    /// forgets the resource once it is deleted.
+    /// failure either way leaves a state a retry completes); the id map forgets the resource
+    /// once it is deleted (and each user a plan step deleted, as the step succeeds).
     pub async fn delete(&self, rt: &str, id: &str, if_match_header: Option<&str>) -> AppResult<()> {
         if self.is_managed(rt) {
             return self.managed_delete(id, if_match_header).await;
@@ -1123,9 +1325,12 @@ impl Gateway {
             )
             .into());
         }
-        let mut current = None;
+        let mut steps: Vec<Step> = Vec::new();
+        let mut label = None;
+        let mut hook_planned = false;
         if if_match_header.is_some() || has_hook || group_hook {
             let loaded = self.load(b, id).await?;
+            label = label_of(&loaded);
             // The members only when something needs them: If-Match (the version covers
             // them) or on_group_delete; a plain group delete stays one legacy call.
             let members = match &b.members {
@@ -1142,24 +1347,26 @@ impl Gateway {
                 check_version(&full, if_match_header)?;
             }
             if group_hook {
-                // Before the delete, so that a failure leaves the group for Entra's retry,
-                // which runs the hook again (plans use missing_ok for what already went).
-                let members = members.unwrap_or_default();
-                let ids: Vec<String> = members.iter().filter_map(member_value).collect();
-                let ctx = self.script_ctx(rt, GROUP_DELETE_HOOK, Some(id));
-                let plan = self.scripts.call_plan(
-                    &b.script,
-                    GROUP_DELETE_HOOK,
-                    vec![loaded.clone(), Value::Array(members), ctx],
-                )?;
-                let steps = plan.len();
-                let deletes = deletes_of(&plan);
-                self.run_plan(plan).await?;
-                let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-                self.forget_deleted("User", &ids, &deletes).await;
-                tracing::info!(group = id, steps, "on_group_delete plan ran");
+                // Before the delete, so that a failure leaves the group for the retry.
+                steps = self.group_delete_steps(b, id, &loaded, members.unwrap_or_default())?;
             }
-            current = Some(loaded);
+            if has_hook {
+                let planned = self.hook_steps(b, "on_delete", &loaded, id)?;
+                hook_planned = !planned.is_empty();
+                steps.extend(planned);
+            }
+        }
+        if !hook_planned && let Some(ep) = &b.delete {
+            let req = ep
+                .request(&[("id", id)], None)
+                .map_err(|e| AppError::Internal(format!("endpoint template: {e}")))?;
+            steps.push(Step::of_request(req));
+        }
+        // The worker, too, must forget the resource once its plan completes.
+        if let Some(last) = steps.last_mut()
+            && last.forget.is_none()
+        {
+            last.forget = Some((canonical_rt(rt).to_string(), id.to_string()));
         }
         if self.managed_groups && rt.eq_ignore_ascii_case("User") {
             let dropped = self.store.drop_member(&ScimId::from(id)).await?;
@@ -1171,15 +1378,69 @@ impl Gateway {
                 );
             }
         }
-        let mut done = false;
-        if let Some(current) = &current {
-            done = self.run_hook(b, "on_delete", current, id).await? > 0;
-        }
-        if !done && let Some(ep) = &b.delete {
-            self.call_endpoint(ep, &[("id", id)], None).await?;
+        if steps.len() == 1 && !has_hook && !group_hook {
+            // One call: no plan record.
+            let req = steps[0].request()?;
+            self.call(req).await?;
+        } else {
+            let n = steps.len();
+            self.execute_plan(PlanSpec {
+                resource_type: canonical_rt(rt).to_string(),
+                resource_id: id.to_string(),
+                slot: "delete",
+                kind: if group_hook {
+                    GROUP_DELETE_HOOK.to_string()
+                } else if hook_planned {
+                    "on_delete".to_string()
+                } else {
+                    "delete".to_string()
+                },
+                label,
+                steps,
+            })
+            .await?;
+            tracing::info!(%rt, id, steps = n, "delete plan completed");
         }
         self.unmap(rt, id).await;
         Ok(())
+    }
+
+    /// Phase: the `on_group_delete` plan over the group's members, the hook called once per
+    /// page of at most [`GROUP_DELETE_PAGE`] members (`ctx.page`, `ctx.pages`), so a group of
+    /// any size stays within the scripts' collection limits; the pages' plans run in order.
+    fn group_delete_steps(
+        &self,
+        b: &Binding,
+        id: &str,
+        group: &Value,
+        members: Vec<Value>,
+    ) -> AppResult<Vec<Step>> {
+        let user_delete = self.binding("User").ok().and_then(|u| u.delete.as_ref());
+        let pages = members.len().div_ceil(GROUP_DELETE_PAGE).max(1);
+        let mut steps = Vec::new();
+        let mut chunks: Vec<Vec<Value>> = Vec::with_capacity(pages);
+        let mut rest = members.into_iter().peekable();
+        while rest.peek().is_some() || chunks.is_empty() {
+            chunks.push(rest.by_ref().take(GROUP_DELETE_PAGE).collect());
+        }
+        for (page, chunk) in chunks.into_iter().enumerate() {
+            let ids: Vec<String> = chunk.iter().filter_map(member_value).collect();
+            let mut ctx = self.script_ctx(&b.resource_type, GROUP_DELETE_HOOK, Some(id));
+            ctx["page"] = Value::from(page + 1);
+            ctx["pages"] = Value::from(pages);
+            let plan = self.scripts.call_plan(
+                &b.script,
+                GROUP_DELETE_HOOK,
+                vec![group.clone(), Value::Array(chunk), ctx],
+            )?;
+            let mut page_steps: Vec<Step> = plan.into_iter().map(Step::from).collect();
+            if let Some(ep) = user_delete {
+                let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+                mark_forgets(&mut page_steps, "User", &ids, ep);
+            }
+            steps.extend(page_steps);
+        }
+        Ok(steps)
     }
 
     // ---- id map -------------------------------------------------------------------------
@@ -1328,12 +1589,21 @@ fn member_of(v: &Value) -> Member {
     }
 }
 
-/// (method, path) of a plan's DELETE steps, for [`Gateway::forget_deleted`].
-fn deletes_of(plan: &[PlanStep]) -> Vec<(String, String)> {
-    plan.iter()
-        .filter(|s| s.method == "DELETE")
-        .map(|s| (s.method.clone(), s.path.clone()))
-        .collect()
+/// A 502 for a legacy answer the operation cannot use, naming the endpoint.
+fn bad_answer(endpoint: &str, message: &str) -> AppError {
+    AppError::Backend(crate::backend::BackendError::BadAnswer {
+        endpoint: endpoint.to_string(),
+        message: message.to_string(),
+    })
+}
+
+/// The name a person reads for a resource: its userName, else its displayName.
+fn label_of(v: &Value) -> Option<String> {
+    ["userName", "displayName"]
+        .iter()
+        .find_map(|k| v.get(k).and_then(Value::as_str))
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
 }
 
 /// The attribute a PATCH `path` addresses: `owners`, `owners[value eq "x"]`, `owners.value`

@@ -38,6 +38,31 @@ pub struct AuditEntry {
     pub backend_calls: Vec<BackendCall>,
     /// Time spent serving the request.
     pub duration_ms: u64,
+    /// Why it failed and what it was about.
+    #[serde(flatten)]
+    pub context: AuditContext,
+}
+
+/// What an operator needs to understand an entry beyond its status: the SCIM error, the
+/// request id, the resource's name, and the status the client saw when it differs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditContext {
+    /// The request's `X-Request-Id` (the client's, or the gateway's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// The SCIM error's `scimType`, when the request failed with one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scim_type: Option<String>,
+    /// The SCIM error's `detail`, when the request failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// The resource's userName or displayName, when the request named or loaded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// The status the client was answered when it differs from the operation's outcome
+    /// (504: the client's deadline passed while the operation went on to complete).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_status: Option<u16>,
 }
 
 /// Which entries [`AuditLog::query`] returns; the default returns the newest 100.
@@ -91,10 +116,29 @@ type AuditRow = (
     i32,
     String,
     i64,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<i32>,
 );
 
 fn entry(row: AuditRow) -> StoreResult<AuditEntry> {
-    let (time, actor, operation, resource_type, resource_id, status, calls, duration) = row;
+    let (
+        time,
+        actor,
+        operation,
+        resource_type,
+        resource_id,
+        status,
+        calls,
+        duration,
+        request_id,
+        scim_type,
+        detail,
+        label,
+        client_status,
+    ) = row;
     Ok(AuditEntry {
         time,
         actor,
@@ -105,6 +149,13 @@ fn entry(row: AuditRow) -> StoreResult<AuditEntry> {
         backend_calls: serde_json::from_str(&calls)
             .map_err(|e| StoreError::Internal(format!("bad audit backend_calls: {e}")))?,
         duration_ms: u64::try_from(duration).unwrap_or(0),
+        context: AuditContext {
+            request_id,
+            scim_type,
+            detail,
+            label,
+            client_status: client_status.and_then(|s| u16::try_from(s).ok()),
+        },
     })
 }
 
@@ -133,8 +184,10 @@ impl AuditLog for Store {
         let calls = serde_json::to_string(&e.backend_calls)
             .map_err(|err| StoreError::Internal(format!("audit encoding: {err}")))?;
         let sql = "INSERT INTO audit_log (time, actor, operation, resource_type, resource_id, \
-                   scim_status, backend_calls, duration_ms) \
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+                   scim_status, backend_calls, duration_ms, request_id, scim_type, detail, \
+                   label, client_status) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+        let c = &e.context;
         with_pool!(self, pool => sqlx::query(sql)
             .bind(db_time(e.time))
             .bind(&e.actor)
@@ -144,6 +197,11 @@ impl AuditLog for Store {
             .bind(i32::from(e.scim_status))
             .bind(&calls)
             .bind(i64::try_from(e.duration_ms).unwrap_or(i64::MAX))
+            .bind(&c.request_id)
+            .bind(&c.scim_type)
+            .bind(&c.detail)
+            .bind(&c.label)
+            .bind(c.client_status.map(i32::from))
             .execute(pool)
             .await
             .map(|_| ()))?;
@@ -154,7 +212,8 @@ impl AuditLog for Store {
         let rows: Vec<AuditRow> = with_pool!(self, pool => {
             let mut qb = QueryBuilder::new(
                 "SELECT time, actor, operation, resource_type, resource_id, scim_status, \
-                 backend_calls, duration_ms FROM audit_log WHERE 1 = 1",
+                 backend_calls, duration_ms, request_id, scim_type, detail, label, \
+                 client_status FROM audit_log WHERE 1 = 1",
             );
             push_filter!(qb, filter);
             qb.push(" ORDER BY time DESC, id DESC LIMIT ")

@@ -19,7 +19,7 @@ mod sync;
 #[cfg(test)]
 mod tests;
 
-pub use audit::{AuditEntry, AuditFilter, AuditLog, BackendCall};
+pub use audit::{AuditContext, AuditEntry, AuditFilter, AuditLog, BackendCall};
 pub use basic::BasicCredentials;
 pub use groups::{Group, GroupStore};
 pub use idmap::{IdMap, IdMapping};

@@ -170,6 +170,10 @@ pub trait PlanStore: Send + Sync {
         done: usize,
     ) -> impl Future<Output = StoreResult<bool>> + Send;
 
+    /// Deletes a plan `owner` holds that is no longer needed (a rollback whose operation
+    /// completed); `false` when `owner` no longer holds it.
+    fn discard_plan(&self, id: &str, owner: &str) -> impl Future<Output = StoreResult<bool>> + Send;
+
     /// Records a failed attempt after `done` steps: pending again from `retry_at` (Unix ms),
     /// or `failed` when `retry_at` is `None`; the lease is released. `false` when `owner`
     /// no longer holds it.
@@ -369,6 +373,17 @@ impl PlanStore for Store {
             .bind(id)
             .bind(owner)
             .bind(to_i64(done))
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(n == 1)
+    }
+
+    async fn discard_plan(&self, id: &str, owner: &str) -> StoreResult<bool> {
+        let sql = "DELETE FROM plans WHERE id = $1 AND lease_owner = $2";
+        let n = with_pool!(self, pool => sqlx::query(sql)
+            .bind(id)
+            .bind(owner)
             .execute(pool)
             .await
             .map(|r| r.rows_affected()))?;

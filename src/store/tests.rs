@@ -295,6 +295,7 @@ fn audit(time: DateTime<Utc>, op: &str, status: u16) -> AuditEntry {
             ms: 3,
         }],
         duration_ms: 12,
+        context: Default::default(),
     }
 }
 

@@ -38,6 +38,7 @@
 //!   re-run the members' hooks;
 //! - a delete has not happened yet (the hooks run first), so its retry re-runs them too.
 
+use super::plans::{PlanSpec, Step};
 use super::{
     AppError, AppResult, Gateway, Member, Output, check_version, member_of, set_members,
     take_members,
@@ -554,7 +555,7 @@ impl Gateway {
                 Ok(u) => {
                     users.insert(m.value.clone(), u);
                 }
-                Err(AppError::Backend(e)) if e.to_scim().status == 404 => {
+                Err(AppError::Backend(e)) if e.is_not_found() => {
                     return Err(ScimError::invalid_value(format!(
                         "member '{}' is not a user of the application",
                         m.value
@@ -603,7 +604,7 @@ impl Gateway {
             Some(u) => u.clone(),
             None => match self.load(b, user_id).await {
                 Ok(u) => u,
-                Err(AppError::Backend(e)) if e.to_scim().status == 404 => {
+                Err(AppError::Backend(e)) if e.is_not_found() => {
                     // Deleted in the application behind the gateway's back: nothing to tell it.
                     tracing::info!(
                         user = user_id,
@@ -626,13 +627,22 @@ impl Gateway {
         let mut ctx = self.script_ctx("User", "membership", Some(user_id));
         ctx["joined"] = Value::Array(moves.joined(user_id));
         ctx["left"] = Value::Array(moves.left(user_id));
+        let label = super::label_of(&user);
         let plan = self.scripts.call_plan(
             &b.script,
             MEMBERSHIP_HOOK,
             vec![user, Value::Array(groups), ctx],
         )?;
         let steps = plan.len();
-        if let Err(e) = self.run_plan(plan).await {
+        let spec = PlanSpec {
+            resource_type: "User".to_string(),
+            resource_id: user_id.to_string(),
+            slot: "membership",
+            kind: MEMBERSHIP_HOOK.to_string(),
+            label,
+            steps: plan.into_iter().map(Step::from).collect(),
+        };
+        if let Err(e) = self.execute_plan(spec).await {
             tracing::warn!(user = user_id, error = ?e, "membership plan failed");
             return Err(e);
         }
