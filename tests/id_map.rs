@@ -124,8 +124,8 @@ async fn counts_follow_creates_external_id_changes_and_deletes() {
     }
     assert_eq!(counts(&store).await, (1, 0));
 
-    // The map refuses a second holder of an externalId; the legacy app accepted the user, so
-    // the client still gets its 201 (the failure is logged and counted, not sent).
+    // A mapping whose record the application no longer has is stale: a create with its
+    // externalId forgets it and maps the new record (a live one would be a 409).
     store
         .put(&IdMapping {
             resource_type: "User".into(),
@@ -138,10 +138,16 @@ async fn counts_follow_creates_external_id_changes_and_deletes() {
     let r = scim.post("/Users", &user("cy", "ext-cy")).await;
     assert_eq!(r.status, 201, "{}", r.text);
     let cy = r.json["id"].as_str().unwrap().to_string();
+    assert_eq!(mapped("ext-cy").await, Some(cy.clone()));
     assert_eq!(
-        store.by_scim_id("User", &cy.as_str().into()).await.unwrap(),
+        store.by_scim_id("User", &"stale".into()).await.unwrap(),
         None
     );
+    // A live holder of the externalId: 409 uniqueness naming it, nothing created.
+    let r = scim.post("/Users", &user("cy-again", "ext-cy")).await;
+    assert_eq!(r.status, 409, "{}", r.text);
+    assert_eq!(r.json["scimType"], "uniqueness");
+    assert!(r.json["detail"].as_str().unwrap().contains(&cy), "{}", r.text);
     assert_eq!(counts(&store).await, (2, 0));
 
     store.close().await;
