@@ -606,6 +606,10 @@ pub struct DemoOptions {
     pub admin_listen: SocketAddr,
     /// Admin password for the status page; random when `None`.
     pub admin_password: Option<String>,
+    /// Replaces `[plans]` (e.g. short backoffs for tests); the config file's when `None`.
+    pub plans: Option<crate::config::PlansConfig>,
+    /// Replaces `[server] request_timeout_ms` (the client's deadline); the file's when `None`.
+    pub request_timeout: Option<Duration>,
 }
 
 impl DemoOptions {
@@ -621,6 +625,8 @@ impl DemoOptions {
             store_url: None,
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             admin_password: None,
+            plans: None,
+            request_timeout: None,
         }
     }
 }
@@ -738,6 +744,12 @@ impl DemoStack {
                 .clone()
                 .unwrap_or_else(|| "sqlite::memory:".to_string()),
         );
+        if let Some(p) = &opts.plans {
+            cfg.plans = p.clone();
+        }
+        if let Some(t) = opts.request_timeout {
+            cfg.server.request_timeout_ms = u64::try_from(t.as_millis()).unwrap_or(u64::MAX);
+        }
         if let Some(t) = opts.backend_timeout {
             cfg.profile.backend.timeout_ms = u64::try_from(t.as_millis()).unwrap_or(u64::MAX);
         }

@@ -477,6 +477,8 @@ async fn run(cmd: Command) -> Result<(), Vec<String>> {
                 store_url: None,
                 admin_listen,
                 admin_password,
+                plans: None,
+                request_timeout: None,
             })
             .await?;
             println!("scimgate demo (profile '{profile}')");

@@ -37,6 +37,9 @@ pub(crate) enum FaultMode {
     Delay,
     /// Close the connection without writing a response.
     Close,
+    /// Answer `status` (200 unless given) with the JSON `body` given: a well-formed answer
+    /// that is not what the endpoint promises (e.g. a create answer without an id).
+    Body,
 }
 
 /// The armed fault and how many more requests it applies to.
@@ -46,6 +49,8 @@ pub(crate) struct FaultPlan {
     status: u16,
     delay_ms: u64,
     retry_after: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body: Option<serde_json::Value>,
     remaining: u64,
     /// Only requests of this route (`"DELETE /api/v1/users/{id}"`, ids folded as in
     /// `by_route`) are faulted, and only they use up `remaining`; `None`: every request.
@@ -60,6 +65,7 @@ impl Default for FaultPlan {
             status: 503,
             delay_ms: 1000,
             retry_after: None,
+            body: None,
             remaining: 0,
             route: None,
         }
@@ -76,12 +82,17 @@ struct FaultRequest {
     retry_after: Option<u64>,
     count: Option<u64>,
     route: Option<String>,
+    body: Option<serde_json::Value>,
 }
 
 impl FaultPlan {
     fn from_request(req: FaultRequest) -> DemoResult<Self> {
         let defaults = FaultPlan::default();
-        let status = req.status.unwrap_or(defaults.status);
+        let status = req.status.unwrap_or(if req.mode == FaultMode::Body {
+            200
+        } else {
+            defaults.status
+        });
         if !(200..=599).contains(&status) {
             return Err(DemoError::validation("`status` must be 200..=599"));
         }
@@ -107,6 +118,7 @@ impl FaultPlan {
             status,
             delay_ms,
             retry_after: req.retry_after,
+            body: req.body,
             remaining,
             route: req.route,
         })
@@ -210,6 +222,11 @@ async fn inject(plan: FaultPlan, req: Request, next: Next) -> Response {
             next.run(req).await
         }
         FaultMode::Status => status_fault(&plan),
+        FaultMode::Body => (
+            StatusCode::from_u16(plan.status).unwrap_or(StatusCode::OK),
+            axum::Json(plan.body.clone().unwrap_or(serde_json::Value::Null)),
+        )
+            .into_response(),
         FaultMode::Garbage => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, "application/json")],
@@ -304,6 +321,7 @@ mod tests {
             retry_after: None,
             count: Some(2),
             route: None,
+            body: None,
         })
         .unwrap();
         assert_eq!(plan.take("GET /x").unwrap().status, 500);
@@ -321,6 +339,7 @@ mod tests {
             retry_after: None,
             count: Some(1),
             route: Some("DELETE /api/v1/users/{id}".into()),
+            body: None,
         })
         .unwrap();
         assert!(plan.take("GET /api/v1/users/{id}").is_none());
@@ -337,6 +356,7 @@ mod tests {
             retry_after: None,
             count,
             route: None,
+            body: None,
         };
         assert!(FaultPlan::from_request(req(Some(99), None, None)).is_err());
         assert!(FaultPlan::from_request(req(None, Some(MAX_DELAY_MS + 1), None)).is_err());
