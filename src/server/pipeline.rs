@@ -1495,6 +1495,23 @@ impl Gateway {
         }
     }
 
+    /// Phase: forgets resources a plan deleted, one statement per resource type.
+    async fn unmap_all(&self, forgets: Vec<(String, String)>) {
+        let mut by_type: HashMap<String, Vec<ScimId>> = HashMap::new();
+        for (rt, id) in forgets {
+            by_type.entry(rt).or_default().push(ScimId::from(id));
+        }
+        for (rt, ids) in by_type {
+            if let Err(e) = self.store.remove_many(&rt, &ids).await {
+                self.id_map_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(
+                    resource_type = %rt, count = ids.len(), error = %e,
+                    "id map: forgetting deleted resources failed; the deletes themselves succeeded"
+                );
+            }
+        }
+    }
+
     /// Reads every record of a list endpoint (for lookups).
     pub async fn fetch_all(&self, ep: &ListEndpoint) -> AppResult<Vec<Value>> {
         Ok(self.backend.fetch_all(ep).await?)

@@ -48,6 +48,14 @@ pub trait IdMap: Send + Sync {
         id: &ExternalId,
     ) -> impl Future<Output = StoreResult<Option<IdMapping>>> + Send;
 
+    /// Forgets several deleted resources of one type in one statement; returns how many
+    /// were mapped (a plan that deleted a group's users forgets them in batches).
+    fn remove_many(
+        &self,
+        resource_type: &str,
+        ids: &[ScimId],
+    ) -> impl Future<Output = StoreResult<u64>> + Send;
+
     /// Forgets a SCIM id after the resource is deleted; `false` if it was not mapped.
     fn remove(
         &self,
@@ -135,6 +143,24 @@ impl IdMap for Store {
     ) -> StoreResult<Option<IdMapping>> {
         self.mapping_by("external_id", resource_type, id.as_str())
             .await
+    }
+
+    async fn remove_many(&self, resource_type: &str, ids: &[ScimId]) -> StoreResult<u64> {
+        let mut n = 0;
+        // Bounded statements: SQLite allows 32,766 parameters, PostgreSQL 65,535.
+        for chunk in ids.chunks(500) {
+            n += with_pool!(self, pool => {
+                let mut qb = sqlx::QueryBuilder::new("DELETE FROM id_map WHERE resource_type = ");
+                qb.push_bind(resource_type).push(" AND scim_id IN (");
+                let mut sep = qb.separated(", ");
+                for id in chunk {
+                    sep.push_bind(id.as_str());
+                }
+                qb.push(")");
+                qb.build().execute(pool).await.map(|r| r.rows_affected())
+            })?;
+        }
+        Ok(n)
     }
 
     async fn remove(&self, resource_type: &str, id: &ScimId) -> StoreResult<bool> {

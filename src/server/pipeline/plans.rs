@@ -305,6 +305,8 @@ impl Gateway {
             }
         };
         let mut marked = from;
+        // Deleted resources the id map forgets, in batches (one statement per batch).
+        let mut forgets: Vec<(String, String)> = Vec::new();
         for (i, step) in steps.iter().enumerate().skip(from) {
             let req = step.request().map_err(|e| fail(i, e))?;
             let outcome = match self.backend.call(req).await {
@@ -312,15 +314,19 @@ impl Gateway {
                 Err(e) if step.missing_ok && e.is_not_found() => PlanStepOutcome::Missing,
                 Err(e) => {
                     self.count_step(PlanStepOutcome::Failed);
+                    self.unmap_all(forgets).await;
                     return Err(fail(i, AppError::Backend(e)));
                 }
             };
             self.count_step(outcome);
-            if let Some((rt, rid)) = &step.forget {
-                self.unmap(rt, rid).await;
+            if let Some(f) = &step.forget {
+                forgets.push(f.clone());
             }
             let done = i + 1;
             let last = done == steps.len();
+            if last || forgets.len() >= MARK_EVERY {
+                self.unmap_all(std::mem::take(&mut forgets)).await;
+            }
             if !last && (step.method == "POST" || done - marked >= MARK_EVERY) {
                 match self
                     .store
@@ -329,10 +335,14 @@ impl Gateway {
                 {
                     Ok(true) => marked = done,
                     Ok(false) => {
+                        self.unmap_all(forgets).await;
                         tracing::info!(plan = id, done, "plan taken over or abandoned; this run stops");
                         return Ok(RunEnd::Lost);
                     }
-                    Err(e) => return Err(fail(done, AppError::Store(e))),
+                    Err(e) => {
+                        self.unmap_all(forgets).await;
+                        return Err(fail(done, AppError::Store(e)));
+                    }
                 }
             }
         }
