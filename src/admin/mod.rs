@@ -110,6 +110,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/failures", get(failures))
         .route("/keys", get(keys).post(create_key))
         .route("/keys/{id}/revoke", get(revoke_confirm).post(revoke_key))
+        .route("/plans/{id}/{action}", post(plan_action))
         .route("/static/admin.css", get(stylesheet))
         .route("/static/admin.js", get(script))
         .fallback(not_found)

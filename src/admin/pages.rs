@@ -4,7 +4,10 @@ use super::AdminState;
 use crate::metrics::{CONTENT_TYPE as METRICS_CONTENT_TYPE, StoreOp};
 use super::session::{self, NewKey, SessionView};
 use super::views::{self, AuditForm, FailureGroup, GatewayInfo};
-use crate::store::{AuditEntry, AuditFilter, AuditLog, KeyId, KeyStore, PlanStore, SyncStatus};
+use crate::store::{
+    AuditContext, AuditEntry, AuditFilter, AuditLog, KeyId, KeyStore, PlanState, PlanStore,
+    SyncStatus,
+};
 use axum::extract::{Form, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -19,6 +22,8 @@ use std::time::Duration;
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Entries on the overview.
 const RECENT: u32 = 10;
+/// Pending and failed plans listed on the overview.
+const PLANS_SHOWN: u32 = 100;
 /// Entries on the audit page.
 const AUDIT_LIMIT: u32 = 200;
 /// Failures read per status class for the failing-operations view.
@@ -343,13 +348,20 @@ pub async fn overview(State(s): State<AdminState>, Admin(admin): Admin) -> Respo
         limit: RECENT,
         ..AuditFilter::default()
     };
-    let (state, recent) = tokio::join!(
+    let (state, recent, plans) = tokio::join!(
         m.time_store(StoreOp::SyncStatus, inner.store.status()),
         m.time_store(StoreOp::AuditQuery, inner.store.query(&filter)),
+        inner
+            .store
+            .plans_in(&[PlanState::Pending, PlanState::Failed], PLANS_SHOWN),
     );
     let (state, recent) = match (state, recent) {
         (Ok(s), Ok(r)) => (s, r),
         (Err(e), _) | (_, Err(e)) => return store_down(&e, Some(&admin.csrf)),
+    };
+    let plans = match plans {
+        Ok(p) => p,
+        Err(e) => return store_down(&e, Some(&admin.csrf)),
     };
     let info = GatewayInfo {
         scim_url: &inner.scim_url,
@@ -358,7 +370,7 @@ pub async fn overview(State(s): State<AdminState>, Admin(admin): Admin) -> Respo
     };
     page(
         StatusCode::OK,
-        views::overview(&admin.csrf, &state, &recent, &info, Utc::now()),
+        views::overview(&admin.csrf, &state, &recent, &plans, &info, Utc::now()),
     )
 }
 
@@ -665,6 +677,67 @@ pub async fn revoke_key(
         Ok(false) => not_found().await,
         Err(e) => store_down(&e, Some(&admin.csrf)),
     }
+}
+
+/// What an operator may do to a pending or failed plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PlanAction {
+    /// Due at once, attempts counted afresh.
+    Retry,
+    /// Stopped for good.
+    Abandon,
+}
+
+/// `POST /plans/{id}/{retry|abandon}`: an operator's "retry now" or "abandon" of a pending or
+/// failed plan (CSRF-checked); audited as `plan retry` / `plan abandon` by `admin`.
+pub async fn plan_action(
+    State(s): State<AdminState>,
+    Admin(admin): Admin,
+    Path((id, action)): Path<(String, PlanAction)>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    if !admin.csrf_matches(&f.csrf) {
+        return bad_csrf(&admin);
+    }
+    if uuid::Uuid::parse_str(&id).is_err() {
+        return not_found().await;
+    }
+    let store = &s.inner.store;
+    let plan = match store.plan(&id).await {
+        Ok(Some(p)) => p,
+        Ok(None) => return not_found().await,
+        Err(e) => return store_down(&e, Some(&admin.csrf)),
+    };
+    let started = std::time::Instant::now();
+    let (done, operation) = match action {
+        PlanAction::Retry => (store.retry_plan_now(&id).await, "plan retry"),
+        PlanAction::Abandon => (store.abandon_plan(&id).await, "plan abandon"),
+    };
+    let changed = match done {
+        Ok(c) => c,
+        Err(e) => return store_down(&e, Some(&admin.csrf)),
+    };
+    let entry = AuditEntry {
+        time: Utc::now(),
+        actor: "admin".to_string(),
+        operation: operation.to_string(),
+        resource_type: plan.resource_type.clone(),
+        resource_id: Some(plan.resource_id.clone()),
+        scim_status: if changed { 200 } else { 409 },
+        backend_calls: Vec::new(),
+        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(0),
+        context: AuditContext {
+            detail: Some(format!("plan {id} ({}), {} of {} steps done", plan.kind, plan.done, plan.step_count())),
+            label: plan.label.clone(),
+            ..AuditContext::default()
+        },
+    };
+    if let Err(e) = store.append(&entry).await {
+        tracing::error!(error = %e, plan = %id, "could not audit an admin plan action");
+    }
+    tracing::info!(plan = %id, operation, changed, "plan action on the admin page");
+    see_other("/#plans")
 }
 
 /// `GET /static/admin.css`.

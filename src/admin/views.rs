@@ -3,7 +3,7 @@
 //! store or the request.
 
 use super::session::NewKey;
-use crate::store::{AuditEntry, KeyInfo, SyncState};
+use crate::store::{AuditEntry, KeyInfo, PlanRecord, PlanState, SyncState};
 use chrono::{DateTime, Utc};
 use maud::{DOCTYPE, Markup, html};
 
@@ -270,8 +270,22 @@ fn audit_table(entries: &[AuditEntry], now: DateTime<Utc>, empty: &str) -> Marku
                             td {
                                 (e.resource_type)
                                 @if let Some(id) = &e.resource_id { " " code.id { (id) } }
+                                @if let Some(label) = &e.context.label { br; span.label { (label) } }
                             }
-                            td { (status_badge(e.scim_status)) }
+                            td {
+                                (status_badge(e.scim_status))
+                                @if let Some(c) = e.context.client_status {
+                                    " " span.muted title="the client's deadline passed; the operation went on to this outcome" { "(client saw " (c) ")" }
+                                }
+                                @if let Some(d) = &e.context.detail {
+                                    br;
+                                    span.detail {
+                                        @if let Some(t) = &e.context.scim_type { code { (t) } ": " }
+                                        (d)
+                                    }
+                                }
+                                @if let Some(r) = &e.context.request_id { br; span.muted { "request " code { (r) } } }
+                            }
                             td { (backend_calls(e)) }
                             td.num { (e.duration_ms) }
                         }
@@ -287,6 +301,7 @@ pub fn overview(
     csrf: &str,
     state: &SyncState,
     recent: &[AuditEntry],
+    plans: &[PlanRecord],
     info: &GatewayInfo<'_>,
     now: DateTime<Utc>,
 ) -> Markup {
@@ -331,6 +346,7 @@ pub fn overview(
                     p.muted { "answered 4xx (invalid, conflicting, unknown)" }
                 }
             }
+            (plans_card(csrf, plans, now))
             section.card {
                 h2 { "Recent activity" }
                 (audit_table(recent, now, "No SCIM writes recorded yet."))
@@ -346,6 +362,64 @@ pub fn overview(
             }
         },
     )
+}
+
+/// Multi-call operations not yet complete: running or waiting for a retry (pending), or out
+/// of attempts (failed), with "retry now" and "abandon".
+fn plans_card(csrf: &str, plans: &[PlanRecord], now: DateTime<Utc>) -> Markup {
+    let now_ms = now.timestamp_millis();
+    let at = |ms: i64| DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or(now);
+    html! {
+        section.card #plans {
+            h2 { "Pending and failed operations" }
+            @if plans.is_empty() {
+                p.muted.empty { "Every multi-step operation has completed." }
+            } @else {
+                table.plans {
+                    thead { tr {
+                        th { "Resource" } th { "Operation" } th { "State" } th.num { "Step" }
+                        th.num { "Attempts" } th { "Last error" } th { "Next retry" } th { "" }
+                    } }
+                    tbody {
+                        @for p in plans {
+                            tr class={ "plan-" (p.state.as_str()) } data-plan=(p.id) {
+                                td {
+                                    (p.resource_type) " " code.id { (p.resource_id) }
+                                    @if let Some(l) = &p.label { br; span.label { (l) } }
+                                }
+                                td { code { (p.kind) } }
+                                td {
+                                    @if p.running(now_ms) { span class="badge warn" { "running" } }
+                                    @else if p.state == PlanState::Failed { span class="badge bad" { "failed" } }
+                                    @else { span class="badge warn" { "pending" } }
+                                }
+                                td.num { ((p.done + 1).min(p.step_count())) " of " (p.step_count()) }
+                                td.num { (p.attempts) }
+                                td { @if let Some(e) = &p.last_error { span.detail { (e) } } }
+                                td {
+                                    @if p.state == PlanState::Pending && !p.running(now_ms) {
+                                        (when(at(p.next_at), now))
+                                    } @else if p.needs_caller {
+                                        span.muted { "on the client's retry" }
+                                    } @else { span.muted { "—" } }
+                                }
+                                td.actions {
+                                    form.inline method="post" action={ "/plans/" (p.id) "/retry" } {
+                                        input type="hidden" name="csrf" value=(csrf);
+                                        button type="submit" { "Retry now" }
+                                    }
+                                    form.inline method="post" action={ "/plans/" (p.id) "/abandon" } {
+                                        input type="hidden" name="csrf" value=(csrf);
+                                        button.danger type="submit" { "Abandon" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The audit log with its filter form.
