@@ -2,7 +2,6 @@
 //! gateway plus the embedded legacy app. The CLI and the integration tests both start the
 //! product through here, so tests exercise exactly what ships.
 
-use crate::metrics::Metrics;
 use crate::admin::{AdminSettings, AdminState};
 use crate::backend::{Backend, ListEndpoint};
 use crate::config::{
@@ -11,6 +10,7 @@ use crate::config::{
 };
 use crate::demo::{DemoApp, DemoAuth, DemoConfig};
 use crate::mapping::{Lookups, ScriptSet};
+use crate::metrics::Metrics;
 use crate::scim::{AttrPath, SchemaRegistry};
 use crate::server::audit::Auditor;
 use crate::server::auth::Authenticator;
@@ -281,8 +281,8 @@ impl Drop for RunningGateway {
             self.pruner.take(),
             self.plan_worker.take(),
         ]
-            .into_iter()
-            .flatten()
+        .into_iter()
+        .flatten()
         {
             task.abort();
         }
@@ -321,8 +321,13 @@ pub async fn start_gateway(cfg: &Config) -> Result<RunningGateway, Vec<String>> 
         // One process owns a SQLite store: whoever held a lease before this start is gone.
         match store.release_plan_leases().await {
             Ok(0) => {}
-            Ok(n) => tracing::info!(plans = n, "plans left running by the previous process are resumed"),
-            Err(e) => tracing::warn!(error = %e, "could not release the previous process's plans; they resume when their leases lapse"),
+            Ok(n) => tracing::info!(
+                plans = n,
+                "plans left running by the previous process are resumed"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not release the previous process's plans; they resume when their leases lapse")
+            }
         }
     }
     let plan_worker = spawn_plan_worker(state.gateway.clone(), cfg.plans.poll());
@@ -443,7 +448,6 @@ pub async fn open_store(sc: &StoreConfig) -> Result<Store, String> {
         .await
         .map_err(|e| format!("store: {e}"))
 }
-
 
 /// Everything the listener needs, from config: the state, the lookup refresher task, and the
 /// backend client (shared with the admin listener's readiness probe).

@@ -738,8 +738,7 @@ impl Config {
                 Some(admin),
                 Some(plans),
                 Some(profile),
-            ) if issues.is_empty() =>
-            {
+            ) if issues.is_empty() => {
                 let mut store = store.unwrap_or_default();
                 store.resolve_against(&deployment_root(path));
                 let cfg = Config {

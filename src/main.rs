@@ -116,6 +116,25 @@ enum Command {
         #[arg(long, default_value = "config/scimgate.toml")]
         config: PathBuf,
     },
+    /// List operations that need several legacy calls and have not completed (pending:
+    /// running or waiting for a retry; failed: out of attempts), or retry / abandon one.
+    Plans {
+        /// Only failed plans.
+        #[arg(long)]
+        failed: bool,
+        /// Make this plan (its id) due at once, attempts counted afresh.
+        #[arg(long, value_name = "ID", conflicts_with_all = ["abandon", "failed"])]
+        retry: Option<String>,
+        /// Stop this plan (its id) for good.
+        #[arg(long, value_name = "ID", conflicts_with_all = ["retry", "failed"])]
+        abandon: Option<String>,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Main configuration file (its `[store]`, or the default SQLite file).
+        #[arg(long, default_value = "config/scimgate.toml")]
+        config: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -340,6 +359,86 @@ async fn audit(args: AuditArgs, config: &std::path::Path) -> Result<(), Vec<Stri
         );
     }
     Ok(())
+}
+
+async fn plans(
+    failed: bool,
+    retry: Option<String>,
+    abandon: Option<String>,
+    json: bool,
+    config: &std::path::Path,
+) -> Result<(), Vec<String>> {
+    use scimgate::store::{PlanState, PlanStore, now_ms};
+    let store = open_key_store(config).await?;
+    let result = async {
+        if let Some(id) = retry.as_deref().or(abandon.as_deref()) {
+            let (changed, verb) = if retry.is_some() {
+                (store.retry_plan_now(id).await, "due now")
+            } else {
+                (store.abandon_plan(id).await, "abandoned")
+            };
+            return match changed {
+                Ok(true) => {
+                    println!("plan {id}: {verb}");
+                    Ok(())
+                }
+                Ok(false) => Err(format!("no pending or failed plan {id}")),
+                Err(e) => Err(format!("store: {e}")),
+            };
+        }
+        let states: &[PlanState] = if failed {
+            &[PlanState::Failed]
+        } else {
+            &[PlanState::Pending, PlanState::Failed]
+        };
+        let plans = store
+            .plans_in(states, 1000)
+            .await
+            .map_err(|e| format!("store: {e}"))?;
+        if json {
+            for p in &plans {
+                println!("{}", serde_json::to_string(p).map_err(|e| e.to_string())?);
+            }
+            return Ok(());
+        }
+        let now = now_ms();
+        println!(
+            "{:<36}  {:<8}  {:<6}  {:<12}  {:<24}  {:<22}  {:>7}  {:>8}  {:<10}  LAST ERROR",
+            "ID", "STATE", "TYPE", "RESOURCE", "NAME", "OPERATION", "STEP", "ATTEMPTS", "NEXT"
+        );
+        for p in &plans {
+            let state = if p.running(now) {
+                "running"
+            } else {
+                p.state.as_str()
+            };
+            let next = if p.state == PlanState::Pending && !p.running(now) {
+                format!("in {}s", (p.next_at - now).max(0) / 1000)
+            } else {
+                "-".to_string()
+            };
+            println!(
+                "{:<36}  {:<8}  {:<6}  {:<12}  {:<24}  {:<22}  {:>7}  {:>8}  {:<10}  {}",
+                p.id,
+                state,
+                p.resource_type,
+                p.resource_id,
+                p.label.as_deref().unwrap_or("-"),
+                p.kind,
+                format!("{}/{}", (p.done + 1).min(p.step_count()), p.step_count()),
+                p.attempts,
+                next,
+                p.last_error.as_deref().unwrap_or("-")
+            );
+        }
+        if plans.is_empty() {
+            println!("(none: every multi-step operation has completed)");
+        }
+        Ok(())
+    }
+    .await;
+    store.close().await;
+    result.map_err(|e| vec![e])
 }
 
 async fn basic(action: BasicAction, config: &std::path::Path) -> Result<(), Vec<String>> {
@@ -583,5 +682,12 @@ async fn run(cmd: Command) -> Result<(), Vec<String>> {
             };
             audit(args, &config).await
         }
+        Command::Plans {
+            failed,
+            retry,
+            abandon,
+            json,
+            config,
+        } => plans(failed, retry, abandon, json, &config).await,
     }
 }

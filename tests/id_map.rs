@@ -147,7 +147,11 @@ async fn counts_follow_creates_external_id_changes_and_deletes() {
     let r = scim.post("/Users", &user("cy-again", "ext-cy")).await;
     assert_eq!(r.status, 409, "{}", r.text);
     assert_eq!(r.json["scimType"], "uniqueness");
-    assert!(r.json["detail"].as_str().unwrap().contains(&cy), "{}", r.text);
+    assert!(
+        r.json["detail"].as_str().unwrap().contains(&cy),
+        "{}",
+        r.text
+    );
     assert_eq!(counts(&store).await, (2, 0));
 
     store.close().await;

@@ -110,15 +110,36 @@ async fn a_plan_cut_by_kill_9_completes_after_restart() {
     arm(&legacy, json!({"mode": "none"})).await;
     // Before the restart, the store holds the plan pending after step 1.
     let store = Store::open(&url).await.unwrap();
-    let p = store.slot_plan("User", &id, "delete").await.unwrap().unwrap();
-    assert_eq!((p.state, p.done, p.step_count()), (PlanState::Pending, 1, 3));
+    let p = store
+        .slot_plan("User", &id, "delete")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (p.state, p.done, p.step_count()),
+        (PlanState::Pending, 1, 3)
+    );
     store.close().await;
+    // `scimgate plans` shows it to the operator (still leased to the dead process).
+    let listed = plans_cli(&config, &[]);
+    assert!(
+        listed.contains(&p.id) && listed.contains("on_delete") && listed.contains("2/3"),
+        "{listed}"
+    );
+    let json_line = plans_cli(&config, &["--json"]);
+    let parsed: Value = serde_json::from_str(json_line.trim()).unwrap();
+    assert_eq!(parsed["resource_id"], id.as_str());
+    assert_eq!(parsed["label"], "kill9@example.com");
 
     let _gw = GatewayProcess::start(&config, &env);
-    eventually(Duration::from_secs(10), "plan completed after restart", || async {
-        let r = record(&legacy, &id).await;
-        r["status"] == "inactive" && r["active_sessions"] == 0 && r["role"] == "Viewer"
-    })
+    eventually(
+        Duration::from_secs(10),
+        "plan completed after restart",
+        || async {
+            let r = record(&legacy, &id).await;
+            r["status"] == "inactive" && r["active_sessions"] == 0 && r["role"] == "Viewer"
+        },
+    )
     .await;
     assert_eq!(
         route_count(&legacy, DEACTIVATE).await,
@@ -135,6 +156,24 @@ async fn a_plan_cut_by_kill_9_completes_after_restart() {
     })
     .await;
     store.close().await;
+    assert!(plans_cli(&config, &[]).contains("(none"));
+}
+
+/// `scimgate plans --config <config> <args>`'s standard output (it must succeed).
+fn plans_cli(config: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scimgate"))
+        .arg("plans")
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -169,7 +208,9 @@ async fn replicas(store_url: &str) {
     let scim = Scim::new(&a.scim_url, "static-token");
     let mut ids = Vec::new();
     for i in 0..USERS {
-        let r = scim.post("/Users", &user(&format!("r{i}@example.com"))).await;
+        let r = scim
+            .post("/Users", &user(&format!("r{i}@example.com")))
+            .await;
         assert_eq!(r.status, 201, "{}", r.text);
         ids.push(r.json["id"].as_str().unwrap().to_string());
     }
@@ -202,7 +243,10 @@ async fn replicas(store_url: &str) {
     for id in &ids {
         let r = record(&legacy, id).await;
         assert_eq!(
-            (r["active_sessions"].as_u64(), r["sessions_revoked"].as_u64()),
+            (
+                r["active_sessions"].as_u64(),
+                r["sessions_revoked"].as_u64()
+            ),
             (Some(0), Some(1)),
             "{r}"
         );

@@ -108,26 +108,40 @@ async fn a_failed_deprovisioning_is_finished_by_the_worker() {
     let r = scim
         .patch(&format!("/Users/{id}"), &Dialect::Legacy.disable_user())
         .await;
-    assert_eq!(r.status, 503, "the failed revoke is the request's answer: {}", r.text);
+    assert_eq!(
+        r.status, 503,
+        "the failed revoke is the request's answer: {}",
+        r.text
+    );
     // The account is already Inactive (the write went through); the revoke is pending.
     let store = stack.gateway.store();
     let pending = store.plans_in(&[PlanState::Pending], 10).await.unwrap();
     assert_eq!(pending.len(), 1, "{pending:?}");
     let p = &pending[0];
-    assert_eq!((p.resource_type.as_str(), p.resource_id.as_str()), ("User", id.as_str()));
+    assert_eq!(
+        (p.resource_type.as_str(), p.resource_id.as_str()),
+        ("User", id.as_str())
+    );
     assert_eq!(p.kind, "on_deactivate");
     assert_eq!(p.label.as_deref(), Some("leaver@example.com"));
     assert!(
-        p.last_error.as_deref().unwrap_or_default().contains("sessions/revoke"),
+        p.last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("sessions/revoke"),
         "{p:?}"
     );
 
     // The worker's retries: the second fails too (count 2), the third revokes.
-    eventually(Duration::from_secs(10), "sessions revoked by the worker", || {
-        let legacy = legacy.clone();
-        let id = id.clone();
-        async move { sessions(&legacy, &id).await == ("inactive".into(), 0, 1) }
-    })
+    eventually(
+        Duration::from_secs(10),
+        "sessions revoked by the worker",
+        || {
+            let legacy = legacy.clone();
+            let id = id.clone();
+            async move { sessions(&legacy, &id).await == ("inactive".into(), 0, 1) }
+        },
+    )
     .await;
     eventually(Duration::from_secs(5), "plan recorded done", || async {
         store
@@ -227,7 +241,11 @@ async fn a_timed_out_create_completes_and_its_retry_makes_no_duplicate() {
     });
     let r = scim.post("/Groups", &group).await;
     assert_eq!(r.status, 504, "{}", r.text);
-    assert!(r.json["detail"].as_str().unwrap().contains("retrying"), "{}", r.text);
+    assert!(
+        r.json["detail"].as_str().unwrap().contains("retrying"),
+        "{}",
+        r.text
+    );
 
     let teams = || {
         let legacy = legacy.clone();
@@ -265,7 +283,11 @@ async fn a_timed_out_create_completes_and_its_retry_makes_no_duplicate() {
     let r = scim.post("/Groups", &group).await;
     assert_eq!(r.status, 409, "{}", r.text);
     assert_eq!(r.json["scimType"], "uniqueness");
-    assert!(r.json["detail"].as_str().unwrap().contains(&team_id), "{}", r.text);
+    assert!(
+        r.json["detail"].as_str().unwrap().contains(&team_id),
+        "{}",
+        r.text
+    );
     assert_eq!(teams().await.as_array().unwrap().len(), 1);
     // No rollback plan was left behind.
     assert_eq!(store.plan_counts().await.unwrap().pending, 0);
@@ -298,9 +320,11 @@ async fn a_failed_create_is_rolled_back_by_a_durable_plan() {
     let r = scim.post("/Groups", &group("Orphan")).await;
     assert_eq!(r.status, 400, "{}", r.text);
     let store = stack.gateway.store();
-    eventually(Duration::from_secs(10), "orphan deleted by the worker", || async {
-        legacy.get("/api/v1/teams?name=Orphan").await["total"] == 0
-    })
+    eventually(
+        Duration::from_secs(10),
+        "orphan deleted by the worker",
+        || async { legacy.get("/api/v1/teams?name=Orphan").await["total"] == 0 },
+    )
     .await;
     let deletes = legacy.get("/__demo/state").await["by_route"]["DELETE /api/v1/teams/{id}"]
         .as_u64()
@@ -360,7 +384,9 @@ async fn softdrive_deletes_a_20000_member_group() {
     assert_eq!(r.status, 204, "{}", r.text);
     eprintln!("20,000-member group delete: {:?}", started.elapsed());
     assert_eq!(legacy_user_count(&legacy).await, 0);
-    let r = legacy.call("GET", &format!("/api/v1/teams/{group}"), None).await;
+    let r = legacy
+        .call("GET", &format!("/api/v1/teams/{group}"), None)
+        .await;
     assert_eq!(r.status, 404);
     let p = stack
         .gateway
@@ -369,7 +395,10 @@ async fn softdrive_deletes_a_20000_member_group() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!((p.state, p.done, p.step_count()), (PlanState::Done, N + 1, N + 1));
+    assert_eq!(
+        (p.state, p.done, p.step_count()),
+        (PlanState::Done, N + 1, N + 1)
+    );
     stack.gateway.shutdown().await;
 }
 
@@ -382,11 +411,18 @@ async fn too_many_values_is_a_400_naming_the_attribute() {
     let emails: Vec<Value> = (0..5_000)
         .map(|i| json!({"value": format!("a{i}@example.com"), "type": "work"}))
         .collect();
-    let body = create_user(&[("userName", json!("many@example.com")), ("emails", json!(emails))]);
+    let body = create_user(&[
+        ("userName", json!("many@example.com")),
+        ("emails", json!(emails)),
+    ]);
     let r = scim.post("/Users", &body).await;
     assert_eq!(r.status, 400, "{}", r.text);
     assert_eq!(r.json["scimType"], "invalidValue");
-    assert!(r.json["detail"].as_str().unwrap().contains("emails"), "{}", r.text);
+    assert!(
+        r.json["detail"].as_str().unwrap().contains("emails"),
+        "{}",
+        r.text
+    );
     assert_eq!(legacy_user_count(&legacy).await, 0);
     stack.gateway.shutdown().await;
 }
@@ -417,6 +453,129 @@ async fn broken_create_answers_are_502_naming_the_endpoint() {
     .await;
     let r = scim.get(&format!("/Users/{id}")).await;
     assert_eq!(r.status, 502, "{}", r.text);
-    assert!(r.json["detail"].as_str().unwrap().contains("GET /api/v1/users/{id}"));
+    assert!(
+        r.json["detail"]
+            .as_str()
+            .unwrap()
+            .contains("GET /api/v1/users/{id}")
+    );
+    stack.gateway.shutdown().await;
+}
+
+/// The admin page lists a failed plan (resource, name, operation, step, error) with "retry
+/// now" and "abandon": a retry runs it at once, an abandon stops it; both are audited and
+/// need the page's CSRF token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_see_retry_and_abandon_plans_on_the_status_page() {
+    let plans = PlansConfig {
+        max_attempts: 1,
+        ..no_worker_retries()
+    };
+    let stack = start("draftt", plans).await;
+    let (scim, legacy) = clients(&stack);
+    let mut admin = common::admin::AdminClient::new(&stack.admin_url);
+    assert_eq!(admin.login(&stack.admin_password).await.status, 303);
+    let csrf = admin.csrf().await;
+    let mut plan_ids = Vec::new();
+    for name in ["retried@example.com", "abandoned@example.com"] {
+        let id = create(&scim, name).await;
+        fault(
+            &legacy,
+            json!({"mode": "status", "status": 503, "route": REVOKE}),
+        )
+        .await;
+        let r = scim
+            .patch(&format!("/Users/{id}"), &Dialect::Compliant.disable_user())
+            .await;
+        assert_eq!(r.status, 503, "{}", r.text);
+        let p = stack
+            .gateway
+            .store()
+            .slot_plan("User", &id, "active")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(p.state, PlanState::Failed, "one attempt allowed: {p:?}");
+        plan_ids.push((id, p.id));
+    }
+    let page = admin.get("/").await;
+    assert_eq!(page.status, 200);
+    for (id, plan) in &plan_ids {
+        assert!(
+            page.text.contains(&format!("data-plan=\"{plan}\"")),
+            "{}",
+            page.text
+        );
+        assert!(page.text.contains(id.as_str()));
+    }
+    assert!(page.text.contains("retried@example.com") && page.text.contains("on_deactivate"));
+    assert!(
+        page.text.contains("sessions/revoke"),
+        "the last error is shown"
+    );
+
+    // Without the CSRF token: refused, nothing changes.
+    let (retried, abandoned) = (&plan_ids[0], &plan_ids[1]);
+    let r = admin
+        .post_form(
+            &format!("/plans/{}/retry", retried.1),
+            &[("csrf", "nope")],
+            None,
+        )
+        .await;
+    assert!(r.status >= 400, "{}", r.status);
+    let r = admin
+        .post_form(
+            &format!("/plans/{}/retry", retried.1),
+            &[("csrf", &csrf)],
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    eventually(Duration::from_secs(5), "retried plan ran", || {
+        let legacy = legacy.clone();
+        let id = retried.0.clone();
+        async move { sessions(&legacy, &id).await.2 == 1 }
+    })
+    .await;
+    let r = admin
+        .post_form(
+            &format!("/plans/{}/abandon", abandoned.1),
+            &[("csrf", &csrf)],
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    let store = stack.gateway.store();
+    let p = store.plan(&abandoned.1).await.unwrap().unwrap();
+    assert_eq!(p.state, PlanState::Abandoned);
+    assert_eq!(
+        sessions(&legacy, &abandoned.0).await.2,
+        0,
+        "abandoned: never run"
+    );
+    let page = admin.get("/").await;
+    assert!(
+        page.text
+            .contains("Every multi-step operation has completed"),
+        "{}",
+        page.text
+    );
+    let audit = store.query(&AuditFilter::default()).await.unwrap();
+    for (op, id) in [("plan retry", &retried.0), ("plan abandon", &abandoned.0)] {
+        assert!(
+            audit.iter().any(|e| e.operation == op
+                && e.actor == "admin"
+                && e.resource_id.as_deref() == Some(id.as_str())),
+            "{op} audited"
+        );
+    }
+    // A failed request's audit entry keeps why it failed, the request id and whom it was about.
+    let failed = audit
+        .iter()
+        .rfind(|e| e.operation == "patch" && e.scim_status == 503)
+        .expect("the failed PATCH is audited");
+    assert!(failed.context.detail.is_some() && failed.context.request_id.is_some());
+    assert_eq!(failed.context.label.as_deref(), Some("retried@example.com"));
     stack.gateway.shutdown().await;
 }

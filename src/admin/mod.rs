@@ -19,6 +19,7 @@ mod views;
 
 use crate::backend::Backend;
 use crate::config::Secret;
+use crate::metrics::Metrics;
 use crate::store::Store;
 use axum::Router;
 use axum::extract::Request;
@@ -26,7 +27,6 @@ use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
-use crate::metrics::Metrics;
 use session::Sessions;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;

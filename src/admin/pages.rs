@@ -1,9 +1,9 @@
 //! Handlers of the admin listener: probes, metrics, login, and the status page.
 
 use super::AdminState;
-use crate::metrics::{CONTENT_TYPE as METRICS_CONTENT_TYPE, StoreOp};
 use super::session::{self, NewKey, SessionView};
 use super::views::{self, AuditForm, FailureGroup, GatewayInfo};
+use crate::metrics::{CONTENT_TYPE as METRICS_CONTENT_TYPE, StoreOp};
 use crate::store::{
     AuditContext, AuditEntry, AuditFilter, AuditLog, KeyId, KeyStore, PlanState, PlanStore,
     SyncStatus,
@@ -728,7 +728,12 @@ pub async fn plan_action(
         backend_calls: Vec::new(),
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(0),
         context: AuditContext {
-            detail: Some(format!("plan {id} ({}), {} of {} steps done", plan.kind, plan.done, plan.step_count())),
+            detail: Some(format!(
+                "plan {id} ({}), {} of {} steps done",
+                plan.kind,
+                plan.done,
+                plan.step_count()
+            )),
             label: plan.label.clone(),
             ..AuditContext::default()
         },

@@ -7,8 +7,8 @@
 
 use super::error::BackendError;
 use super::template::encode_into;
-use crate::metrics::{BackendOutcome, Metrics};
 use crate::config::{BackendAuth, BackendConfig, PassthroughScheme};
+use crate::metrics::{BackendOutcome, Metrics};
 use bytes::Bytes;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
 use http::{HeaderName, HeaderValue, Method, Uri};

@@ -87,7 +87,13 @@ pub enum BackendError {
 impl BackendError {
     /// Whether the legacy app said the record does not exist (404 or 410).
     pub fn is_not_found(&self) -> bool {
-        matches!(self, BackendError::Status { status: 404 | 410, .. })
+        matches!(
+            self,
+            BackendError::Status {
+                status: 404 | 410,
+                ..
+            }
+        )
     }
 
     /// How long the legacy app asked callers to wait (`Retry-After`), if it did.

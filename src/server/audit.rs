@@ -11,8 +11,8 @@
 
 use super::AppState;
 use super::auth::Principal;
-use crate::metrics::{Metrics, StoreOp};
 use crate::backend::CallLog;
+use crate::metrics::{Metrics, StoreOp};
 use crate::store::{AuditContext, AuditEntry, AuditLog, Store, SyncStatus};
 use axum::extract::{Request, State};
 use axum::http::{Method, header};
@@ -190,7 +190,9 @@ pub async fn record(State(state): State<AppState>, req: Request, next: Next) -> 
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         context: AuditContext {
             request_id,
-            scim_type: error.and_then(|e| e.scim_type).map(|t| t.as_str().to_string()),
+            scim_type: error
+                .and_then(|e| e.scim_type)
+                .map(|t| t.as_str().to_string()),
             detail: error.map(|e| e.detail.clone()),
             label: calls.label(),
             client_status: deadline.filter(|d| d.passed()).map(|_| 504),

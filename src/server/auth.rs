@@ -18,9 +18,9 @@
 //! running gateway. Failed checks are never cached.
 
 use super::error::AppError;
-use crate::metrics::{Metrics, StoreOp};
 use crate::backend::{CallerAuth, with_caller};
 use crate::config::PassthroughScheme;
+use crate::metrics::{Metrics, StoreOp};
 use crate::scim::ScimError;
 use crate::store::{BasicCredentials, KeyStore, Store};
 use axum::extract::{Request, State};

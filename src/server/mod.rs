@@ -185,7 +185,8 @@ async fn edge(State(edge): State<EdgeState>, req: Request, next: Next) -> Respon
     let late = ClientDeadline::default();
     let mut req = req;
     req.extensions_mut().insert(late.clone());
-    req.extensions_mut().insert(RequestId(Arc::from(id.as_str())));
+    req.extensions_mut()
+        .insert(RequestId(Arc::from(id.as_str())));
     let op_timeout = limits.operation_timeout;
     let op = tracing::Instrument::instrument(
         async move {
@@ -258,7 +259,10 @@ impl ClientDeadline {
 
 /// The 504 a client gets; for a write whose operation goes on, the detail says so.
 fn timeout_response(after: Duration, continues: bool) -> Response {
-    let mut detail = format!("the request did not complete within {} ms", after.as_millis());
+    let mut detail = format!(
+        "the request did not complete within {} ms",
+        after.as_millis()
+    );
     if continues {
         detail.push_str(
             "; the operation goes on in the gateway and completes (see the audit log); \

@@ -395,7 +395,7 @@ impl Gateway {
     /// more than `max_values` values; `members` is exempt (membership is never a script
     /// value: it goes to the member endpoints or the store).
     fn check_value_counts(&self, resource: &Value) -> AppResult<()> {
-        fn find<'a>(obj: &'a Map<String, Value>, max: usize) -> Option<(&'a str, usize)> {
+        fn find(obj: &Map<String, Value>, max: usize) -> Option<(&str, usize)> {
             obj.iter().find_map(|(k, v)| match v {
                 Value::Array(a) if a.len() > max && !k.eq_ignore_ascii_case("members") => {
                     Some((k.as_str(), a.len()))
@@ -416,7 +416,13 @@ impl Gateway {
 
     /// Phase: an optional hook's plan (e.g. `on_deactivate`) as durable plan steps; empty
     /// when the script does not define the hook.
-    fn hook_steps(&self, b: &Binding, hook: &str, resource: &Value, id: &str) -> AppResult<Vec<Step>> {
+    fn hook_steps(
+        &self,
+        b: &Binding,
+        hook: &str,
+        resource: &Value,
+        id: &str,
+    ) -> AppResult<Vec<Step>> {
         if !self.scripts.has_fn(&b.script, hook, 2) {
             return Ok(Vec::new());
         }
@@ -521,18 +527,16 @@ impl Gateway {
                     .is_some(),
                 None => match self.load(user, &m.value).await {
                     Ok(_) => false,
-                    Err(AppError::Backend(e)) if e.is_not_found() => {
-                        match self.binding("Group") {
-                            Ok(g) => {
-                                match self.call_endpoint(&g.get, &[("id", &m.value)], None).await {
-                                    Ok(_) => true,
-                                    Err(AppError::Backend(e)) if e.is_not_found() => false,
-                                    Err(e) => return Err(e),
-                                }
+                    Err(AppError::Backend(e)) if e.is_not_found() => match self.binding("Group") {
+                        Ok(g) => {
+                            match self.call_endpoint(&g.get, &[("id", &m.value)], None).await {
+                                Ok(_) => true,
+                                Err(AppError::Backend(e)) if e.is_not_found() => false,
+                                Err(e) => return Err(e),
                             }
-                            Err(_) => false,
                         }
-                    }
+                        Err(_) => false,
+                    },
                     Err(e) => return Err(e),
                 },
             };
@@ -881,7 +885,10 @@ impl Gateway {
             // A create endpoint has no record to miss: a 404 means the endpoint is wrong or
             // the application is broken, not that the client asked for something absent.
             Err(AppError::Backend(e)) if e.is_not_found() => {
-                return Err(bad_answer(&endpoint, "answered 404 (does the create endpoint exist?)"));
+                return Err(bad_answer(
+                    &endpoint,
+                    "answered 404 (does the create endpoint exist?)",
+                ));
             }
             other => other?,
         };

@@ -48,7 +48,11 @@ impl PlanState {
             "done" => PlanState::Done,
             "failed" => PlanState::Failed,
             "abandoned" => PlanState::Abandoned,
-            other => return Err(StoreError::Internal(format!("unknown plan state '{other}'"))),
+            other => {
+                return Err(StoreError::Internal(format!(
+                    "unknown plan state '{other}'"
+                )));
+            }
         })
     }
 }
@@ -172,7 +176,8 @@ pub trait PlanStore: Send + Sync {
 
     /// Deletes a plan `owner` holds that is no longer needed (a rollback whose operation
     /// completed); `false` when `owner` no longer holds it.
-    fn discard_plan(&self, id: &str, owner: &str) -> impl Future<Output = StoreResult<bool>> + Send;
+    fn discard_plan(&self, id: &str, owner: &str)
+    -> impl Future<Output = StoreResult<bool>> + Send;
 
     /// Records a failed attempt after `done` steps: pending again from `retry_at` (Unix ms),
     /// or `failed` when `retry_at` is `None`; the lease is released. `false` when `owner`

@@ -835,12 +835,20 @@ async fn plans_lifecycle(db: TestDb) {
         .await
         .unwrap();
     let p = s.slot_plan("User", "7", "active").await.unwrap().unwrap();
-    assert_eq!((p.state, p.done, p.step_count()), (PlanState::Pending, 0, 2));
+    assert_eq!(
+        (p.state, p.done, p.step_count()),
+        (PlanState::Pending, 0, 2)
+    );
     assert!(p.running(now), "a fresh plan is leased to its runner");
     assert_eq!(p.label.as_deref(), Some("adele@example.com"));
     // Nobody else can move it, and the worker cannot claim a leased plan.
     assert!(!s.plan_progress("p1", "other", 1, now).await.unwrap());
-    assert!(s.claim_due_plans("w", now, now + 1000, 10).await.unwrap().is_empty());
+    assert!(
+        s.claim_due_plans("w", now, now + 1000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(s.plan_progress("p1", "me", 1, now + 60_000).await.unwrap());
     // A failed attempt: pending again, lease released, due later.
     assert!(
@@ -852,10 +860,24 @@ async fn plans_lifecycle(db: TestDb) {
     assert_eq!((p.state, p.done, p.attempts), (PlanState::Pending, 1, 1));
     assert_eq!(p.last_error.as_deref(), Some("503 on step 2"));
     assert!(!p.running(now));
-    assert_eq!(s.plan_counts().await.unwrap(), PlanCounts { pending: 1, failed: 0 });
+    assert_eq!(
+        s.plan_counts().await.unwrap(),
+        PlanCounts {
+            pending: 1,
+            failed: 0
+        }
+    );
     // Not due yet; due later.
-    assert!(s.claim_due_plans("w", now, now + 1000, 10).await.unwrap().is_empty());
-    let claimed = s.claim_due_plans("w", now + 5_000, now + 65_000, 10).await.unwrap();
+    assert!(
+        s.claim_due_plans("w", now, now + 1000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let claimed = s
+        .claim_due_plans("w", now + 5_000, now + 65_000, 10)
+        .await
+        .unwrap();
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].lease_owner.as_deref(), Some("w"));
     // The first runner lost it.
@@ -872,7 +894,10 @@ async fn plans_lifecycle(db: TestDb) {
     s.begin_plan(&new_plan("p3", "7", "active", 1), "me", now + 60_000)
         .await
         .unwrap();
-    assert!(s.plan("p1").await.unwrap().is_none(), "replaced in its slot");
+    assert!(
+        s.plan("p1").await.unwrap().is_none(),
+        "replaced in its slot"
+    );
     assert!(s.plan("p2").await.unwrap().is_some(), "other slots stay");
     s.begin_plan(&new_plan("p4", "7", "delete", 1), "me", now + 60_000)
         .await
@@ -883,30 +908,57 @@ async fn plans_lifecycle(db: TestDb) {
     assert!(!s.plan_progress("p3", "me", 1, now).await.unwrap());
 
     // Spent attempts → failed; the operator retries or abandons.
-    assert!(s.plan_attempt_failed("p4", "me", 0, "gone", None).await.unwrap());
-    assert_eq!(s.plan_counts().await.unwrap(), PlanCounts { pending: 0, failed: 1 });
+    assert!(
+        s.plan_attempt_failed("p4", "me", 0, "gone", None)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.plan_counts().await.unwrap(),
+        PlanCounts {
+            pending: 0,
+            failed: 1
+        }
+    );
     let failed = s.plans_in(&[PlanState::Failed], 10).await.unwrap();
-    assert_eq!(failed.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(), ["p4"]);
+    assert_eq!(
+        failed.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(),
+        ["p4"]
+    );
     assert!(s.retry_plan_now("p4").await.unwrap());
     let p = s.plan("p4").await.unwrap().unwrap();
     assert_eq!((p.state, p.attempts), (PlanState::Pending, 0));
     assert!(s.abandon_plan("p4").await.unwrap());
     assert!(!s.abandon_plan("p4").await.unwrap(), "only waiting plans");
     assert!(!s.retry_plan_now("p4").await.unwrap());
-    assert_eq!(s.plan("p4").await.unwrap().unwrap().state, PlanState::Abandoned);
+    assert_eq!(
+        s.plan("p4").await.unwrap().unwrap().state,
+        PlanState::Abandoned
+    );
 
     // A plan that needs the caller's credential is never claimed by the worker.
     let mut p5 = new_plan("p5", "8", "active", 1);
     p5.needs_caller = true;
     s.begin_plan(&p5, "me", now - 1).await.unwrap();
-    assert!(s.claim_due_plans("w", now + 10, now + 1000, 10).await.unwrap().is_empty());
+    assert!(
+        s.claim_due_plans("w", now + 10, now + 1000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // Releasing leases (a SQLite store's process restarting) frees running plans.
     s.begin_plan(&new_plan("p6", "9", "active", 1), "dead", now + 3_600_000)
         .await
         .unwrap();
     assert!(s.release_plan_leases().await.unwrap() >= 1);
-    let claimed = s.claim_due_plans("w", now_ms() + 10, now + 1000, 10).await.unwrap();
-    assert_eq!(claimed.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(), ["p6"]);
+    let claimed = s
+        .claim_due_plans("w", now_ms() + 10, now + 1000, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        claimed.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(),
+        ["p6"]
+    );
 }
 
 /// Several claimers racing over the same due plans: each plan is claimed exactly once.

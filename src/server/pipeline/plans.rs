@@ -336,7 +336,11 @@ impl Gateway {
                     Ok(true) => marked = done,
                     Ok(false) => {
                         self.unmap_all(forgets).await;
-                        tracing::info!(plan = id, done, "plan taken over or abandoned; this run stops");
+                        tracing::info!(
+                            plan = id,
+                            done,
+                            "plan taken over or abandoned; this run stops"
+                        );
                         return Ok(RunEnd::Lost);
                     }
                     Err(e) => {
@@ -461,9 +465,15 @@ mod tests {
         };
         for _ in 0..50 {
             let w1 = s.next_attempt(1, None).unwrap();
-            assert!(w1 >= Duration::from_secs(1) && w1 <= Duration::from_secs(2), "{w1:?}");
+            assert!(
+                w1 >= Duration::from_secs(1) && w1 <= Duration::from_secs(2),
+                "{w1:?}"
+            );
             let w2 = s.next_attempt(2, None).unwrap();
-            assert!(w2 >= Duration::from_secs(2) && w2 <= Duration::from_secs(4), "{w2:?}");
+            assert!(
+                w2 >= Duration::from_secs(2) && w2 <= Duration::from_secs(4),
+                "{w2:?}"
+            );
             let w3 = s.next_attempt(3, None).unwrap();
             assert!(w3 <= Duration::from_secs(5), "capped: {w3:?}");
         }
@@ -474,10 +484,11 @@ mod tests {
 
     #[test]
     fn steps_round_trip_and_forgets_are_marked() {
-        let ep: crate::backend::Endpoint =
-            toml::from_str(r#"method = "DELETE"
-path = "/api/v1/users/{id}""#)
-            .unwrap();
+        let ep: crate::backend::Endpoint = toml::from_str(
+            r#"method = "DELETE"
+path = "/api/v1/users/{id}""#,
+        )
+        .unwrap();
         let mut steps: Vec<Step> = vec![
             Step::from(PlanStep {
                 method: "DELETE".into(),
