@@ -215,6 +215,7 @@ pub struct RunningGateway {
     refresher: Option<JoinHandle<()>>,
     pruner: Option<JoinHandle<()>>,
     plan_worker: Option<JoinHandle<()>>,
+    limits: Arc<crate::server::Limits>,
     scripts: Arc<ScriptSet>,
     store: Store,
 }
@@ -225,9 +226,13 @@ impl RunningGateway {
         self.admin_addr.map(|a| format!("http://{a}"))
     }
 
-    /// Stops accepting on both listeners, drains in-flight requests and waits for the
-    /// server tasks, then closes the store.
+    /// Stops the plan worker (its plans stay pending for the next start), stops accepting on
+    /// both listeners, drains in-flight requests and waits for the server tasks and for
+    /// writes that outlived their client's deadline (at most 30 s), then closes the store.
     pub async fn shutdown(mut self) {
+        if let Some(w) = self.plan_worker.take() {
+            w.abort();
+        }
         for tx in [self.shutdown.take(), self.admin_shutdown.take()]
             .into_iter()
             .flatten()
@@ -239,6 +244,9 @@ impl RunningGateway {
             .flatten()
         {
             let _ = h.await;
+        }
+        if !self.limits.drained(Duration::from_secs(30)).await {
+            tracing::warn!("shutting down with operations still running; their plans stay pending");
         }
         self.store.close().await;
     }
@@ -257,14 +265,23 @@ impl RunningGateway {
         &self.store
     }
 
-    /// Waits until the server stops (e.g. on Ctrl-C, via the shutdown future given to it).
+    /// Waits until the server stops (e.g. on Ctrl-C, via the shutdown future given to it),
+    /// then for writes still running after their client's deadline (at most 30 s).
     pub async fn wait(mut self) -> std::io::Result<()> {
-        match self.handle.take() {
+        let served = match self.handle.take() {
             Some(h) => h
                 .await
                 .map_err(|e| std::io::Error::other(format!("server task: {e}")))?,
             None => Ok(()),
+        };
+        // Writes that outlived their client's deadline finish before the process ends.
+        if let Some(w) = self.plan_worker.take() {
+            w.abort();
         }
+        if !self.limits.drained(Duration::from_secs(30)).await {
+            tracing::warn!("exiting with operations still running; their plans stay pending");
+        }
+        served
     }
 }
 
@@ -317,6 +334,7 @@ pub async fn start_gateway(cfg: &Config) -> Result<RunningGateway, Vec<String>> 
     let (state, lookups_task, backend) = build_state(cfg, addr, store.clone()).await?;
     let scim_url = state.gateway.base_url().to_string();
     let scripts = state.gateway.scripts().clone();
+    let limits = state.limits.clone();
     if let Store::Sqlite(_) = &store {
         // One process owns a SQLite store: whoever held a lease before this start is gone.
         match store.release_plan_leases().await {
@@ -382,6 +400,7 @@ pub async fn start_gateway(cfg: &Config) -> Result<RunningGateway, Vec<String>> 
         refresher: lookups_task,
         pruner: spawn_pruner(&store, cfg.store.audit_retention_days),
         plan_worker: Some(plan_worker),
+        limits,
         scripts,
         store,
     })

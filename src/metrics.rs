@@ -270,16 +270,17 @@ pub struct Metrics {
     plan_steps: Family<PlanStepLabels, Counter>,
 }
 
-/// How one step of a durable plan ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelValue)]
-pub enum PlanStepOutcome {
-    /// The legacy app accepted it.
-    Ok,
-    /// A `missing_ok` step whose record was already gone (404).
-    Missing,
-    /// It failed; the plan stays pending (or fails for good once its attempts are spent).
-    Failed,
-}
+label_enum!(
+    /// How one step of a durable plan ended.
+    PlanStepOutcome {
+        /// The legacy app accepted it.
+        Ok => "ok",
+        /// A `missing_ok` step whose record was already gone (404).
+        Missing => "missing",
+        /// It failed; the plan stays pending (or fails for good once its attempts are spent).
+        Failed => "failed",
+    }
+);
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct PlanStepLabels {

@@ -164,7 +164,7 @@ async fn a_failed_deprovisioning_is_finished_by_the_worker() {
             .find(|(k, _)| k.contains("plan_steps_total") && k.contains(&format!("\"{o}\"")))
             .map_or(0.0, |(_, v)| *v)
     };
-    assert_eq!((steps("Ok"), steps("Failed")), (1.0, 2.0), "{}", m.text);
+    assert_eq!((steps("ok"), steps("failed")), (1.0, 2.0), "{}", m.text);
     stack.gateway.shutdown().await;
 }
 
@@ -577,5 +577,59 @@ async fn operators_see_retry_and_abandon_plans_on_the_status_page() {
         .expect("the failed PATCH is audited");
     assert!(failed.context.detail.is_some() && failed.context.request_id.is_some());
     assert_eq!(failed.context.label.as_deref(), Some("retried@example.com"));
+    stack.gateway.shutdown().await;
+}
+
+/// draftt: a deactivation whose session revoke outlasts the client's deadline answers 504 and
+/// goes on; Entra's immediate retry waits for that run instead of starting a second one, and
+/// answers with its outcome. The revoke is called once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_waits_for_the_running_plan_instead_of_running_it_twice() {
+    let stack = DemoStack::start(DemoOptions {
+        plans: Some(quick_plans()),
+        request_timeout: Some(Duration::from_millis(300)),
+        ..DemoOptions::for_tests("draftt")
+    })
+    .await
+    .unwrap();
+    let (scim, legacy) = clients(&stack);
+    let id = create(&scim, "slow-revoke@example.com").await;
+    fault(
+        &legacy,
+        json!({"mode": "delay", "delay_ms": 1000, "route": REVOKE}),
+    )
+    .await;
+    let r = scim
+        .patch(&format!("/Users/{id}"), &Dialect::Legacy.disable_user())
+        .await;
+    assert_eq!(r.status, 504, "{}", r.text);
+    // The retry's own client deadline passes too, but its answer is written to the audit.
+    let r = scim
+        .patch(&format!("/Users/{id}"), &Dialect::Legacy.disable_user())
+        .await;
+    assert_eq!(r.status, 504, "{}", r.text);
+    eventually(Duration::from_secs(5), "sessions revoked", || {
+        let legacy = legacy.clone();
+        let id = id.clone();
+        async move { sessions(&legacy, &id).await == ("inactive".into(), 0, 1) }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let revokes = legacy.get("/__demo/state").await["by_route"][REVOKE].as_u64();
+    assert_eq!(revokes, Some(1), "one run of the plan, not two");
+    let store = stack.gateway.store();
+    eventually(
+        Duration::from_secs(5),
+        "both PATCHes audited as 200",
+        || async {
+            let all = store.query(&AuditFilter::default()).await.unwrap();
+            all.iter()
+                .filter(|e| e.operation == "patch" && e.scim_status == 200)
+                .filter(|e| e.context.client_status == Some(504))
+                .count()
+                == 2
+        },
+    )
+    .await;
     stack.gateway.shutdown().await;
 }

@@ -404,9 +404,13 @@ fn plans_card(csrf: &str, plans: &[PlanRecord], now: DateTime<Utc>) -> Markup {
                                     } @else { span.muted { "—" } }
                                 }
                                 td.actions {
-                                    form.inline method="post" action={ "/plans/" (p.id) "/retry" } {
-                                        input type="hidden" name="csrf" value=(csrf);
-                                        button type="submit" { "Retry now" }
+                                    // Calls that need the client's own credential can only be
+                                    // made within its retry: the worker cannot run them.
+                                    @if !p.needs_caller {
+                                        form.inline method="post" action={ "/plans/" (p.id) "/retry" } {
+                                            input type="hidden" name="csrf" value=(csrf);
+                                            button type="submit" { "Retry now" }
+                                        }
                                     }
                                     form.inline method="post" action={ "/plans/" (p.id) "/abandon" } {
                                         input type="hidden" name="csrf" value=(csrf);

@@ -170,7 +170,26 @@ pub async fn record(State(state): State<AppState>, req: Request, next: Next) -> 
     let time = Utc::now();
     let started = Instant::now();
     let calls = CallLog::default();
-    let resp = calls.scope(next.run(req)).await;
+    // The operation's own bound lives here, inside the audit, so an operation cut off still
+    // gets its entry: a write may run on after its client's deadline (the edge answered 504),
+    // a read ends at the client's deadline.
+    let bound = if op.is_write() {
+        state.limits.operation_timeout
+    } else {
+        state.limits.request_timeout
+    };
+    let resp = match tokio::time::timeout(bound, calls.scope(next.run(req))).await {
+        Ok(r) => r,
+        Err(_) => {
+            if op.is_write() {
+                tracing::error!(
+                    ms = u64::try_from(bound.as_millis()).unwrap_or(u64::MAX),
+                    "operation cut off at the operation timeout; its plan (if any) stays pending"
+                );
+            }
+            super::timeout_response(bound, false)
+        }
+    };
     let status = resp.status().as_u16();
     if !op.is_write() && status < 500 {
         return resp;
@@ -195,7 +214,9 @@ pub async fn record(State(state): State<AppState>, req: Request, next: Next) -> 
                 .map(|t| t.as_str().to_string()),
             detail: error.map(|e| e.detail.clone()),
             label: calls.label(),
-            client_status: deadline.filter(|d| d.passed()).map(|_| 504),
+            client_status: deadline
+                .filter(|d| d.passed() && status != 504)
+                .map(|_| 504),
         },
     };
     let append = auditor.store.append(&entry);

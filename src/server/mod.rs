@@ -40,8 +40,11 @@ pub struct Limits {
     /// Time an operation may run in all, also after its client was answered 504.
     pub operation_timeout: Duration,
     /// Requests served at once; the next one is shed with 503 + Retry-After rather than
-    /// queued, so a stalled legacy app cannot pile up unbounded work in the gateway.
+    /// queued, so a stalled legacy app cannot pile up unbounded work in the gateway. A write
+    /// that outlived its client's deadline holds its permit until it ends.
     pub concurrency: Arc<Semaphore>,
+    /// The number of permits `concurrency` was made with.
+    pub max_concurrency: u32,
 }
 
 impl Limits {
@@ -53,7 +56,18 @@ impl Limits {
             request_timeout,
             operation_timeout: request_timeout.saturating_mul(10),
             concurrency: Arc::new(Semaphore::new(max_concurrency.max(1))),
+            max_concurrency: u32::try_from(max_concurrency.max(1)).unwrap_or(u32::MAX),
         }
+    }
+
+    /// Waits, at most `within`, until no operation is running (every permit is free): at
+    /// shutdown, so writes detached from their clients finish before the store closes.
+    /// `false` when some were still running.
+    pub async fn drained(&self, within: Duration) -> bool {
+        matches!(
+            tokio::time::timeout(within, self.concurrency.acquire_many(self.max_concurrency)).await,
+            Ok(Ok(_))
+        )
     }
 
     /// Sets the bound on an operation's whole run (at least the request timeout).
@@ -148,6 +162,10 @@ pub fn router(state: AppState, base_path: &str) -> Router {
 
 static REQUEST_SEQ: AtomicU64 = AtomicU64::new(1);
 
+/// How much longer than the operation timeout the edge lets a request task run before it
+/// stops it (the audit layer's own bound fires first).
+const BACKSTOP_MARGIN: Duration = Duration::from_secs(5);
+
 /// The outermost layer: gives each request an id and a tracing span (method, path, status,
 /// latency), counts it in the metrics (by resource, operation and status), sheds load when
 /// `max_concurrency` requests are in flight, and bounds the time a request may take. The
@@ -179,15 +197,17 @@ async fn edge(State(edge): State<EdgeState>, req: Request, next: Next) -> Respon
         return r;
     };
     // The operation runs in its own task: the client's deadline ends the wait, never the
-    // work. A write (with its plan, rollback and audit entry) runs on to completion, up to
-    // the operation timeout, holding its concurrency permit; a read is stopped.
+    // work. A write (with its plan, rollback and audit entry) runs on to completion, holding
+    // its concurrency permit; the audit layer bounds it by the operation timeout (a read by
+    // the request timeout), so a cut-off operation still gets its audit entry. The bound
+    // here is only a backstop for what the audit layer does not see.
     let is_write = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
     let late = ClientDeadline::default();
     let mut req = req;
     req.extensions_mut().insert(late.clone());
     req.extensions_mut()
         .insert(RequestId(Arc::from(id.as_str())));
-    let op_timeout = limits.operation_timeout;
+    let op_timeout = limits.operation_timeout + BACKSTOP_MARGIN;
     let op = tracing::Instrument::instrument(
         async move {
             let _permit = permit;
@@ -204,8 +224,8 @@ async fn edge(State(edge): State<EdgeState>, req: Request, next: Next) -> Respon
         },
         span.clone(),
     );
-    let mut task = tokio::spawn(op);
-    let mut resp = match tokio::time::timeout(limits.request_timeout, &mut task).await {
+    let task = tokio::spawn(op);
+    let mut resp = match tokio::time::timeout(limits.request_timeout, task).await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
             tracing::error!(parent: &span, error = %e, "request task failed");
@@ -215,11 +235,8 @@ async fn edge(State(edge): State<EdgeState>, req: Request, next: Next) -> Respon
             late.mark();
             if is_write {
                 tracing::warn!(parent: &span, "client deadline passed; the operation continues");
-                timeout_response(limits.request_timeout, true)
-            } else {
-                task.abort();
-                timeout_response(limits.request_timeout, false)
             }
+            timeout_response(limits.request_timeout, is_write)
         }
     };
     let status = resp.status();
@@ -258,7 +275,7 @@ impl ClientDeadline {
 }
 
 /// The 504 a client gets; for a write whose operation goes on, the detail says so.
-fn timeout_response(after: Duration, continues: bool) -> Response {
+pub(crate) fn timeout_response(after: Duration, continues: bool) -> Response {
     let mut detail = format!(
         "the request did not complete within {} ms",
         after.as_millis()

@@ -54,7 +54,7 @@ use crate::scim::patch::{
 use crate::scim::resource::{NormalizeOptions, get_ci, normalize_resource, project};
 use crate::scim::schema::{SchemaContext, ServiceProviderConfig};
 use crate::scim::{AttrPath, SchemaRegistry, ScimError};
-use crate::store::{ExternalId, GroupStore, IdMap, IdMapping, LegacyId, ScimId, Store};
+use crate::store::{ExternalId, GroupStore, IdMap, IdMapping, LegacyId, PlanState, ScimId, Store};
 use serde_json::{Map, Value, json};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -143,6 +143,8 @@ pub struct Gateway {
     metrics: Option<Arc<crate::metrics::Metrics>>,
     /// Serialises creates of one resource (striped by its key, see [`Gateway::create`]).
     create_locks: Vec<tokio::sync::Mutex<()>>,
+    /// Runs of one resource's plans take turns (striped by resource, see `plans`).
+    plan_locks: Vec<tokio::sync::Mutex<()>>,
 }
 
 /// Lock stripes for [`Gateway::user_locks`]: enough that unrelated users rarely wait.
@@ -244,6 +246,9 @@ impl Gateway {
             max_values: settings.max_values.max(1),
             metrics: None,
             create_locks: (0..USER_LOCK_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+            plan_locks: (0..USER_LOCK_STRIPES)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
         })
@@ -582,9 +587,7 @@ impl Gateway {
     /// Phase: load one resource (without members).
     async fn load(&self, b: &Binding, id: &str) -> AppResult<Value> {
         let record = self.get_record(b, id).await?;
-        let resource = self.map_from_backend(b, record, "get")?;
-        crate::backend::note_label(label_of(&resource));
-        Ok(resource)
+        self.map_from_backend(b, record, "get")
     }
 
     /// Phase: the legacy record `id`; a 2xx whose body is not a record (a JSON object) is a
@@ -903,8 +906,17 @@ impl Gateway {
         let rollback = if members.is_empty() {
             None
         } else {
-            self.begin(self.undo_create_spec(b, &id, label_of(&resource)))
-                .await?
+            match self
+                .begin_guard(self.undo_create_spec(b, &id, label_of(&resource)))
+                .await
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    // No record of the intent, so no follow-up calls: undo the create now.
+                    self.undo_create(b, &id, label_of(&resource)).await;
+                    return Err(e);
+                }
+            }
         };
         let finished: AppResult<(Output, Option<String>)> = async {
             let record = if created.is_object() && created.get("id").is_some() {
@@ -1055,9 +1067,24 @@ impl Gateway {
             tracing::error!(%rt, id, "create failed after the record was made; no delete endpoint to undo it");
             return;
         }
+        let direct = spec.steps.first().map(Step::request);
         match self.execute_plan(spec).await {
             Ok(()) => {
                 tracing::warn!(%rt, id, "create failed after the record was made; record deleted again")
+            }
+            Err(AppError::Store(e)) => {
+                // The store cannot take the plan: one direct attempt, logged either way.
+                tracing::error!(%rt, id, error = %e, "create failed after the record was made; the store cannot record its undo, deleting it directly");
+                let outcome = match direct {
+                    Some(Ok(req)) => self.call(req).await.map(|_| ()),
+                    Some(Err(e)) => Err(e),
+                    None => Ok(()),
+                };
+                if let Err(e) = outcome {
+                    tracing::error!(%rt, id, error = ?e, "deleting the record failed too: it is left in the application");
+                } else {
+                    self.unmap(rt, id).await;
+                }
             }
             Err(e) => {
                 tracing::error!(%rt, id, error = ?e, "create failed after the record was made; deleting it failed too (its plan is retried)")
@@ -1084,6 +1111,7 @@ impl Gateway {
         let ctx = self.ctx(rt)?;
         let mut resource = normalize_resource(body, &ctx, normalize_options(b))?;
         let mut current = self.load(b, id).await?;
+        crate::backend::note_label(label_of(&current));
         let old_members = match &b.members {
             Some(m) => {
                 let list = self.load_members(m, id).await?;
@@ -1170,11 +1198,11 @@ impl Gateway {
             }
             (Some(false), Some(false)) if self.scripts.has_fn(&b.script, "on_deactivate", 2) => {
                 let rt = canonical_rt(&b.resource_type);
-                match self.slot_complete(rt, id, "active").await? {
-                    Some((true, kind)) if kind == "on_deactivate" => {}
+                match self.settled_slot_plan(rt, id, "active").await? {
+                    Some(p) if p.state == PlanState::Done && p.kind == "on_deactivate" => {}
                     last => {
                         tracing::info!(
-                            %rt, id, last_plan = ?last,
+                            %rt, id, last_plan = ?last.map(|p| (p.kind, p.state)),
                             "inactive, but its deprovisioning is not recorded complete: on_deactivate runs again"
                         );
                         self.run_hook(b, "on_deactivate", after, id, "active")
@@ -1217,6 +1245,7 @@ impl Gateway {
             delta.reset = Some(self.direct_members(Some(id), list).await?);
         }
         let mut current = self.load(b, id).await?;
+        crate::backend::note_label(label_of(&current));
         if if_match_header.is_some() {
             let mut full = current.clone();
             if let Some(m) = &b.members {
@@ -1338,6 +1367,7 @@ impl Gateway {
         if if_match_header.is_some() || has_hook || group_hook {
             let loaded = self.load(b, id).await?;
             label = label_of(&loaded);
+            crate::backend::note_label(label.clone());
             // The members only when something needs them: If-Match (the version covers
             // them) or on_group_delete; a plain group delete stays one legacy call.
             let members = match &b.members {

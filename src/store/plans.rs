@@ -312,23 +312,32 @@ impl PlanStore for Store {
         let steps = serde_json::to_string(&p.steps)
             .map_err(|e| StoreError::Internal(format!("plan encoding: {e}")))?;
         let now = now_ms();
-        // A delete replaces every slot of its resource: nothing planned before it may run
-        // after it.
-        let clear = if p.slot == "delete" {
-            "DELETE FROM plans WHERE resource_type = $1 AND resource_id = $2"
-        } else {
-            "DELETE FROM plans WHERE resource_type = $1 AND resource_id = $2 AND slot = $3"
-        };
-        let insert = format!(
+        // The slot's row is replaced in one statement (the unique index on the slot makes two
+        // concurrent replacements, on any replica, leave exactly one plan); the replaced
+        // runner's next write then matches no row (its id is gone) and it stops. A delete
+        // also drops the resource's other slots: nothing planned before it may run after it.
+        let upsert = format!(
             "INSERT INTO plans ({COLUMNS}) VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, 0, 'pending', 0, NULL, $8, $9, $10, $11, $12, $12)"
+             ($1, $2, $3, $4, $5, $6, $7, 0, 'pending', 0, NULL, $8, $9, $10, $11, $12, $12) \
+             ON CONFLICT (resource_type, resource_id, slot) DO UPDATE SET \
+             id = excluded.id, kind = excluded.kind, label = excluded.label, \
+             steps = excluded.steps, done = 0, state = 'pending', attempts = 0, \
+             last_error = NULL, next_at = excluded.next_at, lease_owner = excluded.lease_owner, \
+             lease_until = excluded.lease_until, needs_caller = excluded.needs_caller, \
+             created_ms = excluded.created_ms, updated_ms = excluded.updated_ms"
         );
+        let others = "DELETE FROM plans WHERE resource_type = $1 AND resource_id = $2 \
+                      AND slot <> 'delete'";
         with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            let q = sqlx::query(clear).bind(&p.resource_type).bind(&p.resource_id);
-            let q = if p.slot == "delete" { q } else { q.bind(&p.slot) };
-            q.execute(&mut *tx).await?;
-            sqlx::query(&insert)
+            if p.slot == "delete" {
+                sqlx::query(others)
+                    .bind(&p.resource_type)
+                    .bind(&p.resource_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query(&upsert)
                 .bind(&p.id)
                 .bind(&p.resource_type)
                 .bind(&p.resource_id)
@@ -478,7 +487,7 @@ impl PlanStore for Store {
     ) -> StoreResult<Option<PlanRecord>> {
         let sql = format!(
             "SELECT {COLUMNS} FROM plans WHERE resource_type = $1 AND resource_id = $2 \
-             AND slot = $3 ORDER BY created_ms DESC LIMIT 1"
+             AND slot = $3"
         );
         let row: Option<PlanRow> = with_pool!(self, pool => sqlx::query_as(&sql)
             .bind(resource_type)

@@ -959,6 +959,33 @@ async fn plans_lifecycle(db: TestDb) {
         claimed.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(),
         ["p6"]
     );
+
+    // Concurrent replacements of one slot (two replicas' requests) leave exactly one plan.
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let p = new_plan(&format!("race{i}"), "race", "active", 1);
+            s.begin_plan(&p, &format!("r{i}"), now_ms() + 60_000)
+                .await
+                .unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let racing: Vec<_> = s
+        .plans_in(&[PlanState::Pending], 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|p| p.resource_id == "race")
+        .collect();
+    assert_eq!(racing.len(), 1, "{racing:?}");
+    let winner = &racing[0];
+    // Only the winner's runner can move it.
+    let owner = winner.lease_owner.clone().unwrap();
+    assert!(s.plan_complete(&winner.id, &owner, 1).await.unwrap());
 }
 
 /// Several claimers racing over the same due plans: each plan is claimed exactly once.

@@ -147,6 +147,7 @@ impl Gateway {
     /// `GET /Groups/{id}` of a managed group.
     pub(super) async fn managed_get(&self, id: &str, params: &ListParams) -> AppResult<Output> {
         let g = self.managed_group(id).await?;
+        crate::backend::note_label(Some(g.display_name.clone()));
         let mut resource = self.group_json(&g);
         if Self::wants_members(params) {
             set_members(&mut resource, self.all_members(&g.id).await?);
@@ -231,6 +232,7 @@ impl Gateway {
         let members = distinct_members(take_members(&mut resource).iter().map(member_of));
         let members = self.direct_members(None, members).await?;
         let (name, external) = group_attrs(&resource)?;
+        crate::backend::note_label(Some(name.clone()));
         let users = self.verify_members(&members).await?;
         let external = external.map(ExternalId::from);
         let g = self.store.create_group(&name, external.as_ref()).await?;
@@ -297,6 +299,7 @@ impl Gateway {
         let ctx = self.ctx(GROUP)?;
         let mut resource = normalize_resource(body, &ctx, NormalizeOptions::default())?;
         let g = self.managed_group(id).await?;
+        crate::backend::note_label(Some(g.display_name.clone()));
         let old = self.all_member_ids(&g.id).await?;
         if if_match_header.is_some() {
             let mut full = self.group_json(&g);
@@ -352,6 +355,7 @@ impl Gateway {
             delta.reset = Some(self.direct_members(Some(id), list).await?);
         }
         let g = self.managed_group(id).await?;
+        crate::backend::note_label(Some(g.display_name.clone()));
         let current = self.group_json(&g);
         if if_match_header.is_some() {
             let mut full = current.clone();
@@ -412,6 +416,7 @@ impl Gateway {
         if_match_header: Option<&str>,
     ) -> AppResult<()> {
         let g = self.managed_group(id).await?;
+        crate::backend::note_label(Some(g.display_name.clone()));
         if if_match_header.is_some() {
             let mut full = self.group_json(&g);
             set_members(&mut full, self.all_members(&g.id).await?);

@@ -72,6 +72,8 @@ impl PlanSettings {
             .min(self.backoff_max);
         let jitter = (uuid::Uuid::new_v4().as_u128() % 1000) as f64 / 1000.0;
         let wait = base.mul_f64(0.5 + jitter / 2.0);
+        // A legacy app's Retry-After is honoured up to a day (a larger one is taken as a day).
+        let retry_after = retry_after.map(|r| r.min(Duration::from_secs(86_400)));
         Some(retry_after.map_or(wait, |r| wait.max(r)))
     }
 }
@@ -163,11 +165,32 @@ struct StepFailure {
 }
 
 /// A plan recorded and leased to this request, not yet run (a create's rollback, run only
-/// if the create does not complete).
+/// if the create does not complete). While it exists a ticker renews its lease, so however
+/// long the guarded operation takes, the worker never runs the rollback under its feet; a
+/// crash stops the ticker and the lease lapses.
 pub(crate) struct Begun {
+    run: Run,
+    renewal: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Begun {
+    fn drop(&mut self) {
+        if let Some(t) = self.renewal.take() {
+            t.abort();
+        }
+    }
+}
+
+/// One run of a recorded plan: which plan, who runs it, from which step.
+#[derive(Debug, Clone)]
+pub(crate) struct Run {
     id: String,
     owner: String,
+    resource_type: String,
+    resource_id: String,
     steps: Vec<Step>,
+    from: usize,
+    attempts_before: u32,
 }
 
 impl Gateway {
@@ -183,8 +206,8 @@ impl Gateway {
             .map_err(|e| AppError::Internal(format!("plan encoding: {e}")))?;
         let new = NewPlan {
             id: id.clone(),
-            resource_type: spec.resource_type,
-            resource_id: spec.resource_id,
+            resource_type: spec.resource_type.clone(),
+            resource_id: spec.resource_id.clone(),
             slot: spec.slot.to_string(),
             kind: spec.kind,
             label: spec.label,
@@ -195,53 +218,119 @@ impl Gateway {
             .begin_plan(&new, &owner, self.lease_until())
             .await?;
         Ok(Some(Begun {
-            id,
-            owner,
-            steps: spec.steps,
+            run: Run {
+                id,
+                owner,
+                resource_type: spec.resource_type,
+                resource_id: spec.resource_id,
+                steps: spec.steps,
+                from: 0,
+                attempts_before: 0,
+            },
+            renewal: None,
         }))
     }
 
+    /// [`Gateway::begin`], with the lease renewed every third of its length until the plan
+    /// is run or discarded.
+    pub(crate) async fn begin_guard(&self, spec: PlanSpec) -> AppResult<Option<Begun>> {
+        let Some(mut b) = self.begin(spec).await? else {
+            return Ok(None);
+        };
+        let store = self.store.clone();
+        let (id, owner) = (b.run.id.clone(), b.run.owner.clone());
+        let lease = self.plan_settings.lease;
+        b.renewal = Some(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(lease / 3).await;
+                let until = now_ms().saturating_add(millis(lease));
+                match store.plan_progress(&id, &owner, 0, until).await {
+                    Ok(true) => {}
+                    Ok(false) => return,
+                    Err(e) => tracing::warn!(plan = %id, error = %e, "could not renew a lease"),
+                }
+            }
+        }));
+        Ok(Some(b))
+    }
+
     /// Runs a begun plan now; a failure leaves it to the worker (logged, not returned).
-    pub(crate) async fn run_begun(&self, b: Begun) {
-        if let Err(e) = self.run_recorded(&b.id, &b.owner, &b.steps, 0, 0).await {
-            tracing::error!(plan = %b.id, error = ?e, "plan failed; the worker retries it");
+    pub(crate) async fn run_begun(&self, mut b: Begun) {
+        if let Some(t) = b.renewal.take() {
+            t.abort();
+        }
+        if let Err(e) = self.run_recorded(&b.run).await {
+            tracing::error!(plan = %b.run.id, error = ?e, "plan failed; the worker retries it");
         }
     }
 
     /// Drops a begun plan that is not needed (the operation it guarded completed).
-    pub(crate) async fn discard(&self, b: Begun) {
-        if let Err(e) = self.store.discard_plan(&b.id, &b.owner).await {
-            tracing::error!(plan = %b.id, error = %e, "could not discard a rollback plan that is not needed; it may run later");
+    pub(crate) async fn discard(&self, mut b: Begun) {
+        if let Some(t) = b.renewal.take() {
+            t.abort();
+        }
+        if let Err(e) = self.store.discard_plan(&b.run.id, &b.run.owner).await {
+            tracing::error!(plan = %b.run.id, error = %e, "could not discard a rollback plan that is not needed; it may run later");
         }
     }
 
     /// Phase: records `spec` and runs it now, in the request. `Ok(())` once every step
-    /// succeeded (or a newer plan for the same slot took over); on a failure the plan stays
-    /// pending for the worker (or failed, with one attempt allowed) and the error is the
-    /// request's. A store that cannot take the record fails the request before any call.
+    /// succeeded, or when a newer plan replaced this one in its slot (the newer request owns
+    /// the outcome). On a failure the plan stays pending for the worker (or failed, once its
+    /// attempts are spent) and the error is the request's; a plan an operator abandoned or
+    /// another runner took over is a 503 saying so. A store that cannot take the record fails
+    /// the request before any call.
     pub(crate) async fn execute_plan(&self, spec: PlanSpec) -> AppResult<()> {
         let kind = spec.kind.clone();
         let Some(b) = self.begin(spec).await? else {
             return Ok(());
         };
-        tracing::debug!(plan = %b.id, %kind, steps = b.steps.len(), "plan recorded");
-        self.run_recorded(&b.id, &b.owner, &b.steps, 0, 0)
-            .await
-            .map(|_| ())
+        tracing::debug!(plan = %b.run.id, %kind, steps = b.run.steps.len(), "plan recorded");
+        match self.run_recorded(&b.run).await? {
+            RunEnd::Done => Ok(()),
+            RunEnd::Lost => match self.store.plan(&b.run.id).await? {
+                // Replaced in its slot: a newer request's plan decides the outcome.
+                None => Ok(()),
+                Some(p) if p.state == crate::store::PlanState::Abandoned => {
+                    Err(crate::scim::ScimError::new(
+                        503,
+                        None,
+                        "an operator abandoned this operation's plan before it completed",
+                    )
+                    .into())
+                }
+                Some(_) => Err(crate::scim::ScimError::new(
+                    503,
+                    None,
+                    "the operation did not finish in time and is being completed in the \
+                     background; retry shortly",
+                )
+                .into()),
+            },
+        }
     }
 
-    /// Runs `steps` from `from` under `owner`'s lease, then records the outcome: done, or
-    /// pending with its next attempt (or failed when `attempts_before + 1` attempts are
-    /// spent). The step's error is returned so a request can answer with it.
-    pub(crate) async fn run_recorded(
-        &self,
-        id: &str,
-        owner: &str,
-        steps: &[Step],
-        from: usize,
-        attempts_before: u32,
-    ) -> AppResult<RunEnd> {
-        match self.run_steps(id, owner, steps, from).await {
+    /// Runs a recorded plan from `run.from` under `run.owner`'s lease, then records the
+    /// outcome: done, or pending with its next attempt (or failed when its attempts are
+    /// spent). Runs of plans of one resource take turns within this process, and a run first
+    /// confirms it still holds its plan (extending the lease), so a plan replaced or taken
+    /// over while it waited does not run. The step's error is returned so a request can
+    /// answer with it.
+    pub(crate) async fn run_recorded(&self, run: &Run) -> AppResult<RunEnd> {
+        let _turn = self
+            .plan_lock(&run.resource_type, &run.resource_id)
+            .lock()
+            .await;
+        if !self
+            .store
+            .plan_progress(&run.id, &run.owner, run.from, self.lease_until())
+            .await?
+        {
+            tracing::info!(plan = %run.id, "plan replaced, abandoned or taken over before it ran");
+            return Ok(RunEnd::Lost);
+        }
+        let (id, owner, steps) = (run.id.as_str(), run.owner.as_str(), &run.steps);
+        match self.run_steps(id, owner, steps, run.from).await {
             Ok(RunEnd::Done) => {
                 if !self.store.plan_complete(id, owner, steps.len()).await? {
                     return Ok(RunEnd::Lost);
@@ -250,13 +339,13 @@ impl Gateway {
             }
             Ok(RunEnd::Lost) => Ok(RunEnd::Lost),
             Err(f) => {
-                let attempts = attempts_before + 1;
+                let attempts = run.attempts_before + 1;
                 let retry_after = match &f.error {
                     AppError::Backend(b) => b.retry_after(),
                     _ => None,
                 };
                 let next = self.plan_settings.next_attempt(attempts, retry_after);
-                let retry_at = next.map(|d| now_ms() + i64::try_from(d.as_millis()).unwrap_or(0));
+                let retry_at = next.map(|d| now_ms().saturating_add(millis(d)));
                 let recorded = self
                     .store
                     .plan_attempt_failed(id, owner, f.done, &f.description, retry_at)
@@ -266,7 +355,7 @@ impl Gateway {
                         tracing::error!(plan = id, error = %e, "could not record a failed plan attempt; its lease lapses and it is retried then")
                     }
                     (Ok(_), Some(wait)) => {
-                        tracing::warn!(plan = id, attempts, retry_in_ms = wait.as_millis() as u64, error = %f.description, "plan step failed; retried later")
+                        tracing::warn!(plan = id, attempts, retry_in_ms = millis(wait), error = %f.description, "plan step failed; retried later")
                     }
                     (Ok(_), None) => {
                         tracing::error!(plan = id, attempts, error = %f.description, "plan failed: its attempts are spent; it waits for an operator")
@@ -275,6 +364,15 @@ impl Gateway {
                 Err(f.error)
             }
         }
+    }
+
+    /// The lock stripe under which runs of one resource's plans take turns.
+    fn plan_lock(&self, rt: &str, id: &str) -> &tokio::sync::Mutex<()> {
+        let mut h = std::hash::DefaultHasher::new();
+        std::hash::Hash::hash(&(rt, id), &mut h);
+        let i = usize::try_from(std::hash::Hasher::finish(&h) % self.plan_locks.len() as u64)
+            .unwrap_or(0);
+        &self.plan_locks[i]
     }
 
     /// Runs the steps from `from`, marking progress; stops at the first failure (a 404 on a
@@ -305,6 +403,7 @@ impl Gateway {
             }
         };
         let mut marked = from;
+        let mut renewed = std::time::Instant::now();
         // Deleted resources the id map forgets, in batches (one statement per batch).
         let mut forgets: Vec<(String, String)> = Vec::new();
         for (i, step) in steps.iter().enumerate().skip(from) {
@@ -327,7 +426,14 @@ impl Gateway {
             if last || forgets.len() >= MARK_EVERY {
                 self.unmap_all(std::mem::take(&mut forgets)).await;
             }
-            if !last && (step.method == "POST" || done - marked >= MARK_EVERY) {
+            // Marked (and the lease renewed) after a POST, every MARK_EVERY steps, and when a
+            // third of the lease has passed, so a slow run never loses its plan to another.
+            if !last
+                && (step.method == "POST"
+                    || done - marked >= MARK_EVERY
+                    || renewed.elapsed() > self.plan_settings.lease / 3)
+            {
+                renewed = std::time::Instant::now();
                 match self
                     .store
                     .plan_progress(id, owner, done, self.lease_until())
@@ -361,7 +467,7 @@ impl Gateway {
 
     /// The lease a runner takes from now.
     fn lease_until(&self) -> i64 {
-        now_ms() + i64::try_from(self.plan_settings.lease.as_millis()).unwrap_or(i64::MAX / 2)
+        now_ms().saturating_add(millis(self.plan_settings.lease))
     }
 
     /// The worker's turn: claims up to `limit` due plans (see [`PlanStore::claim_due_plans`])
@@ -398,10 +504,16 @@ impl Gateway {
             resource_id = %plan.resource_id, from_step = plan.done + 1, steps = steps.len(),
             attempt = plan.attempts + 1, "resuming plan"
         );
-        match self
-            .run_recorded(&plan.id, worker, &steps, plan.done, plan.attempts)
-            .await
-        {
+        let run = Run {
+            id: plan.id.clone(),
+            owner: worker.to_string(),
+            resource_type: plan.resource_type.clone(),
+            resource_id: plan.resource_id.clone(),
+            steps,
+            from: plan.done,
+            attempts_before: plan.attempts,
+        };
+        match self.run_recorded(&run).await {
             Ok(RunEnd::Done) => {
                 tracing::info!(plan = %plan.id, kind = %plan.kind, resource_id = %plan.resource_id, "plan completed")
             }
@@ -409,21 +521,32 @@ impl Gateway {
         }
     }
 
-    /// Whether the last plan of `slot` for a resource is recorded complete: `Some(true)`
-    /// done, `Some(false)` pending or failed (so an assertion of the same state must finish
-    /// it), `None` when no plan was recorded.
-    pub(crate) async fn slot_complete(
+    /// The last plan of `slot` for a resource once no one is running it: while its lease
+    /// is live (the first attempt of a retried request still running after its client's
+    /// deadline, or the worker on it) this waits, up to one lease, rather than start a
+    /// second run beside it. `None` when no plan was recorded.
+    pub(crate) async fn settled_slot_plan(
         &self,
         rt: &str,
         id: &str,
         slot: &str,
-    ) -> AppResult<Option<(bool, String)>> {
-        Ok(self
-            .store
-            .slot_plan(rt, id, slot)
-            .await?
-            .map(|p| (p.state == crate::store::PlanState::Done, p.kind)))
+    ) -> AppResult<Option<PlanRecord>> {
+        let give_up = std::time::Instant::now() + self.plan_settings.lease;
+        loop {
+            let plan = self.store.slot_plan(rt, id, slot).await?;
+            match &plan {
+                Some(p) if p.running(now_ms()) && std::time::Instant::now() < give_up => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                _ => return Ok(plan),
+            }
+        }
     }
+}
+
+/// A duration in whole milliseconds, saturating.
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// Marks each step that deletes one of `ids` (of type `rt`) through `delete`, the profile's

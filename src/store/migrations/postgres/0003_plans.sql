@@ -22,8 +22,9 @@ CREATE TABLE plans (
 );
 -- The worker's question: which pending plans are due.
 CREATE INDEX plans_due ON plans (state, next_at);
--- A request's question: what is the last plan of this resource (in this slot).
-CREATE INDEX plans_resource ON plans (resource_type, resource_id, slot);
+-- One plan per resource and slot (a new one replaces it: INSERT … ON CONFLICT), which is also
+-- a request's question: what is the last plan of this resource in this slot.
+CREATE UNIQUE INDEX plans_slot ON plans (resource_type, resource_id, slot);
 
 -- Audit entries keep why a request failed, the request id, and whom it was about.
 ALTER TABLE audit_log ADD COLUMN request_id TEXT;
