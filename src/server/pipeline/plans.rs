@@ -259,7 +259,11 @@ impl Gateway {
         if let Some(t) = b.renewal.take() {
             t.abort();
         }
-        if let Err(e) = self.run_recorded(&b.run).await {
+        let _turn = self
+            .plan_lock(&b.run.resource_type, &b.run.resource_id)
+            .lock()
+            .await;
+        if let Err(e) = self.run_locked(&b.run, true).await {
             tracing::error!(plan = %b.run.id, error = ?e, "plan failed; the worker retries it");
         }
     }
@@ -281,12 +285,21 @@ impl Gateway {
     /// another runner took over is a 503 saying so. A store that cannot take the record fails
     /// the request before any call.
     pub(crate) async fn execute_plan(&self, spec: PlanSpec) -> AppResult<()> {
+        if spec.steps.is_empty() {
+            return Ok(());
+        }
         let kind = spec.kind.clone();
+        // The resource's turn is taken before the plan is recorded, so no other plan of it
+        // can be recorded and run in between: this run needs no ownership check first.
+        let _turn = self
+            .plan_lock(&spec.resource_type, &spec.resource_id)
+            .lock()
+            .await;
         let Some(b) = self.begin(spec).await? else {
             return Ok(());
         };
         tracing::debug!(plan = %b.run.id, %kind, steps = b.run.steps.len(), "plan recorded");
-        match self.run_recorded(&b.run).await? {
+        match self.run_locked(&b.run, false).await? {
             RunEnd::Done => Ok(()),
             RunEnd::Lost => match self.store.plan(&b.run.id).await? {
                 // Replaced in its slot: a newer request's plan decides the outcome.
@@ -312,19 +325,17 @@ impl Gateway {
 
     /// Runs a recorded plan from `run.from` under `run.owner`'s lease, then records the
     /// outcome: done, or pending with its next attempt (or failed when its attempts are
-    /// spent). Runs of plans of one resource take turns within this process, and a run first
-    /// confirms it still holds its plan (extending the lease), so a plan replaced or taken
+    /// spent). The caller holds the resource's turn ([`Gateway::plan_lock`]: runs of one
+    /// resource's plans take turns within this process). With `confirm`, the run first
+    /// checks that it still holds its plan (extending the lease), so a plan replaced or taken
     /// over while it waited does not run. The step's error is returned so a request can
     /// answer with it.
-    pub(crate) async fn run_recorded(&self, run: &Run) -> AppResult<RunEnd> {
-        let _turn = self
-            .plan_lock(&run.resource_type, &run.resource_id)
-            .lock()
-            .await;
-        if !self
-            .store
-            .plan_progress(&run.id, &run.owner, run.from, self.lease_until())
-            .await?
+    async fn run_locked(&self, run: &Run, confirm: bool) -> AppResult<RunEnd> {
+        if confirm
+            && !self
+                .store
+                .plan_progress(&run.id, &run.owner, run.from, self.lease_until())
+                .await?
         {
             tracing::info!(plan = %run.id, "plan replaced, abandoned or taken over before it ran");
             return Ok(RunEnd::Lost);
@@ -513,7 +524,11 @@ impl Gateway {
             from: plan.done,
             attempts_before: plan.attempts,
         };
-        match self.run_recorded(&run).await {
+        let _turn = self
+            .plan_lock(&run.resource_type, &run.resource_id)
+            .lock()
+            .await;
+        match self.run_locked(&run, true).await {
             Ok(RunEnd::Done) => {
                 tracing::info!(plan = %plan.id, kind = %plan.kind, resource_id = %plan.resource_id, "plan completed")
             }
