@@ -5,13 +5,15 @@
 
 mod common;
 
+use common::eventually;
+
 use common::Scim;
 use common::pg::with_schema;
 use common::process::{GatewayProcess, Scratch, write_config};
 use scimgate::demo::{DemoApp, DemoConfig};
 use scimgate::store::{PlanState, PlanStore, Store};
 use serde_json::{Value, json};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const USER_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const PATCH_URN: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
@@ -53,18 +55,6 @@ async fn arm(legacy: &DemoApp, spec: Value) {
         .call("POST", "/__demo/faults", Some(&spec))
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
-}
-
-async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
-    while !check().await {
-        assert!(Instant::now() < deadline, "not within {within:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }
 
 /// draftt's DELETE is a three-step plan (deactivate, revoke sessions, default role). The

@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::eventually;
+
 use common::entra::{Dialect, clients, create_user, legacy_user_count};
 use common::{Legacy, Scim};
 use scimgate::app::{DemoOptions, DemoStack};
@@ -35,8 +37,19 @@ fn no_worker_retries() -> PlansConfig {
 }
 
 async fn start(profile: &str, plans: PlansConfig) -> DemoStack {
+    start_with_deadline(profile, plans, None).await
+}
+
+/// A demo stack whose clients are answered 504 after `deadline` (the profile's default when
+/// `None`).
+async fn start_with_deadline(
+    profile: &str,
+    plans: PlansConfig,
+    deadline: Option<Duration>,
+) -> DemoStack {
     DemoStack::start(DemoOptions {
         plans: Some(plans),
+        request_timeout: deadline,
         ..DemoOptions::for_tests(profile)
     })
     .await
@@ -46,22 +59,6 @@ async fn start(profile: &str, plans: PlansConfig) -> DemoStack {
 async fn fault(legacy: &Legacy, spec: Value) {
     let r = legacy.call("POST", "/__demo/faults", Some(&spec)).await;
     assert_eq!(r.status, 200, "arming {spec}: {}", r.text);
-}
-
-/// Polls `check` every 25 ms until it holds or `within` passes.
-async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
-    loop {
-        if check().await {
-            return;
-        }
-        assert!(Instant::now() < deadline, "not within {within:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }
 
 async fn create(scim: &Scim, user_name: &str) -> String {
@@ -219,13 +216,8 @@ async fn entra_retry_of_a_failed_deactivation_finishes_it() {
 /// audit log has its entry (201, the client saw 504), and Entra's retry makes no second team.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timed_out_create_completes_and_its_retry_makes_no_duplicate() {
-    let stack = DemoStack::start(DemoOptions {
-        plans: Some(quick_plans()),
-        request_timeout: Some(Duration::from_millis(400)),
-        ..DemoOptions::for_tests("default")
-    })
-    .await
-    .unwrap();
+    let stack =
+        start_with_deadline("default", quick_plans(), Some(Duration::from_millis(400))).await;
     let (scim, legacy) = clients(&stack);
     let member = create(&scim, "member@example.com").await;
     fault(
@@ -342,13 +334,8 @@ async fn a_failed_create_is_rolled_back_by_a_durable_plan() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn softdrive_deletes_a_20000_member_group() {
     const N: usize = 20_000;
-    let stack = DemoStack::start(DemoOptions {
-        plans: Some(quick_plans()),
-        request_timeout: Some(Duration::from_secs(120)),
-        ..DemoOptions::for_tests("softdrive")
-    })
-    .await
-    .unwrap();
+    let stack =
+        start_with_deadline("softdrive", quick_plans(), Some(Duration::from_secs(120))).await;
     let (scim, legacy) = clients(&stack);
     let mut ids = Vec::with_capacity(N);
     for i in 0..N {
@@ -585,13 +572,8 @@ async fn operators_see_retry_and_abandon_plans_on_the_status_page() {
 /// answers with its outcome. The revoke is called once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_waits_for_the_running_plan_instead_of_running_it_twice() {
-    let stack = DemoStack::start(DemoOptions {
-        plans: Some(quick_plans()),
-        request_timeout: Some(Duration::from_millis(300)),
-        ..DemoOptions::for_tests("draftt")
-    })
-    .await
-    .unwrap();
+    let stack =
+        start_with_deadline("draftt", quick_plans(), Some(Duration::from_millis(300))).await;
     let (scim, legacy) = clients(&stack);
     let id = create(&scim, "slow-revoke@example.com").await;
     fault(

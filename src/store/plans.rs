@@ -328,32 +328,41 @@ impl PlanStore for Store {
         );
         let others = "DELETE FROM plans WHERE resource_type = $1 AND resource_id = $2 \
                       AND slot <> 'delete'";
-        with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            if p.slot == "delete" {
+        macro_rules! upsert {
+            ($exec:expr) => {
+                sqlx::query(&upsert)
+                    .bind(&p.id)
+                    .bind(&p.resource_type)
+                    .bind(&p.resource_id)
+                    .bind(&p.slot)
+                    .bind(&p.kind)
+                    .bind(&p.label)
+                    .bind(&steps)
+                    .bind(now)
+                    .bind(owner)
+                    .bind(lease_until)
+                    .bind(i64::from(p.needs_caller))
+                    .bind(now)
+                    .execute($exec)
+                    .await
+                    .map(|_| ())
+            };
+        }
+        if p.slot == "delete" {
+            with_pool!(self, pool => {
+                let mut tx = pool.begin().await?;
                 sqlx::query(others)
                     .bind(&p.resource_type)
                     .bind(&p.resource_id)
                     .execute(&mut *tx)
                     .await?;
-            }
-            sqlx::query(&upsert)
-                .bind(&p.id)
-                .bind(&p.resource_type)
-                .bind(&p.resource_id)
-                .bind(&p.slot)
-                .bind(&p.kind)
-                .bind(&p.label)
-                .bind(&steps)
-                .bind(now)
-                .bind(owner)
-                .bind(lease_until)
-                .bind(i64::from(p.needs_caller))
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await
-        })?;
+                upsert!(&mut *tx)?;
+                tx.commit().await
+            })?;
+        } else {
+            // One statement, atomic by itself: no transaction round trips.
+            with_pool!(self, pool => upsert!(pool))?;
+        }
         Ok(())
     }
 
