@@ -615,3 +615,55 @@ async fn a_retry_waits_for_the_running_plan_instead_of_running_it_twice() {
     .await;
     stack.gateway.shutdown().await;
 }
+
+/// A client that gives up and closes its connection mid-operation does not cancel the write:
+/// the deactivation plan still completes and the request is audited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_hanging_up_does_not_cancel_the_write() {
+    let stack = start("draftt", no_worker_retries()).await;
+    let (scim, legacy) = clients(&stack);
+    let id = create(&scim, "hangup@example.com").await;
+    fault(
+        &legacy,
+        json!({"mode": "delay", "delay_ms": 600, "route": REVOKE}),
+    )
+    .await;
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(150),
+        scim.patch(&format!("/Users/{id}"), &Dialect::Legacy.disable_user()),
+    )
+    .await;
+    assert!(
+        gave_up.is_err(),
+        "the client stopped waiting and dropped its connection"
+    );
+    eventually(Duration::from_secs(5), "sessions revoked anyway", || {
+        let legacy = legacy.clone();
+        let id = id.clone();
+        async move { sessions(&legacy, &id).await == ("inactive".into(), 0, 1) }
+    })
+    .await;
+    let store = stack.gateway.store();
+    eventually(
+        Duration::from_secs(5),
+        "the PATCH audited with its outcome",
+        || async {
+            store
+                .query(&AuditFilter::default())
+                .await
+                .unwrap()
+                .iter()
+                .any(|e| e.operation == "patch" && e.scim_status == 200)
+        },
+    )
+    .await;
+    assert_eq!(
+        store
+            .slot_plan("User", &id, "active")
+            .await
+            .unwrap()
+            .map(|p| p.state),
+        Some(PlanState::Done)
+    );
+    stack.gateway.shutdown().await;
+}

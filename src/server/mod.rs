@@ -196,11 +196,13 @@ async fn edge(State(edge): State<EdgeState>, req: Request, next: Next) -> Respon
             .observe_request(resource, operation, r.status().as_u16(), started.elapsed());
         return r;
     };
-    // The operation runs in its own task: the client's deadline ends the wait, never the
-    // work. A write (with its plan, rollback and audit entry) runs on to completion, holding
-    // its concurrency permit; the audit layer bounds it by the operation timeout (a read by
-    // the request timeout), so a cut-off operation still gets its audit entry. The bound
-    // here is only a backstop for what the audit layer does not see.
+    // The client's deadline (or its disconnecting) ends the wait, never the work: the
+    // operation is polled here, and if the deadline passes or this future is dropped first,
+    // what remains of it moves to a task of its own ([`Detached`]) and runs to completion,
+    // holding its concurrency permit. The audit layer bounds it by the operation timeout (a
+    // read by the request timeout), so a cut-off operation still gets its audit entry; the
+    // bound here is only a backstop for what the audit layer does not see. The normal path
+    // spawns nothing.
     let is_write = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
     let late = ClientDeadline::default();
     let mut req = req;
@@ -224,18 +226,22 @@ async fn edge(State(edge): State<EdgeState>, req: Request, next: Next) -> Respon
         },
         span.clone(),
     );
-    let task = tokio::spawn(op);
-    let mut resp = match tokio::time::timeout(limits.request_timeout, task).await {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => {
-            tracing::error!(parent: &span, error = %e, "request task failed");
-            AppError::Internal(format!("request task: {e}")).into_response()
+    let mut op = Detached(Some(Box::pin(op)));
+    let answered = match op.0.as_mut() {
+        Some(fut) => tokio::time::timeout(limits.request_timeout, fut).await,
+        None => Ok(AppError::Internal("request future missing".into()).into_response()),
+    };
+    let mut resp = match answered {
+        Ok(r) => {
+            op.0 = None;
+            r
         }
         Err(_) => {
             late.mark();
             if is_write {
                 tracing::warn!(parent: &span, "client deadline passed; the operation continues");
             }
+            drop(op);
             timeout_response(limits.request_timeout, is_write)
         }
     };
@@ -251,6 +257,21 @@ async fn edge(State(edge): State<EdgeState>, req: Request, next: Next) -> Respon
     }
     set_request_id(&mut resp, &id);
     resp
+}
+
+/// An operation not finished when its client stopped waiting: dropping this moves what
+/// remains of it into a task of its own, so it completes (a timed-out or disconnected client
+/// never cancels a write half-way).
+struct Detached<F: Future<Output = Response> + Send + 'static>(Option<std::pin::Pin<Box<F>>>);
+
+impl<F: Future<Output = Response> + Send + 'static> Drop for Detached<F> {
+    fn drop(&mut self) {
+        if let Some(rest) = self.0.take()
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            rt.spawn(rest);
+        }
+    }
 }
 
 /// The request's id (the client's `X-Request-Id`, or one the gateway made), in the request's
