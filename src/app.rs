@@ -513,7 +513,7 @@ async fn build_state(
                 .resources
                 .get("Group")
                 .is_some_and(|rc| rc.ignore_nested_groups),
-            plans: cfg.plans.settings(),
+            plans: crate::server::pipeline::PlanSettings::from(&cfg.plans),
             max_values: cfg.server.max_attribute_values,
         },
         store.clone(),

@@ -279,16 +279,6 @@ impl Default for PlansConfig {
 }
 
 impl PlansConfig {
-    /// The durations as the plan runner takes them.
-    pub fn settings(&self) -> crate::server::pipeline::PlanSettings {
-        crate::server::pipeline::PlanSettings {
-            max_attempts: self.max_attempts.max(1),
-            backoff_initial: Duration::from_millis(self.backoff_initial_ms),
-            backoff_max: Duration::from_millis(self.backoff_max_ms.max(self.backoff_initial_ms)),
-            lease: Duration::from_millis(self.lease_ms.max(1000)),
-        }
-    }
-
     /// How often the worker polls.
     pub fn poll(&self) -> Duration {
         Duration::from_millis(self.poll_ms.max(10))

@@ -2,25 +2,32 @@
 //! API. Each operation is a short sequence of named phases:
 //!
 //! ```text
-//! create:  normalise ─▶ to_backend ─▶ backend create ─▶ members ─▶ from_backend ─▶ respond
-//!          (a failure after the backend create deletes the record again)
+//! create:  normalise ─▶ one create of this resource at a time ─▶ externalId already mapped?
+//!          (409) ─▶ to_backend ─▶ backend create ─▶ [rollback plan recorded] ─▶ members
+//!          ─▶ from_backend ─▶ respond   (a failure after the backend create runs the rollback)
 //! get:     backend get ─▶ from_backend ─▶ members? ─▶ respond (meta, ETag, projection)
 //! list:    push simple filters down ─▶ backend list (paged) ─▶ from_backend ─▶ evaluate the
 //!          whole filter ─▶ sort ─▶ page ─▶ respond
 //! replace: normalise ─▶ load ─▶ If-Match ─▶ to_backend ─▶ backend replace ─▶ members diff
-//!          ─▶ hooks ─▶ respond
+//!          ─▶ activation (desired state) ─▶ respond
 //! patch:   parse (Entra dialects normalised) ─▶ group members as a delta, never loading the
-//!          member list ─▶ other ops: load ─▶ apply ─▶ to_backend ─▶ replace ─▶ hooks ─▶ respond
-//! delete:  (groups) on_group_delete plan with the members ─▶ on_delete hook plan, or
-//!          backend delete ─▶ (users) leave every managed group
+//!          member list ─▶ other ops: load ─▶ apply ─▶ to_backend ─▶ replace ─▶ activation
+//!          (desired state, also when nothing changed) ─▶ respond
+//! delete:  one call, or one durable plan: on_group_delete's pages ─▶ on_delete's plan or the
+//!          delete call ─▶ (users) leave every managed group
 //! ```
+//! Every operation that needs more than one legacy call runs its follow-up calls as a
+//! **durable plan** (see the `plans` module): recorded before its first call, progress marked,
+//! resumed by the plan worker after a failure or a crash, visible on the status page. A
+//! single-call write records none. "Activation" is desired state: a user left inactive runs
+//! `on_deactivate` until its plan is recorded complete (see `Gateway::assert_activation`).
 //! Before any of create, replace and patch, attributes the profile marks `unsupported` are
-//! refused (400), and with `ignore_nested_groups` group members that are groups are left out
-//! (see [`Gateway::nested_groups`]).
-//! Every successful create, externalId change and delete is recorded in the store's id map
-//! (see [`Gateway::map_created`]). With `groups = "managed"` the Group operations are served
-//! from the store instead, and membership changes call the User script's
-//! `on_membership_change` hook: see the `managed` module.
+//! refused (400), multi-valued attributes beyond `max_attribute_values` are refused (400), and
+//! with `ignore_nested_groups` group members that are groups are left out (see
+//! [`Gateway::nested_groups`]). Every successful create, externalId change and delete is
+//! recorded in the store's id map (see [`Gateway::map_created`]). With `groups = "managed"`
+//! the Group operations are served from the store instead, and membership changes call the
+//! User script's `on_membership_change` hook: see the `managed` module.
 //!
 //! Scripts never do I/O: they map records and return plans; this module makes the calls.
 

@@ -57,6 +57,19 @@ impl Default for PlanSettings {
     }
 }
 
+impl From<&crate::config::PlansConfig> for PlanSettings {
+    /// The `[plans]` section as the runner takes it (zero attempts → one, a maximum below
+    /// the initial backoff → the initial backoff, a lease of at least a second).
+    fn from(c: &crate::config::PlansConfig) -> Self {
+        PlanSettings {
+            max_attempts: c.max_attempts.max(1),
+            backoff_initial: Duration::from_millis(c.backoff_initial_ms),
+            backoff_max: Duration::from_millis(c.backoff_max_ms.max(c.backoff_initial_ms)),
+            lease: Duration::from_millis(c.lease_ms.max(1000)),
+        }
+    }
+}
+
 impl PlanSettings {
     /// When attempt `attempts + 1` is due after `attempts` failures, or `None` when they are
     /// spent: `initial × 2^(attempts-1)`, capped at `max`, with full jitter in its upper half
