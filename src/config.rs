@@ -1920,6 +1920,9 @@ list = { path = "/users", items = "$.data[*]", total = "$.total", paging = { sty
             env(&[
                 ("SCIMGATE_SERVER__LISTEN", "0.0.0.0:8080"),
                 ("SCIMGATE_SERVER__MAX_CONCURRENCY", "7"),
+                ("SCIMGATE_SERVER__MAX_ATTRIBUTE_VALUES", "50"),
+                ("SCIMGATE_PLANS__MAX_ATTEMPTS", "3"),
+                ("SCIMGATE_PLANS__BACKOFF_INITIAL_MS", "250"),
                 ("SCIMGATE_AUTH__TOKENS", "a, b"),
                 ("SCIMGATE_LOG__FORMAT", "json"),
                 (
@@ -1939,6 +1942,15 @@ list = { path = "/users", items = "$.data[*]", total = "$.total", paging = { sty
         .unwrap_or_else(|e| panic!("{e:#?}"));
         assert_eq!(cfg.server.listen, "0.0.0.0:8080".parse().unwrap());
         assert_eq!(cfg.server.max_concurrency, 7);
+        assert_eq!(cfg.server.max_attribute_values, 50);
+        assert_eq!(
+            cfg.plans,
+            PlansConfig {
+                max_attempts: 3,
+                backoff_initial_ms: 250,
+                ..PlansConfig::default()
+            }
+        );
         let tokens: Vec<&str> = cfg.auth.tokens.iter().map(Secret::expose).collect();
         assert_eq!(tokens, ["a", "b"]);
         assert_eq!(cfg.log.format, LogFormat::Json);
