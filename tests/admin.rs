@@ -591,6 +591,76 @@ async fn browser_flow(b: &Browser, stack: &DemoStack) -> Result<(), String> {
     b.screenshot(&artifacts.join("admin-e2e-overview.png"))
         .await?;
 
+    // A create whose member the app refuses, and whose rollback delete then fails: the
+    // rollback is a pending plan on the overview; "Retry now" (once the app recovers) runs it.
+    let legacy = common::Legacy::with_header(
+        &stack.legacy_url,
+        &stack.legacy_auth.0,
+        &stack.legacy_auth.1,
+    );
+    let arm = |spec: Value| {
+        let legacy = legacy.clone();
+        async move {
+            legacy
+                .call("POST", "/__demo/faults", Some(&spec))
+                .await
+                .status
+        }
+    };
+    let fault = json!({"mode": "status", "status": 503, "count": 100,
+                       "route": "DELETE /api/v1/teams/{id}"});
+    check(arm(fault).await == 200, "arming the fault".into())?;
+    let r = entra
+        .post(
+            "/Groups",
+            &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                    "displayName": "Browser Orphan", "members": [{"value": "424242"}]}),
+        )
+        .await;
+    check(
+        r.status == 400,
+        format!("group create: {} {}", r.status, r.text),
+    )?;
+    b.goto(&format!("{admin}/")).await?;
+    let row = b.wait_for("#plans tr[data-plan]", wait).await?;
+    let text = b.text(&row).await?;
+    for part in [
+        "Group",
+        "Browser Orphan",
+        "create rollback",
+        "1 of 1",
+        "503",
+    ] {
+        check(
+            text.contains(part),
+            format!("plan row {text:?} lacks {part}"),
+        )?;
+    }
+    b.screenshot(&artifacts.join("admin-e2e-plans.png")).await?;
+    check(
+        arm(json!({"mode": "none"})).await == 200,
+        "clearing the fault".into(),
+    )?;
+    b.click(
+        &b.find("#plans tr[data-plan] form[action$='/retry'] button")
+            .await?,
+    )
+    .await?;
+    let until = std::time::Instant::now() + wait;
+    loop {
+        b.goto(&format!("{admin}/")).await?;
+        let card = b.text_of("#plans").await.unwrap_or_default();
+        if card.contains("Every multi-step operation has completed") {
+            break;
+        }
+        if std::time::Instant::now() > until {
+            return Err(format!("plans after Retry now: {card:?}"));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let teams = legacy.get("/api/v1/teams?name=Browser%20Orphan").await;
+    check(teams["total"] == 0, format!("orphan team left: {teams}"))?;
+
     // Revoke the key in the page (its confirmation dialog), then SCIM refuses it.
     let id = key.split('_').nth(1).unwrap_or_default().to_string();
     b.goto(&format!("{admin}/keys")).await?;

@@ -138,6 +138,18 @@ pub fn ago(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
     }
 }
 
+/// "in 40 s"-style text for a time ahead of `now` (a plan's next attempt); "now" when due.
+pub fn ahead(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let secs = (t - now).num_seconds();
+    match secs {
+        i64::MIN..=0 => "now".into(),
+        1..=59 => format!("in {secs} s"),
+        60..=3599 => format!("in {} min", secs / 60),
+        3600..=86_399 => format!("in {} h", secs / 3600),
+        _ => format!("in {} d", secs / 86_400),
+    }
+}
+
 fn absolute(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
@@ -398,7 +410,9 @@ fn plans_card(csrf: &str, plans: &[PlanRecord], now: DateTime<Utc>) -> Markup {
                                 td { @if let Some(e) = &p.last_error { span.detail { (e) } } }
                                 td {
                                     @if p.state == PlanState::Pending && !p.running(now_ms) {
-                                        (when(at(p.next_at), now))
+                                        time datetime=(at(p.next_at).to_rfc3339()) title=(absolute(at(p.next_at))) {
+                                            (ahead(at(p.next_at), now))
+                                        }
                                     } @else if p.needs_caller {
                                         span.muted { "on the client's retry" }
                                     } @else { span.muted { "—" } }
@@ -668,6 +682,9 @@ mod tests {
         assert_eq!(ago(now - Duration::hours(5), now), "5 h ago");
         assert_eq!(ago(now - Duration::days(2), now), "2 d ago");
         assert_eq!(ago(now + Duration::minutes(1), now), "in the future");
+        assert_eq!(ahead(now + Duration::seconds(40), now), "in 40 s");
+        assert_eq!(ahead(now + Duration::minutes(3), now), "in 3 min");
+        assert_eq!(ahead(now - Duration::seconds(1), now), "now");
     }
 
     #[test]
