@@ -300,3 +300,90 @@ async fn lifecycle(stack: &DemoStack, d: Dialect) {
     // Draftt has no teams: groups never reached the app.
     assert_eq!(legacy.get("/__demo/state").await["teams"], 0);
 }
+
+/// RFC 7644 §3.6 with Draftt's "data is kept": after DELETE the account stays in Draftt,
+/// inactive, but for SCIM it is gone: 404 to every operation, left out of filters and lists,
+/// a second DELETE is 404, the managed count drops, and a new POST with its userName or
+/// externalId is a 409 saying the account was deleted and is kept (never matched or handed
+/// to someone else).
+#[tokio::test]
+async fn deleted_means_gone_for_scim_while_draftt_keeps_the_account() {
+    let stack = start().await;
+    let (scim, legacy) = clients(&stack);
+    let body = user("kept@example.com", "ext-kept");
+    let r = scim.post("/Users", &body).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let id = r.json["id"].as_str().unwrap().to_string();
+    let other = scim
+        .post("/Users", &user("other@example.com", "ext-other"))
+        .await;
+    assert_eq!(other.status, 201, "{}", other.text);
+    let listed = |r: &common::Resp| r.json["totalResults"].as_u64().unwrap();
+    assert_eq!(listed(&scim.get("/Users").await), 2);
+
+    let r = scim.delete(&format!("/Users/{id}")).await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    // Draftt keeps the account, inactive.
+    let kept = record(&legacy, &id).await;
+    assert_eq!(kept["status"], "inactive");
+    assert_eq!(user_deletes(&legacy).await, 0);
+
+    let path = format!("/Users/{id}");
+    assert_eq!(scim.get(&path).await.status, 404);
+    assert_eq!(scim.delete(&path).await.status, 404, "a second DELETE");
+    let r = scim
+        .patch(
+            &path,
+            &patch(vec![
+                json!({"op": "replace", "path": "displayName", "value": "x"}),
+            ]),
+        )
+        .await;
+    assert_eq!(r.status, 404, "{}", r.text);
+    assert_eq!(scim.put(&path, &body).await.status, 404);
+    let r = scim
+        .get("/Users?filter=userName%20eq%20%22kept%40example.com%22")
+        .await;
+    assert_eq!((r.status, listed(&r)), (200, 0), "{}", r.text);
+    let r = scim.get("/Users").await;
+    assert_eq!(listed(&r), 1, "{}", r.text);
+    assert!(!r.text.contains("kept@example.com"), "{}", r.text);
+
+    // A new person with the same userName, or the same externalId: refused, nothing written.
+    let before = legacy_user_count(&legacy).await;
+    for again in [
+        user("kept@example.com", "ext-new-person"),
+        user("someone-else@example.com", "ext-kept"),
+    ] {
+        let r = scim.post("/Users", &again).await;
+        assert_eq!(r.status, 409, "{}", r.text);
+        assert_eq!(r.json["scimType"], "uniqueness");
+        let detail = r.json["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("deleted") && detail.contains(&id),
+            "{detail}"
+        );
+    }
+    assert_eq!(legacy_user_count(&legacy).await, before);
+    // The status page's count follows (the id map forgot the deleted user).
+    let m = common::admin::AdminClient::new(&stack.admin_url)
+        .get("/metrics")
+        .await;
+    let users = common::admin::parse_metrics(&m.text)
+        .iter()
+        .find(|(k, _)| k.ends_with("users_managed"))
+        .map(|(_, v)| *v);
+    assert_eq!(users, Some(1.0), "{}", m.text);
+    // A managed group cannot take the deleted user as a member.
+    let r = scim.post("/Groups", &group("draftt-admins")).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let gid = r.json["id"].as_str().unwrap().to_string();
+    let r = scim
+        .patch(
+            &format!("/Groups/{gid}"),
+            &Dialect::Compliant.add_members(&[&id]),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    stack.gateway.shutdown().await;
+}

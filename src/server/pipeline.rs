@@ -36,7 +36,7 @@ mod plans;
 
 pub use managed::MEMBERSHIP_HOOK;
 pub use plans::PlanSettings;
-use plans::{PlanSpec, Step, mark_forgets};
+use plans::{Bury, PlanSpec, Step, mark_forgets};
 
 /// The Group script's hook before a group is deleted, `on_group_delete(group, members, ctx)`:
 /// called only when defined with those three parameters, and only then are the group's
@@ -61,7 +61,9 @@ use crate::scim::patch::{
 use crate::scim::resource::{NormalizeOptions, get_ci, normalize_resource, project};
 use crate::scim::schema::{SchemaContext, ServiceProviderConfig};
 use crate::scim::{AttrPath, SchemaRegistry, ScimError};
-use crate::store::{ExternalId, GroupStore, IdMap, IdMapping, LegacyId, PlanState, ScimId, Store};
+use crate::store::{
+    ExternalId, GroupStore, IdMap, IdMapping, LegacyId, PlanState, ScimId, Store, TombstoneStore,
+};
 use serde_json::{Map, Value, json};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -591,8 +593,49 @@ impl Gateway {
             .collect())
     }
 
-    /// Phase: load one resource (without members).
+    /// Whether this resource type's deletes keep the data in the application (no delete
+    /// endpoint; `on_delete` plans what happens instead, e.g. draftt): deleted resources are
+    /// then tombstoned, and gone for SCIM (RFC 7644 §3.6).
+    fn keeps_deleted(&self, b: &Binding) -> bool {
+        b.delete.is_none() && self.scripts.has_fn(&b.script, "on_delete", 2)
+    }
+
+    /// Phase: which of a list page's resources were deleted (and are kept by the app), with
+    /// the number of such resources in all; `None` when the type's deletes really delete.
+    async fn kept_deleted_among(
+        &self,
+        b: &Binding,
+        page: &[Value],
+    ) -> AppResult<Option<(HashSet<String>, u64)>> {
+        if !self.keeps_deleted(b) {
+            return Ok(None);
+        }
+        let rt = canonical_rt(&b.resource_type);
+        let ids: Vec<String> = page
+            .iter()
+            .filter_map(|r| r.get("id").and_then(Value::as_str).map(str::to_string))
+            .collect();
+        let found = self.store.tombstoned_among(rt, &ids).await?;
+        let all = self.store.tombstone_count(rt).await?;
+        Ok(Some((found, all)))
+    }
+
+    /// Phase: load one resource (without members). A resource deleted over SCIM whose
+    /// record the application keeps is missing here like a record the app no longer has
+    /// (every operation on it, and a member naming it, sees a 404).
     async fn load(&self, b: &Binding, id: &str) -> AppResult<Value> {
+        if self.keeps_deleted(b)
+            && self
+                .store
+                .is_tombstoned(canonical_rt(&b.resource_type), id)
+                .await?
+        {
+            return Err(AppError::Backend(crate::backend::BackendError::Status {
+                status: 404,
+                message: format!("{} {id} was deleted", b.resource_type),
+                retry_after: None,
+            }));
+        }
         let record = self.get_record(b, id).await?;
         self.map_from_backend(b, record, "get")
     }
@@ -784,6 +827,20 @@ impl Gateway {
             for r in records {
                 out.push(self.map_from_backend(b, r, "list")?);
             }
+            // Deleted-but-kept records leave holes in the legacy app's page; the total
+            // leaves them all out.
+            let kept = self.kept_deleted_among(b, &out).await?;
+            let total = match &kept {
+                Some((_, n)) => total.saturating_sub(usize::try_from(*n).unwrap_or(0)),
+                None => total,
+            };
+            if let Some((ids, _)) = kept {
+                out.retain(|r| {
+                    !r.get("id")
+                        .and_then(Value::as_str)
+                        .is_some_and(|id| ids.contains(id))
+                });
+            }
             (out, total)
         } else {
             let (records, total) = self.backend.list(&b.list, query, 1, self.max_scan).await?;
@@ -804,9 +861,19 @@ impl Gateway {
                 )
                 .into());
             }
-            let mut matched = Vec::new();
+            let mut mapped = Vec::with_capacity(records.len());
             for r in records {
-                let res = self.map_from_backend(b, r, "list")?;
+                mapped.push(self.map_from_backend(b, r, "list")?);
+            }
+            if let Some((ids, _)) = self.kept_deleted_among(b, &mapped).await? {
+                mapped.retain(|r| {
+                    !r.get("id")
+                        .and_then(Value::as_str)
+                        .is_some_and(|id| ids.contains(id))
+                });
+            }
+            let mut matched = Vec::new();
+            for res in mapped {
                 if params
                     .filter
                     .as_ref()
@@ -882,6 +949,7 @@ impl Gateway {
         crate::backend::note_label(label_of(&resource));
         let _turn = self.create_lock(rt, &resource).lock().await;
         self.refuse_known_external_id(b, &resource).await?;
+        self.refuse_kept_deleted(b, &resource).await?;
         let members = match &b.members {
             Some(_) => {
                 self.direct_member_values(None, take_members(&mut resource))
@@ -1003,6 +1071,43 @@ impl Gateway {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Phase (types whose deletes keep the data): a create whose userName (displayName) or
+    /// externalId is a deleted account the application keeps is a 409: the kept account is
+    /// never matched to, or handed over to, whoever is created now.
+    async fn refuse_kept_deleted(&self, b: &Binding, resource: &Value) -> AppResult<()> {
+        if !self.keeps_deleted(b) {
+            return Ok(());
+        }
+        let rt = canonical_rt(&b.resource_type);
+        let name_key = label_of(resource).map(|l| l.to_lowercase());
+        let external = external_id_of(resource);
+        if name_key.is_none() && external.is_none() {
+            return Ok(());
+        }
+        let Some(t) = self
+            .store
+            .tombstone_matching(rt, name_key.as_deref(), external)
+            .await?
+        else {
+            return Ok(());
+        };
+        let by = if t.name_key.is_some() && t.name_key == name_key {
+            if rt == "User" {
+                "userName"
+            } else {
+                "displayName"
+            }
+        } else {
+            "externalId"
+        };
+        Err(ScimError::uniqueness(format!(
+            "a {rt} with this {by} was deleted and the application keeps its account (id {}); \
+             it is not reused for a new {rt}",
+            t.scim_id
+        ))
+        .into())
     }
 
     /// The plan that deletes a record a failed create made.
@@ -1370,10 +1475,12 @@ impl Gateway {
         }
         let mut steps: Vec<Step> = Vec::new();
         let mut label = None;
+        let mut loaded_external = None;
         let mut hook_planned = false;
         if if_match_header.is_some() || has_hook || group_hook {
             let loaded = self.load(b, id).await?;
             label = label_of(&loaded);
+            loaded_external = external_id_of(&loaded).map(str::to_string);
             crate::backend::note_label(label.clone());
             // The members only when something needs them: If-Match (the version covers
             // them) or on_group_delete; a plain group delete stays one legacy call.
@@ -1406,11 +1513,20 @@ impl Gateway {
                 .map_err(|e| AppError::Internal(format!("endpoint template: {e}")))?;
             steps.push(Step::of_request(req));
         }
-        // The worker, too, must forget the resource once its plan completes.
-        if let Some(last) = steps.last_mut()
-            && last.forget.is_none()
-        {
-            last.forget = Some((canonical_rt(rt).to_string(), id.to_string()));
+        // The worker, too, must forget the resource once its plan completes, and when the
+        // application keeps the data, record the tombstone that makes it gone for SCIM.
+        if let Some(last) = steps.last_mut() {
+            if last.forget.is_none() {
+                last.forget = Some((canonical_rt(rt).to_string(), id.to_string()));
+            }
+            if self.keeps_deleted(b) {
+                last.bury = Some(Bury {
+                    resource_type: canonical_rt(rt).to_string(),
+                    scim_id: id.to_string(),
+                    name_key: label.as_ref().map(|l| l.to_lowercase()),
+                    external_id: loaded_external,
+                });
+            }
         }
         if self.managed_groups && rt.eq_ignore_ascii_case("User") {
             let dropped = self.store.drop_member(&ScimId::from(id)).await?;

@@ -18,6 +18,7 @@ mod plans;
 mod sync;
 #[cfg(test)]
 mod tests;
+mod tombstones;
 
 pub use audit::{AuditContext, AuditEntry, AuditFilter, AuditLog, BackendCall};
 pub use basic::BasicCredentials;
@@ -26,6 +27,7 @@ pub use idmap::{IdMap, IdMapping};
 pub use keys::{KeyId, KeyInfo, KeyStore, parse_lifetime};
 pub use plans::{NewPlan, PlanCounts, PlanRecord, PlanState, PlanStore, now_ms};
 pub use sync::{SyncState, SyncStatus};
+pub use tombstones::{Tombstone, TombstoneStore};
 
 use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};

@@ -153,6 +153,7 @@ both_backends!(
     ping_answers_until_closed,
     plans_lifecycle,
     plans_are_claimed_once,
+    tombstones,
 );
 
 async fn ping_answers_until_closed(db: TestDb) {
@@ -1022,4 +1023,51 @@ async fn plans_are_claimed_once(db: TestDb) {
     let n = all.len();
     all.dedup();
     assert_eq!((n, all.len()), (40, 40), "every plan claimed exactly once");
+}
+
+async fn tombstones(db: TestDb) {
+    let s = &db.store;
+    let t = |id: &str, name: &str, ext: Option<&str>| Tombstone {
+        resource_type: "User".into(),
+        scim_id: id.into(),
+        name_key: Some(name.into()),
+        external_id: ext.map(str::to_string),
+        deleted_ms: now_ms(),
+    };
+    assert!(!s.is_tombstoned("User", "1").await.unwrap());
+    s.put_tombstone(&t("1", "ada@example.com", Some("ext-1")))
+        .await
+        .unwrap();
+    s.put_tombstone(&t("2", "bea@example.com", None))
+        .await
+        .unwrap();
+    // Again: replaced, not duplicated.
+    s.put_tombstone(&t("2", "bea@example.com", None))
+        .await
+        .unwrap();
+    assert!(s.is_tombstoned("User", "1").await.unwrap());
+    assert!(!s.is_tombstoned("Group", "1").await.unwrap());
+    assert_eq!(s.tombstone_count("User").await.unwrap(), 2);
+    let among = s
+        .tombstoned_among("User", &["1".into(), "3".into(), "2".into()])
+        .await
+        .unwrap();
+    assert_eq!(among.len(), 2);
+    assert!(among.contains("1") && among.contains("2"));
+    let by_name = s
+        .tombstone_matching("User", Some("bea@example.com"), None)
+        .await
+        .unwrap();
+    assert_eq!(by_name.map(|t| t.scim_id), Some("2".to_string()));
+    let by_ext = s
+        .tombstone_matching("User", Some("new@example.com"), Some("ext-1"))
+        .await
+        .unwrap();
+    assert_eq!(by_ext.map(|t| t.scim_id), Some("1".to_string()));
+    assert!(
+        s.tombstone_matching("User", Some("new@example.com"), Some("ext-9"))
+            .await
+            .unwrap()
+            .is_none()
+    );
 }

@@ -105,6 +105,19 @@ pub(crate) struct Step {
     /// (resource type, SCIM id) this step deletes: forgotten in the id map once it succeeds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forget: Option<(String, String)>,
+    /// A resource whose delete this step completes while the application keeps its data:
+    /// tombstoned once the step succeeds (see `store::tombstones`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bury: Option<Bury>,
+}
+
+/// What a tombstone records of a deleted resource the application keeps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Bury {
+    pub resource_type: String,
+    pub scim_id: String,
+    pub name_key: Option<String>,
+    pub external_id: Option<String>,
 }
 
 impl From<PlanStep> for Step {
@@ -116,6 +129,7 @@ impl From<PlanStep> for Step {
             body: s.body,
             missing_ok: s.missing_ok,
             forget: None,
+            bury: None,
         }
     }
 }
@@ -130,6 +144,7 @@ impl Step {
             body: req.body,
             missing_ok: false,
             forget: None,
+            bury: None,
         }
     }
 
@@ -445,6 +460,9 @@ impl Gateway {
             if let Some(f) = &step.forget {
                 forgets.push(f.clone());
             }
+            if let Some(b) = &step.bury {
+                self.bury(b).await;
+            }
             let done = i + 1;
             let last = done == steps.len();
             if last || forgets.len() >= MARK_EVERY {
@@ -481,6 +499,26 @@ impl Gateway {
             }
         }
         Ok(RunEnd::Done)
+    }
+
+    /// Phase: records a deleted resource's tombstone. The delete itself succeeded, so a store
+    /// failure is logged and counted, not returned (as for the id map).
+    async fn bury(&self, b: &Bury) {
+        let t = crate::store::Tombstone {
+            resource_type: b.resource_type.clone(),
+            scim_id: b.scim_id.clone(),
+            name_key: b.name_key.clone(),
+            external_id: b.external_id.clone(),
+            deleted_ms: now_ms(),
+        };
+        if let Err(e) = crate::store::TombstoneStore::put_tombstone(&self.store, &t).await {
+            self.id_map_failures
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::error!(
+                resource_type = %t.resource_type, scim_id = %t.scim_id, error = %e,
+                "recording a deleted resource's tombstone failed; the delete itself succeeded"
+            );
+        }
     }
 
     fn count_step(&self, outcome: PlanStepOutcome) {

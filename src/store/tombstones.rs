@@ -1,0 +1,153 @@
+//! Tombstones: resources deleted over SCIM whose data the application keeps.
+//!
+//! RFC 7644 §3.6 lets a service provider keep a deleted resource's data but requires that it
+//! answer 404 for it and omit it from queries. When the legacy app keeps the record (draftt
+//! deactivates instead of deleting), the gateway remembers the delete here: every operation
+//! on the id is a 404, lists leave it out, and a create with its userName or externalId is
+//! refused rather than matched to the kept account.
+
+use super::{Store, StoreResult, with_pool};
+use serde::Serialize;
+use std::collections::HashSet;
+
+/// One deleted resource the application keeps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Tombstone {
+    /// `User` or `Group`.
+    pub resource_type: String,
+    /// Its SCIM id.
+    pub scim_id: String,
+    /// Its userName (or displayName) lower-cased, for refusing a create that reuses it.
+    pub name_key: Option<String>,
+    /// Its externalId, for the same.
+    pub external_id: Option<String>,
+    /// When it was deleted (Unix ms).
+    pub deleted_ms: i64,
+}
+
+/// Records and answers tombstones.
+pub trait TombstoneStore: Send + Sync {
+    /// Records a delete (replacing an earlier one of the same id); runs when the delete's
+    /// plan completed.
+    fn put_tombstone(&self, t: &Tombstone) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Whether `id` was deleted: one indexed read, before any operation on the id.
+    fn is_tombstoned(
+        &self,
+        resource_type: &str,
+        id: &str,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+
+    /// Which of `ids` were deleted (one query per list page).
+    fn tombstoned_among(
+        &self,
+        resource_type: &str,
+        ids: &[String],
+    ) -> impl Future<Output = StoreResult<HashSet<String>>> + Send;
+
+    /// A tombstone with this name key or externalId, if any (before a create).
+    fn tombstone_matching(
+        &self,
+        resource_type: &str,
+        name_key: Option<&str>,
+        external_id: Option<&str>,
+    ) -> impl Future<Output = StoreResult<Option<Tombstone>>> + Send;
+
+    /// How many resources of a type are tombstoned (list totals leave them out).
+    fn tombstone_count(&self, resource_type: &str)
+    -> impl Future<Output = StoreResult<u64>> + Send;
+}
+
+type Row = (String, String, Option<String>, Option<String>, i64);
+
+fn tombstone(r: Row) -> Tombstone {
+    let (resource_type, scim_id, name_key, external_id, deleted_ms) = r;
+    Tombstone {
+        resource_type,
+        scim_id,
+        name_key,
+        external_id,
+        deleted_ms,
+    }
+}
+
+impl TombstoneStore for Store {
+    async fn put_tombstone(&self, t: &Tombstone) -> StoreResult<()> {
+        let sql = "INSERT INTO tombstones (resource_type, scim_id, name_key, external_id, \
+                   deleted_ms) VALUES ($1, $2, $3, $4, $5) \
+                   ON CONFLICT (resource_type, scim_id) DO UPDATE SET \
+                   name_key = excluded.name_key, external_id = excluded.external_id, \
+                   deleted_ms = excluded.deleted_ms";
+        with_pool!(self, pool => sqlx::query(sql)
+            .bind(&t.resource_type)
+            .bind(&t.scim_id)
+            .bind(&t.name_key)
+            .bind(&t.external_id)
+            .bind(t.deleted_ms)
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+        Ok(())
+    }
+
+    async fn is_tombstoned(&self, resource_type: &str, id: &str) -> StoreResult<bool> {
+        let sql = "SELECT 1 FROM tombstones WHERE resource_type = $1 AND scim_id = $2";
+        let row: Option<(i32,)> = with_pool!(self, pool => sqlx::query_as(sql)
+            .bind(resource_type)
+            .bind(id)
+            .fetch_optional(pool)
+            .await)?;
+        Ok(row.is_some())
+    }
+
+    async fn tombstoned_among(
+        &self,
+        resource_type: &str,
+        ids: &[String],
+    ) -> StoreResult<HashSet<String>> {
+        let mut out = HashSet::new();
+        for chunk in ids.chunks(500) {
+            let rows: Vec<(String,)> = with_pool!(self, pool => {
+                let mut qb = sqlx::QueryBuilder::new(
+                    "SELECT scim_id FROM tombstones WHERE resource_type = ",
+                );
+                qb.push_bind(resource_type).push(" AND scim_id IN (");
+                let mut sep = qb.separated(", ");
+                for id in chunk {
+                    sep.push_bind(id.as_str());
+                }
+                qb.push(")");
+                qb.build_query_as().fetch_all(pool).await
+            })?;
+            out.extend(rows.into_iter().map(|(id,)| id));
+        }
+        Ok(out)
+    }
+
+    async fn tombstone_matching(
+        &self,
+        resource_type: &str,
+        name_key: Option<&str>,
+        external_id: Option<&str>,
+    ) -> StoreResult<Option<Tombstone>> {
+        let sql = "SELECT resource_type, scim_id, name_key, external_id, deleted_ms \
+                   FROM tombstones WHERE resource_type = $1 \
+                   AND (name_key = $2 OR external_id = $3) ORDER BY deleted_ms DESC LIMIT 1";
+        let row: Option<Row> = with_pool!(self, pool => sqlx::query_as(sql)
+            .bind(resource_type)
+            .bind(name_key)
+            .bind(external_id)
+            .fetch_optional(pool)
+            .await)?;
+        Ok(row.map(tombstone))
+    }
+
+    async fn tombstone_count(&self, resource_type: &str) -> StoreResult<u64> {
+        let sql = "SELECT COUNT(*) FROM tombstones WHERE resource_type = $1";
+        let n: i64 = with_pool!(self, pool => sqlx::query_scalar(sql)
+            .bind(resource_type)
+            .fetch_one(pool)
+            .await)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+}
