@@ -309,6 +309,37 @@ async fn user_type_must_be_exactly_premium_or_standard_and_defaults_when_absent(
     assert_eq!(r.json["userType"], "Standard");
 }
 
+/// Entra assigns users without an app role the default-access role `msiam_access`: the user
+/// is provisioned with app-only access (the vendor's rule for users without a role), and
+/// with a real role beside it, that role wins.
+#[tokio::test]
+async fn default_access_role_gives_app_only_access() {
+    let stack = start().await;
+    let (scim, legacy) = product_clients(&stack);
+    for (i, (roles, want)) in [
+        (json!([{"primary": true, "value": "msiam_access"}]), Value::Null),
+        (
+            json!([{"value": "msiam_access"}, {"primary": true, "value": "Admin"}]),
+            json!("Admin"),
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let body = toolkit_user(
+            &format!("role{i}@contoso.com"),
+            &format!("role{i}"),
+            &[("roles", roles.clone())],
+        );
+        let r = scim.post("/Users", &body).await;
+        assert_eq!(r.status, 201, "{roles}: {}", r.text);
+        let id = r.json["id"].as_str().expect("id");
+        let rec = legacy.get(&format!("/api/v1/users/{id}")).await;
+        assert_eq!(rec["role"], want, "{roles}");
+    }
+    stack.gateway.shutdown().await;
+}
+
 #[tokio::test]
 async fn required_attributes_and_the_e_mail_as_user_name() {
     let stack = start().await;
@@ -551,7 +582,8 @@ async fn lifecycle(stack: &DemoStack, d: Dialect, tag: &str) {
         "Premium"
     );
 
-    // Roles: Entra's SingleAppRoleAssignment path changes the role; an unknown role is a 400;
+    // Roles: Entra's SingleAppRoleAssignment path changes the role; an unknown role means
+    // app-only access;
     // removing the role leaves app-only access (the app's role is null).
     let role_path = "roles[primary eq \"True\"].value";
     let r = scim
@@ -575,8 +607,14 @@ async fn lifecycle(stack: &DemoStack, d: Dialect, tag: &str) {
             ]),
         )
         .await;
-    assert_eq!(r.status, 400, "{}", r.text);
-    assert!(detail(&r).contains("'Owner'"), "{}", r.text);
+    // A role the product does not have (Entra's default-access msiam_access, or any other)
+    // is ignored: app-only access, as for a user without a role; the user is not refused.
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        legacy.get(&format!("/api/v1/users/{id}")).await["role"],
+        Value::Null,
+        "an unknown role gives app-only access"
+    );
     let remove_role = match d {
         Dialect::Legacy => {
             json!({"op": "Remove", "path": "roles", "value": [{"value": "ReadOnly"}]})
