@@ -294,13 +294,20 @@ async fn lifecycle(stack: &DemoStack, d: Dialect, tag: &str) {
         (Value::Null, Value::Null)
     );
 
-    // Disable (Entra's own body for this dialect), then enable.
+    // Disable (Entra's own body for this dialect): inactive users cannot log in, so the
+    // account is inactive and its open sessions are revoked; then enable.
+    assert_eq!(
+        legacy.get(&format!("/api/v1/users/{id}")).await["active_sessions"],
+        1
+    );
     let r = scim.patch(&format!("/Users/{id}"), &d.disable_user()).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.json["active"], false);
+    let rec = legacy.get(&format!("/api/v1/users/{id}")).await;
     assert_eq!(
-        legacy.get(&format!("/api/v1/users/{id}")).await["status"],
-        "inactive"
+        (&rec["status"], &rec["active_sessions"], &rec["sessions_revoked"]),
+        (&json!("inactive"), &json!(0), &json!(1)),
+        "{rec}"
     );
     let r = scim
         .patch(
