@@ -102,6 +102,7 @@ fn binding(rt: &str, rc: &ResourceConfig) -> Result<Binding, Vec<String>> {
             pushdown,
             members,
             keep_unknown: rc.keep_unknown,
+            unique: rc.unique.clone(),
         }),
         _ => Err(errors),
     }
@@ -176,6 +177,15 @@ pub fn registry(profile: &Profile) -> Result<SchemaRegistry, Vec<String>> {
             }) {
                 errors.push(format!(
                     "resources.{rt}.required: '{p}' is not an attribute of {rt}"
+                ));
+            }
+        }
+        for p in &rc.unique {
+            if !reg.tune(rt, p, |a| {
+                a.uniqueness = crate::scim::schema::Uniqueness::Server
+            }) {
+                errors.push(format!(
+                    "resources.{rt}.unique: '{p}' is not an attribute of {rt}"
                 ));
             }
         }

@@ -498,6 +498,12 @@ pub struct ResourceConfig {
     /// Canonical values to publish for an attribute, e.g. `"emails.type" = ["work"]`.
     #[serde(default)]
     pub canonical: BTreeMap<String, Vec<String>>,
+    /// Attributes unique within the application (e.g. smarter-drafter's `externalId`): a
+    /// create, or a replace or patch that changes one, whose value another resource holds is
+    /// a 409 `uniqueness` with nothing written; `/Schemas` publishes `uniqueness: server`.
+    /// Checked with one list query (pushed down when the profile maps a filter for it).
+    #[serde(default)]
+    pub unique: Vec<String>,
     /// Field of a member record (from `members_list`) holding the member's id.
     #[serde(default)]
     pub member_id: Option<String>,

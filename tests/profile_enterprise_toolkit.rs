@@ -317,7 +317,10 @@ async fn default_access_role_gives_app_only_access() {
     let stack = start().await;
     let (scim, legacy) = product_clients(&stack);
     for (i, (roles, want)) in [
-        (json!([{"primary": true, "value": "msiam_access"}]), Value::Null),
+        (
+            json!([{"primary": true, "value": "msiam_access"}]),
+            Value::Null,
+        ),
         (
             json!([{"value": "msiam_access"}, {"primary": true, "value": "Admin"}]),
             json!("Admin"),

@@ -85,6 +85,11 @@ async fn schemas_publish_the_documented_attributes_with_their_required_flags() {
     // externalId, a common attribute (RFC 7643 §3.1), is listed in the schema because the
     // profile requires it.
     assert_eq!(flag("externalId"), true);
+    let ext = attrs.iter().find(|a| a["name"] == "externalId").unwrap();
+    assert_eq!(
+        ext["uniqueness"], "server",
+        "the vendor: a unique identifier"
+    );
     let all = scim.get("/Schemas").await;
     assert!(
         all.json["Resources"]
@@ -93,6 +98,76 @@ async fn schemas_publish_the_documented_attributes_with_their_required_flags() {
         "{}",
         all.text
     );
+}
+
+/// externalId is "Unique identifier for the user": a second user with the same externalId is
+/// a 409 uniqueness and nothing reaches the app, also when a PATCH or PUT would take one.
+#[tokio::test]
+async fn external_id_is_unique() {
+    let stack = start().await;
+    let (scim, legacy) = clients(&stack);
+    let r = scim
+        .post(
+            "/Users",
+            &full_user("first@contoso.com", "emp-001", "Sydney"),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let first = r.json["id"].as_str().unwrap().to_string();
+    let before = legacy_user_count(&legacy).await;
+    let second = full_user("second@contoso.com", "emp-001", "Sydney");
+    let r = scim.post("/Users", &second).await;
+    assert_eq!(r.status, 409, "{}", r.text);
+    assert_eq!(r.json["scimType"], "uniqueness");
+    assert!(
+        r.json["detail"].as_str().unwrap().contains(&first),
+        "{}",
+        r.text
+    );
+    assert_eq!(legacy_user_count(&legacy).await, before, "nothing written");
+    let r = scim
+        .get(&format!(
+            "/Users?filter={}",
+            enc("externalId eq \"emp-001\"")
+        ))
+        .await;
+    assert_eq!(r.json["totalResults"], 1, "{}", r.text);
+    // Another user may not take it by PATCH or PUT; keeping one's own is fine.
+    let r = scim
+        .post(
+            "/Users",
+            &full_user("second@contoso.com", "emp-002", "Sydney"),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let path = format!("/Users/{}", r.json["id"].as_str().unwrap());
+    for d in [Dialect::Legacy, Dialect::Compliant] {
+        let r = scim
+            .patch(
+                &path,
+                &patch(vec![
+                    json!({"op": d.op("replace"), "path": "externalId", "value": "emp-001"}),
+                ]),
+            )
+            .await;
+        assert_eq!(r.status, 409, "{}", r.text);
+    }
+    let r = scim
+        .put(&path, &full_user("second@contoso.com", "emp-001", "Sydney"))
+        .await;
+    assert_eq!(r.status, 409, "{}", r.text);
+    let r = scim
+        .put(
+            &path,
+            &full_user("second@contoso.com", "emp-002", "Melbourne"),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let rec = legacy
+        .get(&format!("/api/v1/users/{}", r.json["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(rec["external_id"], "emp-002");
+    stack.gateway.shutdown().await;
 }
 
 #[tokio::test]
@@ -305,7 +380,11 @@ async fn lifecycle(stack: &DemoStack, d: Dialect, tag: &str) {
     assert_eq!(r.json["active"], false);
     let rec = legacy.get(&format!("/api/v1/users/{id}")).await;
     assert_eq!(
-        (&rec["status"], &rec["active_sessions"], &rec["sessions_revoked"]),
+        (
+            &rec["status"],
+            &rec["active_sessions"],
+            &rec["sessions_revoked"]
+        ),
         (&json!("inactive"), &json!(0), &json!(1)),
         "{rec}"
     );

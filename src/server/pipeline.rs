@@ -108,6 +108,8 @@ pub struct Binding {
     pub members: Option<MemberEndpoints>,
     /// Keep attributes no schema defines instead of rejecting them.
     pub keep_unknown: bool,
+    /// Top-level attributes unique within the application (`unique` in the profile).
+    pub unique: Vec<String>,
 }
 
 /// A resource ready to send, with its version for the `ETag` header.
@@ -950,6 +952,7 @@ impl Gateway {
         let _turn = self.create_lock(rt, &resource).lock().await;
         self.refuse_known_external_id(b, &resource).await?;
         self.refuse_kept_deleted(b, &resource).await?;
+        self.refuse_taken(b, &resource, None, None).await?;
         let members = match &b.members {
             Some(_) => {
                 self.direct_member_values(None, take_members(&mut resource))
@@ -1110,6 +1113,55 @@ impl Gateway {
         .into())
     }
 
+    /// Phase: 409 `uniqueness` when another resource holds the value of an attribute the
+    /// profile declares unique (compared with `before`, only changed values are checked):
+    /// one list query per such attribute, `attr eq "value"`, pushed down where the profile
+    /// maps it. Runs before anything is written.
+    async fn refuse_taken(
+        &self,
+        b: &Binding,
+        resource: &Value,
+        own_id: Option<&str>,
+        before: Option<&Value>,
+    ) -> AppResult<()> {
+        let Some(obj) = resource.as_object() else {
+            return Ok(());
+        };
+        for attr in &b.unique {
+            let Some(value) = get_ci(obj, attr)
+                .and_then(Value::as_str)
+                .filter(|v| !v.is_empty())
+            else {
+                continue;
+            };
+            let old = before
+                .and_then(Value::as_object)
+                .and_then(|o| get_ci(o, attr))
+                .and_then(Value::as_str);
+            if old == Some(value) {
+                continue;
+            }
+            let escaped = value.replace('\\', "\\\\").replace('"', "\\\"");
+            let pairs = [("filter".to_string(), format!("{attr} eq \"{escaped}\""))];
+            let params = ListParams::from_query(&pairs, &self.ctx(&b.resource_type)?, 2)?;
+            let found = self.list(&b.resource_type, &params).await?;
+            let holder = found["Resources"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|r| r.get("id").and_then(Value::as_str))
+                .find(|id| Some(*id) != own_id);
+            if let Some(holder) = holder {
+                return Err(ScimError::uniqueness(format!(
+                    "{attr} '{value}' is already used by {} {holder}; it must be unique",
+                    b.resource_type
+                ))
+                .into());
+            }
+        }
+        Ok(())
+    }
+
     /// The plan that deletes a record a failed create made.
     fn undo_create_spec(&self, b: &Binding, id: &str, label: Option<String>) -> PlanSpec {
         let rt = canonical_rt(&b.resource_type);
@@ -1233,6 +1285,8 @@ impl Gateway {
             None => Vec::new(),
         };
         check_version(&current, if_match_header)?;
+        self.refuse_taken(b, &resource, Some(id), Some(&current))
+            .await?;
         let new_members = match &b.members {
             Some(_) => {
                 self.direct_member_values(Some(id), take_members(&mut resource))
@@ -1378,6 +1432,7 @@ impl Gateway {
                 external_change = Some((before.map(str::to_string), after.map(str::to_string)));
             }
             if current != out {
+                self.refuse_taken(b, &current, Some(id), Some(&out)).await?;
                 let record = self.map_to_backend(b, &current, "patch", Some(id))?;
                 let updated = self
                     .call_endpoint(&b.replace, &[("id", id)], Some(record))
