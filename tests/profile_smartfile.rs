@@ -214,10 +214,11 @@ async fn lifecycle(stack: &DemoStack, d: Dialect, tag: &str) {
     assert_eq!(members["total"], 1, "{members}");
     assert_eq!(members["data"][0]["user_id"].to_string(), id);
 
-    // Deactivation (Entra's own body for this dialect) is a hard delete in SmartFile.
+    // Deactivation (Entra's own body for this dialect) is a hard delete in SmartFile: the
+    // answer is 204, never a resource that no longer exists.
     let r = scim.patch(&format!("/Users/{id}"), &d.disable_user()).await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(r.json["active"], false);
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert!(r.text.is_empty(), "{}", r.text);
     let gone = legacy
         .call("GET", &format!("/api/v1/users/{id}"), None)
         .await;

@@ -453,8 +453,9 @@ impl Gateway {
         Ok(steps)
     }
 
-    /// Phase: runs an optional hook's plan as a durable plan in `slot`; returns its number
-    /// of steps (0 when the hook is absent or plans nothing).
+    /// Phase: runs an optional hook's plan as a durable plan in `slot`; returns whether the
+    /// plan deleted the resource itself through the profile's delete endpoint (a deactivation
+    /// that deletes, as softdrive's and smartfile's do).
     async fn run_hook(
         &self,
         b: &Binding,
@@ -462,9 +463,10 @@ impl Gateway {
         resource: &Value,
         id: &str,
         slot: &'static str,
-    ) -> AppResult<usize> {
+    ) -> AppResult<bool> {
         let steps = self.hook_steps(b, hook, resource, id)?;
-        let n = steps.len();
+        let me = (canonical_rt(&b.resource_type).to_string(), id.to_string());
+        let deletes_itself = steps.iter().any(|s| s.forget.as_ref() == Some(&me));
         self.execute_plan(PlanSpec {
             resource_type: canonical_rt(&b.resource_type).to_string(),
             resource_id: id.to_string(),
@@ -474,7 +476,7 @@ impl Gateway {
             steps,
         })
         .await?;
-        Ok(n)
+        Ok(deletes_itself)
     }
 
     /// Phase: refuses a request that carries an attribute the application does not support
@@ -1256,7 +1258,8 @@ impl Gateway {
         }
     }
 
-    /// `PUT /{rt}/{id}`.
+    /// `PUT /{rt}/{id}`: `Some(resource)` for 200, `None` for 204 when the write's
+    /// deactivation deleted the resource.
     pub async fn replace(
         &self,
         rt: &str,
@@ -1264,12 +1267,13 @@ impl Gateway {
         body: Value,
         if_match_header: Option<&str>,
         params: &ListParams,
-    ) -> AppResult<Output> {
+    ) -> AppResult<Option<Output>> {
         self.refuse_unsupported(rt, &body, false)?;
         if self.is_managed(rt) {
             return self
                 .managed_replace(id, body, if_match_header, params)
-                .await;
+                .await
+                .map(Some);
         }
         let b = self.binding(rt)?;
         let ctx = self.ctx(rt)?;
@@ -1301,7 +1305,10 @@ impl Gateway {
         let updated = self
             .call_endpoint(&b.replace, &[("id", id)], Some(record))
             .await?;
-        let mut out = self.after_write(b, id, &current, updated).await?;
+        let (mut out, deleted) = self.after_write(b, id, &current, updated).await?;
+        if deleted {
+            return Ok(None);
+        }
         if let Some(m) = &b.members {
             let old: HashSet<String> = old_members.iter().filter_map(member_value).collect();
             let new: HashSet<String> = new_members.iter().filter_map(member_value).collect();
@@ -1320,26 +1327,27 @@ impl Gateway {
         let external = external_id_of(&out).or_else(|| external_id_of(&resource));
         self.map_external_id(rt, id, external_id_of(&current), external)
             .await;
-        self.respond(rt, out, params)
+        self.respond(rt, out, params).map(Some)
     }
 
     /// After a replace: the stored record (from the response or read back), mapped, plus the
-    /// activation hooks when `active` changed.
+    /// activation hooks; `true` beside it when a hook deleted the resource (the write's
+    /// answer is then 204: the resource no longer exists).
     async fn after_write(
         &self,
         b: &Binding,
         id: &str,
         before: &Value,
         updated: Value,
-    ) -> AppResult<Value> {
+    ) -> AppResult<(Value, bool)> {
         let record = if updated.is_object() && updated.get("id").is_some() {
             updated
         } else {
             self.get_record(b, id).await?
         };
         let out = self.map_from_backend(b, record, "replace")?;
-        self.assert_activation(b, id, before, &out).await?;
-        Ok(out)
+        let deleted = self.assert_activation(b, id, before, &out).await?;
+        Ok((out, deleted))
     }
 
     /// Phase (desired state, not transitions): a user that is inactive after a write is not
@@ -1348,19 +1356,19 @@ impl Gateway {
     /// a disabled user) that finds the user already inactive while the last plan of its
     /// `active` slot is pending, failed, or was never recorded (deactivated in the app itself,
     /// or before plans were kept). Reactivation runs `on_reactivate` in the same slot.
+    /// `true` when the plan deleted the resource.
     async fn assert_activation(
         &self,
         b: &Binding,
         id: &str,
         before: &Value,
         after: &Value,
-    ) -> AppResult<()> {
+    ) -> AppResult<bool> {
         let was = before.get("active").and_then(Value::as_bool);
         let now = after.get("active").and_then(Value::as_bool);
         match (was, now) {
             (Some(true) | None, Some(false)) => {
-                self.run_hook(b, "on_deactivate", after, id, "active")
-                    .await?;
+                return self.run_hook(b, "on_deactivate", after, id, "active").await;
             }
             (Some(false), Some(false)) if self.scripts.has_fn(&b.script, "on_deactivate", 2) => {
                 let rt = canonical_rt(&b.resource_type);
@@ -1371,22 +1379,21 @@ impl Gateway {
                             %rt, id, last_plan = ?last.map(|p| (p.kind, p.state)),
                             "inactive, but its deprovisioning is not recorded complete: on_deactivate runs again"
                         );
-                        self.run_hook(b, "on_deactivate", after, id, "active")
-                            .await?;
+                        return self.run_hook(b, "on_deactivate", after, id, "active").await;
                     }
                 }
             }
             (Some(false), Some(true)) => {
-                self.run_hook(b, "on_reactivate", after, id, "active")
-                    .await?;
+                return self.run_hook(b, "on_reactivate", after, id, "active").await;
             }
             _ => {}
         }
-        Ok(())
+        Ok(false)
     }
 
     /// `PATCH /{rt}/{id}`: `Some(resource)` for 200, `None` for 204 (a group whose only
-    /// changes were memberships, applied without reading the member list).
+    /// changes were memberships, applied without reading the member list, or a resource its
+    /// deactivation deleted).
     pub async fn patch(
         &self,
         rt: &str,
@@ -1437,12 +1444,19 @@ impl Gateway {
                 let updated = self
                     .call_endpoint(&b.replace, &[("id", id)], Some(record))
                     .await?;
-                let written = self.after_write(b, id, &out, updated).await?;
+                let (written, deleted) = self.after_write(b, id, &out, updated).await?;
+                if deleted {
+                    // The deactivation deleted the resource (softdrive, smartfile): there is
+                    // nothing left to change or to show.
+                    return Ok(None);
+                }
                 rewritten_from = Some(std::mem::replace(&mut out, written));
             } else {
                 // Nothing to write, but the state it asserts may not be complete yet (a
                 // retried deactivation whose plan failed).
-                self.assert_activation(b, id, &out, &out).await?;
+                if self.assert_activation(b, id, &out, &out).await? {
+                    return Ok(None);
+                }
             }
         }
         if let Some(m) = &b.members {

@@ -174,7 +174,7 @@ pub async fn get_one(
     ))
 }
 
-/// `PUT /{Users|Groups}/{id}`: full replace.
+/// `PUT /{Users|Groups}/{id}`: full replace; 204 when its deactivation deleted the resource.
 pub async fn replace(
     State(state): State<AppState>,
     Path((endpoint, id)): Path<(String, String)>,
@@ -184,13 +184,17 @@ pub async fn replace(
 ) -> AppResult<Response> {
     let (rt, params) = typed_query(&state, &endpoint, q)?;
     let gw = &state.gateway;
-    let out = gw
+    match gw
         .replace(&rt, &id, body, if_match(&headers).as_deref(), &params)
-        .await?;
-    Ok(with_etag(
-        scim_json(StatusCode::OK, &out.resource),
-        &out.etag,
-    ))
+        .await?
+    {
+        Some(out) => Ok(with_etag(
+            scim_json(StatusCode::OK, &out.resource),
+            &out.etag,
+        )),
+        // The write's deactivation deleted the resource (softdrive, smartfile).
+        None => Ok(StatusCode::NO_CONTENT.into_response()),
+    }
 }
 
 /// `PATCH /{Users|Groups}/{id}`: 200 with the resource, or 204 when the group's members
