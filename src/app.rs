@@ -939,14 +939,18 @@ pub fn check_scripts(dir: &Path) -> Vec<String> {
 }
 
 /// `scimgate map`: runs `to_backend` (after the same normalisation the gateway applies) or
-/// `from_backend` of profile `profile` on the JSON in `input`; returns pretty JSON or the
-/// problems (script errors with file:line).
+/// `from_backend` of profile `profile` on the JSON in `input`, with `ctx.op` = `op` (create
+/// for to-backend, get for from-backend, by default); returns pretty JSON or the problems
+/// (script errors with file:line). `input` may also be one of the profile's sample files
+/// (`{"script", "function", "args": [resource, ctx], "lookups"?, …}`): its resource, its
+/// `ctx` (unless `op` is given) and its lookup tables are used.
 pub fn map_sample(
     config: &Path,
     profile: &str,
     resource: &str,
     input: &Path,
     direction: &str,
+    op: Option<&str>,
 ) -> Result<String, Vec<String>> {
     let cfg = load_with_profile(config, profile).map_err(|issues| {
         issues
@@ -963,12 +967,58 @@ pub fn map_sample(
         .ok_or_else(|| vec![format!("profile '{profile}' has no resource '{resource}'")])?;
     let text =
         std::fs::read_to_string(input).map_err(|e| vec![format!("{}: {e}", input.display())])?;
-    let value: serde_json::Value = serde_json::from_str(&text)
+    let mut value: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| vec![format!("{}: not JSON: {e}", input.display())])?;
-    let scripts = ScriptSet::load(&cfg.profile.scripts_dir, Lookups::new())
+    let lookups = Lookups::new();
+    let mut sample_ctx = None;
+    // A sample file: its first argument is the resource, its second the ctx.
+    if let Some(args) = value
+        .get("args")
+        .and_then(serde_json::Value::as_array)
+        .filter(|_| value.get("script").is_some())
+    {
+        sample_ctx = args.get(1).cloned();
+        if let Some(tables) = value.get("lookups").and_then(serde_json::Value::as_object) {
+            for (name, t) in tables {
+                let key = t
+                    .get("key")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or("id");
+                let records = t
+                    .get("records")
+                    .and_then(serde_json::Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                lookups.set(name, key, records);
+            }
+        }
+        value = args.first().cloned().unwrap_or(serde_json::Value::Null);
+    }
+    let scripts = ScriptSet::load(&cfg.profile.scripts_dir, lookups)
         .map_err(|errs| errs.iter().map(|e| e.to_string()).collect::<Vec<_>>())?;
-    let ctx =
-        serde_json::json!({"op": "map", "resource_type": resource, "id": null, "profile": profile});
+    let default_op = if direction == "from-backend" {
+        "get"
+    } else {
+        "create"
+    };
+    const OPS: [&str; 5] = ["create", "replace", "patch", "get", "list"];
+    if let Some(o) = op
+        && !OPS.contains(&o)
+    {
+        return Err(vec![format!(
+            "--op must be one of {}, not '{o}'",
+            OPS.join(", ")
+        )]);
+    }
+    let ctx = match (op, sample_ctx) {
+        (None, Some(c)) if c.is_object() => c,
+        (op, _) => serde_json::json!({
+            "op": op.unwrap_or(default_op),
+            "resource_type": resource,
+            "id": null,
+            "profile": profile,
+        }),
+    };
     let out = match direction {
         "to-backend" => {
             let registry = registry(&cfg.profile)?;

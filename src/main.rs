@@ -56,6 +56,19 @@ enum Command {
     },
     /// Validate the configuration and compile every script; reports all problems at once.
     Check {
+        /// Check this profile instead of the configuration's `[profile] name`.
+        #[arg(long)]
+        profile: Option<String>,
+        /// Main configuration file.
+        #[arg(long, default_value = "config/scimgate.toml")]
+        config: PathBuf,
+    },
+    /// Run a profile's script samples (`scripts/<profile>/tests/*.json`: a call and its
+    /// expected result) and show a diff for each that fails.
+    Test {
+        /// Profile whose samples to run (default: the configuration's `[profile] name`).
+        #[arg(long)]
+        profile: Option<String>,
         /// Main configuration file.
         #[arg(long, default_value = "config/scimgate.toml")]
         config: PathBuf,
@@ -74,6 +87,10 @@ enum Command {
         /// to-backend (SCIM → legacy) or from-backend (legacy → SCIM).
         #[arg(long, default_value = "to-backend")]
         direction: String,
+        /// The operation scripts see in `ctx.op`: create, replace, patch, get or list
+        /// (default: create for to-backend, get for from-backend).
+        #[arg(long)]
+        op: Option<String>,
         /// Main configuration file.
         #[arg(long, default_value = "config/scimgate.toml")]
         config: PathBuf,
@@ -629,8 +646,13 @@ async fn run(cmd: Command) -> Result<(), Vec<String>> {
             stack.gateway.shutdown().await;
             Ok(())
         }
-        Command::Check { config } => {
-            let cfg = match load(&config) {
+        Command::Check { profile, config } => {
+            let loaded = match &profile {
+                Some(p) => scimgate::app::load_with_profile(&config, p)
+                    .map_err(|issues| issues.iter().map(|i| i.to_string()).collect()),
+                None => load(&config),
+            };
+            let cfg = match loaded {
                 Ok(cfg) => cfg,
                 Err(mut problems) => {
                     // Report the scripts' problems too, so one run lists everything.
@@ -640,10 +662,17 @@ async fn run(cmd: Command) -> Result<(), Vec<String>> {
                     return Err(problems);
                 }
             };
-            let problems = scimgate::app::check(&cfg);
+            let mut problems = scimgate::app::check(&cfg);
+            let samples = match scimgate::mapping::check_samples(&cfg.profile.scripts_dir) {
+                Ok(n) => n,
+                Err(failures) => {
+                    problems.extend(failures);
+                    0
+                }
+            };
             if problems.is_empty() {
                 println!(
-                    "{}: configuration and scripts of profile '{}' are valid",
+                    "{}: configuration and scripts of profile '{}' are valid; {samples} samples pass",
                     config.display(),
                     cfg.profile.name
                 );
@@ -652,14 +681,44 @@ async fn run(cmd: Command) -> Result<(), Vec<String>> {
                 Err(problems)
             }
         }
+        Command::Test { profile, config } => {
+            let cfg = match &profile {
+                Some(p) => scimgate::app::load_with_profile(&config, p).map_err(|issues| {
+                    issues
+                        .iter()
+                        .map(|i| i.to_string())
+                        .collect::<Vec<String>>()
+                })?,
+                None => load(&config)?,
+            };
+            match scimgate::mapping::check_samples(&cfg.profile.scripts_dir) {
+                Ok(n) => {
+                    println!(
+                        "profile '{}': {n} samples pass ({})",
+                        cfg.profile.name,
+                        cfg.profile.scripts_dir.join("tests").display()
+                    );
+                    Ok(())
+                }
+                Err(failures) => Err(failures),
+            }
+        }
         Command::Map {
             profile,
             resource,
             input,
             direction,
+            op,
             config,
         } => {
-            let out = scimgate::app::map_sample(&config, &profile, &resource, &input, &direction)?;
+            let out = scimgate::app::map_sample(
+                &config,
+                &profile,
+                &resource,
+                &input,
+                &direction,
+                op.as_deref(),
+            )?;
             println!("{out}");
             Ok(())
         }

@@ -284,3 +284,124 @@ fn map_dry_runs_both_directions() {
     assert!(stderr.contains("user.rhai:3"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `scimgate check --profile NAME` checks any bundled profile and runs its samples;
+/// `scimgate test --profile NAME` runs the samples from the binary and shows a line diff for
+/// one that fails, and `check` then fails too, naming the sample.
+#[test]
+fn check_and_test_run_a_profile_s_samples() {
+    let config = repo().join("config/scimgate.toml");
+    let out = bin()
+        .args(["check", "--profile", "draftt", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("profile 'draftt' are valid") && stdout.contains("samples pass"),
+        "{stdout}"
+    );
+    let out = bin()
+        .args(["test", "--profile", "enterprise-toolkit", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("samples pass"), "{stdout}");
+
+    // A sample whose expectation no longer holds: a readable diff, and both commands fail.
+    let dir = scratch("samples");
+    let sample = dir.join("scripts/enterprise-toolkit/tests/user_to_backend_create.json");
+    let text = std::fs::read_to_string(&sample).unwrap();
+    std::fs::write(
+        &sample,
+        text.replace("\"user_type\": \"Standard\"", "\"user_type\": \"Premium\""),
+    )
+    .unwrap();
+    let config = dir.join("config/scimgate.toml");
+    for cmd in ["test", "check"] {
+        let out = bin()
+            .args([cmd, "--profile", "enterprise-toolkit", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{cmd}: {stderr}");
+        assert!(
+            stderr.contains("user_to_backend_create.json"),
+            "{cmd}: {stderr}"
+        );
+        if cmd == "test" {
+            assert!(
+                stderr.contains("-   \"user_type\": \"Premium\""),
+                "{stderr}"
+            );
+            assert!(
+                stderr.contains("+   \"user_type\": \"Standard\""),
+                "{stderr}"
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `scimgate map` takes a profile's own sample file (its resource, ctx and lookups), and
+/// `--op` sets the operation scripts see (create sends only what is set, replace every field).
+#[test]
+fn map_takes_sample_files_and_an_operation() {
+    let config = repo().join("config/scimgate.toml");
+    let samples = repo().join("scripts/enterprise-toolkit/tests");
+    let sample = samples.join("user_to_backend_create.json");
+    let want: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&sample).unwrap()).unwrap();
+    let out = map(&config, &sample, &["--profile", "enterprise-toolkit"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        got, want["expect"],
+        "the sample's lookups resolve its folders"
+    );
+
+    let unknown_role = samples.join("user_to_backend_unknown_role.json");
+    let out = map(&config, &unknown_role, &["--profile", "enterprise-toolkit"]);
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(got.get("role").is_none(), "create: no role sent: {got}");
+    let out = map(
+        &config,
+        &unknown_role,
+        &["--profile", "enterprise-toolkit", "--op", "replace"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        got["role"],
+        serde_json::Value::Null,
+        "replace: role cleared: {got}"
+    );
+    assert!(got.as_object().unwrap().contains_key("role"), "{got}");
+    let out = map(
+        &config,
+        &unknown_role,
+        &["--profile", "enterprise-toolkit", "--op", "map"],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--op must be one of"));
+}

@@ -113,8 +113,52 @@ fn same(want: &Value, got: &Value) -> Result<(), String> {
     }
     let pretty = |v: &Value| serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string());
     Err(format!(
-        "result differs\n--- expected\n{}\n--- got\n{}",
-        pretty(want),
-        pretty(got)
+        "result differs (- expected, + got)\n{}",
+        line_diff(&pretty(want), &pretty(got))
     ))
+}
+
+/// A line diff of two texts (longest common subsequence): `  ` common, `- ` only in `a`,
+/// `+ ` only in `b`. Samples are small, so the quadratic table is fine.
+fn line_diff(a: &str, b: &str) -> String {
+    let (a, b): (Vec<&str>, Vec<&str>) = (a.lines().collect(), b.lines().collect());
+    let mut lcs = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for i in (0..a.len()).rev() {
+        for j in (0..b.len()).rev() {
+            lcs[i][j] = if a[i] == b[j] {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
+        }
+    }
+    let (mut i, mut j, mut out) = (0, 0, String::new());
+    while i < a.len() || j < b.len() {
+        if i < a.len() && j < b.len() && a[i] == b[j] {
+            out.push_str(&format!("  {}\n", a[i]));
+            i += 1;
+            j += 1;
+        } else if i < a.len() && (j == b.len() || lcs[i + 1][j] >= lcs[i][j + 1]) {
+            out.push_str(&format!("- {}\n", a[i]));
+            i += 1;
+        } else {
+            out.push_str(&format!("+ {}\n", b[j]));
+            j += 1;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod diff_tests {
+    use super::line_diff;
+
+    #[test]
+    fn line_diff_marks_what_changed() {
+        assert_eq!(
+            line_diff("a\nb\nc\n", "a\nx\nc\nd\n"),
+            "  a\n- b\n+ x\n  c\n+ d\n"
+        );
+        assert_eq!(line_diff("same\n", "same\n"), "  same\n");
+    }
 }
