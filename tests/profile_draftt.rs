@@ -387,3 +387,15 @@ async fn deleted_means_gone_for_scim_while_draftt_keeps_the_account() {
     assert_eq!(r.status, 400, "{}", r.text);
     stack.gateway.shutdown().await;
 }
+
+/// Entra's DELETE, then GET, a second DELETE, PATCH, filter and re-POST: Draftt keeps the
+/// account, the gateway makes it gone for SCIM, and the re-POST is a 409 (the kept account is
+/// not handed out again).
+#[tokio::test]
+async fn delete_then_get_filter_and_repost() {
+    let stack = start().await;
+    let (scim, _) = clients(&stack);
+    let body = user("replay@example.com", "ext-replay");
+    common::entra::delete_replay(&scim, &body, 409).await;
+    stack.gateway.shutdown().await;
+}

@@ -690,3 +690,14 @@ async fn lifecycle(stack: &DemoStack, d: Dialect, tag: &str) {
     )
     .await;
 }
+
+/// Entra's DELETE, then GET, a second DELETE, PATCH, filter and re-POST: the app deleted
+/// the user, so everything is 404 and a re-POST creates it again.
+#[tokio::test]
+async fn delete_then_get_filter_and_repost() {
+    let stack = start().await;
+    let (scim, _) = product_clients(&stack);
+    let body = toolkit_user("replay@contoso.com", "ext-replay", &[]);
+    common::entra::delete_replay(&scim, &body, 201).await;
+    stack.gateway.shutdown().await;
+}

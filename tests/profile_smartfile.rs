@@ -244,3 +244,14 @@ async fn lifecycle(stack: &DemoStack, d: Dialect, tag: &str) {
     assert_eq!(gone.status, 404);
     assert_eq!(legacy_user_count(&legacy).await, before);
 }
+
+/// Entra's DELETE, then GET, a second DELETE, PATCH, filter and re-POST: the app deleted
+/// the user, so everything is 404 and a re-POST creates it again.
+#[tokio::test]
+async fn delete_then_get_filter_and_repost() {
+    let stack = start().await;
+    let (scim, _) = clients(&stack);
+    let body = user("replay@contoso.com", "ext-replay");
+    common::entra::delete_replay(&scim, &body, 201).await;
+    stack.gateway.shutdown().await;
+}

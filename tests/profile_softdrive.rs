@@ -366,3 +366,14 @@ async fn profiles_without_the_hook_read_no_members_on_delete() {
     assert_eq!(state["by_route"]["DELETE /api/v1/teams/{id}"], 1);
     assert!(exists(&legacy, &format!("/api/v1/users/{uid}")).await);
 }
+
+/// Entra's DELETE, then GET, a second DELETE, PATCH, filter and re-POST: the app deleted
+/// the user, so everything is 404 and a re-POST creates it again.
+#[tokio::test]
+async fn delete_then_get_filter_and_repost() {
+    let stack = start().await;
+    let (scim, _) = clients(&stack);
+    let body = user("replay@contoso.com", "ext-replay");
+    common::entra::delete_replay(&scim, &body, 201).await;
+    stack.gateway.shutdown().await;
+}

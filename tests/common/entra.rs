@@ -160,6 +160,47 @@ pub async fn test_connection(scim: &Scim) {
     );
 }
 
+/// Entra's delete and what it does next: POST `user` → 201; DELETE → 204; then, as RFC 7644
+/// §3.6 requires whatever the app keeps, GET → 404, a second DELETE → 404, a PATCH → 404 and
+/// `filter userName eq` → no result; finally a re-POST of the same body answers `repost`
+/// (201 where the app really deleted the user; a profile that keeps deleted accounts
+/// answers 409). Returns the deleted id.
+pub async fn delete_replay(scim: &Scim, user: &Value, repost: u16) -> String {
+    let r = scim.post("/Users", user).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let id = r.json["id"].as_str().expect("id").to_string();
+    let path = format!("/Users/{id}");
+    let r = scim.delete(&path).await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert_eq!(scim.get(&path).await.status, 404, "GET after DELETE");
+    assert_eq!(scim.delete(&path).await.status, 404, "a second DELETE");
+    let r = scim
+        .patch(
+            &path,
+            &patch(vec![
+                json!({"op": "replace", "path": "displayName", "value": "x"}),
+            ]),
+        )
+        .await;
+    assert_eq!(r.status, 404, "PATCH after DELETE: {}", r.text);
+    let name = user["userName"].as_str().expect("userName");
+    let r = scim
+        .get(&format!(
+            "/Users?filter={}",
+            enc(&format!("userName eq \"{name}\""))
+        ))
+        .await;
+    assert_eq!(
+        (r.status, r.json["totalResults"].clone()),
+        (200, json!(0)),
+        "{}",
+        r.text
+    );
+    let r = scim.post("/Users", user).await;
+    assert_eq!(r.status, repost, "re-POST after DELETE: {}", r.text);
+    id
+}
+
 /// How many users the legacy app holds.
 pub async fn legacy_user_count(legacy: &Legacy) -> u64 {
     legacy.get("/api/v1/users?per_page=1").await["total"]
