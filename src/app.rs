@@ -378,6 +378,7 @@ pub async fn start_gateway(cfg: &Config) -> Result<RunningGateway, Vec<String>> 
                     password: cfg.admin.password.clone(),
                     scim_url: scim_url.clone(),
                     profile: cfg.profile.name.clone(),
+                    static_tokens: cfg.auth.tokens.len(),
                 },
             );
             let (atx, arx) = oneshot::channel::<()>();

@@ -696,3 +696,25 @@ async fn browser_flow(b: &Browser, stack: &DemoStack) -> Result<(), String> {
     b.screenshot(&artifacts.join("admin-e2e-keys.png")).await?;
     Ok(())
 }
+
+/// The keys page shows the static tokens in use (how many, and the names the audit log gives
+/// their callers), never their values.
+#[tokio::test]
+async fn static_tokens_are_listed_without_their_values() {
+    let stack = start().await;
+    let mut c = AdminClient::new(&stack.admin_url);
+    assert_eq!(c.login(&stack.admin_password).await.status, 303);
+    let r = c.get("/keys").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(
+        r.text.contains("1 static bearer token in use"),
+        "{}",
+        r.text
+    );
+    assert!(r.text.contains("token #1"), "{}", r.text);
+    assert!(
+        !r.text.contains(&stack.token),
+        "the token's value is never shown"
+    );
+    stack.gateway.shutdown().await;
+}

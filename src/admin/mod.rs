@@ -47,6 +47,7 @@ struct Inner {
     sessions: Sessions,
     scim_url: String,
     profile: String,
+    static_tokens: usize,
 }
 
 /// What the gateway tells the admin listener about itself.
@@ -57,6 +58,8 @@ pub struct AdminSettings {
     pub scim_url: String,
     /// The profile name, shown on the page.
     pub profile: String,
+    /// How many static bearer tokens `[auth] tokens` holds (shown, never their values).
+    pub static_tokens: usize,
 }
 
 impl AdminState {
@@ -79,6 +82,7 @@ impl AdminState {
                 sessions: Sessions::default(),
                 scim_url: settings.scim_url,
                 profile: settings.profile,
+                static_tokens: settings.static_tokens,
             }),
         }
     }

@@ -557,7 +557,14 @@ async fn keys_page(
     {
         Ok(keys) => page(
             status,
-            views::keys(&admin.csrf, &keys, created.as_ref(), error, Utc::now()),
+            views::keys(
+                &admin.csrf,
+                &keys,
+                inner.static_tokens,
+                created.as_ref(),
+                error,
+                Utc::now(),
+            ),
         ),
         Err(e) => store_down(&e, Some(&admin.csrf)),
     }

@@ -563,6 +563,7 @@ fn key_state(k: &KeyInfo, now: DateTime<Utc>) -> Markup {
 pub fn keys(
     csrf: &str,
     keys: &[KeyInfo],
+    static_tokens: usize,
     created: Option<&NewKey>,
     error: Option<&str>,
     now: DateTime<Utc>,
@@ -605,6 +606,22 @@ pub fn keys(
                         }
                     }
                     button.primary #create-key-submit type="submit" { "Create key" }
+                }
+            }
+            section.card #static-tokens {
+                h2 { "Static tokens" }
+                @if static_tokens == 0 {
+                    p.muted.empty { "None: only the keys below (and Basic credentials, if the profile uses them) are accepted." }
+                } @else {
+                    p {
+                        (static_tokens) " static bearer token" @if static_tokens != 1 { "s" } " in use, from "
+                        code { "[auth] tokens" } " or " code { "SCIMGATE_AUTH__TOKENS" }
+                        ": the audit log names their callers "
+                        @for i in 1..=static_tokens {
+                            code { "token #" (i) } @if i < static_tokens { ", " }
+                        }
+                        ". Their values are never shown; to retire one, remove it from the configuration and restart."
+                    }
                 }
             }
             section.card {
