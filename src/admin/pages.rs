@@ -22,6 +22,9 @@ use std::time::Duration;
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Entries on the overview.
 const RECENT: u32 = 10;
+/// Most audit entries the overview's 24-hour chart counts (a busier day is drawn from the
+/// newest this many).
+const CHART_SCAN: u32 = 100_000;
 /// Pending and failed plans listed on the overview.
 const PLANS_SHOWN: u32 = 100;
 /// Entries on the audit page.
@@ -348,12 +351,19 @@ pub async fn overview(State(s): State<AdminState>, Admin(admin): Admin) -> Respo
         limit: RECENT,
         ..AuditFilter::default()
     };
-    let (state, recent, plans) = tokio::join!(
+    let now = Utc::now();
+    let (state, recent, plans, activity) = tokio::join!(
         m.time_store(StoreOp::SyncStatus, inner.store.status()),
         m.time_store(StoreOp::AuditQuery, inner.store.query(&filter)),
         inner
             .store
             .plans_in(&[PlanState::Pending, PlanState::Failed], PLANS_SHOWN),
+        m.time_store(
+            StoreOp::AuditQuery,
+            inner
+                .store
+                .activity_since(now - ChronoDuration::hours(24), CHART_SCAN)
+        ),
     );
     let (state, recent) = match (state, recent) {
         (Ok(s), Ok(r)) => (s, r),
@@ -363,6 +373,10 @@ pub async fn overview(State(s): State<AdminState>, Admin(admin): Admin) -> Respo
         Ok(p) => p,
         Err(e) => return store_down(&e, Some(&admin.csrf)),
     };
+    let hours = match activity {
+        Ok(a) => views::hourly(&a, now),
+        Err(e) => return store_down(&e, Some(&admin.csrf)),
+    };
     let info = GatewayInfo {
         scim_url: &inner.scim_url,
         profile: &inner.profile,
@@ -370,7 +384,7 @@ pub async fn overview(State(s): State<AdminState>, Admin(admin): Admin) -> Respo
     };
     page(
         StatusCode::OK,
-        views::overview(&admin.csrf, &state, &recent, &plans, &info, Utc::now()),
+        views::overview(&admin.csrf, &state, &recent, &hours, &plans, &info, now),
     )
 }
 

@@ -313,6 +313,7 @@ pub fn overview(
     csrf: &str,
     state: &SyncState,
     recent: &[AuditEntry],
+    hours: &[HourBucket; 24],
     plans: &[PlanRecord],
     info: &GatewayInfo<'_>,
     now: DateTime<Utc>,
@@ -358,6 +359,7 @@ pub fn overview(
                     p.muted { "answered 4xx (invalid, conflicting, unknown)" }
                 }
             }
+            (activity_chart(hours))
             (plans_card(csrf, plans, now))
             section.card {
                 h2 { "Recent activity" }
@@ -374,6 +376,81 @@ pub fn overview(
             }
         },
     )
+}
+
+/// One hour of the overview's chart: audited requests by outcome.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HourBucket {
+    /// Answered 2xx/3xx.
+    pub ok: u32,
+    /// Answered 4xx.
+    pub rejected: u32,
+    /// Answered 5xx.
+    pub errors: u32,
+}
+
+/// The last 24 hours of audited requests (every write, and every read that failed with a
+/// 5xx), hour by hour, oldest first; the last bucket is the hour ending `now`.
+pub fn hourly(activity: &[(DateTime<Utc>, u16)], now: DateTime<Utc>) -> [HourBucket; 24] {
+    let mut out = [HourBucket::default(); 24];
+    for (t, status) in activity {
+        let age = (now - *t).num_minutes();
+        if !(0..24 * 60).contains(&age) {
+            continue;
+        }
+        let i = 23 - usize::try_from(age / 60).unwrap_or(0).min(23);
+        let b = &mut out[i];
+        match status {
+            500.. => b.errors += 1,
+            400..=499 => b.rejected += 1,
+            _ => b.ok += 1,
+        }
+    }
+    out
+}
+
+/// The 24-hour chart: one stacked bar per hour (ok, rejected, errors), inline SVG styled by
+/// the page's stylesheet (no script, nothing loaded from elsewhere), with the counts as text
+/// for screen readers and hover titles.
+fn activity_chart(hours: &[HourBucket; 24]) -> Markup {
+    const W: u32 = 24 * 14;
+    const H: u32 = 80;
+    let max = hours
+        .iter()
+        .map(|b| b.ok + b.rejected + b.errors)
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let scale = |n: u32| (u64::from(n) * u64::from(H) / u64::from(max)) as u32;
+    let (total, errors, rejected) = hours.iter().fold((0, 0, 0), |(t, e, r), b| {
+        (
+            t + b.ok + b.rejected + b.errors,
+            e + b.errors,
+            r + b.rejected,
+        )
+    });
+    html! {
+        section.card #activity {
+            h2 { "Requests, last 24 h" }
+            p.muted {
+                (total) " audited requests (every write, and reads that failed): "
+                (errors) " errors (5xx), " (rejected) " rejected (4xx). One bar per hour, the newest on the right."
+            }
+            svg.chart viewBox={ "0 0 " (W) " " (H) } width=(W) height=(H) role="img"
+                aria-label={ (total) " requests in the last 24 hours, " (errors) " errors" } {
+                @for (i, b) in hours.iter().enumerate() {
+                    @let x = u32::try_from(i).unwrap_or(0) * 14 + 1;
+                    @let (ok_h, rej_h, err_h) = (scale(b.ok), scale(b.rejected), scale(b.errors));
+                    g {
+                        title { (23 - i) " h ago: " (b.ok) " ok, " (b.rejected) " rejected, " (b.errors) " errors" }
+                        rect.ok x=(x) y=(H - ok_h) width="12" height=(ok_h) {}
+                        rect.rejected x=(x) y=(H - ok_h - rej_h) width="12" height=(rej_h) {}
+                        rect.error x=(x) y=(H - ok_h - rej_h - err_h) width="12" height=(err_h) {}
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Multi-call operations not yet complete: running or waiting for a retry (pending), or out
@@ -702,6 +779,54 @@ mod tests {
         assert_eq!(ahead(now + Duration::seconds(40), now), "in 40 s");
         assert_eq!(ahead(now + Duration::minutes(3), now), "in 3 min");
         assert_eq!(ahead(now - Duration::seconds(1), now), "now");
+    }
+
+    #[test]
+    fn the_chart_counts_each_hour_by_outcome() {
+        let now = Utc::now();
+        let at = |m: i64| now - Duration::minutes(m);
+        let activity = [
+            (at(1), 201),
+            (at(2), 200),
+            (at(30), 400),
+            (at(61), 503),
+            (at(23 * 60 + 59), 204),
+            (at(24 * 60 + 1), 500),
+            (now + Duration::minutes(1), 500),
+        ];
+        let h = hourly(&activity, now);
+        assert_eq!(
+            h[23],
+            HourBucket {
+                ok: 2,
+                rejected: 1,
+                errors: 0
+            }
+        );
+        assert_eq!(
+            h[22],
+            HourBucket {
+                ok: 0,
+                rejected: 0,
+                errors: 1
+            }
+        );
+        assert_eq!(
+            h[0],
+            HourBucket {
+                ok: 1,
+                rejected: 0,
+                errors: 0
+            }
+        );
+        let counted: u32 = h.iter().map(|b| b.ok + b.rejected + b.errors).sum();
+        assert_eq!(
+            counted, 5,
+            "older than a day and future entries are left out"
+        );
+        let svg = activity_chart(&h).into_string();
+        assert_eq!(svg.matches("<rect").count(), 72);
+        assert!(svg.contains("5 audited requests"), "{svg}");
     }
 
     #[test]
