@@ -491,6 +491,11 @@ async fn build_state(
     let scripts = ScriptSet::load(&cfg.profile.scripts_dir, lookups.clone())
         .map_err(|errs| errs.iter().map(|e| e.to_string()).collect::<Vec<_>>())?
         .with_metrics(metrics.clone());
+    // What `scimgate check` refuses is only warned about here: a script may have a call that
+    // no request reaches, and the gateway should still start.
+    for problem in crate::mapping::lint_scripts(&cfg.profile.scripts_dir) {
+        tracing::warn!(%problem, "script check");
+    }
     let backend = Backend::instrumented(&cfg.profile.backend, metrics.clone())
         .map_err(|e| vec![format!("backend: {e}")])?;
     let registry = Arc::new(registry(&cfg.profile)?);
@@ -865,18 +870,6 @@ pub fn check(cfg: &Config) -> Vec<String> {
                 && !is_managed_group(&cfg.profile, "Group")
             {
                 let hook = crate::server::pipeline::GROUP_DELETE_HOOK;
-                let other_arity = [0, 1, 2, 4, 5]
-                    .iter()
-                    .any(|n| scripts.has_fn(&group.script, hook, *n));
-                if other_arity && !scripts.has_fn(&group.script, hook, 3) {
-                    problems.push(format!(
-                        "{}: {hook} must take (group, members, ctx); with other parameters it is never called",
-                        cfg.profile
-                            .scripts_dir
-                            .join(format!("{}.rhai", group.script))
-                            .display()
-                    ));
-                }
                 if scripts.has_fn(&group.script, hook, 3) && group.endpoints.members_list.is_none()
                 {
                     problems.push(format!(
@@ -885,21 +878,8 @@ pub fn check(cfg: &Config) -> Vec<String> {
                     ));
                 }
             }
-            if let Some(user) = cfg.profile.resources.get("User") {
-                let hook = crate::server::pipeline::MEMBERSHIP_HOOK;
-                let other_arity = [0, 1, 2, 4, 5]
-                    .iter()
-                    .any(|n| scripts.has_fn(&user.script, hook, *n));
-                if other_arity && !scripts.has_fn(&user.script, hook, 3) {
-                    problems.push(format!(
-                        "{}: {hook} must take (user, groups, ctx); with other parameters it is never called",
-                        cfg.profile
-                            .scripts_dir
-                            .join(format!("{}.rhai", user.script))
-                            .display()
-                    ));
-                }
-            }
+            // Calls to functions nothing defines, hooks with the wrong parameters.
+            problems.extend(crate::mapping::lint_scripts(&cfg.profile.scripts_dir));
         }
         Err(errs) => problems.extend(
             errs.iter()

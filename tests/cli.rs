@@ -405,3 +405,37 @@ fn map_takes_sample_files_and_an_operation() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--op must be one of"));
 }
+
+/// A call to a function nothing defines compiles, and would be a 500 on the first live
+/// request: `check` finds it, with file and line.
+#[test]
+fn check_finds_a_call_to_an_undefined_function() {
+    let dir = scratch("typo");
+    let user = dir.join("scripts/enterprise-toolkit/user.rhai");
+    let text = std::fs::read_to_string(&user).unwrap();
+    let (line, _) = text
+        .lines()
+        .enumerate()
+        .find(|(_, l)| l.contains("user_type: user_type(user.userType)"))
+        .expect("the user_type call");
+    std::fs::write(
+        &user,
+        text.replace(
+            "user_type: user_type(user.userType)",
+            "user_type: user_typ(user.userType)",
+        ),
+    )
+    .unwrap();
+    let out = bin()
+        .args(["check", "--profile", "enterprise-toolkit", "--config"])
+        .arg(dir.join("config/scimgate.toml"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("user.rhai:{}: call to 'user_typ'", line + 1)),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

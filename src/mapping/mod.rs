@@ -26,6 +26,7 @@ mod convert;
 mod engine;
 mod error;
 mod helpers;
+mod lint;
 mod lookups;
 mod plan;
 mod samples;
@@ -34,6 +35,7 @@ pub use engine::{
     MAX_ARRAY_SIZE, MAX_CALL_LEVELS, MAX_EXPR_DEPTHS, MAX_MAP_SIZE, MAX_OPERATIONS, MAX_STRING_SIZE,
 };
 pub use error::MappingError;
+pub use lint::lint_scripts;
 pub use lookups::Lookups;
 pub use plan::PlanStep;
 pub use samples::check_samples;
