@@ -925,13 +925,14 @@ pub fn check_scripts(dir: &Path) -> Vec<String> {
 /// (script errors with file:line). `input` may also be one of the profile's sample files
 /// (`{"script", "function", "args": [resource, ctx], "lookups"?, …}`): its resource, its
 /// `ctx` (unless `op` is given) and its lookup tables are used.
-pub fn map_sample(
+pub async fn map_sample(
     config: &Path,
     profile: &str,
     resource: &str,
     input: &Path,
     direction: &str,
     op: Option<&str>,
+    source: LookupSource<'_>,
 ) -> Result<String, Vec<String>> {
     let cfg = load_with_profile(config, profile).map_err(|issues| {
         issues
@@ -951,6 +952,27 @@ pub fn map_sample(
     let mut value: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| vec![format!("{}: not JSON: {e}", input.display())])?;
     let lookups = Lookups::new();
+    match source {
+        LookupSource::None => {}
+        LookupSource::File(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| vec![format!("{}: {e}", path.display())])?;
+            let tables: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|e| vec![format!("{}: not JSON: {e}", path.display())])?;
+            load_lookup_tables(&lookups, &tables);
+        }
+        LookupSource::Live => {
+            let backend =
+                Backend::new(&cfg.profile.backend).map_err(|e| vec![format!("backend: {e}")])?;
+            for (name, l) in &cfg.profile.lookups {
+                let records = backend
+                    .fetch_all(&l.endpoint)
+                    .await
+                    .map_err(|e| vec![format!("lookup '{name}' from the application: {e}")])?;
+                lookups.set(name, &l.key, records);
+            }
+        }
+    }
     let mut sample_ctx = None;
     // A sample file: its first argument is the resource, its second the ctx.
     if let Some(args) = value
@@ -959,19 +981,8 @@ pub fn map_sample(
         .filter(|_| value.get("script").is_some())
     {
         sample_ctx = args.get(1).cloned();
-        if let Some(tables) = value.get("lookups").and_then(serde_json::Value::as_object) {
-            for (name, t) in tables {
-                let key = t
-                    .get("key")
-                    .and_then(serde_json::Value::as_str)
-                    .unwrap_or("id");
-                let records = t
-                    .get("records")
-                    .and_then(serde_json::Value::as_array)
-                    .cloned()
-                    .unwrap_or_default();
-                lookups.set(name, key, records);
-            }
+        if let Some(tables) = value.get("lookups") {
+            load_lookup_tables(&lookups, tables);
         }
         value = args.first().cloned().unwrap_or(serde_json::Value::Null);
     }
@@ -1022,6 +1033,33 @@ pub fn map_sample(
     }
     .map_err(|e| vec![format!("{}/{e}", cfg.profile.scripts_dir.display())])?;
     serde_json::to_string_pretty(&out).map_err(|e| vec![e.to_string()])
+}
+
+/// Where `scimgate map` takes the profile's lookup tables from (besides a sample file's own).
+#[derive(Debug, Clone, Copy)]
+pub enum LookupSource<'a> {
+    /// No tables: `lookup(…)` finds nothing.
+    None,
+    /// A JSON file `{"offices": {"key": "name", "records": […]}, …}` (a sample's shape).
+    File(&'a Path),
+    /// The running application, through the profile's backend and lookup endpoints.
+    Live,
+}
+
+/// Fills `lookups` from `{"name": {"key": "…", "records": […]}, …}`.
+fn load_lookup_tables(lookups: &Lookups, tables: &serde_json::Value) {
+    for (name, t) in tables.as_object().into_iter().flatten() {
+        let key = t
+            .get("key")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("id");
+        let records = t
+            .get("records")
+            .and_then(serde_json::Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        lookups.set(name, key, records);
+    }
 }
 
 /// Loads `config` with its `[profile].name` replaced by `profile` (as `SCIMGATE_PROFILE__NAME`

@@ -91,6 +91,12 @@ enum Command {
         /// (default: create for to-backend, get for from-backend).
         #[arg(long)]
         op: Option<String>,
+        /// Lookup tables from a JSON file: `{"offices": {"key": "name", "records": […]}}`.
+        #[arg(long, value_name = "FILE", conflicts_with = "live")]
+        lookups: Option<PathBuf>,
+        /// Lookup tables read from the running application (the profile's backend).
+        #[arg(long)]
+        live: bool,
         /// Main configuration file.
         #[arg(long, default_value = "config/scimgate.toml")]
         config: PathBuf,
@@ -709,8 +715,15 @@ async fn run(cmd: Command) -> Result<(), Vec<String>> {
             input,
             direction,
             op,
+            lookups,
+            live,
             config,
         } => {
+            let source = match (&lookups, live) {
+                (Some(f), _) => scimgate::app::LookupSource::File(f),
+                (None, true) => scimgate::app::LookupSource::Live,
+                (None, false) => scimgate::app::LookupSource::None,
+            };
             let out = scimgate::app::map_sample(
                 &config,
                 &profile,
@@ -718,7 +731,9 @@ async fn run(cmd: Command) -> Result<(), Vec<String>> {
                 &input,
                 &direction,
                 op.as_deref(),
-            )?;
+                source,
+            )
+            .await?;
             println!("{out}");
             Ok(())
         }

@@ -1,6 +1,8 @@
 //! The `scimgate` command line, run as a real process: `check` reports every problem at once
 //! with file:line, `map` dry-runs a script.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -437,5 +439,90 @@ fn check_finds_a_call_to_an_undefined_function() {
         stderr.contains(&format!("user.rhai:{}: call to 'user_typ'", line + 1)),
         "{stderr}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `scimgate map` resolves lookups from a JSON file (`--lookups`) or from the running
+/// application (`--live`, through the profile's backend); without them, a lookup finds
+/// nothing and the script says so.
+#[tokio::test]
+async fn map_loads_lookups_from_a_file_or_the_live_app() {
+    let dir = scratch("lookups");
+    let input = dir.join("user.json");
+    std::fs::write(
+        &input,
+        r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName":"adele@contoso.com","active":true,"title":"Associate",
+            "externalId":"e1","initials":"AV","directPhoneNumber":"1",
+            "name":{"givenName":"Adele","familyName":"Vance"},"office":"sYdNeY"}"#,
+    )
+    .unwrap();
+    let config = dir.join("config/scimgate.toml");
+    let profile = ["--profile", "smarter-drafter"];
+    let out = map(&config, &input, &profile);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not match any office"));
+
+    let tables = dir.join("lookups.json");
+    std::fs::write(
+        &tables,
+        r#"{"offices": {"key": "name", "records": [{"id": 42, "name": "Sydney"}]}}"#,
+    )
+    .unwrap();
+    let lookups = tables.to_string_lossy().to_string();
+    let out = map(
+        &config,
+        &input,
+        &[profile[0], profile[1], "--lookups", &lookups],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["office_id"], 42);
+
+    let legacy = scimgate::demo::DemoApp::start(
+        "127.0.0.1:0",
+        scimgate::demo::DemoConfig::with_api_key("cli-key"),
+    )
+    .await
+    .unwrap();
+    let base = legacy.base_url();
+    let out = tokio::task::spawn_blocking({
+        let (config, input) = (config.clone(), input.clone());
+        move || {
+            bin()
+                .args([
+                    "map",
+                    "--resource",
+                    "User",
+                    "--profile",
+                    "smarter-drafter",
+                    "--live",
+                ])
+                .arg("--config")
+                .arg(&config)
+                .arg("--input")
+                .arg(&input)
+                .env("SCIMGATE_BACKEND__BASE_URL", &base)
+                .env("SCIMGATE_BACKEND__AUTH__VALUE", "cli-key")
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let offices = common::Legacy::new(&legacy.base_url(), "cli-key")
+        .get("/api/v1/offices?name=Sydney")
+        .await;
+    assert_eq!(v["office_id"], offices["data"][0]["id"], "{v} {offices}");
     let _ = std::fs::remove_dir_all(&dir);
 }
