@@ -85,6 +85,21 @@ fn binding(rt: &str, rc: &ResourceConfig) -> Result<Binding, Vec<String>> {
             Err(e) => errors.push(format!("resources.{rt}.filters: {}", e.detail)),
         }
     }
+    // A unique attribute is checked with one `attr eq "value"` list query before each write:
+    // it must be a top-level string attribute the application can filter on, or the check
+    // would scan the whole table (or not be made at all).
+    for attr in &rc.unique {
+        if attr.contains(['.', ':', '[']) {
+            errors.push(format!(
+                "resources.{rt}.unique: '{attr}' must be a top-level attribute (e.g. externalId, userName)"
+            ));
+        } else if !rc.filters.keys().any(|f| f.eq_ignore_ascii_case(attr)) {
+            errors.push(format!(
+                "resources.{rt}.unique: '{attr}' needs a filter mapping in resources.{rt}.filters, \
+                 so its uniqueness is checked by one query to the application"
+            ));
+        }
+    }
     match (
         ep.get.clone(),
         ep.list.clone(),
@@ -1194,6 +1209,41 @@ mod tests {
         assert!(
             errors.iter().all(|e| e.contains("resources.User")),
             "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn unique_attributes_must_be_top_level_and_filterable() {
+        let p = profile(
+            r#"
+            script = "user"
+            unique = ["externalId", "userName", "name.familyName"]
+            [filters]
+            externalId = "external_id"
+            "#,
+        );
+        let errors = bindings(&p).unwrap_err();
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains("'userName' needs a filter mapping")),
+            "{errors:?}"
+        );
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains("'name.familyName' must be a top-level attribute")),
+            "{errors:?}"
+        );
+        assert!(
+            !errors.iter().any(|e| e.contains("'externalId'")),
+            "{errors:?}"
+        );
+        let reg = registry(&p).unwrap();
+        let doc = reg.schemas_document("http://x");
+        assert!(
+            doc.to_string().contains("\"uniqueness\":\"server\""),
+            "{doc}"
         );
     }
 

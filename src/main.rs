@@ -139,6 +139,19 @@ enum Command {
         #[arg(long, default_value = "config/scimgate.toml")]
         config: PathBuf,
     },
+    /// List resources deleted over SCIM whose data the application keeps (404 over SCIM), or
+    /// make one visible again (after the same person's account was reactivated in the app).
+    Deleted {
+        /// Resource type.
+        #[arg(long = "type", default_value = "User")]
+        resource_type: String,
+        /// Remove this id's tombstone: the kept record answers over SCIM again.
+        #[arg(long, value_name = "ID")]
+        restore: Option<String>,
+        /// Main configuration file (its `[store]`, or the default SQLite file).
+        #[arg(long, default_value = "config/scimgate.toml")]
+        config: PathBuf,
+    },
     /// List operations that need several legacy calls and have not completed (pending:
     /// running or waiting for a retry; failed: out of attempts), or retry / abandon one.
     Plans {
@@ -382,6 +395,58 @@ async fn audit(args: AuditArgs, config: &std::path::Path) -> Result<(), Vec<Stri
         );
     }
     Ok(())
+}
+
+async fn deleted(
+    resource_type: &str,
+    restore: Option<&str>,
+    config: &std::path::Path,
+) -> Result<(), Vec<String>> {
+    use scimgate::store::TombstoneStore;
+    let rt = if resource_type.eq_ignore_ascii_case("group") {
+        "Group"
+    } else {
+        "User"
+    };
+    let store = open_key_store(config).await?;
+    let result = async {
+        if let Some(id) = restore {
+            return match store.remove_tombstone(rt, id).await {
+                Ok(true) => {
+                    println!("{rt} {id}: visible over SCIM again");
+                    Ok(())
+                }
+                Ok(false) => Err(format!("no deleted {rt} {id}")),
+                Err(e) => Err(format!("store: {e}")),
+            };
+        }
+        let list = store
+            .tombstones(rt, 1000)
+            .await
+            .map_err(|e| format!("store: {e}"))?;
+        println!(
+            "{:<24}  {:<24}  {:<36}  DELETED",
+            "ID", "NAME", "EXTERNAL ID"
+        );
+        for t in &list {
+            let when = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(t.deleted_ms)
+                .map(|d| d.format("%Y-%m-%d %H:%M:%SZ").to_string())
+                .unwrap_or_default();
+            println!(
+                "{:<24}  {:<24}  {:<36}  {when}",
+                t.scim_id,
+                t.name_key.as_deref().unwrap_or("-"),
+                t.external_id.as_deref().unwrap_or("-")
+            );
+        }
+        if list.is_empty() {
+            println!("(none)");
+        }
+        Ok(())
+    }
+    .await;
+    store.close().await;
+    result.map_err(|e| vec![e])
 }
 
 async fn plans(
@@ -756,6 +821,11 @@ async fn run(cmd: Command) -> Result<(), Vec<String>> {
             };
             audit(args, &config).await
         }
+        Command::Deleted {
+            resource_type,
+            restore,
+            config,
+        } => deleted(&resource_type, restore.as_deref(), &config).await,
         Command::Plans {
             failed,
             retry,

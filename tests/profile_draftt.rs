@@ -399,3 +399,53 @@ async fn delete_then_get_filter_and_repost() {
     common::entra::delete_replay(&scim, &body, 409).await;
     stack.gateway.shutdown().await;
 }
+
+/// An operator who has reactivated the same person's kept account in Draftt makes it visible
+/// over SCIM again with `scimgate deleted --restore ID` (listed by `scimgate deleted`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_restores_a_deleted_account() {
+    let scratch = common::process::Scratch::new("draftt-restore");
+    let url = format!("sqlite://{}", scratch.0.join("state.db").display());
+    let stack = DemoStack::start(DemoOptions {
+        store_url: Some(url.clone()),
+        ..DemoOptions::for_tests("draftt")
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#?}"));
+    let (scim, _) = clients(&stack);
+    let r = scim
+        .post("/Users", &user("back@example.com", "ext-back"))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let id = r.json["id"].as_str().unwrap().to_string();
+    assert_eq!(scim.delete(&format!("/Users/{id}")).await.status, 204);
+    assert_eq!(scim.get(&format!("/Users/{id}")).await.status, 404);
+
+    let config = common::process::write_config(&scratch.0, &url, "t", "draftt", "");
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_scimgate"))
+            .arg("deleted")
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string()
+                + String::from_utf8_lossy(&out.stderr).as_ref(),
+        )
+    };
+    let (ok, listed) = cli(&[]);
+    assert!(
+        ok && listed.contains(&id) && listed.contains("back@example.com"),
+        "{listed}"
+    );
+    let (ok, said) = cli(&["--restore", &id]);
+    assert!(ok, "{said}");
+    let r = scim.get(&format!("/Users/{id}")).await;
+    assert_eq!(r.status, 200, "visible again: {}", r.text);
+    let (ok, said) = cli(&["--restore", &id]);
+    assert!(!ok && said.contains("no deleted User"), "{said}");
+    stack.gateway.shutdown().await;
+}

@@ -58,8 +58,9 @@ pub fn lint_scripts(dir: &Path) -> Vec<String> {
         let file = dir.join(&c.file);
         let mut calls: Vec<(String, usize)> = Vec::new();
         c.ast.walk(&mut |path: &[ASTNode]| {
-            if let Some(ASTNode::Expr(Expr::FnCall(x, pos) | Expr::MethodCall(x, pos))) =
-                path.last()
+            // Plain calls only: a method call may be an object map's closure property
+            // (`o.act(1)`), which no function list knows.
+            if let Some(ASTNode::Expr(Expr::FnCall(x, pos))) = path.last()
                 && x.op_token.is_none()
                 && x.namespace.is_empty()
             {

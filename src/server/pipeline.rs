@@ -604,8 +604,8 @@ impl Gateway {
         b.delete.is_none() && self.scripts.has_fn(&b.script, "on_delete", 2)
     }
 
-    /// Phase: which of a list page's resources were deleted (and are kept by the app), with
-    /// the number of such resources in all; `None` when the type's deletes really delete.
+    /// Phase: which of the scanned resources were deleted (and are kept by the app); `None`
+    /// when the type's deletes really delete.
     async fn kept_deleted_among(
         &self,
         b: &Binding,
@@ -620,8 +620,8 @@ impl Gateway {
             .filter_map(|r| r.get("id").and_then(Value::as_str).map(str::to_string))
             .collect();
         let found = self.store.tombstoned_among(rt, &ids).await?;
-        let all = self.store.tombstone_count(rt).await?;
-        Ok(Some((found, all)))
+        let n = found.len() as u64;
+        Ok(Some((found, n)))
     }
 
     /// Phase: load one resource (without members). A resource deleted over SCIM whose
@@ -820,7 +820,15 @@ impl Gateway {
             .as_ref()
             .map(|f| self.pushdown(b, f, &mut query))
             .unwrap_or(false);
-        let in_gateway = params.filter.is_some() || params.sort_by.is_some();
+        // Deleted-but-kept records must not count in totals nor shift pages: when there are
+        // any, the list is paged here (bounded by max_scan) instead of by the app.
+        let kept_any = self.keeps_deleted(b)
+            && self
+                .store
+                .tombstone_count(canonical_rt(&b.resource_type))
+                .await?
+                > 0;
+        let in_gateway = params.filter.is_some() || params.sort_by.is_some() || kept_any;
         let (resources, total) = if !in_gateway {
             // Fast path: the legacy app pages for us.
             let (records, total) = self
@@ -830,20 +838,6 @@ impl Gateway {
             let mut out = Vec::with_capacity(records.len());
             for r in records {
                 out.push(self.map_from_backend(b, r, "list")?);
-            }
-            // Deleted-but-kept records leave holes in the legacy app's page; the total
-            // leaves them all out.
-            let kept = self.kept_deleted_among(b, &out).await?;
-            let total = match &kept {
-                Some((_, n)) => total.saturating_sub(usize::try_from(*n).unwrap_or(0)),
-                None => total,
-            };
-            if let Some((ids, _)) = kept {
-                out.retain(|r| {
-                    !r.get("id")
-                        .and_then(Value::as_str)
-                        .is_some_and(|id| ids.contains(id))
-                });
             }
             (out, total)
         } else {
@@ -1144,7 +1138,10 @@ impl Gateway {
                 continue;
             }
             let escaped = value.replace('\\', "\\\\").replace('"', "\\\"");
-            let pairs = [("filter".to_string(), format!("{attr} eq \"{escaped}\""))];
+            let pairs = [
+                ("filter".to_string(), format!("{attr} eq \"{escaped}\"")),
+                ("attributes".to_string(), "id".to_string()),
+            ];
             let params = ListParams::from_query(&pairs, &self.ctx(&b.resource_type)?, 2)?;
             let found = self.list(&b.resource_type, &params).await?;
             let holder = found["Resources"]
@@ -1593,7 +1590,7 @@ impl Gateway {
                     resource_type: canonical_rt(rt).to_string(),
                     scim_id: id.to_string(),
                     name_key: label.as_ref().map(|l| l.to_lowercase()),
-                    external_id: loaded_external,
+                    external_id: loaded_external.clone(),
                 });
             }
         }
@@ -1607,7 +1604,20 @@ impl Gateway {
                 );
             }
         }
-        if steps.len() == 1 && !has_hook && !group_hook {
+        if steps.is_empty() {
+            // Nothing to call (an on_delete that plans nothing, e.g. for an account already
+            // inactive): the delete is complete at once, and where the app keeps the data it
+            // is buried now.
+            if self.keeps_deleted(b) {
+                self.bury(&Bury {
+                    resource_type: canonical_rt(rt).to_string(),
+                    scim_id: id.to_string(),
+                    name_key: label.as_ref().map(|l| l.to_lowercase()),
+                    external_id: loaded_external,
+                })
+                .await;
+            }
+        } else if steps.len() == 1 && !has_hook && !group_hook {
             // One call: no plan record.
             let req = steps[0].request()?;
             self.call(req).await?;

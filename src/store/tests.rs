@@ -1070,4 +1070,10 @@ async fn tombstones(db: TestDb) {
             .unwrap()
             .is_none()
     );
+    let listed = s.tombstones("User", 10).await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(s.remove_tombstone("User", "1").await.unwrap());
+    assert!(!s.remove_tombstone("User", "1").await.unwrap());
+    assert!(!s.is_tombstoned("User", "1").await.unwrap());
+    assert_eq!(s.tombstone_count("User").await.unwrap(), 1);
 }

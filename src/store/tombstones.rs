@@ -53,7 +53,23 @@ pub trait TombstoneStore: Send + Sync {
         external_id: Option<&str>,
     ) -> impl Future<Output = StoreResult<Option<Tombstone>>> + Send;
 
-    /// How many resources of a type are tombstoned (list totals leave them out).
+    /// The tombstones of a type, newest first, at most `limit` (`scimgate deleted`).
+    fn tombstones(
+        &self,
+        resource_type: &str,
+        limit: u32,
+    ) -> impl Future<Output = StoreResult<Vec<Tombstone>>> + Send;
+
+    /// Removes a tombstone, so the kept record is visible over SCIM again (an operator's
+    /// decision, e.g. after reactivating the same person's account in the app); `false` when
+    /// there was none.
+    fn remove_tombstone(
+        &self,
+        resource_type: &str,
+        id: &str,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+
+    /// How many resources of a type are tombstoned.
     fn tombstone_count(&self, resource_type: &str)
     -> impl Future<Output = StoreResult<u64>> + Send;
 }
@@ -140,6 +156,28 @@ impl TombstoneStore for Store {
             .fetch_optional(pool)
             .await)?;
         Ok(row.map(tombstone))
+    }
+
+    async fn tombstones(&self, resource_type: &str, limit: u32) -> StoreResult<Vec<Tombstone>> {
+        let sql = "SELECT resource_type, scim_id, name_key, external_id, deleted_ms \
+                   FROM tombstones WHERE resource_type = $1 ORDER BY deleted_ms DESC LIMIT $2";
+        let rows: Vec<Row> = with_pool!(self, pool => sqlx::query_as(sql)
+            .bind(resource_type)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await)?;
+        Ok(rows.into_iter().map(tombstone).collect())
+    }
+
+    async fn remove_tombstone(&self, resource_type: &str, id: &str) -> StoreResult<bool> {
+        let sql = "DELETE FROM tombstones WHERE resource_type = $1 AND scim_id = $2";
+        let n = with_pool!(self, pool => sqlx::query(sql)
+            .bind(resource_type)
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(n == 1)
     }
 
     async fn tombstone_count(&self, resource_type: &str) -> StoreResult<u64> {

@@ -503,7 +503,7 @@ impl Gateway {
 
     /// Phase: records a deleted resource's tombstone. The delete itself succeeded, so a store
     /// failure is logged and counted, not returned (as for the id map).
-    async fn bury(&self, b: &Bury) {
+    pub(crate) async fn bury(&self, b: &Bury) {
         let t = crate::store::Tombstone {
             resource_type: b.resource_type.clone(),
             scim_id: b.scim_id.clone(),
