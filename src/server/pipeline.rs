@@ -610,18 +610,19 @@ impl Gateway {
         &self,
         b: &Binding,
         page: &[Value],
-    ) -> AppResult<Option<(HashSet<String>, u64)>> {
+    ) -> AppResult<Option<HashSet<String>>> {
         if !self.keeps_deleted(b) {
             return Ok(None);
         }
-        let rt = canonical_rt(&b.resource_type);
         let ids: Vec<String> = page
             .iter()
             .filter_map(|r| r.get("id").and_then(Value::as_str).map(str::to_string))
             .collect();
-        let found = self.store.tombstoned_among(rt, &ids).await?;
-        let n = found.len() as u64;
-        Ok(Some((found, n)))
+        let found = self
+            .store
+            .tombstoned_among(canonical_rt(&b.resource_type), &ids)
+            .await?;
+        Ok(Some(found))
     }
 
     /// Phase: load one resource (without members). A resource deleted over SCIM whose
@@ -863,7 +864,7 @@ impl Gateway {
             for r in records {
                 mapped.push(self.map_from_backend(b, r, "list")?);
             }
-            if let Some((ids, _)) = self.kept_deleted_among(b, &mapped).await? {
+            if let Some(ids) = self.kept_deleted_among(b, &mapped).await? {
                 mapped.retain(|r| {
                     !r.get("id")
                         .and_then(Value::as_str)
@@ -1604,6 +1605,9 @@ impl Gateway {
                 );
             }
         }
+        let me = (canonical_rt(rt).to_string(), id.to_string());
+        let plan_forgets = steps.iter().any(|s| s.forget.as_ref() == Some(&me));
+        let one_call = steps.len() == 1 && !has_hook && !group_hook;
         if steps.is_empty() {
             // Nothing to call (an on_delete that plans nothing, e.g. for an account already
             // inactive): the delete is complete at once, and where the app keeps the data it
@@ -1617,7 +1621,7 @@ impl Gateway {
                 })
                 .await;
             }
-        } else if steps.len() == 1 && !has_hook && !group_hook {
+        } else if one_call {
             // One call: no plan record.
             let req = steps[0].request()?;
             self.call(req).await?;
@@ -1640,7 +1644,10 @@ impl Gateway {
             .await?;
             tracing::info!(%rt, id, steps = n, "delete plan completed");
         }
-        self.unmap(rt, id).await;
+        // A plan's step already forgot the resource as it succeeded; otherwise forget it now.
+        if !plan_forgets || one_call {
+            self.unmap(rt, id).await;
+        }
         Ok(())
     }
 
