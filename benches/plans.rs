@@ -6,6 +6,7 @@
 //! CPU per request comes from the kernel's accounting of that process (`/proc/PID/stat`).
 //!
 //! 1. Per-request cost, in alternating rounds (medians of 3):
+//!    - a read: GET /Users/{id};
 //!    - single-call write: PATCH displayName (one legacy write, never a plan);
 //!    - multi-step write: PATCH active=false, whose `on_deactivate` revokes the sessions (a
 //!      plan: recorded before its first call, marked done after its last), then active=true
@@ -143,7 +144,13 @@ async fn drive(scim: &Scim, ids: &[String], per_client: usize, kind: Kind) -> Du
         let path = format!("/Users/{id}");
         tasks.push(tokio::spawn(async move {
             for i in 0..per_client {
+                if let Kind::Get = kind {
+                    let r = scim.get(&path).await;
+                    assert_eq!(r.status, 200, "{}", r.text);
+                    continue;
+                }
                 let bodies = match kind {
+                    Kind::Get => Vec::new(),
                     Kind::Single => vec![patch(json!([
                         {"op": "replace", "path": "displayName", "value": format!("Name {i}")}
                     ]))],
@@ -167,6 +174,8 @@ async fn drive(scim: &Scim, ids: &[String], per_client: usize, kind: Kind) -> Du
 
 #[derive(Clone, Copy, Debug)]
 enum Kind {
+    /// GET /Users/{id}: a read (no write, no plan).
+    Get,
     Single,
     Multi,
 }
@@ -231,9 +240,9 @@ async fn per_request(legacy: &DemoApp, scratch: &Scratch, requests: usize) {
         round(&gw, &scim, &ids, 100, Kind::Multi).await;
         gws.push((*name, gw, scim, ids));
     }
-    for kind in [Kind::Single, Kind::Multi] {
+    for kind in [Kind::Get, Kind::Single, Kind::Multi] {
         let n = match kind {
-            Kind::Single => requests,
+            Kind::Get | Kind::Single => requests,
             Kind::Multi => requests / 2,
         };
         let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); gws.len()];
@@ -246,6 +255,7 @@ async fn per_request(legacy: &DemoApp, scratch: &Scratch, requests: usize) {
             }
         }
         let unit = match kind {
+            Kind::Get => "GET /Users/{id} (a read)",
             Kind::Single => "PATCH displayName (one legacy write, no plan)",
             Kind::Multi => "PATCH active=false + active=true (deactivation plan of 1 step)",
         };
