@@ -377,9 +377,15 @@ pub async fn start_gateway(cfg: &Config) -> Result<RunningGateway, Vec<String>> 
     let metrics = state.metrics.clone();
     let app = router(state, &cfg.server.base_path);
     let (tx, rx) = oneshot::channel::<()>();
-    let handle = tokio::spawn(crate::server::serve(listener, app, async move {
-        let _ = rx.await;
-    }));
+    let conn_limits = cfg.server.conn_limits();
+    let handle = tokio::spawn(crate::server::serve(
+        listener,
+        app,
+        conn_limits,
+        async move {
+            let _ = rx.await;
+        },
+    ));
     let (admin_addr, admin_shutdown, admin_handle) = match admin_listener {
         Some(l) => {
             let admin_addr = l
@@ -400,6 +406,7 @@ pub async fn start_gateway(cfg: &Config) -> Result<RunningGateway, Vec<String>> 
             let h = tokio::spawn(crate::admin::serve(
                 l,
                 crate::admin::router(admin),
+                conn_limits.admin(),
                 async move {
                     let _ = arx.await;
                 },
@@ -591,7 +598,8 @@ async fn build_state(
                     .map(|t| t.expose().to_string())
                     .collect::<Vec<_>>(),
             )
-            .with_store(store.clone());
+            .with_store(store.clone())
+            .with_password_limits(cfg.auth.password_limits());
             match &cfg.profile.scim_auth.username {
                 Some(user) => auth.with_password_user(user),
                 None => auth,
@@ -609,7 +617,8 @@ async fn build_state(
                 cfg.server.request_timeout(),
                 cfg.server.max_concurrency,
             )
-            .with_operation_timeout(cfg.server.operation_timeout()),
+            .with_operation_timeout(cfg.server.operation_timeout())
+            .with_max_uri_bytes(cfg.server.max_uri_bytes),
         ),
         metrics,
     };
@@ -664,6 +673,8 @@ pub struct DemoOptions {
     pub plans: Option<crate::config::PlansConfig>,
     /// Replaces `[server] request_timeout_ms` (the client's deadline); the file's when `None`.
     pub request_timeout: Option<Duration>,
+    /// Adjusts the configuration last, before it is validated (tests set limits with it).
+    pub adjust: Option<fn(&mut Config)>,
 }
 
 impl DemoOptions {
@@ -681,6 +692,7 @@ impl DemoOptions {
             admin_password: None,
             plans: None,
             request_timeout: None,
+            adjust: None,
         }
     }
 }
@@ -814,6 +826,9 @@ impl DemoStack {
         cfg.admin.enabled = true;
         cfg.admin.listen = opts.admin_listen;
         cfg.admin.password = Secret::new(admin_password.clone());
+        if let Some(adjust) = opts.adjust {
+            adjust(&mut cfg);
+        }
         let problems: Vec<String> = cfg.validate().iter().map(ConfigIssue::to_string).collect();
         if !problems.is_empty() {
             return Err(problems);

@@ -102,6 +102,24 @@ pub struct ServerConfig {
     /// Most values one multi-valued attribute may carry (`emails`, `phoneNumbers`, …); more
     /// is a 400 `invalidValue` naming the attribute. Group members are not counted.
     pub max_attribute_values: usize,
+    /// Time a client has to send a request's line and headers, from its first byte (or from
+    /// connecting); a connection that dribbles them slower is closed.
+    pub header_read_timeout_ms: u64,
+    /// Time a keep-alive connection may sit idle between requests before it is closed.
+    pub idle_timeout_ms: u64,
+    /// Connections open at once (lowered to fit the process's open-file limit). At the cap
+    /// the longest-idle connection is closed to make room for a new one.
+    pub max_connections: usize,
+    /// Largest request line plus headers, in bytes; more is a 431.
+    pub max_header_bytes: usize,
+    /// Longest request URI (path and query), in bytes; more is a 414.
+    pub max_uri_bytes: usize,
+    /// Wall-clock time one mapping script call may run before it is stopped (a 500 naming
+    /// the script), on top of rhai's operation limit.
+    pub script_timeout_ms: u64,
+    /// Threads that run mapping scripts, apart from the threads serving connections, so a
+    /// slow script never stalls other requests or the probes; 0 means one per CPU.
+    pub script_threads: usize,
 }
 
 impl Default for ServerConfig {
@@ -115,6 +133,13 @@ impl Default for ServerConfig {
             max_concurrency: 512,
             operation_timeout_ms: 300_000,
             max_attribute_values: 1000,
+            header_read_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+            max_connections: 1024,
+            max_header_bytes: 16 * 1024,
+            max_uri_bytes: 8 * 1024,
+            script_timeout_ms: 1_000,
+            script_threads: 0,
         }
     }
 }
@@ -131,6 +156,27 @@ impl ServerConfig {
         format!("{origin}{}", self.base_path)
     }
 
+    /// The connection bounds of the SCIM listener (see [`crate::server::listen`]), the cap
+    /// lowered to fit the open-file limit.
+    pub fn conn_limits(&self) -> crate::server::listen::ConnLimits {
+        let (max_connections, lowered) =
+            crate::server::listen::connection_cap(self.max_connections);
+        if lowered {
+            tracing::warn!(
+                wanted = self.max_connections,
+                max_connections,
+                "server.max_connections lowered to fit the open-file limit (ulimit -n)"
+            );
+        }
+        crate::server::listen::ConnLimits {
+            header_read_timeout: Duration::from_millis(self.header_read_timeout_ms),
+            idle_timeout: Duration::from_millis(self.idle_timeout_ms),
+            max_connections,
+            max_header_bytes: self.max_header_bytes.max(1024),
+            scim_errors: true,
+        }
+    }
+
     /// The per-request time limit.
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
@@ -142,13 +188,48 @@ impl ServerConfig {
     }
 }
 
-/// `[auth]`: how SCIM clients authenticate.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+/// `[auth]`: how SCIM clients authenticate, and what sign-in attempts may cost.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
     /// Static bearer tokens accepted from clients (a list, or a comma-separated string).
     #[serde(deserialize_with = "de_secret_list")]
     pub tokens: Vec<Secret>,
+    /// Password checks (argon2id, ~19 MiB each) run at once, for HTTP Basic and passwords
+    /// sent as bearer tokens.
+    pub max_password_checks: usize,
+    /// Password checks that may wait for a slot; beyond them a request is answered 503.
+    pub max_queued_password_checks: usize,
+    /// Failed sign-ins per client address, and per user name, within
+    /// `failed_login_window_s`, after which more attempts are answered 429 until the window
+    /// ends; also applies to the admin page's login. 0 turns the throttle off.
+    pub max_failed_logins: u32,
+    /// The window failed sign-ins are counted in, in seconds.
+    pub failed_login_window_s: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            tokens: Vec::new(),
+            max_password_checks: 2,
+            max_queued_password_checks: 16,
+            max_failed_logins: 10,
+            failed_login_window_s: 60,
+        }
+    }
+}
+
+impl AuthConfig {
+    /// The password-check bounds these settings describe.
+    pub fn password_limits(&self) -> crate::throttle::PasswordLimits {
+        crate::throttle::PasswordLimits {
+            concurrent_checks: self.max_password_checks.max(1),
+            queued_checks: self.max_queued_password_checks,
+            max_failures: self.max_failed_logins,
+            window: Duration::from_secs(self.failed_login_window_s.max(1)),
+        }
+    }
 }
 
 /// `[store]`: the database the gateway keeps its own state in (API keys, gateway-managed
@@ -1408,11 +1489,30 @@ impl Validator<'_> {
                 format!("`{}` must be an absolute http(s) URL", s.public_url),
             );
         }
+        if s.max_header_bytes < 1024 {
+            self.push("server.max_header_bytes", "must be at least 1024");
+        }
         for (key, zero) in [
             ("server.max_body_bytes", s.max_body_bytes == 0),
             ("server.request_timeout_ms", s.request_timeout_ms == 0),
             ("server.max_concurrency", s.max_concurrency == 0),
             ("server.max_attribute_values", s.max_attribute_values == 0),
+            (
+                "server.header_read_timeout_ms",
+                s.header_read_timeout_ms == 0,
+            ),
+            ("server.idle_timeout_ms", s.idle_timeout_ms == 0),
+            ("server.max_connections", s.max_connections == 0),
+            ("server.max_uri_bytes", s.max_uri_bytes == 0),
+            ("server.script_timeout_ms", s.script_timeout_ms == 0),
+            (
+                "auth.max_password_checks",
+                self.cfg.auth.max_password_checks == 0,
+            ),
+            (
+                "auth.failed_login_window_s",
+                self.cfg.auth.failed_login_window_s == 0,
+            ),
             ("plans.max_attempts", self.cfg.plans.max_attempts == 0),
         ] {
             if zero {

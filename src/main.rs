@@ -666,6 +666,7 @@ async fn run(cmd: Command) -> Result<(), Vec<String>> {
                 admin_password,
                 plans: None,
                 request_timeout: None,
+                adjust: None,
             })
             .await?;
             println!("scimgate demo (profile '{profile}')");

@@ -146,9 +146,8 @@ async fn security_headers(req: Request, next: Next) -> Response {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
+    limits: crate::server::listen::ConnLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    crate::server::listen::serve(listener, app, limits, shutdown).await
 }

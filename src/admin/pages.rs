@@ -4,6 +4,7 @@ use super::AdminState;
 use super::session::{self, NewKey, SessionView};
 use super::views::{self, AuditForm, FailureGroup, GatewayInfo};
 use crate::metrics::{CONTENT_TYPE as METRICS_CONTENT_TYPE, StoreOp};
+use crate::server::listen::Peer;
 use crate::store::{
     AuditContext, AuditEntry, AuditFilter, AuditLog, KeyId, KeyStore, PlanState, PlanStore,
     SyncStatus,
@@ -16,6 +17,7 @@ use chrono::{DateTime, Duration as ChronoDuration, NaiveDateTime, Utc};
 use maud::Markup;
 use serde::Deserialize;
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::time::Duration;
 
 /// Longest a readiness check may take per dependency; probes have short deadlines.
@@ -232,10 +234,18 @@ fn same_origin(headers: &HeaderMap) -> bool {
     true
 }
 
-/// A `next` target that stays on this listener (a path, never `//host` or a URL).
+/// A `next` target that stays on this listener: a path of printable ASCII without spaces or
+/// backslashes, never `//host` or a URL. Browsers drop tabs and newlines from a URL and
+/// read `\` as `/`, so `/\t/evil.example` or `/\evil.example` would leave the site.
 fn local_target(next: Option<&str>) -> &str {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n,
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && n.bytes().all(|b| b.is_ascii_graphic() && b != b'\\') =>
+        {
+            n
+        }
         _ => "/",
     }
 }
@@ -268,6 +278,7 @@ pub struct LoginForm {
 /// wrong one answers 401 with the form again; after 10 failures in a minute, 429.
 pub async fn login(
     State(s): State<AdminState>,
+    Peer(client): Peer,
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
 ) -> Response {
@@ -279,14 +290,17 @@ pub async fn login(
     }
     let next = local_target(f.next.as_deref());
     let sessions = &s.inner.sessions;
-    if sessions.throttled() {
+    // Without the peer's address (a router served without connection info) every client
+    // shares one bucket.
+    let client = client.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    if sessions.throttled(client) {
         return page(
             StatusCode::TOO_MANY_REQUESTS,
             views::login(Some("Too many failed attempts; wait a minute."), next),
         );
     }
     if !s.password_matches(&f.password) {
-        sessions.record_failure();
+        sessions.record_failure(client);
         tracing::warn!("admin login refused: wrong password");
         return page(
             StatusCode::UNAUTHORIZED,

@@ -6,7 +6,9 @@
 //! post/redirect/get round trip and never travels in a URL.
 
 use crate::store::KeyInfo;
+use crate::throttle::FailureThrottle;
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
@@ -20,8 +22,9 @@ pub const ABSOLUTE: Duration = Duration::from_secs(12 * 60 * 60);
 /// Sessions kept at once; the least recently used goes first beyond it, so repeated logins
 /// cannot grow memory without bound.
 const MAX_SESSIONS: usize = 256;
-/// Failed logins tolerated per [`FAILURE_WINDOW`] before further attempts are refused.
-const MAX_FAILURES: usize = 10;
+/// Failed logins tolerated from one client address per [`FAILURE_WINDOW`] before its
+/// further attempts are refused.
+const MAX_FAILURES: u32 = 10;
 /// The window failed logins are counted over.
 const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 
@@ -58,11 +61,21 @@ impl SessionView {
     }
 }
 
-/// All live sessions, plus the recent failed logins.
-#[derive(Debug, Default)]
+/// All live sessions, plus the recent failed logins per client address (one client's
+/// failures never lock out another).
+#[derive(Debug)]
 pub struct Sessions {
     map: Mutex<HashMap<String, Session>>,
-    failures: Mutex<Vec<Instant>>,
+    failures: FailureThrottle<IpAddr>,
+}
+
+impl Default for Sessions {
+    fn default() -> Self {
+        Sessions {
+            map: Mutex::new(HashMap::new()),
+            failures: FailureThrottle::new(MAX_FAILURES, FAILURE_WINDOW),
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -144,17 +157,15 @@ impl Sessions {
         lock(&self.map).get_mut(id).and_then(|s| s.flash.take())
     }
 
-    /// Whether logins are refused for now because of too many recent failures.
-    pub fn throttled(&self) -> bool {
-        let now = Instant::now();
-        let mut f = lock(&self.failures);
-        f.retain(|t| now.duration_since(*t) < FAILURE_WINDOW);
-        f.len() >= MAX_FAILURES
+    /// Whether logins from `client` are refused for now because of too many recent failures
+    /// from that address.
+    pub fn throttled(&self, client: IpAddr) -> bool {
+        self.failures.blocked(&client).is_some()
     }
 
-    /// Notes a failed login.
-    pub fn record_failure(&self) {
-        lock(&self.failures).push(Instant::now());
+    /// Notes a failed login from `client`.
+    pub fn record_failure(&self, client: IpAddr) {
+        self.failures.failed(client);
     }
 
     /// Live sessions.
@@ -250,12 +261,14 @@ mod tests {
     #[test]
     fn failed_logins_throttle() {
         let s = Sessions::default();
+        let (a, b) = (IpAddr::from([10, 0, 0, 1]), IpAddr::from([10, 0, 0, 2]));
         for _ in 0..MAX_FAILURES - 1 {
-            s.record_failure();
+            s.record_failure(a);
         }
-        assert!(!s.throttled());
-        s.record_failure();
-        assert!(s.throttled());
+        assert!(!s.throttled(a));
+        s.record_failure(a);
+        assert!(s.throttled(a));
+        assert!(!s.throttled(b), "another client can still sign in");
     }
 
     #[test]

@@ -252,6 +252,10 @@ impl Backend {
     /// connection could not be established is tried once more (nothing reached the server,
     /// so repeating it is safe). The timeout covers both attempts and the body.
     pub async fn call(&self, req: BackendRequest) -> Result<BackendResponse, BackendError> {
+        if has_dot_segment(&req.path) {
+            tracing::warn!(path = %req.path, "backend call refused: the path has a dot segment");
+            return Err(BackendError::DotSegment { path: req.path });
+        }
         let span = tracing::info_span!(
             "backend_call",
             method = %req.method,
@@ -486,7 +490,7 @@ fn outcome(result: &Result<BackendResponse, BackendError>) -> BackendOutcome {
             BackendOutcome::InvalidBody
         }
         Err(BackendError::Paging { .. }) => BackendOutcome::Paging,
-        Err(BackendError::Request(_)) => BackendOutcome::Request,
+        Err(BackendError::Request(_) | BackendError::DotSegment { .. }) => BackendOutcome::Request,
     }
 }
 
@@ -632,6 +636,44 @@ mod tests {
         assert_eq!(normalise_base("http://h:1/api/").unwrap(), "http://h:1/api");
         for bad in ["h:1", "/api", "ftp://h", "http://h/?q=1", ""] {
             assert!(normalise_base(bad).is_err(), "{bad}");
+        }
+    }
+}
+
+/// Whether `path` has a `.` or `..` segment, also percent-encoded (`%2e`, `%2E`): a legacy
+/// stack that normalises paths would turn `/teams/6/members/..` into `/teams/6`.
+pub fn has_dot_segment(path: &str) -> bool {
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    path.split('/').any(|seg| {
+        let decoded = seg.replace("%2e", ".").replace("%2E", ".");
+        decoded == "." || decoded == ".."
+    })
+}
+
+#[cfg(test)]
+mod dot_segment_tests {
+    use super::has_dot_segment;
+
+    #[test]
+    fn dot_segments_are_found_plain_and_encoded() {
+        for bad in [
+            "/api/v1/users/..",
+            "/api/v1/users/.",
+            "/api/v1/teams/6/members/../x",
+            "/api/v1/users/%2e%2e",
+            "/api/v1/users/%2E.",
+            "/api/v1/users/%2e?x=1",
+        ] {
+            assert!(has_dot_segment(bad), "{bad}");
+        }
+        for good in [
+            "/api/v1/users/42",
+            "/api/v1/users/a.b",
+            "/api/v1/users/...",
+            "/api/v1/users/x?q=..",
+            "/api/v1/users/%2e%2e%2e",
+        ] {
+            assert!(!has_dot_segment(good), "{good}");
         }
     }
 }

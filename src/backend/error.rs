@@ -72,6 +72,14 @@ pub enum BackendError {
     /// The gateway could not build the request (bad path template values, invalid header).
     #[error("cannot build backend request: {0}")]
     Request(String),
+    /// The request's path has a `.` or `..` segment (plain or percent-encoded), which a
+    /// path-normalising legacy stack would resolve to another resource: refused before it is
+    /// sent. It comes from a value the client sent (a member id) placed in a path.
+    #[error("refused backend path {path}: it has a dot segment")]
+    DotSegment {
+        /// The path as it would have been sent.
+        path: String,
+    },
     /// A 2xx (or a status the endpoint must not give) whose content the operation cannot use:
     /// a create answer without an id, a body that is not a record, a 404 from a create
     /// endpoint. The legacy app is broken or the profile names the wrong endpoint.
@@ -145,6 +153,9 @@ impl BackendError {
             BackendError::Request(_) => {
                 ScimError::internal("the gateway could not build the backend request")
             }
+            BackendError::DotSegment { .. } => ScimError::invalid_value(
+                "an id in the request is `.` or `..`, which is never a valid id",
+            ),
             BackendError::BadAnswer { endpoint, message } => ScimError::new(
                 502,
                 None,

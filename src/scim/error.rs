@@ -71,16 +71,29 @@ pub struct ScimError {
     pub scim_type: Option<ScimType>,
     /// Human-readable explanation sent as `detail`.
     pub detail: String,
+    /// Seconds the client should wait before retrying (`Retry-After`), for 429 and 503.
+    pub retry_after: Option<u64>,
 }
+
+/// Longest `detail` sent, in bytes: details may quote what the client sent (a filter, a
+/// value), and a 100 KB input must not come back (or reach the log) in full.
+pub const MAX_DETAIL_BYTES: usize = 1024;
 
 impl ScimError {
     /// A new error with any status and optional `scimType`.
     pub fn new(status: u16, scim_type: Option<ScimType>, detail: impl Into<String>) -> Self {
         ScimError {
+            retry_after: None,
             status,
             scim_type,
             detail: detail.into(),
         }
+    }
+
+    /// The same error telling the client to retry after `secs` seconds (`Retry-After`).
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
     }
 
     /// 400 with a `scimType`: the client's request is wrong in the way the keyword says.
@@ -168,7 +181,7 @@ impl ScimError {
         let mut body = json!({
             "schemas": [ERROR_SCHEMA],
             "status": self.status.to_string(),
-            "detail": self.detail,
+            "detail": truncate_detail(&self.detail),
         });
         if let (Some(t), Some(map)) = (self.scim_type, body.as_object_mut()) {
             map.insert("scimType".into(), Value::String(t.as_str().into()));
@@ -177,11 +190,33 @@ impl ScimError {
     }
 }
 
+/// `detail` cut to [`MAX_DETAIL_BYTES`] (on a character boundary), saying how much was cut.
+pub fn truncate_detail(detail: &str) -> std::borrow::Cow<'_, str> {
+    if detail.len() <= MAX_DETAIL_BYTES {
+        return std::borrow::Cow::Borrowed(detail);
+    }
+    let mut end = MAX_DETAIL_BYTES;
+    while !detail.is_char_boundary(end) {
+        end -= 1;
+    }
+    std::borrow::Cow::Owned(format!(
+        "{}… ({} more bytes)",
+        &detail[..end],
+        detail.len() - end
+    ))
+}
+
 impl fmt::Display for ScimError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.scim_type {
-            Some(t) => write!(f, "{} {}: {}", self.status, t, self.detail),
-            None => write!(f, "{}: {}", self.status, self.detail),
+            Some(t) => write!(
+                f,
+                "{} {}: {}",
+                self.status,
+                t,
+                truncate_detail(&self.detail)
+            ),
+            None => write!(f, "{}: {}", self.status, truncate_detail(&self.detail)),
         }
     }
 }

@@ -23,12 +23,15 @@ use crate::config::PassthroughScheme;
 use crate::metrics::{Metrics, StoreOp};
 use crate::scim::ScimError;
 use crate::store::{BasicCredentials, KeyStore, Store};
-use axum::extract::{Request, State};
+pub use crate::throttle::PasswordLimits;
+use crate::throttle::{CheckSlots, FailureThrottle};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
@@ -77,6 +80,30 @@ pub struct Principal {
     pub name: String,
 }
 
+/// The per-client and per-user throttles and the check slots of one authenticator.
+#[derive(Debug, Clone)]
+struct PasswordGuard {
+    by_client: Arc<FailureThrottle<IpAddr>>,
+    by_user: Arc<FailureThrottle<String>>,
+    slots: CheckSlots,
+}
+
+impl PasswordGuard {
+    fn new(limits: PasswordLimits) -> Self {
+        PasswordGuard {
+            by_client: Arc::new(FailureThrottle::new(limits.max_failures, limits.window)),
+            by_user: Arc::new(FailureThrottle::new(limits.max_failures, limits.window)),
+            slots: CheckSlots::new(limits.concurrent_checks, limits.queued_checks),
+        }
+    }
+}
+
+impl Default for PasswordGuard {
+    fn default() -> Self {
+        PasswordGuard::new(PasswordLimits::default())
+    }
+}
+
 /// Verifies the `Authorization` header of SCIM requests.
 #[derive(Debug, Clone, Default)]
 pub struct Authenticator {
@@ -87,6 +114,7 @@ pub struct Authenticator {
     password_user: Option<String>,
     metrics: Option<Arc<Metrics>>,
     passwords: PasswordCache,
+    guard: PasswordGuard,
 }
 
 impl Authenticator {
@@ -105,7 +133,14 @@ impl Authenticator {
             password_user: None,
             metrics: None,
             passwords: PasswordCache::default(),
+            guard: PasswordGuard::default(),
         }
+    }
+
+    /// Sets what password checks may cost (the defaults otherwise); set once at startup.
+    pub fn with_password_limits(mut self, limits: PasswordLimits) -> Self {
+        self.guard = PasswordGuard::new(limits);
+        self
     }
 
     /// Records the latency of every store lookup (API key, Basic password) in `metrics`.
@@ -137,6 +172,7 @@ impl Authenticator {
             password_user: None,
             metrics: None,
             passwords: PasswordCache::default(),
+            guard: PasswordGuard::default(),
         }
     }
 
@@ -195,12 +231,18 @@ impl Authenticator {
     /// checked against the static tokens, then the store's API keys, then (with
     /// [`Authenticator::with_password_user`]) as that user's password; HTTP Basic credentials
     /// (user name and password, for products that hand Entra those) against the store's
-    /// argon2id hashes. `Err` is a 401 for a bad credential (expired and revoked keys
-    /// included) or a 503 when the store cannot be read.
-    pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Principal, ScimError> {
+    /// argon2id hashes. `client` is the caller's address, which password attempts are
+    /// throttled by. `Err` is a 401 for a bad credential (expired and revoked keys
+    /// included), a 429 for a throttled client or user name, or a 503 when the store cannot
+    /// be read or too many password checks are running.
+    pub async fn authenticate(
+        &self,
+        authorization: Option<&str>,
+        client: Option<IpAddr>,
+    ) -> Result<Principal, ScimError> {
         let (scheme, credential) = split_scheme(authorization)?;
         if scheme.eq_ignore_ascii_case("basic") {
-            return self.basic(credential).await;
+            return self.basic(credential, client).await;
         }
         let token = bearer(authorization)?;
         if let Some(p) = self.static_token(token) {
@@ -215,10 +257,9 @@ impl Authenticator {
             Err(e) => return Err(store_unavailable(&e)),
         }
         if let Some(user) = &self.password_user {
-            return match self.check_password(store, user, token).await {
-                Ok(true) => Ok(Principal { name: user.clone() }),
-                Ok(false) => Err(ScimError::unauthorized("invalid bearer token or password")),
-                Err(e) => Err(store_unavailable(&e)),
+            return match self.check_password(store, user, token, client).await? {
+                true => Ok(Principal { name: user.clone() }),
+                false => Err(ScimError::unauthorized("invalid bearer token or password")),
             };
         }
         Err(ScimError::unauthorized(
@@ -227,7 +268,11 @@ impl Authenticator {
     }
 
     /// HTTP Basic (RFC 7617) against the store's user names and password hashes.
-    async fn basic(&self, credential: &str) -> Result<Principal, ScimError> {
+    async fn basic(
+        &self,
+        credential: &str,
+        client: Option<IpAddr>,
+    ) -> Result<Principal, ScimError> {
         let Some(store) = &self.store else {
             return Err(ScimError::unauthorized(
                 "unsupported authorization scheme; use Bearer",
@@ -242,34 +287,61 @@ impl Authenticator {
         let Some((user, password)) = decoded.split_once(':') else {
             return Err(ScimError::unauthorized("malformed Basic credentials"));
         };
-        match self.check_password(store, user, password).await {
-            Ok(true) => Ok(Principal {
+        match self.check_password(store, user, password, client).await? {
+            true => Ok(Principal {
                 name: user.to_string(),
             }),
-            Ok(false) => Err(ScimError::unauthorized("invalid user name or password")),
-            Err(e) => Err(store_unavailable(&e)),
+            false => Err(ScimError::unauthorized("invalid user name or password")),
         }
     }
 
-    /// A password check: remembered successes first, else the store's argon2id hash.
+    /// A password check: remembered successes first; then, unless the client or the user
+    /// name is throttled (429) or every check slot and queue place is taken (503), the
+    /// store's argon2id hash. A failure counts against the client and the user name.
     async fn check_password(
         &self,
         store: &Store,
         user: &str,
         password: &str,
-    ) -> crate::store::StoreResult<bool> {
+        client: Option<IpAddr>,
+    ) -> Result<bool, ScimError> {
         let key = PasswordCache::key(user, password);
         if self.passwords.fresh(&key) {
             return Ok(true);
         }
+        let g = &self.guard;
+        let blocked = client
+            .and_then(|c| g.by_client.blocked(&c))
+            .or_else(|| g.by_user.blocked(&user.to_string()));
+        if let Some(wait) = blocked {
+            return Err(throttled(wait));
+        }
+        let Ok(_slot) = g.slots.acquire().await else {
+            tracing::warn!("password check refused: every check slot and queue place is taken");
+            return Err(ScimError::new(
+                503,
+                None,
+                "too many sign-in attempts are being checked; retry shortly",
+            ));
+        };
         let ok = self
             .timed(
                 StoreOp::VerifyPassword,
                 store.verify_password(user, password),
             )
-            .await?;
+            .await
+            .map_err(|e| store_unavailable(&e))?;
         if ok {
             self.passwords.remember(key);
+            g.by_user.succeeded(&user.to_string());
+            if let Some(c) = client {
+                g.by_client.succeeded(&c);
+            }
+        } else {
+            g.by_user.failed(user.to_string());
+            if let Some(c) = client {
+                g.by_client.failed(c);
+            }
         }
         Ok(ok)
     }
@@ -299,6 +371,17 @@ fn split_scheme(authorization: Option<&str>) -> Result<(&str, &str), ScimError> 
         .trim()
         .split_once(' ')
         .ok_or_else(|| ScimError::unauthorized("malformed Authorization header"))
+}
+
+/// A 429 for a throttled client or user name, telling it when to come back.
+fn throttled(wait: Duration) -> ScimError {
+    let secs = wait.as_secs().max(1);
+    ScimError::new(
+        429,
+        None,
+        format!("too many failed sign-in attempts; retry in {secs} s"),
+    )
+    .with_retry_after(secs)
 }
 
 /// A store failure while checking credentials: logged, and answered 503 (with Retry-After)
@@ -339,7 +422,11 @@ pub async fn require_auth(
             Err(e) => AppError::Client(e).into_response(),
         };
     }
-    match auth.authenticate(header_value).await {
+    let client = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    match auth.authenticate(header_value, client).await {
         Ok(p) => {
             req.extensions_mut().insert(p);
             next.run(req).await
@@ -414,12 +501,15 @@ mod tests {
         };
         let a = Authenticator::new(&[]).with_store(store.clone());
         let good = basic("correct horse battery");
-        assert_eq!(a.authenticate(Some(&good)).await.unwrap().name, "entra");
+        assert_eq!(
+            a.authenticate(Some(&good), None).await.unwrap().name,
+            "entra"
+        );
         // Wrong passwords fail every time (no negative caching, no confusion with the
         // remembered one).
         for _ in 0..2 {
             let e = a
-                .authenticate(Some(&basic("wrong horse")))
+                .authenticate(Some(&basic("wrong horse")), None)
                 .await
                 .unwrap_err();
             assert_eq!(e.status, 401);
@@ -427,15 +517,22 @@ mod tests {
         // The user is removed: the remembered success still answers (within the TTL),
         // which proves the second check did not reach the store...
         assert!(store.remove_user("entra").await.unwrap());
-        assert_eq!(a.authenticate(Some(&good)).await.unwrap().name, "entra");
+        assert_eq!(
+            a.authenticate(Some(&good), None).await.unwrap().name,
+            "entra"
+        );
         // ...while a gateway that never checked it asks the store and refuses.
         let fresh = Authenticator::new(&[]).with_store(store.clone());
         assert_eq!(
-            fresh.authenticate(Some(&good)).await.unwrap_err().status,
+            fresh
+                .authenticate(Some(&good), None)
+                .await
+                .unwrap_err()
+                .status,
             401
         );
         // A clone (the router's copy) shares what was remembered.
-        assert!(a.clone().authenticate(Some(&good)).await.is_ok());
+        assert!(a.clone().authenticate(Some(&good), None).await.is_ok());
     }
 
     #[tokio::test]
@@ -452,7 +549,7 @@ mod tests {
         let plain = Authenticator::new(&[]).with_store(store.clone());
         assert_eq!(
             plain
-                .authenticate(Some(&basic("scim-user:pa55word")))
+                .authenticate(Some(&basic("scim-user:pa55word")), None)
                 .await
                 .unwrap()
                 .name,
@@ -460,7 +557,7 @@ mod tests {
         );
         assert_eq!(
             plain
-                .authenticate(Some("Bearer pa55word"))
+                .authenticate(Some("Bearer pa55word"), None)
                 .await
                 .unwrap_err()
                 .status,
@@ -469,12 +566,15 @@ mod tests {
         );
         let a = plain.with_password_user("scim-user");
         assert_eq!(
-            a.authenticate(Some("Bearer pa55word")).await.unwrap().name,
+            a.authenticate(Some("Bearer pa55word"), None)
+                .await
+                .unwrap()
+                .name,
             "scim-user"
         );
         let (_, key) = store.create_key("Entra Sync", None).await.unwrap();
         assert_eq!(
-            a.authenticate(Some(&format!("Bearer {key}")))
+            a.authenticate(Some(&format!("Bearer {key}")), None)
                 .await
                 .unwrap()
                 .name,
@@ -487,7 +587,7 @@ mod tests {
             basic("scim-user:wrong"),
             basic("other:pa55word"),
         ] {
-            let e = a.authenticate(Some(&bad)).await.unwrap_err();
+            let e = a.authenticate(Some(&bad), None).await.unwrap_err();
             assert_eq!(e.status, 401, "{bad}");
             assert!(!e.detail.contains("pa55"), "{}", e.detail);
         }
@@ -500,11 +600,14 @@ mod tests {
         let (info, key) = store.create_key("Entra Sync", None).await.unwrap();
         let header = format!("Bearer {key}");
         assert_eq!(
-            a.authenticate(Some(&header)).await.unwrap().name,
+            a.authenticate(Some(&header), None).await.unwrap().name,
             "Entra Sync"
         );
         assert_eq!(
-            a.authenticate(Some("Bearer s3cret")).await.unwrap().name,
+            a.authenticate(Some("Bearer s3cret"), None)
+                .await
+                .unwrap()
+                .name,
             "token #1"
         );
         assert_eq!(
@@ -527,17 +630,17 @@ mod tests {
             format!("Bearer {forged}"),
             "Bearer sgk_x".into(),
         ] {
-            let e = a.authenticate(Some(&bad)).await.unwrap_err();
+            let e = a.authenticate(Some(&bad), None).await.unwrap_err();
             assert_eq!(e.status, 401, "{bad}");
         }
         assert!(store.revoke_key(&info.id).await.unwrap());
-        let e = a.authenticate(Some(&header)).await.unwrap_err();
+        let e = a.authenticate(Some(&header), None).await.unwrap_err();
         assert_eq!(e.status, 401);
         assert!(!e.detail.contains(&key));
         let no_store = Authenticator::new(&["s3cret".into()]);
         assert_eq!(
             no_store
-                .authenticate(Some(&header))
+                .authenticate(Some(&header), None)
                 .await
                 .unwrap_err()
                 .status,

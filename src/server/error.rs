@@ -102,9 +102,16 @@ impl IntoResponse for AppError {
             StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             &e.to_json(),
         );
-        if e.status == 503 {
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        match (e.status, e.retry_after) {
+            (_, Some(secs)) => {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            (503, None) => {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            _ => {}
         }
         // The audit layer reads why a request failed from here, not from the body.
         resp.extensions_mut().insert(e.clone());

@@ -11,6 +11,7 @@
 pub mod audit;
 pub mod auth;
 pub mod error;
+pub mod listen;
 pub mod pipeline;
 pub mod routes;
 
@@ -45,6 +46,8 @@ pub struct Limits {
     pub concurrency: Arc<Semaphore>,
     /// The number of permits `concurrency` was made with.
     pub max_concurrency: u32,
+    /// Longest request URI (path and query) in bytes; 414 above it.
+    pub max_uri_bytes: usize,
 }
 
 impl Limits {
@@ -57,7 +60,14 @@ impl Limits {
             operation_timeout: request_timeout.saturating_mul(10),
             concurrency: Arc::new(Semaphore::new(max_concurrency.max(1))),
             max_concurrency: u32::try_from(max_concurrency.max(1)).unwrap_or(u32::MAX),
+            max_uri_bytes: 8 * 1024,
         }
+    }
+
+    /// Sets the longest request URI accepted.
+    pub fn with_max_uri_bytes(mut self, n: usize) -> Self {
+        self.max_uri_bytes = n.max(1);
+        self
     }
 
     /// Waits, at most `within`, until no operation is running (every permit is free): at
@@ -162,6 +172,20 @@ pub fn router(state: AppState, base_path: &str) -> Router {
 
 static REQUEST_SEQ: AtomicU64 = AtomicU64::new(1);
 
+/// Longest client-chosen request id the gateway echoes and logs.
+pub const MAX_REQUEST_ID_CHARS: usize = 128;
+
+/// Whether a client's `X-Request-Id` is echoed and logged as it is: 1 to
+/// [`MAX_REQUEST_ID_CHARS`] characters of letters, digits and `-_.:/+=@`. Anything else is
+/// replaced by an id of the gateway's, so a client cannot flood the log or inject into it.
+pub fn valid_request_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_REQUEST_ID_CHARS
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=@".contains(&b))
+}
+
 /// How much longer than the operation timeout the edge lets a request task run before it
 /// stops it (the audit layer's own bound fires first).
 const BACKSTOP_MARGIN: Duration = Duration::from_secs(5);
@@ -176,8 +200,23 @@ async fn edge(State(edge): State<EdgeState>, req: Request, next: Next) -> Respon
         .headers()
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
+        .filter(|v| valid_request_id(v))
         .map(str::to_string)
         .unwrap_or_else(|| format!("{:x}", REQUEST_SEQ.fetch_add(1, Ordering::Relaxed)));
+    let uri_len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if uri_len > limits.max_uri_bytes {
+        let mut r = AppError::Client(crate::scim::ScimError::new(
+            414,
+            None,
+            format!(
+                "the request URI has {uri_len} bytes; at most {} are accepted",
+                limits.max_uri_bytes
+            ),
+        ))
+        .into_response();
+        set_request_id(&mut r, &id);
+        return r;
+    }
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let (resource, operation) = classify(&method, &path, &edge.base_path);
@@ -316,13 +355,13 @@ fn set_request_id(resp: &mut Response, id: &str) {
     }
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves, then drains in-flight requests.
+/// Serves `app` on `listener` with bounded connections until `shutdown` resolves, then
+/// drains in-flight requests.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
+    limits: listen::ConnLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    listen::serve(listener, app, limits, shutdown).await
 }

@@ -55,6 +55,59 @@ fn too_large(limit: usize) -> AppError {
     ScimError::payload_too_large(format!("the request body exceeds {limit} bytes")).into()
 }
 
+/// `/{endpoint}/{id}`: the path of a single resource, with SCIM errors instead of the
+/// framework's plain-text rejections. An id that is not valid UTF-8 once decoded, is empty,
+/// is a dot segment (`.`, `..`), or holds `/`, `\` or a control character names no
+/// resource: 404 before any legacy call, so it can never reach a legacy path.
+pub struct ResourcePath(pub String, pub String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ResourcePath {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let not_found = || AppError::from(ScimError::not_found("no resource has this id"));
+        let Path((endpoint, id)) = Path::<(String, String)>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| not_found())?;
+        if !valid_id(&id) {
+            return Err(not_found());
+        }
+        Ok(ResourcePath(endpoint, id))
+    }
+}
+
+/// Whether `id` can name a resource: non-empty, not `.` or `..`, no `/`, `\` or control
+/// characters.
+pub fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id != "."
+        && id != ".."
+        && !id.chars().any(|c| c == '/' || c == '\\' || c.is_control())
+}
+
+/// A path parameter with a SCIM 404 instead of the framework's plain-text rejection (a
+/// segment that is not UTF-8 once decoded names nothing here).
+pub struct ScimPath<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> axum::extract::FromRequestParts<S>
+    for ScimPath<T>
+{
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(t)| ScimPath(t))
+            .map_err(|_| ScimError::not_found("no such endpoint or resource").into())
+    }
+}
+
 type QueryPairs = Result<Query<Vec<(String, String)>>, QueryRejection>;
 
 fn query_pairs(q: QueryPairs) -> AppResult<Vec<(String, String)>> {
@@ -104,7 +157,7 @@ fn with_etag(mut resp: Response, etag: &str) -> Response {
 /// `GET /{Users|Groups}`: list with filter, paging, sorting and projection.
 pub async fn list(
     State(state): State<AppState>,
-    Path(endpoint): Path<String>,
+    ScimPath(endpoint): ScimPath<String>,
     q: QueryPairs,
 ) -> AppResult<Response> {
     let (rt, params) = typed_query(&state, &endpoint, q)?;
@@ -116,7 +169,7 @@ pub async fn list(
 /// `POST /{Users|Groups}/.search`.
 pub async fn search(
     State(state): State<AppState>,
-    Path(endpoint): Path<String>,
+    ScimPath(endpoint): ScimPath<String>,
     ScimBody(body): ScimBody,
 ) -> AppResult<Response> {
     let rt = resource_type(&state, &endpoint)?;
@@ -129,7 +182,7 @@ pub async fn search(
 /// `POST /{Users|Groups}`: create → 201 with `Location` and `ETag`.
 pub async fn create(
     State(state): State<AppState>,
-    Path(endpoint): Path<String>,
+    ScimPath(endpoint): ScimPath<String>,
     q: QueryPairs,
     ScimBody(body): ScimBody,
 ) -> AppResult<Response> {
@@ -151,7 +204,7 @@ pub async fn create(
 /// `GET /{Users|Groups}/{id}`; honours `If-None-Match` with 304.
 pub async fn get_one(
     State(state): State<AppState>,
-    Path((endpoint, id)): Path<(String, String)>,
+    ResourcePath(endpoint, id): ResourcePath,
     headers: HeaderMap,
     q: QueryPairs,
 ) -> AppResult<Response> {
@@ -177,7 +230,7 @@ pub async fn get_one(
 /// `PUT /{Users|Groups}/{id}`: full replace; 204 when its deactivation deleted the resource.
 pub async fn replace(
     State(state): State<AppState>,
-    Path((endpoint, id)): Path<(String, String)>,
+    ResourcePath(endpoint, id): ResourcePath,
     headers: HeaderMap,
     q: QueryPairs,
     ScimBody(body): ScimBody,
@@ -201,7 +254,7 @@ pub async fn replace(
 /// were changed without reading the group (so as not to load a large member list).
 pub async fn patch(
     State(state): State<AppState>,
-    Path((endpoint, id)): Path<(String, String)>,
+    ResourcePath(endpoint, id): ResourcePath,
     headers: HeaderMap,
     q: QueryPairs,
     ScimBody(body): ScimBody,
@@ -223,7 +276,7 @@ pub async fn patch(
 /// `DELETE /{Users|Groups}/{id}` → 204.
 pub async fn delete(
     State(state): State<AppState>,
-    Path((endpoint, id)): Path<(String, String)>,
+    ResourcePath(endpoint, id): ResourcePath,
     headers: HeaderMap,
 ) -> AppResult<Response> {
     let rt = resource_type(&state, &endpoint)?;
@@ -250,7 +303,10 @@ pub async fn schemas(State(state): State<AppState>) -> Response {
 }
 
 /// `GET /Schemas/{urn}`.
-pub async fn schema(State(state): State<AppState>, Path(urn): Path<String>) -> AppResult<Response> {
+pub async fn schema(
+    State(state): State<AppState>,
+    ScimPath(urn): ScimPath<String>,
+) -> AppResult<Response> {
     let gw = &state.gateway;
     let s = gw
         .registry()
@@ -272,7 +328,7 @@ pub async fn resource_types(State(state): State<AppState>) -> Response {
 /// `GET /ResourceTypes/{name}`.
 pub async fn resource_type_doc(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ScimPath(name): ScimPath<String>,
 ) -> AppResult<Response> {
     let gw = &state.gateway;
     let rt = gw

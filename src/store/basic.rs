@@ -10,7 +10,8 @@ use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use chrono::Utc;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 /// Stores and checks Basic-auth credentials.
 pub trait BasicCredentials: Send + Sync {
@@ -22,7 +23,8 @@ pub trait BasicCredentials: Send + Sync {
     ) -> impl Future<Output = StoreResult<()>> + Send;
 
     /// Checks a Basic-auth pair on a request. `false` for an unknown user or a wrong password;
-    /// both take the same time, so the answer does not reveal which users exist.
+    /// both take about the same time, so the answer does not reveal which users exist, but
+    /// only a known user's check runs argon2 (an unknown one waits instead).
     fn verify_password(
         &self,
         username: &str,
@@ -50,10 +52,24 @@ fn check_password(phc: &str, password: &str) -> bool {
     })
 }
 
-/// A hash verified against when the user is unknown, so that case costs a full argon2 run too.
-fn dummy_hash() -> &'static str {
-    static DUMMY: OnceLock<String> = OnceLock::new();
-    DUMMY.get_or_init(|| hash_password("scimgate-no-such-user").unwrap_or_default())
+/// How long the last password checks took (µs, moving average), so a check for an unknown
+/// user name can answer after the same time without running argon2: the answer does not
+/// reveal which users exist, and unknown names cost no memory (argon2 takes ~19 MiB a run).
+static CHECK_MICROS: AtomicU64 = AtomicU64::new(0);
+
+/// The time an unknown user's check waits: the measured average, or 40 ms before any check.
+fn typical_check_time() -> Duration {
+    match CHECK_MICROS.load(Ordering::Relaxed) {
+        0 => Duration::from_millis(40),
+        us => Duration::from_micros(us),
+    }
+}
+
+fn record_check_time(took: Duration) {
+    let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1);
+    let prev = CHECK_MICROS.load(Ordering::Relaxed);
+    let next = if prev == 0 { us } else { (prev * 7 + us) / 8 };
+    CHECK_MICROS.store(next, Ordering::Relaxed);
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> StoreResult<T> {
@@ -85,11 +101,15 @@ impl BasicCredentials for Store {
             .bind(username)
             .fetch_optional(pool)
             .await)?;
-        let known = row.is_some();
-        let phc = row.map_or_else(|| dummy_hash().to_string(), |(p,)| p);
+        let Some((phc,)) = row else {
+            tokio::time::sleep(typical_check_time()).await;
+            return Ok(false);
+        };
         let password = password.to_string();
+        let started = Instant::now();
         let matches = blocking(move || check_password(&phc, &password)).await?;
-        Ok(known && matches)
+        record_check_time(started.elapsed());
+        Ok(matches)
     }
 
     async fn remove_user(&self, username: &str) -> StoreResult<bool> {

@@ -1,0 +1,489 @@
+//! What an unauthenticated (or hostile) client can make the gateway spend, and how every
+//! refusal looks: sign-in attempts (argon2 slots, per-client and per-user throttles),
+//! slow and silent connections, oversized and malformed requests answered by the HTTP layer,
+//! request ids, echoed input, dot-segment ids, and the admin page's login.
+//!
+//! Clients here speak raw HTTP/1.1 over their own sockets, some from other loopback
+//! addresses (127.0.0.2, …), so the gateway sees distinct client addresses.
+
+mod common;
+
+use common::{Legacy, Scim, enc};
+use scimgate::app::{DemoOptions, DemoStack};
+use scimgate::config::Config;
+use serde_json::{Value, json};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+/// A raw response: status, lower-cased headers, body.
+struct Raw {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Raw {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+
+    /// Asserts this is a SCIM error with `status` (RFC 7644 §3.12).
+    fn assert_scim_error(&self, status: u16) {
+        assert_eq!(self.status, status, "{}", self.body);
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/scim+json"),
+            "{}",
+            self.body
+        );
+        let v = self.json();
+        assert_eq!(
+            v["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error",
+            "{}",
+            self.body
+        );
+        assert_eq!(v["status"], status.to_string(), "{}", self.body);
+    }
+}
+
+async fn connect_from(from: [u8; 4], to: SocketAddr) -> TcpStream {
+    let s = TcpSocket::new_v4().unwrap();
+    s.bind(SocketAddr::from((from, 0))).unwrap();
+    s.connect(to).await.unwrap()
+}
+
+/// Sends `request` (a whole HTTP/1.1 message) from `from` and reads the answer until close.
+async fn raw_from(from: [u8; 4], to: SocketAddr, request: &[u8]) -> Raw {
+    let mut s = connect_from(from, to).await;
+    s.write_all(request).await.unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut buf))
+        .await
+        .expect("answer within 20 s")
+        .unwrap();
+    parse(&buf)
+}
+
+fn parse(buf: &[u8]) -> Raw {
+    let text = String::from_utf8_lossy(buf).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Raw {
+        status,
+        headers,
+        body: body.to_string(),
+    }
+}
+
+fn get(path: &str, auth: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nHost: gw\r\nAuthorization: {auth}\r\nConnection: close\r\n\r\n")
+        .into_bytes()
+}
+
+fn basic(user: &str, password: &str) -> String {
+    use base64::Engine as _;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
+}
+
+fn addr_of(url: &str) -> SocketAddr {
+    let rest = url.split("://").nth(1).unwrap();
+    rest.split('/').next().unwrap().parse().unwrap()
+}
+
+async fn stack(profile: &str, adjust: Option<fn(&mut Config)>) -> DemoStack {
+    DemoStack::start(DemoOptions {
+        adjust,
+        ..DemoOptions::for_tests(profile)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#?}"))
+}
+
+/// Wrong passwords for the known Basic user, 60 at once from one address: argon2 runs in
+/// at most 2 slots with 16 waiting, the rest are refused at once with 503 + Retry-After;
+/// after 10 failures the address is answered 429 without a check, while another address
+/// still signs in; the user name is throttled too once it failed 10 times.
+#[tokio::test]
+async fn password_checks_are_bounded_and_throttled() {
+    let stack = stack("enterprise-toolkit", None).await;
+    let (user, password) = stack.basic.clone().expect("a Basic user");
+    let to = addr_of(&stack.scim_url);
+    let path = "/scim/v2/Users?count=1";
+
+    let mut tasks = Vec::new();
+    for i in 0..60 {
+        let req = get(path, &basic(&user, &format!("wrong-{i}")));
+        tasks.push(tokio::spawn(async move {
+            raw_from([127, 0, 0, 2], to, &req).await
+        }));
+    }
+    let mut by_status = std::collections::BTreeMap::<u16, usize>::new();
+    for t in tasks {
+        let r = t.await.unwrap();
+        r.assert_scim_error(r.status);
+        if r.status == 503 || r.status == 429 {
+            assert!(r.header("retry-after").is_some(), "{}", r.body);
+        }
+        *by_status.entry(r.status).or_default() += 1;
+    }
+    let checked = by_status.get(&401).copied().unwrap_or(0);
+    assert!(
+        (1..=18).contains(&checked),
+        "at most 2 running + 16 queued checks: {by_status:?}"
+    );
+    assert!(
+        by_status.get(&503).copied().unwrap_or(0) + by_status.get(&429).copied().unwrap_or(0) >= 42,
+        "{by_status:?}"
+    );
+
+    // The address is throttled now (it failed at least 10 times, or the flood was refused
+    // before; make sure with a few more).
+    for i in 0..10 {
+        raw_from(
+            [127, 0, 0, 2],
+            to,
+            &get(path, &basic(&user, &format!("w{i}"))),
+        )
+        .await;
+    }
+    let r = raw_from([127, 0, 0, 2], to, &get(path, &basic(&user, &password))).await;
+    r.assert_scim_error(429);
+    let wait: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+
+    // Another address with the right password: the user name failed 10+ times, so it is
+    // throttled too (no argon2 run), until a remembered success or the window's end.
+    let r = raw_from([127, 0, 0, 3], to, &get(path, &basic(&user, &password))).await;
+    r.assert_scim_error(429);
+
+    // An unknown user name from a fresh address costs no argon2 run but the same answer.
+    let started = Instant::now();
+    let r = raw_from([127, 0, 0, 4], to, &get(path, &basic("nobody", "x"))).await;
+    r.assert_scim_error(401);
+    assert!(started.elapsed() >= Duration::from_millis(5));
+}
+
+/// A fresh gateway: the right password works from an address that never failed, the throttle
+/// is per address, and the unknown-user answer takes about as long as a real check.
+#[tokio::test]
+async fn throttling_is_per_client_and_unknown_users_cost_no_check() {
+    let stack = stack("enterprise-toolkit", None).await;
+    let (user, password) = stack.basic.clone().expect("a Basic user");
+    let to = addr_of(&stack.scim_url);
+    let path = "/scim/v2/Users?count=1";
+    // 12 failures for unknown names from 127.0.0.5: no argon2, but counted per address.
+    for i in 0..12 {
+        let r = raw_from(
+            [127, 0, 0, 5],
+            to,
+            &get(path, &basic(&format!("ghost{i}"), "x")),
+        )
+        .await;
+        assert!(r.status == 401 || r.status == 429, "{}", r.body);
+    }
+    let r = raw_from([127, 0, 0, 5], to, &get(path, &basic(&user, &password))).await;
+    r.assert_scim_error(429);
+    // Another address is not affected.
+    let r = raw_from([127, 0, 0, 6], to, &get(path, &basic(&user, &password))).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+/// Slow and silent clients: 60 connections that send only a request line, with a cap of
+/// 32 connections and a 400 ms header timeout. Real requests keep being served (the
+/// longest-idle connections make room), the dribblers are closed, and /healthz answers.
+#[tokio::test]
+async fn slow_clients_cannot_hold_the_listener() {
+    fn tight(cfg: &mut Config) {
+        cfg.server.max_connections = 32;
+        cfg.server.header_read_timeout_ms = 400;
+        cfg.server.idle_timeout_ms = 2_000;
+    }
+    let stack = stack("default", Some(tight)).await;
+    let to = addr_of(&stack.scim_url);
+    let mut slow = Vec::new();
+    for _ in 0..60 {
+        let mut s = TcpStream::connect(to).await.unwrap();
+        s.write_all(b"GET /scim/v2/Users HTTP/1.1\r\n")
+            .await
+            .unwrap();
+        slow.push(s);
+    }
+    let auth = format!("Bearer {}", stack.token);
+    let started = Instant::now();
+    for _ in 0..5 {
+        let r = raw_from([127, 0, 0, 1], to, &get("/scim/v2/Users?count=1", &auth)).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "served while the cap was reached: {:?}",
+        started.elapsed()
+    );
+    let admin = addr_of(&stack.admin_url);
+    let r = raw_from(
+        [127, 0, 0, 1],
+        admin,
+        b"GET /healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // Every dribbling connection is closed by the server within the header timeout (or was
+    // evicted earlier).
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    for mut s in slow {
+        let mut buf = [0u8; 64];
+        let n = tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf))
+            .await
+            .expect("closed by the server, not left open")
+            .unwrap_or(0);
+        assert_eq!(n, 0, "no answer for an incomplete request, just a close");
+    }
+}
+
+/// An idle keep-alive connection is closed after the idle timeout.
+#[tokio::test]
+async fn idle_connections_are_closed() {
+    fn idle(cfg: &mut Config) {
+        cfg.server.idle_timeout_ms = 300;
+    }
+    let stack = stack("default", Some(idle)).await;
+    let to = addr_of(&stack.scim_url);
+    let mut s = TcpStream::connect(to).await.unwrap();
+    let req = format!(
+        "GET /scim/v2/ServiceProviderConfig HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {}\r\n\r\n",
+        stack.token
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 65536];
+    let n = s.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut rest))
+        .await
+        .expect("closed after the idle timeout")
+        .unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(200),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// Errors from the HTTP layer are SCIM errors too: a malformed request line (400), headers
+/// over the limit (431), a URI over the limit (414), and an id that is not UTF-8 (404).
+#[tokio::test]
+async fn http_layer_errors_are_scim_errors() {
+    let stack = stack("default", None).await;
+    let to = addr_of(&stack.scim_url);
+    let auth = format!("Bearer {}", stack.token);
+
+    let r = raw_from([127, 0, 0, 1], to, b"GARBAGE\r\n\r\n").await;
+    r.assert_scim_error(400);
+
+    let big = "x".repeat(20_000);
+    let req = format!(
+        "GET /scim/v2/Users HTTP/1.1\r\nHost: gw\r\nAuthorization: {auth}\r\nX-Big: {big}\r\n\r\n"
+    );
+    let r = raw_from([127, 0, 0, 1], to, req.as_bytes()).await;
+    r.assert_scim_error(431);
+
+    let long = format!("/scim/v2/Users?filter={}", "a".repeat(10_000));
+    let r = raw_from([127, 0, 0, 1], to, &get(&long, &auth)).await;
+    r.assert_scim_error(414);
+    let longer = format!("/scim/v2/Users?filter={}", "a".repeat(70_000));
+    let r = raw_from([127, 0, 0, 1], to, &get(&longer, &auth)).await;
+    assert!(r.status == 414 || r.status == 431, "{}", r.status);
+    r.assert_scim_error(r.status);
+
+    let r = raw_from([127, 0, 0, 1], to, &get("/scim/v2/Users/%ff", &auth)).await;
+    r.assert_scim_error(404);
+    let r = raw_from([127, 0, 0, 1], to, &get("/scim/v2/%ff", &auth)).await;
+    r.assert_scim_error(404);
+}
+
+/// A client's request id is echoed only when it is short and plain; error details quote at
+/// most 1 KB of what the client sent.
+#[tokio::test]
+async fn request_ids_and_echoed_input_are_bounded() {
+    let stack = stack("default", None).await;
+    let to = addr_of(&stack.scim_url);
+    let auth = format!("Bearer {}", stack.token);
+    let with_id = |id: &str| {
+        format!(
+            "GET /scim/v2/ServiceProviderConfig HTTP/1.1\r\nHost: gw\r\nAuthorization: {auth}\r\nX-Request-Id: {id}\r\nConnection: close\r\n\r\n"
+        )
+    };
+    let r = raw_from([127, 0, 0, 1], to, with_id("abc-123_x.y").as_bytes()).await;
+    assert_eq!(r.header("x-request-id"), Some("abc-123_x.y"));
+    for bad in ["a".repeat(300), "evil\u{1b}[31m".to_string(), "a b".into()] {
+        let r = raw_from([127, 0, 0, 1], to, with_id(&bad).as_bytes()).await;
+        if r.status == 400 {
+            // The HTTP parser refuses control characters in a header: a SCIM 400 then.
+            r.assert_scim_error(400);
+            continue;
+        }
+        let echoed = r.header("x-request-id").unwrap();
+        assert_ne!(echoed, bad.trim());
+        assert!(echoed.len() <= 128 && !echoed.contains(' '), "{echoed}");
+    }
+    // On a 401 too.
+    let req = format!(
+        "GET /scim/v2/Users HTTP/1.1\r\nHost: gw\r\nX-Request-Id: {}\r\nConnection: close\r\n\r\n",
+        "b".repeat(5000)
+    );
+    let r = raw_from([127, 0, 0, 1], to, req.as_bytes()).await;
+    assert_eq!(r.status, 401);
+    assert!(r.header("x-request-id").unwrap().len() <= 128);
+
+    // A 100 KB filter in a .search body: the detail quotes a bounded excerpt.
+    let scim = Scim::new(&stack.scim_url, &stack.token);
+    let filter = format!("userName eq \"{}\" and (", "z".repeat(100_000));
+    let r = scim
+        .post("/Users/.search", &json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "filter": filter}))
+        .await;
+    assert_eq!(r.status, 400, "{}", &r.text[..200.min(r.text.len())]);
+    assert!(r.text.len() < 2_000, "{} bytes", r.text.len());
+}
+
+/// Ids `.` and `..` (plain or encoded) never reach a legacy path: 404 for a resource, 400
+/// for a member, and the legacy app sees no call for them.
+#[tokio::test]
+async fn dot_segment_ids_never_reach_the_legacy_app() {
+    let stack = stack("default", None).await;
+    let scim = Scim::new(&stack.scim_url, &stack.token);
+    let legacy = Legacy::new(&stack.legacy_url, &stack.legacy_key);
+    let before = legacy.get("/__demo/state").await["requests_total"].clone();
+    for id in ["%2e%2e", "%2E", "..", "%2e"] {
+        for method in ["GET", "DELETE", "PATCH", "PUT"] {
+            let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": []});
+            let r = scim
+                .call(method, &format!("/Users/{id}"), Some(&body))
+                .await;
+            assert_eq!(r.status, 404, "{method} /Users/{id}: {}", r.text);
+            assert_eq!(
+                r.json["schemas"][0],
+                "urn:ietf:params:scim:api:messages:2.0:Error"
+            );
+        }
+    }
+    let after = legacy.get("/__demo/state").await["requests_total"].clone();
+    assert_eq!(before, after, "no legacy call for dot ids");
+
+    // A member `..` in a group PATCH: refused, and the team is untouched.
+    let g = scim
+        .post(
+            "/Groups",
+            &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "dots"}),
+        )
+        .await;
+    assert_eq!(g.status, 201, "{}", g.text);
+    let gid = g.json["id"].as_str().unwrap().to_string();
+    for value in ["..", "."] {
+        for op in ["add", "remove"] {
+            let r = scim
+                .patch(
+                    &format!("/Groups/{gid}"),
+                    &json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                        "Operations": [{"op": op, "path": "members", "value": [{"value": value}]}]}),
+                )
+                .await;
+            assert_eq!(r.status, 400, "{op} {value}: {}", r.text);
+        }
+    }
+    let state = legacy.get("/__demo/state").await;
+    assert_eq!(state["teams"], 1, "the team still exists: {state}");
+    let routes = state["by_route"].as_object().unwrap();
+    assert!(
+        !routes
+            .keys()
+            .any(|k| k.contains("/..") || k.ends_with("/.")),
+        "{routes:?}"
+    );
+    let _ = enc;
+    let _: Option<IpAddr> = None;
+}
+
+/// The admin login: `next` only leads to a path on this listener, and failed logins lock
+/// out only the address they came from.
+#[tokio::test]
+async fn admin_login_is_throttled_per_client_and_next_stays_local() {
+    let stack = stack("default", None).await;
+    let admin = addr_of(&stack.admin_url);
+    let origin = stack.admin_url.clone();
+    let login = |password: &str, next: &str| {
+        let body = format!("password={}&next={}", enc(password), next);
+        format!(
+            "POST /login HTTP/1.1\r\nHost: {host}\r\nOrigin: {origin}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len(),
+            host = admin,
+        )
+    };
+    for next in [
+        "%2F%09%2Fevil.example%2Fx",
+        "%2F%5Cevil.example",
+        "%2F%2Fevil.example",
+        "https%3A%2F%2Fevil.example",
+    ] {
+        let r = raw_from(
+            [127, 0, 0, 1],
+            admin,
+            login(&stack.admin_password, next).as_bytes(),
+        )
+        .await;
+        assert_eq!(r.status, 303, "{}", r.body);
+        assert_eq!(r.header("location"), Some("/"), "next={next}");
+    }
+    let r = raw_from(
+        [127, 0, 0, 1],
+        admin,
+        login(&stack.admin_password, "%2Faudit%3Fpage%3D2").as_bytes(),
+    )
+    .await;
+    assert_eq!(r.header("location"), Some("/audit?page=2"));
+
+    for _ in 0..10 {
+        let r = raw_from(
+            [127, 0, 0, 7],
+            admin,
+            login("wrong-password-x", "%2F").as_bytes(),
+        )
+        .await;
+        assert_eq!(r.status, 401);
+    }
+    let r = raw_from(
+        [127, 0, 0, 7],
+        admin,
+        login(&stack.admin_password, "%2F").as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 429, "this address is throttled");
+    let r = raw_from(
+        [127, 0, 0, 8],
+        admin,
+        login(&stack.admin_password, "%2F").as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 303, "another address signs in: {}", r.body);
+}
