@@ -242,6 +242,8 @@ pub struct RunningGateway {
     plan_worker: Option<JoinHandle<()>>,
     limits: Arc<crate::server::Limits>,
     scripts: Arc<ScriptSet>,
+    /// The configuration it started with; reloads check new scripts against its profile.
+    config: Config,
     store: Store,
 }
 
@@ -276,12 +278,16 @@ impl RunningGateway {
         self.store.close().await;
     }
 
-    /// Recompiles the profile's scripts and swaps them in atomically (on SIGHUP); on any
-    /// compile error the running scripts stay and every error is returned.
+    /// Recompiles the profile's scripts, checks them exactly as startup does
+    /// ([`script_problems`]) and swaps them in atomically (on SIGHUP). On any problem the
+    /// running scripts stay, every problem is returned, and the refusal is counted in
+    /// `scimgate_script_reloads_total{outcome="refused"}`.
     pub fn reload_scripts(&self) -> Result<(), Vec<String>> {
-        self.scripts
-            .reload()
-            .map_err(|errs| errs.iter().map(|e| e.to_string()).collect())
+        let result = self
+            .scripts
+            .reload_checked(|candidate| script_problems(&self.config, candidate));
+        self.metrics.script_reload(result.is_ok());
+        result
     }
 
     /// The gateway's store (API keys, Basic credentials, audit log), e.g. for `scimgate demo`
@@ -435,6 +441,7 @@ pub async fn start_gateway(cfg: &Config) -> Result<RunningGateway, Vec<String>> 
         plan_worker: Some(plan_worker),
         limits,
         scripts,
+        config: cfg.clone(),
         store,
     })
 }
@@ -512,7 +519,12 @@ async fn build_state(
     let lookups = Lookups::new();
     let scripts = ScriptSet::load(&cfg.profile.scripts_dir, lookups.clone())
         .map_err(|errs| errs.iter().map(|e| e.to_string()).collect::<Vec<_>>())?
-        .with_metrics(metrics.clone());
+        .with_metrics(metrics.clone())
+        .with_time_budget(Duration::from_millis(cfg.server.script_timeout_ms));
+    let problems = script_problems(cfg, &scripts);
+    if !problems.is_empty() {
+        return Err(problems);
+    }
     // What `scimgate check` refuses is only warned about here: a script may have a call that
     // no request reaches, and the gateway should still start.
     for problem in crate::mapping::lint_scripts(&cfg.profile.scripts_dir) {
@@ -873,41 +885,49 @@ pub fn random_secret(prefix: &str) -> String {
     format!("{prefix}_{a}{b}")
 }
 
+/// What the profile needs from its compiled scripts: `to_backend` / `from_backend` for every
+/// backend-bound resource, and a members list endpoint for `on_group_delete`. Startup,
+/// `scimgate check` and every reload refuse the same scripts for the same reasons.
+pub fn script_problems(cfg: &Config, scripts: &ScriptSet) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (rt, rc) in &cfg.profile.resources {
+        if is_managed_group(&cfg.profile, rt) {
+            continue;
+        }
+        for f in ["to_backend", "from_backend"] {
+            if !scripts.has_fn(&rc.script, f, 2) {
+                problems.push(format!(
+                    "{}: no function {f}(resource, ctx) in script '{}' (used by {rt})",
+                    cfg.profile
+                        .scripts_dir
+                        .join(format!("{}.rhai", rc.script))
+                        .display(),
+                    rc.script
+                ));
+            }
+        }
+    }
+    if let Some(group) = cfg.profile.resources.get("Group")
+        && !is_managed_group(&cfg.profile, "Group")
+    {
+        let hook = crate::server::pipeline::GROUP_DELETE_HOOK;
+        if scripts.has_fn(&group.script, hook, 3) && group.endpoints.members_list.is_none() {
+            problems.push(format!(
+                "{}: resources.Group: {hook} needs the members_list endpoint to read the members",
+                cfg.profile.file.display()
+            ));
+        }
+    }
+    problems
+}
+
 /// `scimgate check`: every configuration and script problem, each with its file (and line
 /// where known). Empty means the gateway would start with this configuration.
 pub fn check(cfg: &Config) -> Vec<String> {
     let mut problems: Vec<String> = cfg.validate().iter().map(ConfigIssue::to_string).collect();
     match ScriptSet::load(&cfg.profile.scripts_dir, Lookups::new()) {
         Ok(scripts) => {
-            for (rt, rc) in &cfg.profile.resources {
-                if is_managed_group(&cfg.profile, rt) {
-                    continue;
-                }
-                for f in ["to_backend", "from_backend"] {
-                    if !scripts.has_fn(&rc.script, f, 2) {
-                        problems.push(format!(
-                            "{}: no function {f}(resource, ctx) in script '{}' (used by {rt})",
-                            cfg.profile
-                                .scripts_dir
-                                .join(format!("{}.rhai", rc.script))
-                                .display(),
-                            rc.script
-                        ));
-                    }
-                }
-            }
-            if let Some(group) = cfg.profile.resources.get("Group")
-                && !is_managed_group(&cfg.profile, "Group")
-            {
-                let hook = crate::server::pipeline::GROUP_DELETE_HOOK;
-                if scripts.has_fn(&group.script, hook, 3) && group.endpoints.members_list.is_none()
-                {
-                    problems.push(format!(
-                        "{}: resources.Group: {hook} needs the members_list endpoint to read the members",
-                        cfg.profile.file.display()
-                    ));
-                }
-            }
+            problems.extend(script_problems(cfg, &scripts));
             // Calls to functions nothing defines, hooks with the wrong parameters.
             problems.extend(crate::mapping::lint_scripts(&cfg.profile.scripts_dir));
         }

@@ -117,9 +117,6 @@ pub struct ServerConfig {
     /// Wall-clock time one mapping script call may run before it is stopped (a 500 naming
     /// the script), on top of rhai's operation limit.
     pub script_timeout_ms: u64,
-    /// Threads that run mapping scripts, apart from the threads serving connections, so a
-    /// slow script never stalls other requests or the probes; 0 means one per CPU.
-    pub script_threads: usize,
 }
 
 impl Default for ServerConfig {
@@ -139,7 +136,6 @@ impl Default for ServerConfig {
             max_header_bytes: 16 * 1024,
             max_uri_bytes: 8 * 1024,
             script_timeout_ms: 1_000,
-            script_threads: 0,
         }
     }
 }

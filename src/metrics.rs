@@ -268,6 +268,22 @@ pub struct Metrics {
     plans_pending: Gauge,
     plans_failed: Gauge,
     plan_steps: Family<PlanStepLabels, Counter>,
+    script_reloads: Family<ReloadLabels, Counter>,
+}
+
+label_enum!(
+    /// How a reload of the mapping scripts ended.
+    ReloadOutcome {
+        /// The new scripts are running.
+        Ok => "ok",
+        /// They failed to compile or to pass startup's checks; the old ones keep running.
+        Refused => "refused",
+    }
+);
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ReloadLabels {
+    outcome: ReloadOutcome,
 }
 
 label_enum!(
@@ -386,6 +402,12 @@ impl Metrics {
             "Steps of durable plans run, by outcome (ok, missing, failed)",
             plan_steps.clone(),
         );
+        let script_reloads = Family::<ReloadLabels, Counter>::default();
+        registry.register(
+            "script_reloads",
+            "Reloads of the mapping scripts (SIGHUP), by outcome (ok, refused)",
+            script_reloads.clone(),
+        );
         registry.register(
             "build",
             "The running scimgate version",
@@ -406,7 +428,20 @@ impl Metrics {
             plans_pending,
             plans_failed,
             plan_steps,
+            script_reloads,
         }
+    }
+
+    /// Counts one reload of the mapping scripts; runs after each SIGHUP.
+    pub fn script_reload(&self, ok: bool) {
+        let outcome = if ok {
+            ReloadOutcome::Ok
+        } else {
+            ReloadOutcome::Refused
+        };
+        self.script_reloads
+            .get_or_create(&ReloadLabels { outcome })
+            .inc();
     }
 
     /// Counts one step of a durable plan; runs in the plan runner after each step.

@@ -487,3 +487,138 @@ async fn admin_login_is_throttled_per_client_and_next_stays_local() {
     .await;
     assert_eq!(r.status, 303, "another address signs in: {}", r.body);
 }
+
+fn broken_profile() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/profiles/broken/scimgate.toml")
+}
+
+/// Two runaway scripts at once (an array grown towards its size limit) on a two-worker
+/// runtime: each is stopped by the 1 s budget with a 500, and meanwhile other SCIM requests
+/// and /healthz are answered promptly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runaway_scripts_are_stopped_and_do_not_stall_others() {
+    let stack = DemoStack::start(DemoOptions {
+        config: broken_profile(),
+        ..DemoOptions::for_tests("broken")
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#?}"));
+    let scim = Scim::new(&stack.scim_url, &stack.token);
+    let spin = |n: u32| {
+        json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+               "userName": format!("spin{n}"), "title": "spin", "active": true})
+    };
+    let started = Instant::now();
+    let runaways: Vec<_> = (0..2)
+        .map(|n| {
+            let scim = scim.clone();
+            let body = spin(n);
+            tokio::spawn(async move { scim.post("/Users", &body).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let admin = addr_of(&stack.admin_url);
+    let mut worst = Duration::ZERO;
+    while runaways.iter().any(|t| !t.is_finished()) && started.elapsed() < Duration::from_secs(10) {
+        let t = Instant::now();
+        let r = scim.get("/ServiceProviderConfig").await;
+        assert_eq!(r.status, 200);
+        let h = raw_from(
+            [127, 0, 0, 1],
+            admin,
+            b"GET /healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert_eq!(h.status, 200);
+        worst = worst.max(t.elapsed());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for t in runaways {
+        let r = t.await.unwrap();
+        assert_eq!(r.status, 500, "{}", r.text);
+        assert!(r.text.contains("see the gateway log"), "{}", r.text);
+    }
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(4),
+        "stopped within the budget: {took:?}"
+    );
+    assert!(
+        worst < Duration::from_millis(500),
+        "other requests waited {worst:?} while scripts ran away"
+    );
+}
+
+/// A reload (SIGHUP) is checked exactly as startup is: scripts without `to_backend` are
+/// refused, the running ones stay (creates still work), and the refusal is counted.
+#[tokio::test]
+async fn a_reload_that_startup_would_refuse_keeps_the_running_scripts() {
+    // A private copy of the broken profile, so its scripts can be edited.
+    let root = std::env::temp_dir().join(format!("scimgate-reload-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let src = broken_profile().parent().unwrap().to_path_buf();
+    copy_dir(&src, &root);
+    let stack = DemoStack::start(DemoOptions {
+        config: root.join("scimgate.toml"),
+        ..DemoOptions::for_tests("broken")
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#?}"));
+    let scim = Scim::new(&stack.scim_url, &stack.token);
+    let user_rhai = std::fs::read_dir(root.join("scripts"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("user.rhai"))
+        .find(|p| p.exists())
+        .unwrap();
+    let good = std::fs::read_to_string(&user_rhai).unwrap();
+    let without = good.replace("fn to_backend(user, ctx)", "fn to_backend_gone(user, ctx)");
+    std::fs::write(&user_rhai, &without).unwrap();
+    let errs = stack.gateway.reload_scripts().unwrap_err();
+    assert!(
+        errs.iter().any(|e| e.contains("no function to_backend")),
+        "{errs:?}"
+    );
+    let check = scimgate::app::check(
+        &scimgate::app::load_with_profile(&root.join("scimgate.toml"), "broken").unwrap(),
+    );
+    assert!(
+        check.iter().any(|e| e.contains("no function to_backend")),
+        "{check:?}"
+    );
+    let body = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                      "userName": "after.reload", "active": true});
+    let r = scim.post("/Users", &body).await;
+    assert_eq!(r.status, 201, "the running scripts stayed: {}", r.text);
+    let metrics = reqwest_metrics(&stack.admin_url).await;
+    assert!(
+        metrics.contains("scimgate_script_reloads_total{outcome=\"refused\"} 1"),
+        "{metrics}"
+    );
+    std::fs::write(&user_rhai, &good).unwrap();
+    stack.gateway.reload_scripts().unwrap();
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+async fn reqwest_metrics(admin_url: &str) -> String {
+    let r = raw_from(
+        [127, 0, 0, 1],
+        addr_of(admin_url),
+        b"GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    r.body
+}

@@ -6,8 +6,10 @@
 //! the lookup tables travel with each call as its tag, so every `ScriptSet` on a thread
 //! shares that thread's engine and no engine ever serves a stale or foreign profile.
 
-use rhai::Engine;
 use rhai::module_resolvers::DummyModuleResolver;
+use rhai::{Dynamic, Engine};
+use std::cell::Cell;
+use std::time::{Duration, Instant};
 
 /// Operations one call may run; stops runaway loops. A full user mapping takes a few
 /// thousand, a 10,000-member group mapped in a loop about 100,000.
@@ -28,8 +30,30 @@ pub const MAX_ARRAY_SIZE: usize = 100_000;
 /// Largest map a script may build.
 pub const MAX_MAP_SIZE: usize = 10_000;
 
+/// Default wall-clock budget of one script call ([`super::ScriptSet::with_time_budget`]).
+pub const DEFAULT_TIME_BUDGET: Duration = Duration::from_secs(1);
+
+/// Operations between two looks at the clock: often enough that a call stops within a few
+/// milliseconds of its budget even when single operations are slow (growing a large array
+/// re-measures it), rare enough to cost nothing measurable.
+const CLOCK_EVERY_OPS: u64 = 64;
+
 thread_local! {
     static ENGINE: Engine = build();
+    /// When the call running on this thread must stop; `None` outside calls.
+    static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// The value a call stopped by its time budget terminates with.
+pub(crate) const TIMED_OUT: &str = "scimgate: time budget exceeded";
+
+/// Runs `f` with this thread's engine under a wall-clock `budget`: a script still running
+/// when it passes is stopped (`ErrorTerminated` carrying [`TIMED_OUT`]).
+pub(crate) fn with_budget<R>(budget: Duration, f: impl FnOnce(&Engine) -> R) -> R {
+    let previous = DEADLINE.with(|d| d.replace(Some(Instant::now() + budget)));
+    let result = ENGINE.with(f);
+    DEADLINE.with(|d| d.set(previous));
+    result
 }
 
 /// Runs `f` with this thread's engine, building it on first use.
@@ -56,6 +80,13 @@ fn build() -> Engine {
         // Undefined variables become compile errors at load time, which also catches the
         // classic mistake of reading a top-level constant inside a `fn`.
         .set_strict_variables(true)
+        .on_progress(|ops| {
+            if ops % CLOCK_EVERY_OPS != 0 {
+                return None;
+            }
+            let passed = DEADLINE.with(|d| d.get().is_some_and(|at| Instant::now() >= at));
+            passed.then(|| Dynamic::from(TIMED_OUT))
+        })
         .on_print(|text| tracing::info!(target: "scimgate::script", "{text}"))
         .on_debug(|text, source, pos| {
             tracing::debug!(

@@ -43,7 +43,7 @@ pub use samples::check_samples;
 use crate::metrics::{Metrics, ScriptErrorKind};
 use arc_swap::ArcSwap;
 use convert::{dynamic_to_json, json_to_dynamic};
-use rhai::{AST, CallFnOptions, Dynamic, Scope};
+use rhai::{AST, CallFnOptions, Dynamic, EvalAltResult, Scope};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -64,6 +64,8 @@ pub struct ScriptSet {
     lookups: Lookups,
     scripts: ArcSwap<HashMap<String, Arc<Compiled>>>,
     metrics: Option<Arc<Metrics>>,
+    /// Wall-clock time one call may run.
+    budget: std::time::Duration,
 }
 
 impl std::fmt::Debug for ScriptSet {
@@ -89,7 +91,15 @@ impl ScriptSet {
             lookups,
             scripts: ArcSwap::from_pointee(scripts),
             metrics: None,
+            budget: engine::DEFAULT_TIME_BUDGET,
         })
+    }
+
+    /// Sets the wall-clock time one call may run (`[server] script_timeout_ms`); a call
+    /// still running then is stopped and fails naming the script and function.
+    pub fn with_time_budget(mut self, budget: std::time::Duration) -> ScriptSet {
+        self.budget = budget;
+        self
     }
 
     /// Counts every failed call of this set in `metrics` (as a bug or as a deliberate
@@ -117,6 +127,31 @@ impl ScriptSet {
     pub fn reload(&self) -> Result<(), Vec<MappingError>> {
         let scripts = compile_dir(&self.dir)?;
         self.scripts.store(Arc::new(scripts));
+        Ok(())
+    }
+
+    /// Recompiles the directory, asks `check` about the candidate (the same questions
+    /// startup asks; every problem it names refuses the reload) and only then swaps the new
+    /// scripts in atomically. On any error the running scripts stay in place. Runs on an
+    /// operator's reload.
+    pub fn reload_checked(
+        &self,
+        check: impl FnOnce(&ScriptSet) -> Vec<String>,
+    ) -> Result<(), Vec<String>> {
+        let compiled = compile_dir(&self.dir)
+            .map_err(|errs| errs.iter().map(|e| e.to_string()).collect::<Vec<_>>())?;
+        let candidate = ScriptSet {
+            dir: self.dir.clone(),
+            lookups: self.lookups.clone(),
+            scripts: ArcSwap::from_pointee(compiled),
+            metrics: None,
+            budget: self.budget,
+        };
+        let problems = check(&candidate);
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        self.scripts.store(candidate.scripts.load_full());
         Ok(())
     }
 
@@ -157,16 +192,34 @@ impl ScriptSet {
         let options = CallFnOptions::new()
             .eval_ast(false)
             .with_tag(self.lookups.clone());
-        let result = engine::with_engine(|engine| {
-            engine.call_fn_with_options::<Dynamic>(
-                options,
-                &mut Scope::new(),
-                &compiled.ast,
-                func,
-                args,
-            )
-        })
-        .map_err(|e| MappingError::from_eval(&compiled.file, func, *e))?;
+        let budget = self.budget;
+        let run = || {
+            engine::with_budget(budget, |engine| {
+                engine.call_fn_with_options::<Dynamic>(
+                    options,
+                    &mut Scope::new(),
+                    &compiled.ast,
+                    func,
+                    args,
+                )
+            })
+        };
+        let result = off_the_async_workers(run).map_err(|e| match *e {
+            EvalAltResult::ErrorTerminated(ref token, pos)
+                if token.clone().into_string().ok().as_deref() == Some(engine::TIMED_OUT) =>
+            {
+                MappingError::new(
+                    &compiled.file,
+                    func,
+                    pos.line(),
+                    format!(
+                        "stopped after running longer than {} ms",
+                        budget.as_millis()
+                    ),
+                )
+            }
+            other => MappingError::from_eval(&compiled.file, func, other),
+        })?;
         dynamic_to_json(result)
             .map_err(|e| MappingError::new(&compiled.file, func, None, format!("result: {e}")))
     }
@@ -214,6 +267,19 @@ impl ScriptSet {
             ));
         }
         Ok(Arc::clone(compiled))
+    }
+}
+
+/// Runs `f` (a script call) so that it does not hold up the async runtime: on a worker of a
+/// multi-threaded tokio runtime the worker's other tasks are handed to another thread for
+/// the duration (`block_in_place`), so a slow script delays only its own request while
+/// every other request and the probes are served. Elsewhere (the CLI, single-threaded test
+/// runtimes) `f` runs as it is. The script keeps this thread's engine either way.
+fn off_the_async_workers<R>(f: impl FnOnce() -> R) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }
 
