@@ -239,6 +239,7 @@ pub struct RunningGateway {
     admin_handle: Option<JoinHandle<std::io::Result<()>>>,
     refresher: Option<JoinHandle<()>>,
     pruner: Option<JoinHandle<()>>,
+    wal_bound: Option<JoinHandle<()>>,
     plan_worker: Option<JoinHandle<()>>,
     limits: Arc<crate::server::Limits>,
     scripts: Arc<ScriptSet>,
@@ -327,6 +328,7 @@ impl Drop for RunningGateway {
         for task in [
             self.refresher.take(),
             self.pruner.take(),
+            self.wal_bound.take(),
             self.plan_worker.take(),
         ]
         .into_iter()
@@ -438,6 +440,7 @@ pub async fn start_gateway(cfg: &Config) -> Result<RunningGateway, Vec<String>> 
         admin_handle,
         refresher: lookups_task,
         pruner: spawn_pruner(&store, cfg.store.audit_retention_days),
+        wal_bound: spawn_wal_bound(&store, cfg.store.wal_max_bytes.max(1 << 20)),
         plan_worker: Some(plan_worker),
         limits,
         scripts,
@@ -469,6 +472,29 @@ fn spawn_pruner(store: &Store, days: u32) -> Option<JoinHandle<()>> {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(removed = n, days, "audit entries past retention pruned"),
                 Err(e) => tracing::warn!(error = %e, "pruning the audit log failed"),
+            }
+        }
+    }))
+}
+
+/// Keeps a SQLite file store's write-ahead log within `limit` bytes (see `store::file`);
+/// `None` for other stores.
+fn spawn_wal_bound(store: &Store, limit: u64) -> Option<JoinHandle<()>> {
+    let db = store.database_file()?;
+    let store = store.clone();
+    Some(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match store.bound_wal(&db, limit).await {
+                Ok(None) => {}
+                Ok(Some((before, after))) => {
+                    tracing::debug!(before, after, "store write-ahead log checkpointed")
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "checkpointing the store's write-ahead log failed")
+                }
             }
         }
     }))

@@ -242,6 +242,9 @@ pub struct StoreConfig {
     pub url: Secret,
     /// Days audit entries are kept; older ones are pruned hourly. 0 keeps them forever.
     pub audit_retention_days: u32,
+    /// Largest size of a SQLite store's write-ahead log (`-wal` file), in bytes: above it the
+    /// gateway checkpoints and empties the log (looked at every 5 s).
+    pub wal_max_bytes: u64,
 }
 
 impl Default for StoreConfig {
@@ -249,6 +252,7 @@ impl Default for StoreConfig {
         StoreConfig {
             url: Secret::new("sqlite://data/scimgate.db".to_string()),
             audit_retention_days: 90,
+            wal_max_bytes: 64 << 20,
         }
     }
 }
@@ -465,6 +469,16 @@ pub struct BackendConfig {
     /// Idle pooled connections kept per backend host.
     #[serde(default = "default_pool_idle")]
     pub pool_max_idle_per_host: usize,
+    /// Path the readiness probe (`/readyz`) sends a GET to, with the gateway's credential;
+    /// the legacy app is ready when it answers below 500 within the probe's 2 s (a 401/403
+    /// means the gateway's credential is refused: not ready). Pick a cheap page, e.g. a
+    /// health endpoint; `/` by default.
+    #[serde(default = "default_ready_path")]
+    pub ready_path: String,
+}
+
+fn default_ready_path() -> String {
+    "/".to_string()
 }
 
 impl BackendConfig {
@@ -476,6 +490,7 @@ impl BackendConfig {
             timeout_ms: default_backend_timeout_ms(),
             connect_timeout_ms: default_connect_timeout_ms(),
             pool_max_idle_per_host: default_pool_idle(),
+            ready_path: default_ready_path(),
         }
     }
 
@@ -1608,6 +1623,10 @@ impl Validator<'_> {
         }
         for (key, zero) in [
             ("backend.timeout_ms", b.timeout_ms == 0),
+            (
+                "backend.ready_path",
+                !b.ready_path.starts_with('/') || b.ready_path.contains(['?', '#']),
+            ),
             ("backend.connect_timeout_ms", b.connect_timeout_ms == 0),
         ] {
             if zero {
@@ -2287,6 +2306,7 @@ refresh_secs = 0
             server,
             AuthConfig {
                 tokens: vec![Secret::new("has space".to_string())],
+                ..AuthConfig::default()
             },
             loaded.log.clone(),
             loaded.profile.clone(),

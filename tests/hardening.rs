@@ -652,3 +652,67 @@ async fn reqwest_metrics(admin_url: &str) -> String {
     .await;
     r.body
 }
+
+/// `/readyz` asks the legacy app over HTTP: a listening app that hangs is not ready.
+#[tokio::test]
+async fn readiness_needs_an_answer_not_just_a_socket() {
+    let stack = stack("default", None).await;
+    let admin = addr_of(&stack.admin_url);
+    let legacy = Legacy::new(&stack.legacy_url, &stack.legacy_key);
+    let probe = b"GET /readyz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+    let r = raw_from([127, 0, 0, 1], admin, probe).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let arm = legacy
+        .call(
+            "POST",
+            "/__demo/faults",
+            Some(&json!({"mode": "delay", "delay_ms": 5000, "count": 100})),
+        )
+        .await;
+    assert_eq!(arm.status, 200, "{}", arm.text);
+    let started = Instant::now();
+    let r = raw_from([127, 0, 0, 1], admin, probe).await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(r.body.contains("no answer within"), "{}", r.body);
+    assert!(started.elapsed() < Duration::from_secs(4));
+}
+
+/// A NUL (or any control character but tab, CR, LF) in a string attribute is a 400 that
+/// names the attribute, for POST and PATCH alike; nothing reaches the legacy app.
+#[tokio::test]
+async fn control_characters_are_refused_in_strings() {
+    let stack = stack("default", None).await;
+    let scim = Scim::new(&stack.scim_url, &stack.token);
+    let r = scim
+        .post(
+            "/Users",
+            &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                    "userName": "nul\u{0}user", "active": true}),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(r.json["scimType"], "invalidValue");
+    assert!(
+        r.json["detail"].as_str().unwrap().contains("userName"),
+        "{}",
+        r.text
+    );
+    let ok = scim
+        .post(
+            "/Users",
+            &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                    "userName": "ctl.user", "active": true}),
+        )
+        .await;
+    assert_eq!(ok.status, 201, "{}", ok.text);
+    let id = ok.json["id"].as_str().unwrap();
+    let r = scim
+        .patch(
+            &format!("/Users/{id}"),
+            &json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                    "Operations": [{"op": "replace", "path": "title", "value": "bell\u{7}"}]}),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(r.json["scimType"], "invalidValue");
+}

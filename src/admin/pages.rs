@@ -87,8 +87,9 @@ pub async fn healthz() -> Response {
     text(StatusCode::OK, "ok\n".into())
 }
 
-/// `GET /readyz`: 200 when the store answers a trivial query and a TCP connection to the
-/// legacy app's base URL opens; 503 otherwise, one line per dependency saying which failed.
+/// `GET /readyz`: 200 when the store answers a trivial query and the legacy app answers a
+/// GET of `backend.ready_path` (below 500, within 2 s); 503 otherwise, one line per
+/// dependency saying which failed.
 pub async fn readyz(State(s): State<AdminState>) -> Response {
     let inner = &s.inner;
     let store_check = async {
@@ -99,7 +100,7 @@ pub async fn readyz(State(s): State<AdminState>) -> Response {
             Err(_) => Err(format!("no answer within {} ms", PROBE_TIMEOUT.as_millis())),
         }
     };
-    let (store, backend) = tokio::join!(store_check, inner.backend.reachable(PROBE_TIMEOUT));
+    let (store, backend) = tokio::join!(store_check, inner.backend.ready(PROBE_TIMEOUT));
     let line = |what: &str, r: &Result<(), String>| match r {
         Ok(()) => format!("{what}: ok\n"),
         Err(e) => format!("{what}: FAILED: {e}\n"),

@@ -171,6 +171,7 @@ struct Inner {
     timeout: Duration,
     connect_timeout: Duration,
     metrics: Option<Arc<Metrics>>,
+    ready_path: String,
 }
 
 /// The legacy API client for one profile; cheap to clone.
@@ -232,6 +233,7 @@ impl Backend {
                 auth,
                 timeout: cfg.timeout(),
                 connect_timeout: cfg.connect_timeout(),
+                ready_path: cfg.ready_path.clone(),
                 metrics,
             }),
         })
@@ -307,9 +309,46 @@ impl Backend {
         .await
     }
 
+    /// Whether the legacy app answers: a GET of `backend.ready_path` with the gateway's
+    /// credential, answered below 500 within `limit` (a listening socket whose app hangs is
+    /// not ready). A 401/403 is not ready (the gateway's credential is refused) unless the
+    /// profile passes the caller's credential through, when the probe has none to send.
+    /// The readiness probe asks; the call is not counted in the backend metrics. `Err` says
+    /// what failed, without credentials.
+    pub async fn ready(&self, limit: Duration) -> Result<(), String> {
+        let req = BackendRequest {
+            method: Method::GET,
+            path: self.inner.ready_path.clone(),
+            query: Vec::new(),
+            body: None,
+            auth: None,
+        };
+        let target = format!("GET {}{}", self.inner.base, self.inner.ready_path);
+        let passthrough = matches!(self.inner.auth, AuthMode::Passthrough);
+        match tokio::time::timeout(limit, self.send(&req, None)).await {
+            Err(_) => Err(format!(
+                "{target}: no answer within {} ms",
+                limit.as_millis()
+            )),
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(BackendError::Status { status, .. })) if status < 500 => {
+                if matches!(status, 401 | 403) && !passthrough {
+                    Err(format!(
+                        "{target}: the gateway's credential is refused ({status})"
+                    ))
+                } else {
+                    Ok(())
+                }
+            }
+            Ok(Err(BackendError::CallerRejected { .. })) if passthrough => Ok(()),
+            Ok(Err(BackendError::InvalidBody { status, .. })) if status < 500 => Ok(()),
+            Ok(Err(e)) => Err(format!("{target}: {e}")),
+        }
+    }
+
     /// Whether a TCP connection to the base URL's host and port can be opened within the
-    /// connect timeout (capped at `limit`); the readiness probe asks, so no request reaches the
-    /// legacy app. `Err` says which address failed and why, without credentials.
+    /// connect timeout (capped at `limit`). `Err` says which address failed and why, without
+    /// credentials.
     pub async fn reachable(&self, limit: Duration) -> Result<(), String> {
         let uri: Uri = self
             .inner

@@ -169,7 +169,15 @@ pub fn coerce_single(def: &AttributeDef, v: Value, path: &str) -> ScimResult<Val
     };
     match def.attr_type {
         AttrType::String | AttrType::Reference | AttrType::Binary => match v {
-            Value::String(_) => Ok(v),
+            Value::String(ref s) => match s.chars().find(|c| forbidden_control(*c)) {
+                // NUL and other control characters end strings early in C-based legacy
+                // stacks, split log lines and hide text in admin pages: never a valid value.
+                Some(c) => Err(ScimError::invalid_value(format!(
+                    "attribute '{path}' contains the control character U+{:04X}",
+                    u32::from(c)
+                ))),
+                None => Ok(v),
+            },
             other => Err(wrong("a string", &other)),
         },
         AttrType::Boolean => match v {
@@ -226,6 +234,12 @@ pub fn coerce_single(def: &AttributeDef, v: Value, path: &str) -> ScimResult<Val
             other => Err(wrong("an object", &other)),
         },
     }
+}
+
+/// Control characters refused in string values: every one but tab, line feed and carriage
+/// return (which a postal address's `formatted` may hold).
+fn forbidden_control(c: char) -> bool {
+    c.is_control() && !matches!(c, '\t' | '\n' | '\r')
 }
 
 /// A short name of a JSON value's kind for error messages.
@@ -301,6 +315,17 @@ mod tests {
         assert!(coerce_value(emails, json!([{"bogus": 1}]), "emails").is_err());
         let user_name = user.attribute("userName").unwrap();
         assert!(coerce_value(user_name, json!(12), "userName").is_err());
+        for bad in ["a\u{0}b", "x\u{1b}[31m", "del\u{7f}", "c1\u{85}"] {
+            let e = coerce_value(user_name, json!(bad), "userName").unwrap_err();
+            assert_eq!(
+                e.scim_type,
+                Some(crate::scim::ScimType::InvalidValue),
+                "{bad:?}"
+            );
+            assert!(e.detail.contains("control character"), "{}", e.detail);
+        }
+        let formatted = json!("100 Universal City Plaza\nHollywood, CA\t91608");
+        assert!(coerce_value(user_name, formatted, "userName").is_ok());
         assert!(coerce_value(user_name, json!(["a"]), "userName").is_err());
     }
 }

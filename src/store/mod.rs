@@ -11,6 +11,7 @@
 
 mod audit;
 mod basic;
+mod file;
 mod groups;
 mod idmap;
 mod keys;
@@ -177,8 +178,15 @@ impl Store {
         opts: SqliteConnectOptions,
         max_connections: u32,
     ) -> StoreResult<Store> {
+        if let Some(db) = file::database_file(opts.get_filename()) {
+            file::prepare_private_file(&db).map_err(|e| {
+                StoreError::Internal(format!("cannot create {}: {e}", db.display()))
+            })?;
+        }
         let opts = opts
             .create_if_missing(true)
+            // Each reset of the WAL also shrinks the file to this size.
+            .pragma("journal_size_limit", (16u64 << 20).to_string())
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
