@@ -18,7 +18,9 @@ use std::path::{Path, PathBuf};
 /// The database file of a `sqlite://` store; `None` in memory.
 pub fn database_file(filename: &Path) -> Option<PathBuf> {
     let s = filename.to_string_lossy();
-    if s.is_empty() || s == ":memory:" || s.starts_with("file::memory:") {
+    // sqlx names an in-memory database `file:sqlx-in-memory-N` (a URI filename); no plain
+    // path starts with `file:`.
+    if s.is_empty() || s == ":memory:" || s.starts_with("file:") {
         None
     } else {
         Some(filename.to_path_buf())
@@ -110,6 +112,15 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("scimgate-file-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         dir.join("data/scimgate.db")
+    }
+
+    #[tokio::test]
+    async fn an_in_memory_store_touches_no_file() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        assert_eq!(store.database_file(), None);
+        store.close().await;
+        assert!(database_file(Path::new("file:sqlx-in-memory-3")).is_none());
+        assert!(database_file(Path::new("data/scimgate.db")).is_some());
     }
 
     #[cfg(unix)]
