@@ -286,7 +286,11 @@ async fn soak() {
             while !stop.load(Ordering::Relaxed) {
                 tick.tick().await;
                 n += 1;
-                let user = if n % 2 == 0 { "entra".to_string() } else { format!("ghost{n}") };
+                let user = if n % 2 == 0 {
+                    "entra".to_string()
+                } else {
+                    format!("ghost{n}")
+                };
                 let from = [127, 0, 0, 2 + (n % 8) as u8];
                 let status = bad_login(from, addr, &user, &format!("wrong{n}")).await;
                 refused[usize::from(status) % 600] += 1;
@@ -326,7 +330,9 @@ async fn soak() {
     for t in background {
         t.abort();
     }
-    // Let the gateway's header and idle timeouts close what the background left open.
+    // The load generator's pooled connections go too (its clients are dropped), and the
+    // gateway's header timeout closes what the slow clients left half-open.
+    drop(scim);
     tokio::time::sleep(Duration::from_secs(8)).await;
     let ok = counts.ok.load(Ordering::Relaxed);
     let failed = counts.failed.load(Ordering::Relaxed);

@@ -198,7 +198,8 @@ pub struct AuthConfig {
     pub max_queued_password_checks: usize,
     /// Failed sign-ins per client address, and per user name, within
     /// `failed_login_window_s`, after which more attempts are answered 429 until the window
-    /// ends; also applies to the admin page's login. 0 turns the throttle off.
+    /// ends (a credential that passed within a day is exempt). 0 turns the throttle off.
+    /// The admin page's login has its own: 10 per client address and 100 in all per minute.
     pub max_failed_logins: u32,
     /// The window failed sign-ins are counted in, in seconds.
     pub failed_login_window_s: u64,

@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -120,6 +121,32 @@ impl Default for PasswordLimits {
     }
 }
 
+/// The key a client address is throttled under: an IPv4 address as it is, an IPv6 address
+/// by its /64 (one host usually holds a whole /64, so single addresses would be free to
+/// rotate).
+pub fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mut o = v6.octets();
+                o[8..].fill(0);
+                IpAddr::V6(o.into())
+            }
+        },
+    }
+}
+
+/// The key a user name is throttled under: a digest, so a 16 KB user name costs 16 bytes.
+pub fn user_key(user: &str) -> [u8; 16] {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(user.as_bytes());
+    let mut k = [0u8; 16];
+    k.copy_from_slice(&d[..16]);
+    k
+}
+
 /// Why a password check did not get a slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Busy;
@@ -205,6 +232,20 @@ mod tests {
         assert!(t.len() <= MAX_KEYS, "{}", t.len());
         assert!(t.blocked(&0).is_none());
         assert!(FailureThrottle::<u32>::new(0, Duration::from_secs(1)).is_empty());
+    }
+
+    #[test]
+    fn ipv6_clients_are_keyed_by_their_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(client_key(a), client_key(b));
+        assert_ne!(client_key(a), client_key(c));
+        let v4: IpAddr = "10.1.2.3".parse().unwrap();
+        assert_eq!(client_key(v4), v4);
+        let mapped: IpAddr = "::ffff:10.1.2.3".parse().unwrap();
+        assert_eq!(client_key(mapped), v4);
+        assert_eq!(user_key("x".repeat(16_000).as_str()).len(), 16);
     }
 
     #[tokio::test]

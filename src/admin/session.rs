@@ -25,6 +25,9 @@ const MAX_SESSIONS: usize = 256;
 /// Failed logins tolerated from one client address per [`FAILURE_WINDOW`] before its
 /// further attempts are refused.
 const MAX_FAILURES: u32 = 10;
+/// Failed logins from all addresses together per [`FAILURE_WINDOW`] before every further
+/// attempt is refused: bounds guessing spread over many addresses.
+const MAX_FAILURES_ALL: u32 = 100;
 /// The window failed logins are counted over.
 const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 
@@ -67,6 +70,7 @@ impl SessionView {
 pub struct Sessions {
     map: Mutex<HashMap<String, Session>>,
     failures: FailureThrottle<IpAddr>,
+    all_failures: FailureThrottle<()>,
 }
 
 impl Default for Sessions {
@@ -74,6 +78,7 @@ impl Default for Sessions {
         Sessions {
             map: Mutex::new(HashMap::new()),
             failures: FailureThrottle::new(MAX_FAILURES, FAILURE_WINDOW),
+            all_failures: FailureThrottle::new(MAX_FAILURES_ALL, FAILURE_WINDOW),
         }
     }
 }
@@ -158,14 +163,17 @@ impl Sessions {
     }
 
     /// Whether logins from `client` are refused for now because of too many recent failures
-    /// from that address.
+    /// from that address (its /64 for IPv6), or from all addresses together.
+    /// from that address, or from all addresses together.
     pub fn throttled(&self, client: IpAddr) -> bool {
-        self.failures.blocked(&client).is_some()
+        let client = crate::throttle::client_key(client);
+        self.failures.blocked(&client).is_some() || self.all_failures.blocked(&()).is_some()
     }
 
     /// Notes a failed login from `client`.
     pub fn record_failure(&self, client: IpAddr) {
-        self.failures.failed(client);
+        self.failures.failed(crate::throttle::client_key(client));
+        self.all_failures.failed(());
     }
 
     /// Live sessions.

@@ -681,12 +681,19 @@ mod tests {
 
 /// Whether `path` has a `.` or `..` segment, also percent-encoded (`%2e`, `%2E`): a legacy
 /// stack that normalises paths would turn `/teams/6/members/..` into `/teams/6`.
+/// Encoded slashes and backslashes count as separators too (`..%2Fadmin`), since some stacks
+/// decode them before resolving the path.
 pub fn has_dot_segment(path: &str) -> bool {
     let path = path.split(['?', '#']).next().unwrap_or("");
-    path.split('/').any(|seg| {
-        let decoded = seg.replace("%2e", ".").replace("%2E", ".");
-        decoded == "." || decoded == ".."
-    })
+    let decoded = path
+        .replace("%2e", ".")
+        .replace("%2E", ".")
+        .replace("%2f", "/")
+        .replace("%2F", "/")
+        .replace("%5c", "/")
+        .replace("%5C", "/")
+        .replace('\\', "/");
+    decoded.split('/').any(|seg| seg == "." || seg == "..")
 }
 
 #[cfg(test)]
@@ -702,6 +709,9 @@ mod dot_segment_tests {
             "/api/v1/users/%2e%2e",
             "/api/v1/users/%2E.",
             "/api/v1/users/%2e?x=1",
+            "/api/v1/teams/6/members/..%2Fadmin",
+            "/api/v1/teams/6/members/..%5Cx",
+            "/api/v1/teams/6/members/%2E%2E%2f",
         ] {
             assert!(has_dot_segment(bad), "{bad}");
         }

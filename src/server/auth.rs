@@ -24,7 +24,7 @@ use crate::metrics::{Metrics, StoreOp};
 use crate::scim::ScimError;
 use crate::store::{BasicCredentials, KeyStore, Store};
 pub use crate::throttle::PasswordLimits;
-use crate::throttle::{CheckSlots, FailureThrottle};
+use crate::throttle::{CheckSlots, FailureThrottle, client_key, user_key};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
@@ -43,10 +43,32 @@ pub const PASSWORD_CACHE_TTL: Duration = Duration::from_secs(60);
 const PASSWORD_CACHE_MAX: usize = 1024;
 
 /// Successful password checks by SHA-256 of `user \0 password`, with when they were made.
-#[derive(Debug, Clone, Default)]
-struct PasswordCache(Arc<Mutex<HashMap<[u8; 32], Instant>>>);
+#[derive(Debug, Clone)]
+struct PasswordCache {
+    map: Arc<Mutex<HashMap<[u8; 32], Instant>>>,
+    ttl: Duration,
+}
+
+impl Default for PasswordCache {
+    fn default() -> Self {
+        PasswordCache::with_ttl(PASSWORD_CACHE_TTL)
+    }
+}
+
+/// How long a credential that worked is exempt from the throttles: an attacker failing on
+/// purpose for Entra's user name (or from a proxy's address Entra shares) must not lock
+/// Entra's own (correct) credential out. Such a credential is still checked by argon2 each time it is not in the
+/// 60 s cache, so a changed password still stops working.
+const KNOWN_GOOD_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 
 impl PasswordCache {
+    fn with_ttl(ttl: Duration) -> Self {
+        PasswordCache {
+            map: Arc::default(),
+            ttl,
+        }
+    }
+
     fn key(user: &str, password: &str) -> [u8; 32] {
         let mut h = Sha256::new();
         h.update(user.as_bytes());
@@ -56,15 +78,15 @@ impl PasswordCache {
     }
 
     fn fresh(&self, key: &[u8; 32]) -> bool {
-        let map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        map.get(key)
-            .is_some_and(|at| at.elapsed() < PASSWORD_CACHE_TTL)
+        let map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        map.get(key).is_some_and(|at| at.elapsed() < self.ttl)
     }
 
     fn remember(&self, key: [u8; 32]) {
-        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
         if map.len() >= PASSWORD_CACHE_MAX {
-            map.retain(|_, at| at.elapsed() < PASSWORD_CACHE_TTL);
+            let ttl = self.ttl;
+            map.retain(|_, at| at.elapsed() < ttl);
             if map.len() >= PASSWORD_CACHE_MAX {
                 map.clear();
             }
@@ -84,8 +106,11 @@ pub struct Principal {
 #[derive(Debug, Clone)]
 struct PasswordGuard {
     by_client: Arc<FailureThrottle<IpAddr>>,
-    by_user: Arc<FailureThrottle<String>>,
+    by_user: Arc<FailureThrottle<[u8; 16]>>,
     slots: CheckSlots,
+    /// Credentials that passed a check within [`KNOWN_GOOD_TTL`]: not held back by the
+    /// throttles.
+    known_good: PasswordCache,
 }
 
 impl PasswordGuard {
@@ -94,6 +119,7 @@ impl PasswordGuard {
             by_client: Arc::new(FailureThrottle::new(limits.max_failures, limits.window)),
             by_user: Arc::new(FailureThrottle::new(limits.max_failures, limits.window)),
             slots: CheckSlots::new(limits.concurrent_checks, limits.queued_checks),
+            known_good: PasswordCache::with_ttl(KNOWN_GOOD_TTL),
         }
     }
 }
@@ -310,9 +336,18 @@ impl Authenticator {
             return Ok(true);
         }
         let g = &self.guard;
-        let blocked = client
-            .and_then(|c| g.by_client.blocked(&c))
-            .or_else(|| g.by_user.blocked(&user.to_string()));
+        let client = client.map(client_key);
+        let user_key = user_key(user);
+        // A credential that passed within a day is never held back (it is still checked):
+        // failures others provoke, for its user name or from its address (a proxy shared
+        // with an attacker), must not lock the real client out.
+        let blocked = if g.known_good.fresh(&key) {
+            None
+        } else {
+            client
+                .and_then(|c| g.by_client.blocked(&c))
+                .or_else(|| g.by_user.blocked(&user_key))
+        };
         if let Some(wait) = blocked {
             return Err(throttled(wait));
         }
@@ -333,12 +368,13 @@ impl Authenticator {
             .map_err(|e| store_unavailable(&e))?;
         if ok {
             self.passwords.remember(key);
-            g.by_user.succeeded(&user.to_string());
+            g.known_good.remember(key);
+            g.by_user.succeeded(&user_key);
             if let Some(c) = client {
                 g.by_client.succeeded(&c);
             }
         } else {
-            g.by_user.failed(user.to_string());
+            g.by_user.failed(user_key);
             if let Some(c) = client {
                 g.by_client.failed(c);
             }

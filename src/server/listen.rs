@@ -312,20 +312,19 @@ async fn connection(
         pending: Vec::new(),
         max_header_bytes: limits.max_header_bytes,
     };
+    // Removes the connection from the table however this task ends (a panic included).
+    let _entry = Entry(table.clone(), id);
     let svc_conn = conn.clone();
     let epoch = table.epoch;
     let service = service_fn(move |mut req: hyper::Request<Incoming>| {
-        let c = svc_conn.clone();
-        c.busy.fetch_add(1, Ordering::AcqRel);
-        c.reading_since.store(0, Ordering::Release);
+        // Busy from the end of the headers until hyper drops the response body (written),
+        // so neither eviction nor the idle timer cuts a response that is still going out.
+        let busy = BusyGuard::new(svc_conn.clone(), epoch);
         req.extensions_mut().insert(ConnectInfo(peer));
         let fut = app.clone().oneshot(req);
         async move {
             let resp = fut.await;
-            let now = u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
-            c.last_active.store(now, Ordering::Release);
-            c.busy.fetch_sub(1, Ordering::AcqRel);
-            resp
+            resp.map(|r| r.map(|inner| axum::body::Body::new(Guarded { inner, _busy: busy })))
         }
     });
     let mut builder = http1::Builder::new();
@@ -357,7 +356,12 @@ async fn connection(
                 }
                 break;
             }
-            _ = conn.kill.notified() => break,
+            // Evicted; a request that began since the victim was chosen keeps it alive.
+            _ = conn.kill.notified() => {
+                if conn.busy.load(Ordering::Acquire) == 0 {
+                    break;
+                }
+            }
             _ = tokio::time::sleep_until(wake.into()) => {
                 if conn.deadline(table.epoch, &limits).is_some_and(|d| d <= Instant::now()) {
                     tracing::debug!(%peer, "connection closed: header or idle timeout");
@@ -372,7 +376,64 @@ async fn connection(
             }
         }
     }
-    table.remove(id);
+}
+
+/// A connection's place in its table, given back when the connection's task ends.
+struct Entry(Arc<Table>, u64);
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        self.0.remove(self.1);
+    }
+}
+
+/// One request being answered on a connection; when dropped (the response body written, or
+/// the request abandoned) the connection counts as idle from that moment.
+struct BusyGuard {
+    conn: Arc<Conn>,
+    epoch: Instant,
+}
+
+impl BusyGuard {
+    fn new(conn: Arc<Conn>, epoch: Instant) -> Self {
+        conn.busy.fetch_add(1, Ordering::AcqRel);
+        conn.reading_since.store(0, Ordering::Release);
+        BusyGuard { conn, epoch }
+    }
+}
+
+impl Drop for BusyGuard {
+    fn drop(&mut self) {
+        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.conn.last_active.store(now, Ordering::Release);
+        self.conn.busy.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A response body that keeps its request's [`BusyGuard`] until hyper drops it.
+struct Guarded {
+    inner: axum::body::Body,
+    _busy: BusyGuard,
+}
+
+impl hyper::body::Body for Guarded {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// The connection's socket, noting when a request's bytes arrive (for the header deadline)

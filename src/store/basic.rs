@@ -6,12 +6,14 @@
 //! pool because it takes tens of milliseconds of CPU.
 
 use super::{Store, StoreError, StoreResult, db_time, with_pool};
-use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use chrono::Utc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
+use subtle::ConstantTimeEq;
 
 /// Stores and checks Basic-auth credentials.
 pub trait BasicCredentials: Send + Sync {
@@ -33,6 +35,9 @@ pub trait BasicCredentials: Send + Sync {
 
     /// Removes `username`; `false` if there was no such user.
     fn remove_user(&self, username: &str) -> impl Future<Output = StoreResult<bool>> + Send;
+
+    /// Whether any Basic user exists (the gateway then measures a check's time at start).
+    fn has_basic_users(&self) -> impl Future<Output = StoreResult<bool>> + Send;
 }
 
 fn hash_password(password: &str) -> StoreResult<String> {
@@ -43,13 +48,84 @@ fn hash_password(password: &str) -> StoreResult<String> {
         .map_err(|e| StoreError::Internal(format!("password hashing failed: {e}")))
 }
 
-/// Whether `password` matches the PHC string; a malformed stored hash never matches.
+/// Largest argon2 memory a stored hash may ask for (64 MiB, in 1 KiB blocks); a hash with
+/// more never matches, so a tampered row cannot make checks allocate without bound.
+const MAX_BLOCKS: usize = 64 * 1024;
+
+/// Memory buffers of finished checks, kept for the next ones. argon2 needs ~19 MiB per check;
+/// allocated and freed per check on whatever thread ran it, glibc keeps such blocks in each
+/// thread's arena, and the process grew by hundreds of MB under a flood of wrong passwords.
+/// Reused buffers keep it at a few of them.
+static BUFFERS: Mutex<Vec<Vec<Block>>> = Mutex::new(Vec::new());
+
+/// Buffers kept; the check slots of the SCIM listener allow 2 at once by default.
+const KEPT_BUFFERS: usize = 4;
+
+/// Whether `password` matches the PHC string, computed in a reused memory buffer; a
+/// malformed stored hash never matches.
 fn check_password(phc: &str, password: &str) -> bool {
-    PasswordHash::new(phc).is_ok_and(|parsed| {
-        Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok()
-    })
+    let mut blocks = BUFFERS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .pop()
+        .unwrap_or_default();
+    let ok = check_password_in(phc, password, &mut blocks);
+    let mut kept = BUFFERS.lock().unwrap_or_else(PoisonError::into_inner);
+    if kept.len() < KEPT_BUFFERS {
+        kept.push(blocks);
+    }
+    ok
+}
+
+fn check_password_in(phc: &str, password: &str, blocks: &mut Vec<Block>) -> bool {
+    let Ok(parsed) = PasswordHash::new(phc) else {
+        return false;
+    };
+    let (Ok(algorithm), Ok(params)) = (
+        Algorithm::try_from(parsed.algorithm),
+        Params::try_from(&parsed),
+    ) else {
+        return false;
+    };
+    let version = match parsed.version.map(Version::try_from).transpose() {
+        Ok(v) => v.unwrap_or_default(),
+        Err(_) => return false,
+    };
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+        return false;
+    };
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
+        return false;
+    };
+    let need = params.block_count();
+    if need > MAX_BLOCKS {
+        return false;
+    }
+    if blocks.len() < need {
+        blocks.resize(need, Block::default());
+    }
+    let mut out = vec![0u8; expected.len()];
+    Argon2::new(algorithm, version, params)
+        .hash_password_into_with_memory(password.as_bytes(), salt, &mut out, &mut blocks[..need])
+        .is_ok()
+        && bool::from(out.as_slice().ct_eq(expected.as_bytes()))
+}
+
+/// Seeds the unknown-user wait with one real check's time (of a throwaway hash), so the first
+/// unknown-user answers already take as long as a check on this machine. Runs once, in the
+/// background, when the gateway starts with a store.
+pub async fn calibrate_check_time() {
+    let Ok(Ok(phc)) = tokio::task::spawn_blocking(|| hash_password("calibration")).await else {
+        return;
+    };
+    let started = Instant::now();
+    if tokio::task::spawn_blocking(move || check_password(&phc, "calibration"))
+        .await
+        .is_ok()
+    {
+        record_check_time(started.elapsed());
+    }
 }
 
 /// How long the last password checks took (µs, moving average), so a check for an unknown
@@ -112,6 +188,13 @@ impl BasicCredentials for Store {
         Ok(matches)
     }
 
+    async fn has_basic_users(&self) -> StoreResult<bool> {
+        let sql = "SELECT username FROM basic_credentials LIMIT 1";
+        let row: Option<(String,)> =
+            with_pool!(self, pool => sqlx::query_as(sql).fetch_optional(pool).await)?;
+        Ok(row.is_some())
+    }
+
     async fn remove_user(&self, username: &str) -> StoreResult<bool> {
         let sql = "DELETE FROM basic_credentials WHERE username = $1";
         let n = with_pool!(self, pool => sqlx::query(sql)
@@ -120,5 +203,32 @@ impl BasicCredentials for Store {
             .await
             .map(|r| r.rows_affected()))?;
         Ok(n > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reused_buffers_check_like_the_crate_does() {
+        let phc = hash_password("correct horse").unwrap();
+        for _ in 0..3 {
+            assert!(check_password(&phc, "correct horse"));
+            assert!(!check_password(&phc, "correct horsE"));
+        }
+        assert!(BUFFERS.lock().unwrap().len() <= KEPT_BUFFERS);
+        // The crate's own verifier agrees.
+        use argon2::password_hash::PasswordVerifier;
+        let parsed = PasswordHash::new(&phc).unwrap();
+        assert!(
+            Argon2::default()
+                .verify_password(b"correct horse", &parsed)
+                .is_ok()
+        );
+        // Malformed or greedy hashes never match.
+        assert!(!check_password("not a hash", "x"));
+        let greedy = phc.replace("m=19456", "m=4000000");
+        assert!(!check_password(&greedy, "correct horse"));
     }
 }

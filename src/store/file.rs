@@ -40,17 +40,28 @@ pub fn prepare_private_file(path: &Path) -> std::io::Result<()> {
             Ok(meta) => {
                 let mode = meta.permissions().mode() & 0o777;
                 if mode & 0o077 != 0 {
-                    tracing::warn!(
-                        file = %path.display(),
-                        mode = format!("{mode:o}"),
-                        "the store file was readable by others; tightened to 0600"
-                    );
-                    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-                }
-                for suffix in ["-wal", "-shm"] {
-                    let side = PathBuf::from(format!("{}{suffix}", path.display()));
-                    if std::fs::metadata(&side).is_ok() {
-                        std::fs::set_permissions(&side, std::fs::Permissions::from_mode(0o600))?;
+                    for file in ["", "-wal", "-shm"].map(|s| format!("{}{s}", path.display())) {
+                        if std::fs::metadata(&file).is_err() {
+                            continue;
+                        }
+                        // A file this process does not own (a volume's group ownership)
+                        // cannot be changed: said, not fatal.
+                        match std::fs::set_permissions(
+                            &file,
+                            std::fs::Permissions::from_mode(0o600),
+                        ) {
+                            Ok(()) => tracing::warn!(
+                                %file,
+                                mode = format!("{mode:o}"),
+                                "the store file was readable by others; tightened to 0600"
+                            ),
+                            Err(e) => tracing::warn!(
+                                %file,
+                                mode = format!("{mode:o}"),
+                                error = %e,
+                                "the store file is readable by others and cannot be tightened"
+                            ),
+                        }
                     }
                 }
             }
@@ -111,6 +122,7 @@ mod tests {
     fn scratch(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("scimgate-file-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("data")).unwrap();
         dir.join("data/scimgate.db")
     }
 

@@ -22,7 +22,7 @@ mod tests;
 mod tombstones;
 
 pub use audit::{AuditContext, AuditEntry, AuditFilter, AuditLog, BackendCall};
-pub use basic::BasicCredentials;
+pub use basic::{BasicCredentials, calibrate_check_time};
 pub use groups::{Group, GroupStore};
 pub use idmap::{IdMap, IdMapping};
 pub use keys::{KeyId, KeyInfo, KeyStore, parse_lifetime};
@@ -149,18 +149,21 @@ macro_rules! with_pool {
 pub(crate) use with_pool;
 
 impl Store {
-    /// Opens `sqlite://path` (the file is created if missing), `sqlite::memory:`, or
+    /// Opens `sqlite://path` (the file is created if missing, readable by its owner only),
+    /// `sqlite::memory:`, or
     /// `postgres://…`, then applies any migrations not yet applied. Runs once at startup;
     /// an error means the gateway cannot keep state and should not start.
     pub async fn open(url: &str) -> StoreResult<Store> {
         if url.starts_with("sqlite:") {
             let opts = SqliteConnectOptions::from_str(url)?;
+            let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+            if !in_memory && let Some(db) = file::database_file(opts.get_filename()) {
+                file::prepare_private_file(&db).map_err(|e| {
+                    StoreError::Internal(format!("cannot create {}: {e}", db.display()))
+                })?;
+            }
             // One connection for an in-memory database: each connection would get its own.
-            let max = if url.contains(":memory:") || url.contains("mode=memory") {
-                1
-            } else {
-                4
-            };
+            let max = if in_memory { 1 } else { 4 };
             Self::open_sqlite(opts, max).await
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             Self::open_postgres(PgConnectOptions::from_str(url)?, 8).await
@@ -178,11 +181,6 @@ impl Store {
         opts: SqliteConnectOptions,
         max_connections: u32,
     ) -> StoreResult<Store> {
-        if let Some(db) = file::database_file(opts.get_filename()) {
-            file::prepare_private_file(&db).map_err(|e| {
-                StoreError::Internal(format!("cannot create {}: {e}", db.display()))
-            })?;
-        }
         let opts = opts
             .create_if_missing(true)
             // Each reset of the WAL also shrinks the file to this size.
