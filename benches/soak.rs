@@ -286,7 +286,7 @@ async fn soak() {
             while !stop.load(Ordering::Relaxed) {
                 tick.tick().await;
                 n += 1;
-                let user = if n % 2 == 0 {
+                let user = if n.is_multiple_of(2) {
                     "entra".to_string()
                 } else {
                     format!("ghost{n}")
