@@ -330,15 +330,49 @@ async fn soak() {
     for t in background {
         t.abort();
     }
-    // The load generator's pooled connections go too (its clients are dropped), and the
-    // gateway's header timeout closes what the slow clients left half-open.
+    // The load generator's pooled connections go too (its clients are dropped), the
+    // gateway's header timeout closes what the slow clients left half-open, and its own
+    // pooled connections to the legacy app close after their 50 s idle timeout (the pool
+    // looks every 50 s, so up to ~100 s).
     drop(scim);
-    tokio::time::sleep(Duration::from_secs(8)).await;
+    let stopped = Instant::now();
+    while fds(pid) > base_fds + 2 && stopped.elapsed() < Duration::from_secs(130) {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let settled = stopped.elapsed().as_secs();
+    // What the remaining descriptors are: inbound SCIM connections, or the gateway's own
+    // pooled connections to the legacy app.
+    let legacy_port = legacy
+        .base_url()
+        .rsplit(':')
+        .next()
+        .unwrap_or("")
+        .to_string();
+    if let Ok(out) = Command::new("ss").args(["-tanpH"]).output() {
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mine: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains(&format!("pid={pid},")))
+            .collect();
+        let to_legacy = mine
+            .iter()
+            .filter(|l| {
+                l.split_whitespace()
+                    .nth(4)
+                    .is_some_and(|p| p.ends_with(&format!(":{legacy_port}")))
+            })
+            .count();
+        println!(
+            "gateway sockets now: {} in all, {to_legacy} to the legacy app (its pool), {} other",
+            mine.len(),
+            mine.len() - to_legacy
+        );
+    }
     let ok = counts.ok.load(Ordering::Relaxed);
     let failed = counts.failed.load(Ordering::Relaxed);
     let elapsed = started.elapsed().as_secs_f64();
     println!(
-        "soak done: {ok} valid operations ({:.0}/s), {failed} failed; RSS {base_rss:.1} → {:.1} MB (max {max_rss:.1}); fds {base_fds} → {} after the background stopped; WAL max {max_wal:.1} MB (bound {} MB); wrong passwords answered 401 ×{b401}, 429 ×{b429}, 503 ×{b503}",
+        "soak done: {ok} valid operations ({:.0}/s), {failed} failed; RSS {base_rss:.1} → {:.1} MB (max {max_rss:.1}); fds {base_fds} → {} {settled} s after the load stopped; WAL max {max_wal:.1} MB (bound {} MB); wrong passwords answered 401 ×{b401}, 429 ×{b429}, 503 ×{b503}",
         ok as f64 / elapsed,
         rss_mb(pid),
         fds(pid),

@@ -382,6 +382,7 @@ pub async fn start_gateway(cfg: &Config) -> Result<RunningGateway, Vec<String>> 
         }
     }
     let plan_worker = spawn_plan_worker(state.gateway.clone(), cfg.plans.poll());
+    crate::store::keep_check_buffers(cfg.auth.max_password_checks);
     if store.has_basic_users().await.unwrap_or(false) || cfg.profile.scim_auth.username.is_some() {
         // The wait for unknown user names starts at one real check's time on this machine.
         tokio::spawn(crate::store::calibrate_check_time());

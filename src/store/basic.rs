@@ -10,7 +10,7 @@ use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use chrono::Utc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
@@ -58,8 +58,14 @@ const MAX_BLOCKS: usize = 64 * 1024;
 /// Reused buffers keep it at a few of them.
 static BUFFERS: Mutex<Vec<Vec<Block>>> = Mutex::new(Vec::new());
 
-/// Buffers kept; the check slots of the SCIM listener allow 2 at once by default.
-const KEPT_BUFFERS: usize = 4;
+/// Buffers kept: as many as checks may run at once (`[auth] max_password_checks`, set at
+/// start by [`keep_check_buffers`]; 2 by default).
+static KEPT_BUFFERS: AtomicUsize = AtomicUsize::new(2);
+
+/// Keeps `n` argon2 buffers for reuse: one per check that may run at once. Runs at start.
+pub fn keep_check_buffers(n: usize) {
+    KEPT_BUFFERS.store(n.max(1), Ordering::Relaxed);
+}
 
 /// Whether `password` matches the PHC string, computed in a reused memory buffer; a
 /// malformed stored hash never matches.
@@ -71,7 +77,7 @@ fn check_password(phc: &str, password: &str) -> bool {
         .unwrap_or_default();
     let ok = check_password_in(phc, password, &mut blocks);
     let mut kept = BUFFERS.lock().unwrap_or_else(PoisonError::into_inner);
-    if kept.len() < KEPT_BUFFERS {
+    if kept.len() < KEPT_BUFFERS.load(Ordering::Relaxed) {
         kept.push(blocks);
     }
     ok
@@ -217,7 +223,7 @@ mod tests {
             assert!(check_password(&phc, "correct horse"));
             assert!(!check_password(&phc, "correct horsE"));
         }
-        assert!(BUFFERS.lock().unwrap().len() <= KEPT_BUFFERS);
+        assert!(BUFFERS.lock().unwrap().len() <= KEPT_BUFFERS.load(Ordering::Relaxed));
         // The crate's own verifier agrees.
         use argon2::password_hash::PasswordVerifier;
         let parsed = PasswordHash::new(&phc).unwrap();

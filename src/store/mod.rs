@@ -22,7 +22,7 @@ mod tests;
 mod tombstones;
 
 pub use audit::{AuditContext, AuditEntry, AuditFilter, AuditLog, BackendCall};
-pub use basic::{BasicCredentials, calibrate_check_time};
+pub use basic::{BasicCredentials, calibrate_check_time, keep_check_buffers};
 pub use groups::{Group, GroupStore};
 pub use idmap::{IdMap, IdMapping};
 pub use keys::{KeyId, KeyInfo, KeyStore, parse_lifetime};
