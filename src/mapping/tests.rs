@@ -34,9 +34,13 @@ impl Drop for Dir {
 }
 
 /// Loads one script named `t` with the given source.
+/// A set whose calls have a minute of wall time: these tests are about the other limits
+/// (and run in parallel on a loaded machine); the time budget has its own test.
 fn load(src: &str) -> (Dir, ScriptSet) {
     let dir = Dir::new(&[("t.rhai", src)]);
-    let set = ScriptSet::load(&dir.0, Lookups::new()).unwrap_or_else(|e| panic!("{e:?}"));
+    let set = ScriptSet::load(&dir.0, Lookups::new())
+        .unwrap_or_else(|e| panic!("{e:?}"))
+        .with_time_budget(std::time::Duration::from_secs(60));
     (dir, set)
 }
 
@@ -202,6 +206,20 @@ fn recursion_within_the_limit_works() {
     let (_d, set) = load("fn f(n) {\n  if n == 0 { 0 } else { 1 + f(n - 1) }\n}");
     let depth = MAX_CALL_LEVELS as i64 - 2;
     assert_eq!(run(&set, vec![json!(depth)]).unwrap(), json!(depth));
+}
+
+#[test]
+fn a_runaway_call_is_stopped_by_its_time_budget() {
+    let (_d, set) = load("fn f() {\n  let a = [];\n  loop { a.push(a.len()); }\n}");
+    let set = set.with_time_budget(std::time::Duration::from_millis(200));
+    let started = std::time::Instant::now();
+    let e = run(&set, vec![]).unwrap_err();
+    assert!(e.message.contains("longer than 200 ms"), "{e}");
+    assert_eq!((e.script.as_str(), e.function.as_str()), ("t.rhai", "f"));
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    // The budget is per call: the next call gets its own.
+    let (_d2, quick) = load("fn f() { 1 }");
+    assert_eq!(run(&quick, vec![]).unwrap(), json!(1));
 }
 
 #[test]
