@@ -26,13 +26,12 @@
 mod common;
 
 use common::Scim;
-use common::process::Scratch;
+use common::process::{GatewayProcess, Scratch};
 use scimgate::demo::{DemoApp, DemoConfig};
 use scimgate::store::{PlanStore, Store};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const PATCH_URN: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
@@ -40,73 +39,6 @@ const REVOKE: &str = "POST /api/v1/users/{id}/sessions/revoke";
 const CONCURRENCY: usize = 4;
 const ROUNDS: usize = 3;
 const RECOVERY_PLANS: usize = 1000;
-
-fn has_taskset() -> bool {
-    Command::new("taskset")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-/// A gateway process and its SCIM URL.
-struct Gateway {
-    child: Child,
-    scim_url: String,
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Gateway {
-    fn start(bin: &Path, config: &Path, legacy: &str) -> Gateway {
-        let mut cmd = if has_taskset() {
-            let mut c = Command::new("taskset");
-            c.arg("-c").arg("0").arg(bin);
-            c
-        } else {
-            Command::new(bin)
-        };
-        cmd.arg("serve")
-            .arg("--config")
-            .arg(config)
-            .env("SCIMGATE_BACKEND__BASE_URL", legacy)
-            .env("SCIMGATE_BACKEND__AUTH__VALUE", "legacy-key")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        let mut child = cmd.spawn().expect("spawn scimgate serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(url) = line.strip_prefix("scimgate serving SCIM at ") {
-                    let _ = tx.send(url.trim().to_string());
-                }
-            }
-        });
-        let scim_url = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("scimgate serve did not start");
-        Gateway { child, scim_url }
-    }
-
-    /// User + system CPU time the process has used so far.
-    fn cpu(&self) -> Duration {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
-        // Fields after the command name: state is field 3, utime 14, stime 15.
-        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-        let f: Vec<u64> = rest
-            .split_whitespace()
-            .map(|x| x.parse().unwrap_or(0))
-            .collect();
-        let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
-        Duration::from_millis(ticks * 10)
-    }
-}
 
 fn write_config(dir: &Path, db: &str, plans: bool) -> PathBuf {
     let repo = env!("CARGO_MANIFEST_DIR");
@@ -187,7 +119,20 @@ struct Figures {
     rate: f64,
 }
 
-async fn round(gw: &Gateway, scim: &Scim, ids: &[String], n: usize, kind: Kind) -> Figures {
+/// `scimgate serve` (`bin`) on CPU 0 against the demo app at `legacy`.
+fn start(bin: &Path, config: &Path, legacy: &str) -> GatewayProcess {
+    GatewayProcess::start_pinned(
+        bin,
+        0,
+        config,
+        &[
+            ("SCIMGATE_BACKEND__BASE_URL", legacy),
+            ("SCIMGATE_BACKEND__AUTH__VALUE", "legacy-key"),
+        ],
+    )
+}
+
+async fn round(gw: &GatewayProcess, scim: &Scim, ids: &[String], n: usize, kind: Kind) -> Figures {
     let per_client = n / CONCURRENCY;
     let cpu0 = gw.cpu();
     let wall = drive(scim, ids, per_client, kind).await;
@@ -232,7 +177,7 @@ async fn per_request(legacy: &DemoApp, scratch: &Scratch, requests: usize) {
     let mut gws = Vec::new();
     for (name, bin, plans) in &bins {
         let config = write_config(&scratch.0, name, *plans);
-        let gw = Gateway::start(bin, &config, &legacy.base_url());
+        let gw = start(bin, &config, &legacy.base_url());
         let scim = Scim::new(&gw.scim_url, "bench-token");
         let ids = users(&scim, &format!("{name}-"), CONCURRENCY).await;
         // Warm-up: connections, caches, the SQLite file.
@@ -296,7 +241,7 @@ async fn recovery(legacy: &DemoApp, scratch: &Scratch) {
     let legacy_api = common::Legacy::new(&legacy.base_url(), "legacy-key");
     let config = write_config(&scratch.0, "recovery", true);
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_scimgate"));
-    let gw = Gateway::start(&bin, &config, &legacy.base_url());
+    let gw = start(&bin, &config, &legacy.base_url());
     let scim = Scim::new(&gw.scim_url, "bench-token");
     let ids = users(&scim, "rec-", RECOVERY_PLANS).await;
     let r = legacy_api
@@ -373,11 +318,10 @@ async fn recovery(legacy: &DemoApp, scratch: &Scratch) {
 
 fn main() {
     // `cargo bench` passes harness flags; this bench takes none.
-    if has_taskset() {
-        let _ = Command::new("taskset")
-            .args(["-a", "-cp", "1", &std::process::id().to_string()])
-            .output();
-    }
+    // The load generator and demo app on CPU 1 (a no-op where taskset is missing).
+    let _ = Command::new("taskset")
+        .args(["-a", "-cp", "1", &std::process::id().to_string()])
+        .output();
     let requests: usize = std::env::var("BENCH_REQUESTS")
         .ok()
         .and_then(|v| v.parse().ok())

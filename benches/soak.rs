@@ -22,14 +22,13 @@
 mod common;
 
 use common::Scim;
-use common::process::Scratch;
+use common::process::{GatewayProcess, Scratch};
 use scimgate::demo::{DemoApp, DemoConfig};
 use scimgate::store::{BasicCredentials, Store};
 use serde_json::json;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -45,60 +44,6 @@ fn env_u64(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-struct Gateway {
-    child: Child,
-    scim_url: String,
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Gateway {
-    fn start(config: &Path, legacy: &str) -> Gateway {
-        let bin = env!("CARGO_BIN_EXE_scimgate");
-        let taskset = Command::new("taskset")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        let mut cmd = if taskset {
-            let mut c = Command::new("taskset");
-            c.arg("-c").arg("0").arg(bin);
-            c
-        } else {
-            Command::new(bin)
-        };
-        cmd.arg("serve")
-            .arg("--config")
-            .arg(config)
-            .env("SCIMGATE_BACKEND__BASE_URL", legacy)
-            .env("SCIMGATE_BACKEND__AUTH__VALUE", "legacy-key")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        let mut child = cmd.spawn().expect("spawn scimgate serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(url) = line.strip_prefix("scimgate serving SCIM at ") {
-                    let _ = tx.send(url.trim().to_string());
-                }
-            }
-        });
-        let scim_url = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("scimgate serve did not start");
-        Gateway { child, scim_url }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
 }
 
 fn rss_mb(pid: u32) -> f64 {
@@ -164,7 +109,15 @@ async fn soak() {
         ),
     )
     .unwrap();
-    let gw = Gateway::start(&config, &legacy.base_url());
+    let gw = GatewayProcess::start_pinned(
+        Path::new(env!("CARGO_BIN_EXE_scimgate")),
+        0,
+        &config,
+        &[
+            ("SCIMGATE_BACKEND__BASE_URL", legacy.base_url().as_str()),
+            ("SCIMGATE_BACKEND__AUTH__VALUE", "legacy-key"),
+        ],
+    );
     let pid = gw.pid();
     let scim = Scim::new(&gw.scim_url, "soak-token-0123456789abcdef0123456789");
     let addr: SocketAddr = gw

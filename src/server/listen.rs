@@ -128,6 +128,11 @@ struct Conn {
     kill: Notify,
 }
 
+/// Milliseconds since a table's epoch: the clock connection states are kept in.
+fn ms_since(epoch: Instant) -> u64 {
+    u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
 /// The open connections of one listener.
 #[derive(Debug)]
 struct Table {
@@ -139,7 +144,7 @@ struct Table {
 
 impl Table {
     fn now_ms(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+        ms_since(self.epoch)
     }
 
     fn len(&self) -> usize {
@@ -404,7 +409,7 @@ impl BusyGuard {
 
 impl Drop for BusyGuard {
     fn drop(&mut self) {
-        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let now = ms_since(self.epoch);
         self.conn.last_active.store(now, Ordering::Release);
         self.conn.busy.fetch_sub(1, Ordering::AcqRel);
     }
@@ -477,7 +482,7 @@ impl AsyncRead for Tracked {
             && self.conn.busy.load(Ordering::Acquire) == 0
             && self.conn.reading_since.load(Ordering::Acquire) == 0
         {
-            let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+            let now = ms_since(self.epoch);
             self.conn.reading_since.store(now + 1, Ordering::Release);
         }
         r

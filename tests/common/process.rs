@@ -75,7 +75,33 @@ impl GatewayProcess {
     /// Starts `scimgate serve --config config` with extra environment variables and waits (at
     /// most 60 s) for the line announcing the SCIM URL.
     pub fn start(config: &Path, env: &[(&str, &str)]) -> GatewayProcess {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_scimgate"));
+        Self::spawn(Command::new(env!("CARGO_BIN_EXE_scimgate")), config, env)
+    }
+
+    /// As [`GatewayProcess::start`], with the binary `bin` (e.g. an older build to compare
+    /// with), pinned to CPU `cpu` when `taskset` exists: benchmarks run the gateway on a core
+    /// of its own, apart from the load generator.
+    pub fn start_pinned(
+        bin: &Path,
+        cpu: u32,
+        config: &Path,
+        env: &[(&str, &str)],
+    ) -> GatewayProcess {
+        let taskset = Command::new("taskset")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        let cmd = if taskset {
+            let mut c = Command::new("taskset");
+            c.arg("-c").arg(cpu.to_string()).arg(bin);
+            c
+        } else {
+            Command::new(bin)
+        };
+        Self::spawn(cmd, config, env)
+    }
+
+    fn spawn(mut cmd: Command, config: &Path, env: &[(&str, &str)]) -> GatewayProcess {
         cmd.arg("serve")
             .arg("--config")
             .arg(config)
@@ -118,6 +144,25 @@ impl GatewayProcess {
                 panic!("scimgate serve did not start (exit: {status:?})");
             }
         }
+    }
+
+    /// The process id (taskset execs the gateway, so it is the gateway's).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// User + system CPU time the process has used so far (`/proc/PID/stat`).
+    pub fn cpu(&self) -> Duration {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
+        // Fields after the command name: state is field 3, utime 14, stime 15.
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let f: Vec<u64> = rest
+            .split_whitespace()
+            .map(|x| x.parse().unwrap_or(0))
+            .collect();
+        let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
+        Duration::from_millis(ticks * 10)
     }
 
     /// SIGKILL: no shutdown hook, no flush, no checkpoint.
