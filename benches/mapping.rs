@@ -155,6 +155,45 @@ fn bench_to_backend(c: &mut Criterion) {
     g.finish();
 }
 
+/// A legacy record as the demo app returns it for a fully set user.
+fn legacy_record() -> Value {
+    json!({
+        "id": 1042, "username": "AdeleV@contoso.com", "email": "AdeleV@contoso.com",
+        "first_name": "Adele", "last_name": "Vance", "display_name": "Adele Vance",
+        "job_title": "Retail Manager", "phone": "+1 425 555 0100", "status": "active",
+        "external_id": "6d3f0a8e-2b7c-4e55-9a61-0f7b3c2e9d14", "user_type": "Member",
+        "employee_number": "E-1042", "department": "Retail", "manager_id": 17,
+        "office_id": null, "role": "member",
+        "created_at": "2026-11-30T10:00:00Z", "updated_at": "2026-12-01T08:30:00Z"
+    })
+}
+
+/// The default profile's `from_backend` (legacy record → SCIM user), the mapping of every
+/// GET and list item.
+fn bench_from_backend(c: &mut Criterion) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/default");
+    let set = ScriptSet::load(&dir, Lookups::new()).expect("default scripts compile");
+    let rec = legacy_record();
+    let ctx =
+        json!({"op": "get", "base_url": "https://gateway.example/scim/v2", "profile": "default"});
+    let user = set
+        .call("user", "from_backend", vec![rec.clone(), ctx.clone()])
+        .expect("script runs");
+    assert_eq!(user["userName"], "AdeleV@contoso.com");
+    assert_eq!(user[ENTERPRISE]["manager"]["value"], "17");
+    let mut g = c.benchmark_group("from_backend");
+    g.bench_function("script", |b| {
+        b.iter(|| {
+            set.call(
+                "user",
+                "from_backend",
+                vec![black_box(&rec).clone(), ctx.clone()],
+            )
+        })
+    });
+    g.finish();
+}
+
 /// A scratch profile holding the two flattening variants.
 struct TempProfile(PathBuf);
 
@@ -214,5 +253,5 @@ fn script_loop(user) {{
     g.finish();
 }
 
-criterion_group!(benches, bench_to_backend, bench_flatten);
+criterion_group!(benches, bench_to_backend, bench_from_backend, bench_flatten);
 criterion_main!(benches);

@@ -642,7 +642,8 @@ async fn build_state(
                     .collect::<Vec<_>>(),
             )
             .with_store(store.clone())
-            .with_password_limits(cfg.auth.password_limits());
+            .with_password_limits(cfg.auth.password_limits())
+            .with_key_cache_ttl(Duration::from_millis(cfg.auth.key_cache_ms));
             match &cfg.profile.scim_auth.username {
                 Some(user) => auth.with_password_user(user),
                 None => auth,

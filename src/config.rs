@@ -203,6 +203,11 @@ pub struct AuthConfig {
     pub max_failed_logins: u32,
     /// The window failed sign-ins are counted in, in seconds.
     pub failed_login_window_s: u64,
+    /// How long an API key (`scimgate token create`) that passed is accepted without asking
+    /// the store again, in milliseconds: a revocation in another process (the CLI, another
+    /// replica) takes effect within this time; one on this gateway's admin page at once.
+    /// 0 asks the store on every request.
+    pub key_cache_ms: u64,
 }
 
 impl Default for AuthConfig {
@@ -213,6 +218,7 @@ impl Default for AuthConfig {
             max_queued_password_checks: 16,
             max_failed_logins: 10,
             failed_login_window_s: 60,
+            key_cache_ms: 5_000,
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Two `scimgate serve` processes sharing one PostgreSQL store, as replicas behind a load
 //! balancer: a key created on one's admin page works on the other, a managed group's
 //! membership changed through one is seen through the other, both report the same counts,
-//! and a key revoked on one is refused by the other at once.
+//! and a key revoked on one is refused by that one at once and by the other within its key
+//! cache's lifetime (`[auth] key_cache_ms`, 1 s here).
 //!
 //! PostgreSQL: `postgres://127.0.0.1:5432/test` or `SCIMGATE_TEST_PG`, in a fresh schema; when
 //! it is unreachable the test prints `SKIP postgres: …` and passes.
@@ -92,6 +93,7 @@ async fn replicas(store_url: &str) {
         ("SCIMGATE_BACKEND__BASE_URL", base.as_str()),
         ("SCIMGATE_BACKEND__AUTH__VALUE", "legacy-key"),
         ("SCIMGATE_ADMIN__PASSWORD", ADMIN_PASSWORD),
+        ("SCIMGATE_AUTH__KEY_CACHE_MS", "1000"),
     ];
     // Both start on an empty schema at once: migrations must serialise, not collide.
     let (a, b) = std::thread::scope(|s| {
@@ -174,7 +176,10 @@ async fn replicas(store_url: &str) {
     assert_eq!(ca, (2.0, 1.0), "A: users, groups");
     assert_eq!(cb, ca, "B agrees with A");
 
-    // A key revoked on B's page is refused by A at once.
+    // A key revoked on B's page is refused by B at once and by A within its key cache's
+    // lifetime (A verified the key within the last second: it is in A's cache).
+    let r = on_a.get("/Users?filter=userName%20eq%20%22x%22").await;
+    assert_eq!(r.status, 200, "{}", r.text);
     let page_b = signed_in(&admin_b).await;
     let keys = page_b.get("/keys").await;
     assert_eq!(keys.status, 200);
@@ -185,9 +190,25 @@ async fn replicas(store_url: &str) {
         .post_form(&format!("/keys/{id}/revoke"), &[("csrf", &csrf)], None)
         .await;
     assert!(r.status < 400, "{}", r.text);
-    let r = on_a.get("/Users?filter=userName%20eq%20%22x%22").await;
-    assert_eq!(r.status, 401, "revoked on B, refused by A: {}", r.text);
+    let revoked = std::time::Instant::now();
     let r = on_b.get("/Users?filter=userName%20eq%20%22x%22").await;
-    assert_eq!(r.status, 401, "{}", r.text);
+    assert_eq!(
+        r.status, 401,
+        "revoked on B, refused by B at once: {}",
+        r.text
+    );
+    loop {
+        let r = on_a.get("/Users?filter=userName%20eq%20%22x%22").await;
+        if r.status == 401 {
+            break;
+        }
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert!(
+            revoked.elapsed() < std::time::Duration::from_millis(1500),
+            "revoked on B, still accepted by A after {:?}",
+            revoked.elapsed()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     drop((a, b));
 }

@@ -258,7 +258,9 @@ impl Backend {
             tracing::warn!(path = %req.path, "backend call refused: the path has a dot segment");
             return Err(BackendError::DotSegment { path: req.path });
         }
-        let span = tracing::info_span!(
+        // A debug span: at info a request logs one line (the edge's), and formatting a span's
+        // fields costs on every call; failures below name the call themselves.
+        let span = tracing::debug_span!(
             "backend_call",
             method = %req.method,
             path = %req.path,
@@ -294,14 +296,20 @@ impl Backend {
             });
             match &result {
                 Ok(r) => {
-                    tracing::info!(status = r.status, elapsed_ms, "backend call");
+                    // The request's own line counts the calls; each one is debug detail.
+                    tracing::debug!(status = r.status, elapsed_ms, "backend call");
+                }
+                Err(BackendError::Status {
+                    status, message, ..
+                }) if *status < 500 => {
+                    tracing::debug!(method = %req.method, path = %req.path, status, elapsed_ms, legacy_message = %message, "backend call refused");
                 }
                 Err(BackendError::Status {
                     status, message, ..
                 }) => {
-                    tracing::warn!(status, elapsed_ms, legacy_message = %message, "backend call failed");
+                    tracing::warn!(method = %req.method, path = %req.path, status, elapsed_ms, legacy_message = %message, "backend call failed");
                 }
-                Err(e) => tracing::warn!(elapsed_ms, error = %e, "backend call failed"),
+                Err(e) => tracing::warn!(method = %req.method, path = %req.path, elapsed_ms, error = %e, "backend call failed"),
             }
             result
         }

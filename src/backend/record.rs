@@ -34,6 +34,20 @@ impl CallLog {
         std::mem::take(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner).calls)
     }
 
+    /// How many calls were recorded so far.
+    pub fn len(&self) -> usize {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .calls
+            .len()
+    }
+
+    /// Whether no call was recorded so far.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// The resource's name as the pipeline noted it ([`note_label`]), if it did.
     pub fn label(&self) -> Option<String> {
         self.0

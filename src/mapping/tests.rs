@@ -222,6 +222,29 @@ fn a_runaway_call_is_stopped_by_its_time_budget() {
     assert_eq!(run(&quick, vec![]).unwrap(), json!(1));
 }
 
+/// On a multi-threaded runtime a call first runs inline for [`INLINE_SLICE`]; one that needs
+/// longer is run again off the workers with the rest of its budget and returns the same
+/// result, and a runaway is still stopped by the whole budget (not by the slice).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_beyond_the_inline_slice_run_again_off_the_workers() {
+    // Sums 0..n: about 40 ms at n = 200,000 in a release build, longer in debug.
+    let (_d, set) = load("fn f(n) {\n  let s = 0;\n  for i in 0..n { s += i; }\n  s\n}");
+    let started = std::time::Instant::now();
+    let got = run(&set, vec![json!(200_000)]).unwrap();
+    assert_eq!(got, json!(199_999i64 * 200_000 / 2));
+    assert!(
+        started.elapsed() > INLINE_SLICE,
+        "the call outlasted the slice"
+    );
+    assert_eq!(run(&set, vec![json!(10)]).unwrap(), json!(45));
+    let (_d, spin) = load("fn f() {\n  let a = [];\n  loop { a.push(a.len()); }\n}");
+    let spin = spin.with_time_budget(std::time::Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    let e = run(&spin, vec![]).unwrap_err();
+    assert!(e.message.contains("longer than 300 ms"), "{e}");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(290));
+}
+
 #[test]
 fn huge_string_array_and_map_are_refused() {
     let e = eval_err("let s = \"x\";\nwhile true { s += s; }");

@@ -149,6 +149,11 @@ pub fn classify(method: &Method, path: &str) -> Option<Operation> {
     Some(Operation { name, endpoint, id })
 }
 
+/// How many legacy calls a SCIM request made (in its response's extensions, for the edge's
+/// request log line).
+#[derive(Debug, Clone, Copy)]
+pub struct LegacyCalls(pub usize);
+
 /// Tower middleware (inside authentication): records the audit entry of each SCIM write and
 /// each failed read, and notes the request for "last synced".
 pub async fn record(State(state): State<AppState>, req: Request, next: Next) -> Response {
@@ -190,6 +195,8 @@ pub async fn record(State(state): State<AppState>, req: Request, next: Next) -> 
             super::timeout_response(bound, false)
         }
     };
+    let mut resp = resp;
+    resp.extensions_mut().insert(LegacyCalls(calls.len()));
     let status = resp.status().as_u16();
     if !op.is_write() && status < 500 {
         return resp;

@@ -95,6 +95,83 @@ impl PasswordCache {
     }
 }
 
+/// How long an API key that passed is accepted without a store lookup, unless configured.
+pub const KEY_CACHE_TTL: Duration = Duration::from_secs(5);
+
+/// Most remembered API keys; beyond it expired ones are dropped, then all.
+const KEY_CACHE_MAX: usize = 1024;
+
+/// API keys that passed the store's check, by SHA-256 of the key, so a sync cycle's
+/// requests cost no store round trip each (+58 µs per request measured). An entry is used
+/// only while it is younger than the TTL, the key's own expiry has not passed, and no key was
+/// revoked in this process since it was made ([`crate::store::key_revocations`]): a
+/// revocation here takes effect on the next request, one elsewhere within the TTL.
+#[derive(Debug, Clone)]
+struct KeyCache {
+    map: Arc<Mutex<HashMap<[u8; 32], CachedKey>>>,
+    ttl: Duration,
+}
+
+#[derive(Debug, Clone)]
+struct CachedKey {
+    name: String,
+    expires: Option<chrono::DateTime<chrono::Utc>>,
+    at: Instant,
+    revocations: u64,
+}
+
+impl Default for KeyCache {
+    fn default() -> Self {
+        KeyCache {
+            map: Arc::default(),
+            ttl: KEY_CACHE_TTL,
+        }
+    }
+}
+
+impl KeyCache {
+    fn key(token: &str) -> [u8; 32] {
+        Sha256::digest(token.as_bytes()).into()
+    }
+
+    fn get(&self, key: &[u8; 32]) -> Option<Principal> {
+        if self.ttl.is_zero() {
+            return None;
+        }
+        let map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        let hit = map.get(key)?;
+        let usable = hit.at.elapsed() < self.ttl
+            && hit.revocations == crate::store::key_revocations()
+            && hit.expires.is_none_or(|t| chrono::Utc::now() < t);
+        usable.then(|| Principal {
+            name: hit.name.clone(),
+        })
+    }
+
+    fn remember(&self, key: [u8; 32], info: &crate::store::KeyInfo, revocations: u64) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        if map.len() >= KEY_CACHE_MAX {
+            let ttl = self.ttl;
+            map.retain(|_, k| k.at.elapsed() < ttl);
+            if map.len() >= KEY_CACHE_MAX {
+                map.clear();
+            }
+        }
+        map.insert(
+            key,
+            CachedKey {
+                name: info.name.clone(),
+                expires: info.expires,
+                at: Instant::now(),
+                revocations,
+            },
+        );
+    }
+}
+
 /// Who made a request, as far as the gateway knows; attached to the request's extensions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
@@ -141,6 +218,7 @@ pub struct Authenticator {
     metrics: Option<Arc<Metrics>>,
     passwords: PasswordCache,
     guard: PasswordGuard,
+    keys: KeyCache,
 }
 
 impl Authenticator {
@@ -160,12 +238,23 @@ impl Authenticator {
             metrics: None,
             passwords: PasswordCache::default(),
             guard: PasswordGuard::default(),
+            keys: KeyCache::default(),
         }
     }
 
     /// Sets what password checks may cost (the defaults otherwise); set once at startup.
     pub fn with_password_limits(mut self, limits: PasswordLimits) -> Self {
         self.guard = PasswordGuard::new(limits);
+        self
+    }
+
+    /// Sets how long an API key that passed is accepted without asking the store again
+    /// (`[auth] key_cache_ms`; zero asks every time). Set once at startup.
+    pub fn with_key_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.keys = KeyCache {
+            map: Arc::default(),
+            ttl,
+        };
         self
     }
 
@@ -199,6 +288,7 @@ impl Authenticator {
             metrics: None,
             passwords: PasswordCache::default(),
             guard: PasswordGuard::default(),
+            keys: KeyCache::default(),
         }
     }
 
@@ -277,8 +367,17 @@ impl Authenticator {
         let Some(store) = &self.store else {
             return Err(ScimError::unauthorized("invalid bearer token"));
         };
+        let cache_key = KeyCache::key(token);
+        if let Some(p) = self.keys.get(&cache_key) {
+            return Ok(p);
+        }
+        // Read before the lookup: a revocation landing during it makes the entry stale.
+        let revocations = crate::store::key_revocations();
         match self.timed(StoreOp::VerifyKey, store.verify(token)).await {
-            Ok(Some(key)) => return Ok(Principal { name: key.name }),
+            Ok(Some(key)) => {
+                self.keys.remember(cache_key, &key, revocations);
+                return Ok(Principal { name: key.name });
+            }
             Ok(None) => {}
             Err(e) => return Err(store_unavailable(&e)),
         }
@@ -627,6 +726,77 @@ mod tests {
             assert_eq!(e.status, 401, "{bad}");
             assert!(!e.detail.contains("pa55"), "{}", e.detail);
         }
+    }
+
+    /// A key that passed is not looked up again within the cache's TTL (the store could
+    /// even refuse it by then: a revocation by another process), then is; a revocation
+    /// through this process's store ends it at once.
+    #[tokio::test]
+    async fn verified_keys_are_cached_briefly_and_revocation_here_ends_them_at_once() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let ttl = Duration::from_millis(400);
+        let a = Authenticator::new(&[])
+            .with_store(store.clone())
+            .with_key_cache_ttl(ttl);
+        let (_, key) = store.create_key("Entra Sync", None).await.unwrap();
+        let header = format!("Bearer {key}");
+        assert_eq!(
+            a.authenticate(Some(&header), None).await.unwrap().name,
+            "Entra Sync"
+        );
+        // Revoked behind this process's back (as `scimgate token revoke` or another replica
+        // does): still accepted from the cache, without a store round trip…
+        let Store::Sqlite(pool) = &store else {
+            unreachable!()
+        };
+        sqlx::query("UPDATE api_keys SET revoked_at = $1")
+            .bind(chrono::Utc::now())
+            .execute(pool)
+            .await
+            .unwrap();
+        let t = Instant::now();
+        assert!(a.authenticate(Some(&header), None).await.is_ok());
+        // …until the TTL passes.
+        tokio::time::sleep(ttl.saturating_sub(t.elapsed()) + Duration::from_millis(50)).await;
+        assert_eq!(
+            a.authenticate(Some(&header), None)
+                .await
+                .unwrap_err()
+                .status,
+            401
+        );
+
+        // A revocation through the store in this process (the admin page) is seen at once.
+        let (info2, key2) = store.create_key("Second", None).await.unwrap();
+        let header2 = format!("Bearer {key2}");
+        assert!(a.authenticate(Some(&header2), None).await.is_ok());
+        assert!(store.revoke_key(&info2.id).await.unwrap());
+        assert_eq!(
+            a.authenticate(Some(&header2), None)
+                .await
+                .unwrap_err()
+                .status,
+            401
+        );
+        // TTL zero: every request asks the store.
+        let (_, key3) = store.create_key("Third", None).await.unwrap();
+        let header3 = format!("Bearer {key3}");
+        let none = Authenticator::new(&[])
+            .with_store(store.clone())
+            .with_key_cache_ttl(Duration::ZERO);
+        assert!(none.authenticate(Some(&header3), None).await.is_ok());
+        sqlx::query("UPDATE api_keys SET revoked_at = $1")
+            .bind(chrono::Utc::now())
+            .execute(pool)
+            .await
+            .unwrap();
+        assert_eq!(
+            none.authenticate(Some(&header3), None)
+                .await
+                .unwrap_err()
+                .status,
+            401
+        );
     }
 
     #[tokio::test]

@@ -55,7 +55,14 @@ impl AppError {
             AppError::Client(e) => e.clone(),
             AppError::Backend(e) => {
                 let s = e.to_scim();
-                tracing::warn!(error = %e, status = s.status, "backend call failed");
+                // A legacy 4xx is the caller's answer (Entra reads deleted users, a userName
+                // is taken): the request's own line shows its status. What the gateway or the
+                // legacy app got wrong is a warning.
+                if s.status >= 500 {
+                    tracing::warn!(error = %e, status = s.status, "backend call failed");
+                } else {
+                    tracing::debug!(error = %e, status = s.status, "backend refused the call");
+                }
                 s
             }
             AppError::Mapping(e) => {

@@ -288,11 +288,18 @@ async fn edge(State(edge): State<EdgeState>, req: Request, next: Next) -> Respon
     let elapsed = started.elapsed();
     edge.metrics
         .observe_request(resource, operation, status.as_u16(), elapsed);
+    // The request's one line at info: method, path and id come from the span, the route as
+    // resource and operation; legacy calls are logged one by one only at debug.
     let ms = elapsed.as_secs_f64() * 1000.0;
+    let legacy_calls = resp
+        .extensions()
+        .get::<audit::LegacyCalls>()
+        .map_or(0, |c| c.0);
+    let (resource, op) = (resource.as_str(), operation.as_str());
     if status.is_server_error() {
-        tracing::warn!(parent: &span, status = status.as_u16(), ms, "request failed");
+        tracing::warn!(parent: &span, status = status.as_u16(), ms, resource = %resource, op = %op, legacy_calls, "request failed");
     } else {
-        tracing::info!(parent: &span, status = status.as_u16(), ms, "request");
+        tracing::info!(parent: &span, status = status.as_u16(), ms, resource = %resource, op = %op, legacy_calls, "request");
     }
     set_request_id(&mut resp, &id);
     resp

@@ -9,6 +9,7 @@ use super::{Store, StoreError, StoreResult, db_time, with_pool};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::sync::atomic::{AtomicU64, Ordering};
 use subtle::ConstantTimeEq;
 
 const PREFIX: &str = "sgk_";
@@ -210,6 +211,8 @@ impl KeyStore for Store {
     }
 
     async fn revoke_key(&self, id: &KeyId) -> StoreResult<bool> {
+        // Counted before and after: a verification cached while the UPDATE runs is stale too.
+        KEY_REVOCATIONS.fetch_add(1, Ordering::AcqRel);
         let sql = "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1";
         let done = with_pool!(self, pool => sqlx::query(sql)
             .bind(&id.0)
@@ -217,8 +220,19 @@ impl KeyStore for Store {
             .execute(pool)
             .await
             .map(|r| r.rows_affected()))?;
+        KEY_REVOCATIONS.fetch_add(1, Ordering::AcqRel);
         Ok(done > 0)
     }
+}
+
+/// Key revocations made by this process (any store), for caches of verified keys: an entry
+/// made before the count last changed is not used again.
+static KEY_REVOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+/// How many key revocations this process has made (admin page, CLI); runs on every cached API
+/// key check.
+pub fn key_revocations() -> u64 {
+    KEY_REVOCATIONS.load(Ordering::Acquire)
 }
 
 #[cfg(test)]

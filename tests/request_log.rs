@@ -1,0 +1,128 @@
+//! What a running `scimgate serve` writes to its log: one line per SCIM request at info
+//! (method, path, request id, status, latency, resource and operation, the number of legacy
+//! calls), on stderr, without terminal colour codes when stderr is not a terminal, and
+//! nothing lost at a graceful stop (the writer thread is flushed).
+
+mod common;
+
+use common::Scim;
+use common::process::{Scratch, write_config};
+use scimgate::demo::{DemoApp, DemoConfig};
+use serde_json::json;
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Command, Stdio};
+
+#[tokio::test]
+async fn one_plain_line_per_request_on_stderr() {
+    let legacy = DemoApp::start("127.0.0.1:0", DemoConfig::with_api_key("log-legacy-key"))
+        .await
+        .unwrap();
+    let scratch = Scratch::new("request-log");
+    let token = "log-test-token-0123456789abcdef";
+    let store = format!("sqlite://{}", scratch.0.join("store.db").display());
+    let config = write_config(&scratch.0, &store, token, "default", "");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_scimgate"))
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .env("SCIMGATE_LOG", "info")
+        .env("SCIMGATE_BACKEND__BASE_URL", legacy.base_url())
+        .env("SCIMGATE_BACKEND__AUTH__VALUE", "log-legacy-key")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let url = tokio::task::spawn_blocking(move || {
+        for line in BufReader::new(stdout).lines() {
+            if let Some(u) = line.unwrap().strip_prefix("scimgate serving SCIM at ") {
+                return u.trim().to_string();
+            }
+        }
+        panic!("no banner");
+    })
+    .await
+    .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let log = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+
+    let scim = Scim::new(&url, token);
+    let user = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                      "userName": "log.line@example.com", "active": true});
+    let r = scim.post("/Users", &user).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let id = r.json["id"].as_str().unwrap().to_string();
+    let r = scim
+        .http
+        .json(
+            "GET",
+            &format!("{url}/Users/{id}"),
+            &[
+                ("authorization", &scim.auth),
+                ("x-request-id", "log-line-get-1"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = scim
+        .http
+        .json(
+            "GET",
+            &format!("{url}/Users/0"),
+            &[
+                ("authorization", &scim.auth),
+                ("x-request-id", "log-line-404"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 404, "{}", r.text);
+
+    // A graceful stop flushes the log writer.
+    let stopped = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let _ = child.wait();
+    let log = log.join().unwrap();
+
+    assert!(
+        !log.contains('\u{1b}'),
+        "no colour codes off a terminal:\n{log}"
+    );
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("log-line-get-1"))
+        .collect();
+    assert_eq!(lines.len(), 1, "one line for the request:\n{log}");
+    for want in [
+        " INFO ",
+        "method=GET",
+        "path=/scim/v2/Users/",
+        "status=200",
+        "ms=",
+        "resource=User",
+        "op=get",
+        "legacy_calls=1",
+    ] {
+        assert!(lines[0].contains(want), "{want} in {}", lines[0]);
+    }
+    let missing: Vec<&str> = log.lines().filter(|l| l.contains("log-line-404")).collect();
+    assert_eq!(missing.len(), 1, "{log}");
+    assert!(missing[0].contains("status=404"), "{}", missing[0]);
+    // The create was logged too, as one line of its own.
+    assert_eq!(
+        log.lines()
+            .filter(|l| l.contains("op=create") && l.contains("status=201"))
+            .count(),
+        1,
+        "{log}"
+    );
+}
