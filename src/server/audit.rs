@@ -8,20 +8,124 @@
 //! applied the change. Every authenticated request also moves "last synced"; that write is
 //! throttled to one per second per process, since on a busy sync it would otherwise double
 //! the store traffic for a value read by humans.
+//!
+//! Entries are written by one writer task per auditor with group commit: the entries (and the
+//! id mappings their requests made, see [`defer_id_mapping`]) that arrive while a batch
+//! commits go together in the next transaction, and each request waits for its own batch's
+//! commit. On a busy sync that is one transaction for many requests instead of two per create
+//! (measured: the SQLite work was about a third of a POST's CPU).
 
 use super::AppState;
 use super::auth::Principal;
 use crate::backend::CallLog;
 use crate::metrics::{Metrics, StoreOp};
-use crate::store::{AuditContext, AuditEntry, AuditLog, Store, SyncStatus};
+use crate::store::{AuditContext, AuditEntry, AuditLog, IdMap, IdMapping, Store, SyncStatus};
 use axum::extract::{Request, State};
 use axum::http::{Method, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use chrono::Utc;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
+use tokio::sync::{mpsc, oneshot};
+
+/// Most entries one transaction carries.
+const MAX_BATCH: usize = 128;
+
+tokio::task_local! {
+    static DEFERRED_MAPS: DeferredMaps;
+}
+
+/// Id mappings recorded while serving an audited write, written with its audit entry.
+#[derive(Debug, Clone, Default)]
+struct DeferredMaps(Arc<Mutex<Vec<IdMapping>>>);
+
+impl DeferredMaps {
+    fn take(&self) -> Vec<IdMapping> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+/// Hands an id mapping made by the current request to the audit layer, which commits it in
+/// the same transaction as the request's audit entry, before the response leaves. `Err`
+/// gives it back when the current task is not an audited write (the caller writes it
+/// itself).
+pub fn defer_id_mapping(m: IdMapping) -> Result<(), IdMapping> {
+    let mut m = Some(m);
+    let _ = DEFERRED_MAPS.try_with(|d| {
+        if let Some(x) = m.take() {
+            d.0.lock().unwrap_or_else(PoisonError::into_inner).push(x);
+        }
+    });
+    match m {
+        None => Ok(()),
+        Some(m) => Err(m),
+    }
+}
+
+/// What the writer did with one request's entry and mappings.
+#[derive(Debug, Default)]
+struct Written {
+    audit: Option<String>,
+    maps: Option<String>,
+}
+
+/// One request's entry and mappings, waiting for the writer.
+struct Pending {
+    entry: AuditEntry,
+    maps: Vec<IdMapping>,
+    done: oneshot::Sender<Written>,
+}
+
+/// The group-commit writer: takes what is queued (up to [`MAX_BATCH`]), commits it in one
+/// transaction, answers each request; if the batch fails, writes its items one by one so only
+/// the faulty one fails. Ends when every sender is gone.
+async fn write_batches(
+    store: Store,
+    metrics: Option<Arc<Metrics>>,
+    mut rx: mpsc::UnboundedReceiver<Pending>,
+) {
+    let mut batch: Vec<Pending> = Vec::new();
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let entries: Vec<AuditEntry> = batch.iter().map(|p| p.entry.clone()).collect();
+        let maps: Vec<IdMapping> = batch.iter().flat_map(|p| p.maps.iter().cloned()).collect();
+        let write = store.append_batch(&entries, &maps);
+        let result = Auditor::timed(metrics.as_deref(), StoreOp::AuditAppend, write).await;
+        match result {
+            Ok(()) => {
+                for p in batch.drain(..) {
+                    let _ = p.done.send(Written::default());
+                }
+            }
+            Err(e) if batch.len() == 1 && maps.is_empty() => {
+                for p in batch.drain(..) {
+                    let _ = p.done.send(Written {
+                        audit: Some(e.to_string()),
+                        maps: None,
+                    });
+                }
+            }
+            Err(_) => {
+                for p in batch.drain(..) {
+                    let mut w = Written::default();
+                    let append = store.append(&p.entry);
+                    if let Err(e) =
+                        Auditor::timed(metrics.as_deref(), StoreOp::AuditAppend, append).await
+                    {
+                        w.audit = Some(e.to_string());
+                    }
+                    for m in &p.maps {
+                        if let Err(e) = store.put(m).await {
+                            w.maps = Some(e.to_string());
+                        }
+                    }
+                    let _ = p.done.send(w);
+                }
+            }
+        }
+    }
+}
 
 /// "Last synced" is written at most this often per process.
 const LAST_REQUEST_EVERY_MS: i64 = 1000;
@@ -33,6 +137,10 @@ pub struct Auditor {
     metrics: Option<Arc<Metrics>>,
     /// Unix milliseconds of the last "last synced" write this process started.
     last_written: AtomicI64,
+    /// The group-commit writer's queue (`None` outside a tokio runtime: direct writes).
+    writer: Mutex<Option<mpsc::UnboundedSender<Pending>>>,
+    /// Id mappings whose write failed (the writes themselves succeeded).
+    id_map_failures: AtomicU64,
 }
 
 impl Auditor {
@@ -42,6 +150,8 @@ impl Auditor {
             store,
             metrics: None,
             last_written: AtomicI64::new(0),
+            writer: Mutex::new(None),
+            id_map_failures: AtomicU64::new(0),
         }
     }
 
@@ -49,6 +159,55 @@ impl Auditor {
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
         self.metrics = Some(metrics);
         self
+    }
+
+    /// Id mappings made by audited writes whose store write failed (counted with the
+    /// pipeline's own in the metrics).
+    pub fn id_map_failures(&self) -> u64 {
+        self.id_map_failures.load(Ordering::Relaxed)
+    }
+
+    /// Writes one request's entry and the id mappings it made: through the group-commit
+    /// writer (started on first use) when running in a tokio runtime, directly otherwise.
+    async fn write(&self, entry: AuditEntry, maps: Vec<IdMapping>) -> Written {
+        let queued = {
+            let mut w = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+            if w.is_none() && tokio::runtime::Handle::try_current().is_ok() {
+                let (tx, rx) = mpsc::unbounded_channel();
+                tokio::spawn(write_batches(self.store.clone(), self.metrics.clone(), rx));
+                *w = Some(tx);
+            }
+            let (done, answer) = oneshot::channel();
+            let pending = Pending { entry, maps, done };
+            match w.as_ref() {
+                Some(tx) => match tx.send(pending) {
+                    Ok(()) => Ok(answer),
+                    Err(mpsc::error::SendError(p)) => Err(p),
+                },
+                None => Err(pending),
+            }
+        };
+        match queued {
+            Ok(answer) => answer.await.unwrap_or_else(|_| Written {
+                audit: Some("the audit writer stopped".into()),
+                maps: None,
+            }),
+            Err(p) => {
+                let mut w = Written::default();
+                let append = self.store.append(&p.entry);
+                if let Err(e) =
+                    Self::timed(self.metrics.as_deref(), StoreOp::AuditAppend, append).await
+                {
+                    w.audit = Some(e.to_string());
+                }
+                for m in &p.maps {
+                    if let Err(e) = self.store.put(m).await {
+                        w.maps = Some(e.to_string());
+                    }
+                }
+                w
+            }
+        }
     }
 
     /// Awaits a store write, timing it when metrics are set.
@@ -183,7 +342,9 @@ pub async fn record(State(state): State<AppState>, req: Request, next: Next) -> 
     } else {
         state.limits.request_timeout
     };
-    let resp = match tokio::time::timeout(bound, calls.scope(next.run(req))).await {
+    let maps = DeferredMaps::default();
+    let run = DEFERRED_MAPS.scope(maps.clone(), calls.scope(next.run(req)));
+    let resp = match tokio::time::timeout(bound, run).await {
         Ok(r) => r,
         Err(_) => {
             if op.is_write() {
@@ -198,7 +359,8 @@ pub async fn record(State(state): State<AppState>, req: Request, next: Next) -> 
     let mut resp = resp;
     resp.extensions_mut().insert(LegacyCalls(calls.len()));
     let status = resp.status().as_u16();
-    if !op.is_write() && status < 500 {
+    let made = maps.take();
+    if !op.is_write() && status < 500 && made.is_empty() {
         return resp;
     }
     let resource_type =
@@ -226,8 +388,8 @@ pub async fn record(State(state): State<AppState>, req: Request, next: Next) -> 
                 .map(|_| 504),
         },
     };
-    let append = auditor.store.append(&entry);
-    if let Err(e) = Auditor::timed(auditor.metrics.as_deref(), StoreOp::AuditAppend, append).await {
+    let written = auditor.write(entry.clone(), made.clone()).await;
+    if let Some(e) = written.audit {
         tracing::error!(
             error = %e,
             operation = %entry.operation,
@@ -236,6 +398,16 @@ pub async fn record(State(state): State<AppState>, req: Request, next: Next) -> 
             status,
             "could not write the audit entry"
         );
+    }
+    if let Some(e) = written.maps {
+        auditor.id_map_failures.fetch_add(1, Ordering::Relaxed);
+        for m in &made {
+            tracing::error!(
+                resource_type = %m.resource_type, scim_id = %m.scim_id.as_str(),
+                legacy_id = %m.legacy_id.as_str(), error = %e,
+                "id map: recording a created resource failed; the write itself succeeded"
+            );
+        }
     }
     resp
 }
@@ -250,6 +422,86 @@ fn created_id(resp: &Response) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{AuditFilter, ExternalId, LegacyId, ScimId};
+
+    fn entry(n: usize) -> AuditEntry {
+        AuditEntry {
+            time: Utc::now(),
+            actor: "test".into(),
+            operation: "create".into(),
+            resource_type: "User".into(),
+            resource_id: Some(n.to_string()),
+            scim_status: 201,
+            backend_calls: Vec::new(),
+            duration_ms: 1,
+            context: AuditContext::default(),
+        }
+    }
+
+    fn mapping(scim: usize, external: &str) -> IdMapping {
+        IdMapping {
+            resource_type: "User".into(),
+            scim_id: ScimId::from(scim.to_string().as_str()),
+            legacy_id: LegacyId::from(scim.to_string().as_str()),
+            external_id: Some(ExternalId::from(external)),
+        }
+    }
+
+    /// Concurrent writes share transactions (group commit) and each gets its own answer:
+    /// every entry and mapping lands, and a mapping that breaks a uniqueness rule fails
+    /// alone (its entry is still written; the rest of its batch is not lost).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn group_commit_writes_everything_and_isolates_a_bad_mapping() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let auditor = Arc::new(Auditor::new(store.clone()));
+        let mut tasks = Vec::new();
+        for n in 0..60 {
+            let auditor = auditor.clone();
+            // Request 59 claims request 0's externalId.
+            let external = if n == 59 {
+                "ext-0".to_string()
+            } else {
+                format!("ext-{n}")
+            };
+            tasks.push(tokio::spawn(async move {
+                if n == 59 {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                auditor.write(entry(n), vec![mapping(n, &external)]).await
+            }));
+        }
+        let mut failed_maps = Vec::new();
+        for (n, t) in tasks.into_iter().enumerate() {
+            let w = t.await.unwrap();
+            assert!(w.audit.is_none(), "entry {n}: {:?}", w.audit);
+            if w.maps.is_some() {
+                failed_maps.push(n);
+            }
+        }
+        assert_eq!(failed_maps, vec![59]);
+        let all = store
+            .query(&AuditFilter {
+                limit: 1000,
+                ..AuditFilter::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 60);
+        for n in 0..59 {
+            let m = store
+                .by_scim_id("User", &ScimId::from(n.to_string().as_str()))
+                .await
+                .unwrap();
+            assert!(m.is_some(), "mapping {n}");
+        }
+        assert!(
+            store
+                .by_scim_id("User", &ScimId::from("59"))
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
 
     /// Operation name, endpoint, id.
     type Want = Option<(&'static str, &'static str, Option<&'static str>)>;

@@ -1711,6 +1711,11 @@ impl Gateway {
             legacy_id: LegacyId::from(legacy_id),
             external_id: external_id.map(ExternalId::from),
         };
+        // Inside an audited write the mapping is committed with the request's audit entry
+        // (one transaction, before the response leaves); elsewhere it is written now.
+        let Err(mapping) = super::audit::defer_id_mapping(mapping) else {
+            return;
+        };
         if let Err(e) = self.store.put(&mapping).await {
             self.id_map_failures.fetch_add(1, Ordering::Relaxed);
             tracing::error!(

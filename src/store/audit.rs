@@ -5,6 +5,79 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::QueryBuilder;
 
+const INSERT_ENTRY: &str = "INSERT INTO audit_log (time, actor, operation, resource_type, \
+     resource_id, scim_status, backend_calls, duration_ms, request_id, scim_type, detail, label, \
+     client_status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+
+fn calls_json(e: &AuditEntry) -> StoreResult<String> {
+    serde_json::to_string(&e.backend_calls)
+        .map_err(|err| StoreError::Internal(format!("audit encoding: {err}")))
+}
+
+/// Binds an entry's columns to [`INSERT_ENTRY`], for either dialect.
+fn bind_entry<'q, DB: sqlx::Database>(
+    q: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>,
+    e: &'q AuditEntry,
+    calls: String,
+) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>
+where
+    DateTime<Utc>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<&'q String>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    i32: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<i32>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    let c = &e.context;
+    q.bind(db_time(e.time))
+        .bind(e.actor.as_str())
+        .bind(e.operation.as_str())
+        .bind(e.resource_type.as_str())
+        .bind(e.resource_id.as_ref())
+        .bind(i32::from(e.scim_status))
+        .bind(calls)
+        .bind(i64::try_from(e.duration_ms).unwrap_or(i64::MAX))
+        .bind(c.request_id.as_ref())
+        .bind(c.scim_type.as_ref())
+        .bind(c.detail.as_ref())
+        .bind(c.label.as_ref())
+        .bind(c.client_status.map(i32::from))
+}
+
+impl Store {
+    /// Writes several requests' audit entries and the id mappings they made in one
+    /// transaction (group commit: the gateway's audit writer collects what arrives while the
+    /// previous batch commits). All or nothing: on an error nothing of the batch is kept,
+    /// and the caller writes the items one by one to find the one at fault.
+    pub async fn append_batch(
+        &self,
+        entries: &[AuditEntry],
+        maps: &[super::IdMapping],
+    ) -> StoreResult<()> {
+        let calls = entries
+            .iter()
+            .map(calls_json)
+            .collect::<StoreResult<Vec<_>>>()?;
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for (e, c) in entries.iter().zip(calls) {
+                bind_entry(sqlx::query(INSERT_ENTRY), e, c)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            for m in maps {
+                super::idmap::bind_mapping(sqlx::query(super::idmap::UPSERT_MAPPING), m)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+}
+
 /// One call the gateway made to the legacy API while serving a SCIM request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BackendCall {
@@ -189,27 +262,8 @@ macro_rules! push_filter {
 
 impl AuditLog for Store {
     async fn append(&self, e: &AuditEntry) -> StoreResult<()> {
-        let calls = serde_json::to_string(&e.backend_calls)
-            .map_err(|err| StoreError::Internal(format!("audit encoding: {err}")))?;
-        let sql = "INSERT INTO audit_log (time, actor, operation, resource_type, resource_id, \
-                   scim_status, backend_calls, duration_ms, request_id, scim_type, detail, \
-                   label, client_status) \
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
-        let c = &e.context;
-        with_pool!(self, pool => sqlx::query(sql)
-            .bind(db_time(e.time))
-            .bind(&e.actor)
-            .bind(&e.operation)
-            .bind(&e.resource_type)
-            .bind(&e.resource_id)
-            .bind(i32::from(e.scim_status))
-            .bind(&calls)
-            .bind(i64::try_from(e.duration_ms).unwrap_or(i64::MAX))
-            .bind(&c.request_id)
-            .bind(&c.scim_type)
-            .bind(&c.detail)
-            .bind(&c.label)
-            .bind(c.client_status.map(i32::from))
+        let calls = calls_json(e)?;
+        with_pool!(self, pool => bind_entry(sqlx::query(INSERT_ENTRY), e, calls)
             .execute(pool)
             .await
             .map(|_| ()))?;

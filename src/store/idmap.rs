@@ -97,17 +97,29 @@ impl Store {
     }
 }
 
+/// Records (or replaces) one mapping.
+pub(crate) const UPSERT_MAPPING: &str = "INSERT INTO id_map (resource_type, scim_id, legacy_id, \
+     external_id) VALUES ($1, $2, $3, $4) ON CONFLICT (resource_type, scim_id) DO UPDATE \
+     SET legacy_id = excluded.legacy_id, external_id = excluded.external_id";
+
+/// Binds a mapping's columns to [`UPSERT_MAPPING`], for either dialect.
+pub(crate) fn bind_mapping<'q, DB: sqlx::Database>(
+    q: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>,
+    m: &'q IdMapping,
+) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>
+where
+    &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    q.bind(m.resource_type.as_str())
+        .bind(m.scim_id.as_str())
+        .bind(m.legacy_id.as_str())
+        .bind(m.external_id.as_ref().map(ExternalId::as_str))
+}
+
 impl IdMap for Store {
     async fn put(&self, m: &IdMapping) -> StoreResult<()> {
-        let sql = "INSERT INTO id_map (resource_type, scim_id, legacy_id, external_id) \
-                   VALUES ($1, $2, $3, $4) \
-                   ON CONFLICT (resource_type, scim_id) DO UPDATE \
-                   SET legacy_id = excluded.legacy_id, external_id = excluded.external_id";
-        with_pool!(self, pool => sqlx::query(sql)
-            .bind(&m.resource_type)
-            .bind(m.scim_id.as_str())
-            .bind(m.legacy_id.as_str())
-            .bind(m.external_id.as_ref().map(ExternalId::as_str))
+        with_pool!(self, pool => bind_mapping(sqlx::query(UPSERT_MAPPING), m)
             .execute(pool)
             .await
             .map(|_| ()))
