@@ -233,34 +233,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// Installs the log subscriber: lines go to stderr through a writer thread, so a worker
-/// never waits on a slow terminal or pipe (a line that finds the 64k-line queue full is
-/// dropped and counted by the writer rather than blocking a request); colours only when
-/// stderr is a terminal. The guard flushes what is queued when dropped, at exit.
-fn init_logging(
-    format: LogFormat,
-    level: &str,
-) -> Option<tracing_appender::non_blocking::WorkerGuard> {
-    use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SCIMGATE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let ansi = std::io::stderr().is_terminal();
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(true)
-        .buffered_lines_limit(65_536)
-        .thread_name("scimgate-log")
-        .finish(std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer)
-        .with_ansi(ansi);
-    let installed = match format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder.try_init(),
-    };
-    installed.is_ok().then_some(guard)
-}
-
 /// Runs until Ctrl-C / SIGTERM; SIGHUP recompiles the mapping scripts in place.
 async fn serve_until_stopped(gw: &scimgate::app::RunningGateway) {
     #[cfg(unix)]
@@ -650,7 +622,7 @@ async fn run(cmd: Command) -> Result<(), Vec<String>> {
     match cmd {
         Command::Serve { config } => {
             let cfg = load(&config)?;
-            let _log = init_logging(cfg.log.format, &cfg.log.level);
+            let _log = scimgate::logging::init(cfg.log.format, &cfg.log.level);
             let gw = start_gateway(&cfg).await?;
             tracing::info!(scim = %gw.scim_url, profile = %cfg.profile.name, "scimgate serving");
             println!("scimgate serving SCIM at {}", gw.scim_url);
@@ -671,7 +643,7 @@ async fn run(cmd: Command) -> Result<(), Vec<String>> {
             admin_password,
             config,
         } => {
-            let _log = init_logging(LogFormat::Text, "info");
+            let _log = scimgate::logging::init(LogFormat::Text, "info");
             let stack = DemoStack::start(DemoOptions {
                 config,
                 profile: profile.clone(),
