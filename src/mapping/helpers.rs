@@ -38,7 +38,28 @@ pub(crate) fn register(engine: &mut Engine) {
         })
         .register_fn("to_json", to_json)
         .register_fn("from_json", from_json)
-        .register_fn("fail", fail);
+        .register_fn("fail", fail)
+        .register_fn("present", |v: Dynamic| present(&v))
+        .register_fn("set_if", set_if);
+}
+
+/// `present(v)`: whether `v` holds a value: neither `()` nor the empty string (`0` and
+/// `false` are values). The test every mapping makes before copying an attribute.
+fn present(v: &Dynamic) -> bool {
+    if v.is_unit() {
+        return false;
+    }
+    !v.read_lock::<rhai::ImmutableString>()
+        .is_some_and(|s| s.is_empty())
+}
+
+/// `map.set_if(key, value)`: sets `map[key] = value` only when [`present`], so a mapped
+/// resource omits what the source did not have. Rust because scripts call it for nearly
+/// every attribute: as a script function it cost ~2.8 µs a call, most of a user's mapping.
+fn set_if(map: &mut Map, key: &str, value: Dynamic) {
+    if present(&value) {
+        map.insert(key.into(), value);
+    }
 }
 
 /// `lookup(table, key)`: the cached backend record, or `()` when absent. The [`Lookups`]

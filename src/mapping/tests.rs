@@ -683,3 +683,42 @@ fn failed_calls_are_counted_as_bugs_or_rejections() {
         assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
     }
 }
+
+/// The standard `present` / `set_if` a script defines word for word are served by their
+/// Rust twins (the script's copies are dropped at load), with the same results; a variant
+/// stays the script's own.
+#[test]
+fn standard_helpers_are_served_natively_and_variants_stay_the_script_s() {
+    let standard = "fn f(rec) {\n  let out = #{};\n  out.set_if(\"a\", rec.a);\n  out.set_if(\"b\", rec.b);\n  out.set_if(\"c\", rec.c);\n  out.set_if(\"d\", rec.d);\n  out.p = [present(rec.a), present(rec.b), present(rec.c), present(rec.d), present(rec.none)];\n  out\n}\n\nfn present(v) {\n    v != () && v != \"\"\n}\n\n// comment\nfn set_if(key, value) {\n    if present(value) {\n        this[key] = value;\n    }\n}\n";
+    let (_d, set) = load(standard);
+    let compiled = set.compiled("t", "f", 1).unwrap();
+    assert!(!compiled.fns.contains_key("present") && !compiled.fns.contains_key("set_if"));
+    let input = json!({"a": "x", "b": "", "c": 0, "d": null});
+    let want = json!({"a": "x", "c": 0, "p": [true, false, true, false, false]});
+    assert_eq!(run(&set, vec![input.clone()]).unwrap(), want);
+
+    // A present() that also treats 0 as absent stays the script's; so does set_if with it.
+    let variant = standard.replace("v != () && v != \"\"", "v != () && v != \"\" && v != 0");
+    let (_d, set) = load(&variant);
+    let compiled = set.compiled("t", "f", 1).unwrap();
+    assert!(compiled.fns.contains_key("present") && compiled.fns.contains_key("set_if"));
+    let want = json!({"a": "x", "p": [true, false, false, false, false]});
+    assert_eq!(run(&set, vec![input]).unwrap(), want);
+    // Every bundled profile's copies are the standard ones.
+    for f in [
+        "default/user",
+        "default/group",
+        "draftt/user",
+        "softdrive/user",
+    ] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("scripts/{f}.rhai"));
+        let src = std::fs::read_to_string(&path).unwrap();
+        for (name, _, canonical) in INTRINSICS {
+            assert_eq!(
+                definition_text(&src, name).as_deref(),
+                Some(canonical),
+                "{f} {name}"
+            );
+        }
+    }
+}
