@@ -16,19 +16,33 @@ pub fn etag(resource: &Value) -> String {
                 if k == "meta" {
                     continue;
                 }
-                h.write(k.as_bytes());
-                h.write(&[0]);
-                h.write(v.to_string().as_bytes());
-                h.write(&[1]);
+                h.feed(k.as_bytes());
+                h.feed(&[0]);
+                // Streamed into the hash: the same bytes as `to_string()`, no allocation.
+                let _ = serde_json::to_writer(&mut h, v);
+                h.feed(&[1]);
             }
         }
-        other => h.write(other.to_string().as_bytes()),
+        other => {
+            let _ = serde_json::to_writer(&mut h, other);
+        }
     }
     format!("W/\"{:016x}\"", h.0)
 }
 
 #[derive(Debug)]
 struct Fnv64(u64);
+
+impl std::io::Write for Fnv64 {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.feed(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
 
 impl Default for Fnv64 {
     fn default() -> Self {
@@ -37,7 +51,7 @@ impl Default for Fnv64 {
 }
 
 impl Fnv64 {
-    fn write(&mut self, bytes: &[u8]) {
+    fn feed(&mut self, bytes: &[u8]) {
         for b in bytes {
             self.0 ^= u64::from(*b);
             self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
