@@ -693,6 +693,10 @@ mod tests {
 /// decode them before resolving the path.
 pub fn has_dot_segment(path: &str) -> bool {
     let path = path.split(['?', '#']).next().unwrap_or("");
+    // Nearly every path has neither a dot nor an escape: nothing to decode.
+    if !path.bytes().any(|b| matches!(b, b'.' | b'%' | b'\\')) {
+        return false;
+    }
     let decoded = path
         .replace("%2e", ".")
         .replace("%2E", ".")

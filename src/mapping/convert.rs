@@ -78,7 +78,8 @@ pub(crate) fn dynamic_to_json(value: Dynamic) -> Result<Value, String> {
     if value.is_string() {
         return value
             .into_immutable_string()
-            .map(|s| Value::String(s.to_string()))
+            // The string itself when no other value shares it, a copy otherwise.
+            .map(|s| Value::String(s.into_owned()))
             .map_err(|t| format!("cannot convert {t} to JSON"));
     }
     if value.is_array() {

@@ -756,7 +756,8 @@ impl Gateway {
         // the rest of meta is the gateway's.
         let stamp = |k: &str| {
             resource
-                .pointer(&format!("/meta/{k}"))
+                .get("meta")
+                .and_then(|m| m.get(k))
                 .and_then(Value::as_str)
                 .map(str::to_string)
         };
