@@ -618,6 +618,14 @@ async fn token(action: TokenAction, config: &std::path::Path) -> Result<(), Vec<
     result
 }
 
+/// Prints one line on stdout, ignoring a closed or failing stdout (`println!` would panic).
+fn say(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_fmt(line).and_then(|()| out.write_all(b"\n"));
+    let _ = out.flush();
+}
+
 async fn run(cmd: Command) -> Result<(), Vec<String>> {
     match cmd {
         Command::Serve { config } => {
@@ -625,10 +633,13 @@ async fn run(cmd: Command) -> Result<(), Vec<String>> {
             let _log = scimgate::logging::init(cfg.log.format, &cfg.log.level);
             let gw = start_gateway(&cfg).await?;
             tracing::info!(scim = %gw.scim_url, profile = %cfg.profile.name, "scimgate serving");
-            println!("scimgate serving SCIM at {}", gw.scim_url);
+            // A closed stdout (a supervisor that stopped reading) must not stop the gateway.
+            say(format_args!("scimgate serving SCIM at {}", gw.scim_url));
             if let Some(admin) = gw.admin_url() {
                 tracing::info!(admin = %admin, "admin listener serving");
-                println!("admin page, /healthz, /readyz and /metrics at {admin}");
+                say(format_args!(
+                    "admin page, /healthz, /readyz and /metrics at {admin}"
+                ));
             }
             serve_until_stopped(&gw).await;
             gw.shutdown().await;

@@ -33,16 +33,24 @@ async fn one_plain_line_per_request_on_stderr() {
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
-    let url = tokio::task::spawn_blocking(move || {
+    // Stdout is read to its end (the banner, then nothing), so the pipe stays open.
+    // (A tokio channel: this runtime also serves the demo app the gateway calls at start.)
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
         for line in BufReader::new(stdout).lines() {
-            if let Some(u) = line.unwrap().strip_prefix("scimgate serving SCIM at ") {
-                return u.trim().to_string();
+            let Ok(line) = line else { break };
+            if let Some(u) = line.strip_prefix("scimgate serving SCIM at ")
+                && let Some(tx) = tx.take()
+            {
+                let _ = tx.send(u.trim().to_string());
             }
         }
-        panic!("no banner");
-    })
-    .await
-    .unwrap();
+    });
+    let url = tokio::time::timeout(std::time::Duration::from_secs(60), rx)
+        .await
+        .expect("the banner in time")
+        .expect("the banner");
     let mut stderr = child.stderr.take().unwrap();
     let log = std::thread::spawn(move || {
         let mut s = String::new();
