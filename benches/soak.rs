@@ -22,7 +22,7 @@
 mod common;
 
 use common::Scim;
-use common::process::{GatewayProcess, Scratch};
+use common::process::{GatewayProcess, Scratch, rss_mb};
 use scimgate::demo::{DemoApp, DemoConfig};
 use scimgate::store::{BasicCredentials, Store};
 use serde_json::json;
@@ -44,16 +44,6 @@ fn env_u64(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn rss_mb(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 fn fds(pid: u32) -> usize {

@@ -29,7 +29,7 @@ mod common;
 mod passthrough;
 
 use common::Http;
-use common::process::{GatewayProcess, Scratch};
+use common::process::{GatewayProcess, Scratch, cpu_of, has_taskset, pinned, rss_mb};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -91,23 +91,6 @@ fn env_num(name: &str, default: f64) -> f64 {
         .unwrap_or(default)
 }
 
-fn taskset() -> bool {
-    Command::new("taskset")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-fn pinned(cpu: u32, program: &Path) -> Command {
-    if taskset() {
-        let mut c = Command::new("taskset");
-        c.arg("-c").arg(cpu.to_string()).arg(program);
-        c
-    } else {
-        Command::new(program)
-    }
-}
-
 /// A process of this binary in another role; killed when dropped.
 struct Role {
     child: Child,
@@ -142,27 +125,6 @@ impl Drop for Role {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// User + system CPU time of process `pid` so far.
-fn cpu_of(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<u64> = rest
-        .split_whitespace()
-        .map(|x| x.parse().unwrap_or(0))
-        .collect();
-    Duration::from_millis((f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)) * 10)
-}
-
-fn rss_mb(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 fn gateway(bin: &Path, scratch: &Scratch, name: &str, legacy: &str) -> GatewayProcess {
@@ -349,7 +311,7 @@ async fn orchestrate() -> bool {
         eprintln!("wire: wrk is not installed (benches/wire.sh installs it)");
         return false;
     }
-    if !taskset() {
+    if !has_taskset() {
         println!("wire: taskset not found; processes are not pinned (figures are noisier)");
     }
     if parts.contains("throughput") || parts.contains("latency") {

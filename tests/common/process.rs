@@ -62,6 +62,50 @@ pub fn write_config_with(
     file
 }
 
+/// Whether `taskset` (util-linux) is there to pin processes to a CPU.
+pub fn has_taskset() -> bool {
+    Command::new("taskset")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// A command running `program` pinned to CPU `cpu` when `taskset` exists (as it is
+/// otherwise): benchmarks keep the measured process and the load generator apart.
+pub fn pinned(cpu: u32, program: &Path) -> Command {
+    if has_taskset() {
+        let mut c = Command::new("taskset");
+        c.arg("-c").arg(cpu.to_string()).arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+/// User + system CPU time process `pid` has used so far (`/proc/PID/stat`).
+pub fn cpu_of(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name: state is field 3, utime 14, stime 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
+    Duration::from_millis(ticks * 10)
+}
+
+/// Resident memory of process `pid` in MB (`VmRSS`), 0 when it cannot be read.
+pub fn rss_mb(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
 /// A running `scimgate serve`; killed (SIGKILL) when dropped.
 pub struct GatewayProcess {
     pub child: Child,
@@ -87,18 +131,7 @@ impl GatewayProcess {
         config: &Path,
         env: &[(&str, &str)],
     ) -> GatewayProcess {
-        let taskset = Command::new("taskset")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        let cmd = if taskset {
-            let mut c = Command::new("taskset");
-            c.arg("-c").arg(cpu.to_string()).arg(bin);
-            c
-        } else {
-            Command::new(bin)
-        };
-        Self::spawn(cmd, config, env)
+        Self::spawn(pinned(cpu, bin), config, env)
     }
 
     fn spawn(mut cmd: Command, config: &Path, env: &[(&str, &str)]) -> GatewayProcess {
@@ -153,16 +186,7 @@ impl GatewayProcess {
 
     /// User + system CPU time the process has used so far (`/proc/PID/stat`).
     pub fn cpu(&self) -> Duration {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
-        // Fields after the command name: state is field 3, utime 14, stime 15.
-        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-        let f: Vec<u64> = rest
-            .split_whitespace()
-            .map(|x| x.parse().unwrap_or(0))
-            .collect();
-        let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
-        Duration::from_millis(ticks * 10)
+        cpu_of(self.pid())
     }
 
     /// SIGKILL: no shutdown hook, no flush, no checkpoint.
