@@ -16,4 +16,10 @@ fi
 if ! command -v taskset >/dev/null 2>&1; then
   echo "note: taskset (util-linux) not found; processes will not be pinned" >&2
 fi
+cargo bench --bench wire --no-run
+# The harness itself (its open-loop latency client) runs on CPU 1 with the legacy app and wrk;
+# it starts the gateway and the pass-through pinned to CPU 0.
+if command -v taskset >/dev/null 2>&1; then
+  exec taskset -c 1 cargo bench --bench wire "$@"
+fi
 exec cargo bench --bench wire "$@"
