@@ -135,3 +135,53 @@ async fn one_plain_line_per_request_on_stderr() {
         "{log}"
     );
 }
+
+/// A supervisor that closes the gateway's stdout (or never reads it) must not stop it: the
+/// start banner is written to a closed pipe, and the gateway serves on (it panicked there).
+#[tokio::test]
+async fn a_closed_stdout_does_not_stop_the_gateway() {
+    let legacy = DemoApp::start("127.0.0.1:0", DemoConfig::with_api_key("log-legacy-key"))
+        .await
+        .unwrap();
+    let scratch = Scratch::new("closed-stdout");
+    let token = "closed-stdout-token-0123456789ab";
+    let store = format!("sqlite://{}", scratch.0.join("store.db").display());
+    let config = write_config(&scratch.0, &store, token, "default", "");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_scimgate"))
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .env("SCIMGATE_SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("SCIMGATE_BACKEND__BASE_URL", legacy.base_url())
+        .env("SCIMGATE_BACKEND__AUTH__VALUE", "log-legacy-key")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let url = format!("http://127.0.0.1:{port}/scim/v2");
+    let scim = Scim::new(&url, token);
+    let started = std::time::Instant::now();
+    loop {
+        if let Ok(r) = scim.try_call("GET", "/ServiceProviderConfig", None).await
+            && r.status == 200
+        {
+            break;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "the gateway exited");
+        assert!(started.elapsed() < std::time::Duration::from_secs(60));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Past the banner lines: still running and serving.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(child.try_wait().unwrap().is_none(), "the gateway exited");
+    let r = scim.get("/Users?filter=userName%20eq%20%22nobody%22").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let _ = child.kill();
+    let _ = child.wait();
+}
