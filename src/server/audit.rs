@@ -78,6 +78,27 @@ struct Pending {
     done: oneshot::Sender<Written>,
 }
 
+/// Writes one request's entry and mappings on their own (outside a runtime, or to find the
+/// faulty item of a failed batch).
+async fn write_one(
+    store: &Store,
+    metrics: Option<&Metrics>,
+    entry: &AuditEntry,
+    maps: &[IdMapping],
+) -> Written {
+    let mut w = Written::default();
+    let append = store.append(entry);
+    if let Err(e) = Auditor::timed(metrics, StoreOp::AuditAppend, append).await {
+        w.audit = Some(e.to_string());
+    }
+    for m in maps {
+        if let Err(e) = store.put(m).await {
+            w.maps = Some(e.to_string());
+        }
+    }
+    w
+}
+
 /// The group-commit writer: takes what is queued (up to [`MAX_BATCH`]), commits it in one
 /// transaction, answers each request; if the batch fails, writes its items one by one so only
 /// the faulty one fails. Ends when every sender is gone.
@@ -108,18 +129,7 @@ async fn write_batches(
             }
             Err(_) => {
                 for p in batch.drain(..) {
-                    let mut w = Written::default();
-                    let append = store.append(&p.entry);
-                    if let Err(e) =
-                        Auditor::timed(metrics.as_deref(), StoreOp::AuditAppend, append).await
-                    {
-                        w.audit = Some(e.to_string());
-                    }
-                    for m in &p.maps {
-                        if let Err(e) = store.put(m).await {
-                            w.maps = Some(e.to_string());
-                        }
-                    }
+                    let w = write_one(&store, metrics.as_deref(), &p.entry, &p.maps).await;
                     let _ = p.done.send(w);
                 }
             }
@@ -192,21 +202,7 @@ impl Auditor {
                 audit: Some("the audit writer stopped".into()),
                 maps: None,
             }),
-            Err(p) => {
-                let mut w = Written::default();
-                let append = self.store.append(&p.entry);
-                if let Err(e) =
-                    Self::timed(self.metrics.as_deref(), StoreOp::AuditAppend, append).await
-                {
-                    w.audit = Some(e.to_string());
-                }
-                for m in &p.maps {
-                    if let Err(e) = self.store.put(m).await {
-                        w.maps = Some(e.to_string());
-                    }
-                }
-                w
-            }
+            Err(p) => write_one(&self.store, self.metrics.as_deref(), &p.entry, &p.maps).await,
         }
     }
 

@@ -84,15 +84,33 @@ impl PasswordCache {
 
     fn remember(&self, key: [u8; 32]) {
         let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
-        if map.len() >= PASSWORD_CACHE_MAX {
-            let ttl = self.ttl;
-            map.retain(|_, at| at.elapsed() < ttl);
-            if map.len() >= PASSWORD_CACHE_MAX {
-                map.clear();
-            }
-        }
-        map.insert(key, Instant::now());
+        let ttl = self.ttl;
+        insert_bounded(
+            &mut map,
+            PASSWORD_CACHE_MAX,
+            |at| at.elapsed() < ttl,
+            key,
+            Instant::now(),
+        );
     }
+}
+
+/// Inserts into a cache of at most `max` entries: when full, the entries `fresh` rejects go
+/// first, and if that frees nothing, all of them.
+fn insert_bounded<V>(
+    map: &mut HashMap<[u8; 32], V>,
+    max: usize,
+    fresh: impl Fn(&V) -> bool,
+    key: [u8; 32],
+    value: V,
+) {
+    if map.len() >= max {
+        map.retain(|_, v| fresh(v));
+        if map.len() >= max {
+            map.clear();
+        }
+    }
+    map.insert(key, value);
 }
 
 /// How long an API key that passed is accepted without a store lookup, unless configured.
@@ -153,21 +171,19 @@ impl KeyCache {
             return;
         }
         let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
-        if map.len() >= KEY_CACHE_MAX {
-            let ttl = self.ttl;
-            map.retain(|_, k| k.at.elapsed() < ttl);
-            if map.len() >= KEY_CACHE_MAX {
-                map.clear();
-            }
-        }
-        map.insert(
+        let ttl = self.ttl;
+        let entry = CachedKey {
+            name: info.name.clone(),
+            expires: info.expires,
+            at: Instant::now(),
+            revocations,
+        };
+        insert_bounded(
+            &mut map,
+            KEY_CACHE_MAX,
+            |k| k.at.elapsed() < ttl,
             key,
-            CachedKey {
-                name: info.name.clone(),
-                expires: info.expires,
-                at: Instant::now(),
-                revocations,
-            },
+            entry,
         );
     }
 }
