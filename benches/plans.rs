@@ -51,7 +51,7 @@ fn write_config(dir: &Path, db: &str, plans: bool) -> PathBuf {
     std::fs::write(
         &file,
         format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\n[auth]\ntokens = [\"bench-token\"]\n\
+            "[server]\nlisten = \"127.0.0.1:0\"\n[auth]\ntokens = [\"bench-token-0123456789abcdef0123456789\"]\n\
              [store]\nurl = \"sqlite://{}\"\n[log]\nlevel = \"error\"\n\
              [admin]\nenabled = false\n\
              [profile]\nname = \"draftt\"\ndir = '{repo}'\n{plans}",
@@ -178,7 +178,7 @@ async fn per_request(legacy: &DemoApp, scratch: &Scratch, requests: usize) {
     for (name, bin, plans) in &bins {
         let config = write_config(&scratch.0, name, *plans);
         let gw = start(bin, &config, &legacy.base_url());
-        let scim = Scim::new(&gw.scim_url, "bench-token");
+        let scim = Scim::new(&gw.scim_url, "bench-token-0123456789abcdef0123456789");
         let ids = users(&scim, &format!("{name}-"), CONCURRENCY).await;
         // Warm-up: connections, caches, the SQLite file.
         round(&gw, &scim, &ids, 200, Kind::Single).await;
@@ -242,7 +242,7 @@ async fn recovery(legacy: &DemoApp, scratch: &Scratch) {
     let config = write_config(&scratch.0, "recovery", true);
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_scimgate"));
     let gw = start(&bin, &config, &legacy.base_url());
-    let scim = Scim::new(&gw.scim_url, "bench-token");
+    let scim = Scim::new(&gw.scim_url, "bench-token-0123456789abcdef0123456789");
     let ids = users(&scim, "rec-", RECOVERY_PLANS).await;
     let r = legacy_api
         .call(

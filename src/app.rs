@@ -339,6 +339,44 @@ impl Drop for RunningGateway {
     }
 }
 
+/// The token `config/scimgate.toml` once shipped with (and many copies of it still carry).
+pub const DEMO_TOKEN: &str = "demo-scim-token-change-me";
+
+/// The shortest static bearer token `scimgate serve` accepts: 32 characters (from a password
+/// generator: at least 160 bits) cannot be guessed at any rate a gateway answers.
+pub const MIN_STATIC_TOKEN_CHARS: usize = 32;
+
+/// What stops `scimgate serve` before it starts: the demo token or a short static token (a
+/// guessable credential on a listener Entra reaches). Each problem says how to fix it. Not
+/// checked by `demo` and the tests, which make their own credentials.
+pub fn serve_problems(cfg: &Config) -> Vec<String> {
+    if matches!(cfg.profile.backend.auth, BackendAuth::Passthrough { .. }) {
+        // The legacy app judges the caller's credential; static tokens are not used.
+        return Vec::new();
+    }
+    let fix = "set SCIMGATE_AUTH__TOKENS (or SCIMGATE_AUTH__TOKENS_FILE) to a random value, \
+               e.g. `openssl rand -hex 32`, or remove [auth] tokens and issue an API key with \
+               `scimgate token create --name entra`";
+    let mut problems = Vec::new();
+    for (i, t) in cfg.auth.tokens.iter().enumerate() {
+        let t = t.expose();
+        if t == DEMO_TOKEN {
+            problems.push(format!(
+                "[auth] tokens #{}: the demo token is refused by `serve`; {fix}",
+                i + 1
+            ));
+        } else if t.chars().count() < MIN_STATIC_TOKEN_CHARS {
+            problems.push(format!(
+                "[auth] tokens #{}: {} characters; `serve` needs at least \
+                 {MIN_STATIC_TOKEN_CHARS}; {fix}",
+                i + 1,
+                t.chars().count()
+            ));
+        }
+    }
+    problems
+}
+
 /// Loads scripts, connects the backend, fills lookups once, binds `cfg.server.listen` (and
 /// `cfg.admin.listen` unless the admin listener is off) and serves in background tasks.
 /// Fails with every configuration problem found, or when an address cannot be bound.

@@ -13,6 +13,10 @@
 //! `store`, `admin` and `profile` overlay `scimgate.toml`; `backend`, `resources` and `lookups` overlay the
 //! profile, so backend credentials can come from the environment. Variables without a double
 //! underscore (`SCIMGATE_CONFIG`) belong to the command line and are ignored here.
+//!
+//! Secrets from files: `SCIMGATE_AUTH__TOKENS_FILE=/run/secrets/tokens` sets `auth.tokens` to
+//! the file's content (without its final line break; several lines make a list), for any key —
+//! the way Kubernetes and Docker mount secrets. Setting both `X` and `X_FILE` is an error.
 
 use crate::backend::{self, Endpoint, JsonPath, ListEndpoint, Paging, PathTemplate};
 use crate::scim::{AttrPath, SchemaRegistry};
@@ -1033,8 +1037,9 @@ fn split_env(
         .filter(|(k, _)| k.starts_with(ENV_PREFIX) && k.contains("__"))
         .collect();
     vars.sort();
+    let names: std::collections::HashSet<String> = vars.iter().map(|(k, _)| k.clone()).collect();
     for (var, value) in vars {
-        let keys: Vec<String> = var[ENV_PREFIX.len()..]
+        let mut keys: Vec<String> = var[ENV_PREFIX.len()..]
             .split("__")
             .map(str::to_ascii_lowercase)
             .collect();
@@ -1042,6 +1047,33 @@ fn split_env(
             issues.push(env_issue(path, &var, "empty key segment"));
             continue;
         }
+        // `…_FILE=/run/secrets/x`: the value is that file's content (a mounted secret).
+        let value = match keys.last_mut().and_then(|k| {
+            let stem = k.strip_suffix("_file")?.to_string();
+            Some(std::mem::replace(k, stem))
+        }) {
+            None => value,
+            Some(_) if keys.last().is_some_and(String::is_empty) => {
+                issues.push(env_issue(path, &var, "empty key segment"));
+                continue;
+            }
+            Some(_) => {
+                let plain = &var[..var.len() - "_FILE".len()];
+                if names.contains(plain) {
+                    let msg = format!("{plain} is set too; set one of them");
+                    issues.push(env_issue(path, &var, &msg));
+                    continue;
+                }
+                match read_secret_file(Path::new(&value)) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        let msg = format!("cannot read {value}: {e}");
+                        issues.push(env_issue(path, &var, &msg));
+                        continue;
+                    }
+                }
+            }
+        };
         let section = keys[0].clone();
         let ev = EnvValue { var, keys, value };
         if MAIN_SECTIONS.contains(&section.as_str()) {
@@ -1054,6 +1086,13 @@ fn split_env(
         }
     }
     (main, profile)
+}
+
+/// A secret file's content without its final line break (what `echo` or an editor leaves);
+/// a file of several lines is a list, one item per line.
+fn read_secret_file(file: &Path) -> std::io::Result<String> {
+    let text = std::fs::read_to_string(file)?;
+    Ok(text.trim_end_matches(['\n', '\r']).to_string())
 }
 
 fn env_issue(path: &Path, var: &str, message: &str) -> ConfigIssue {
@@ -1408,7 +1447,9 @@ fn de_secret_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Secret>, D::Err
             f.write_str("a list of strings or a comma-separated string")
         }
         fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
-            Ok(s.split(',')
+            // One item per line (a mounted secret file), else comma-separated.
+            let sep = if s.contains('\n') { '\n' } else { ',' };
+            Ok(s.split(sep)
                 .map(str::trim)
                 .filter(|t| !t.is_empty())
                 .map(Secret::new)
@@ -1950,7 +1991,10 @@ list = { path = "/users", items = "$.data[*]", total = "$.total", paging = { sty
         let cfg =
             Config::load_with_env(&repo_config(), no_env()).unwrap_or_else(|e| panic!("{e:#?}"));
         assert_eq!(cfg.server.base_path, "/scim/v2");
-        assert!(!cfg.auth.tokens.is_empty());
+        assert!(
+            cfg.auth.tokens.is_empty(),
+            "the shipped configuration carries no token"
+        );
         assert_eq!(cfg.profile.name, "default");
         assert!(cfg.profile.file.ends_with("config/profiles/default.toml"));
         assert!(cfg.profile.scripts_dir.ends_with("scripts/default"));
@@ -2115,6 +2159,69 @@ list = { path = "/users", items = "$.data[*]", total = "$.total", paging = { sty
             }
         );
         assert_eq!(cfg.auth.tokens, [Secret::new("987654")]);
+    }
+
+    /// `X_FILE` reads a mounted secret: the final line break dropped, one list item per line;
+    /// an unreadable file and `X` with `X_FILE` are reported by variable name.
+    #[test]
+    fn secrets_come_from_files_named_by_file_variables() {
+        let l = Layout::new(MAIN, PROFILE);
+        let dir = l.main().parent().unwrap().to_path_buf();
+        let tokens = dir.join("tokens");
+        std::fs::write(&tokens, "first-token-from-a-file\nsecond,with-comma\n").unwrap();
+        let backend = dir.join("backend");
+        std::fs::write(&backend, "bearer-from-file\n").unwrap();
+        let admin = dir.join("admin");
+        std::fs::write(&admin, "admin-password-from-file").unwrap();
+        let cfg = Config::load_with_env(
+            &l.main(),
+            env(&[
+                ("SCIMGATE_AUTH__TOKENS_FILE", tokens.to_str().unwrap()),
+                (
+                    "SCIMGATE_BACKEND__AUTH__TOKEN_FILE",
+                    backend.to_str().unwrap(),
+                ),
+                ("SCIMGATE_ADMIN__PASSWORD_FILE", admin.to_str().unwrap()),
+            ]),
+        )
+        .unwrap_or_else(|e| panic!("{e:#?}"));
+        let got: Vec<&str> = cfg.auth.tokens.iter().map(Secret::expose).collect();
+        assert_eq!(got, ["first-token-from-a-file", "second,with-comma"]);
+        assert_eq!(
+            cfg.profile.backend.auth,
+            BackendAuth::Bearer {
+                token: Secret::new("bearer-from-file")
+            }
+        );
+        assert_eq!(cfg.admin.password.expose(), "admin-password-from-file");
+
+        let missing = dir.join("no-such-secret");
+        let errs = Config::load_with_env(
+            &l.main(),
+            env(&[
+                ("SCIMGATE_AUTH__TOKENS_FILE", missing.to_str().unwrap()),
+                ("SCIMGATE_ADMIN__PASSWORD_FILE", admin.to_str().unwrap()),
+                ("SCIMGATE_ADMIN__PASSWORD", "both-set-password"),
+            ]),
+        )
+        .unwrap_err();
+        let text = errs
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(
+            text.contains("SCIMGATE_AUTH__TOKENS_FILE: cannot read"),
+            "{text}"
+        );
+        assert!(
+            text.contains("SCIMGATE_ADMIN__PASSWORD_FILE: SCIMGATE_ADMIN__PASSWORD is set too"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("admin-password-from-file"),
+            "no secret in errors: {text}"
+        );
     }
 
     #[test]

@@ -15,6 +15,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
+/// The target of the gateway's lifecycle events (serving, reloads, stopping), logged at
+/// info whatever the configured level.
+pub const LIFECYCLE: &str = "scimgate::lifecycle";
+
 /// How long a line may wait in the buffer.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(50);
 /// A buffer this large is written at once.
@@ -119,12 +123,23 @@ pub fn batch_writer<W: Write + Send + 'static>(
 }
 
 /// Installs the process's log subscriber: `level` (or `SCIMGATE_LOG`) as the filter, lines on
-/// stderr through [`batch_writer`], colour codes only when stderr is a terminal. Runs once at
+/// stderr through [`batch_writer`], colour codes only when stderr is a terminal; `json` is
+/// one JSON object per line. Runs once at
 /// startup of `serve` and `demo`; keep the guard until exit. `None` when a subscriber was
 /// already installed or the writer thread could not start.
 pub fn init(format: LogFormat, level: &str) -> Option<LogGuard> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SCIMGATE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    // Start, stop and reload events are logged whatever the level (unless the filter names
+    // their target itself): an operator at `warn` still sees where the gateway listens.
+    let filter = if format!("{filter}").contains(LIFECYCLE) {
+        filter
+    } else {
+        match format!("{LIFECYCLE}=info").parse() {
+            Ok(d) => filter.add_directive(d),
+            Err(_) => filter,
+        }
+    };
     let ansi = std::io::stderr().is_terminal();
     let (writer, guard) = batch_writer(std::io::stderr()).ok()?;
     let builder = tracing_subscriber::fmt()

@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 use scimgate::app::{DemoOptions, DemoStack, start_gateway};
 use scimgate::config::{Config, LogFormat};
+use scimgate::logging::LIFECYCLE;
 use scimgate::store::{KeyId, KeyInfo, KeyStore};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -248,7 +249,10 @@ async fn serve_until_stopped(gw: &scimgate::app::RunningGateway) {
         loop {
             tokio::select! {
                 _ = shutdown_signal() => return,
-                _ = term.recv() => return,
+                _ = term.recv() => {
+                    tracing::info!(target: LIFECYCLE, "shutting down");
+                    return;
+                }
                 _ = hup.recv() => match gw.reload_scripts() {
                     Ok(()) => tracing::info!("mapping scripts reloaded"),
                     Err(errs) => {
@@ -266,7 +270,7 @@ async fn serve_until_stopped(gw: &scimgate::app::RunningGateway) {
 
 async fn shutdown_signal() {
     let _ = tokio::signal::ctrl_c().await;
-    tracing::info!("shutting down");
+    tracing::info!(target: LIFECYCLE, "shutting down");
 }
 
 fn load(config: &std::path::Path) -> Result<Config, Vec<String>> {
@@ -618,31 +622,49 @@ async fn token(action: TokenAction, config: &std::path::Path) -> Result<(), Vec<
     result
 }
 
-/// Prints one line on stdout, ignoring a closed or failing stdout (`println!` would panic).
-fn say(line: std::fmt::Arguments<'_>) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_fmt(line).and_then(|()| out.write_all(b"\n"));
-    let _ = out.flush();
-}
-
 async fn run(cmd: Command) -> Result<(), Vec<String>> {
     match cmd {
         Command::Serve { config } => {
             let cfg = load(&config)?;
+            let refused = scimgate::app::serve_problems(&cfg);
+            if !refused.is_empty() {
+                return Err(refused);
+            }
             let _log = scimgate::logging::init(cfg.log.format, &cfg.log.level);
             let gw = start_gateway(&cfg).await?;
-            tracing::info!(scim = %gw.scim_url, profile = %cfg.profile.name, "scimgate serving");
-            // A closed stdout (a supervisor that stopped reading) must not stop the gateway.
-            say(format_args!("scimgate serving SCIM at {}", gw.scim_url));
-            if let Some(admin) = gw.admin_url() {
-                tracing::info!(admin = %admin, "admin listener serving");
-                say(format_args!(
-                    "admin page, /healthz, /readyz and /metrics at {admin}"
-                ));
+            // The banner is a log event (stderr, the configured format), so a log collector
+            // gets it and stdout stays empty.
+            match gw.admin_url() {
+                Some(admin) => tracing::info!(
+                    target: LIFECYCLE,
+                    scim_url = %gw.scim_url,
+                    admin_url = %admin,
+                    profile = %cfg.profile.name,
+                    "scimgate serving SCIM at {} ; admin page, /healthz, /readyz and /metrics at {admin}",
+                    gw.scim_url
+                ),
+                None => tracing::info!(
+                    target: LIFECYCLE,
+                    scim_url = %gw.scim_url,
+                    profile = %cfg.profile.name,
+                    "scimgate serving SCIM at {} ; admin listener off",
+                    gw.scim_url
+                ),
+            }
+            if cfg.auth.tokens.is_empty()
+                && cfg.profile.scim_auth.username.is_none()
+                && !matches!(
+                    cfg.profile.backend.auth,
+                    scimgate::config::BackendAuth::Passthrough { .. }
+                )
+            {
+                tracing::warn!(
+                    "no static tokens in [auth]: only API keys (`scimgate token create`) are accepted"
+                );
             }
             serve_until_stopped(&gw).await;
             gw.shutdown().await;
+            tracing::info!(target: LIFECYCLE, "stopped");
             Ok(())
         }
         Command::Demo {

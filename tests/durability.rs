@@ -50,7 +50,14 @@ async fn acknowledged_writes_survive_kill_9() {
     // The profile whose groups the gateway keeps in its store (tests/fixtures/profiles/managed).
     let fixture =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/profiles/managed");
-    let config = write_config_with(&scratch.0, &url, "static-token", "managed", &fixture, "");
+    let config = write_config_with(
+        &scratch.0,
+        &url,
+        "static-token-0123456789abcdef01234567",
+        "managed",
+        &fixture,
+        "",
+    );
     let base = legacy.base_url();
     let env = [
         ("SCIMGATE_BACKEND__BASE_URL", base.as_str()),

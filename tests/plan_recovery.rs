@@ -67,14 +67,20 @@ async fn a_plan_cut_by_kill_9_completes_after_restart() {
     let legacy = DemoApp::start("127.0.0.1:0", DemoConfig::with_api_key("legacy-key"))
         .await
         .unwrap();
-    let config = write_config(&scratch.0, &url, "static-token", "draftt", PLANS);
+    let config = write_config(
+        &scratch.0,
+        &url,
+        "static-token-0123456789abcdef01234567",
+        "draftt",
+        PLANS,
+    );
     let base = legacy.base_url();
     let env = [
         ("SCIMGATE_BACKEND__BASE_URL", base.as_str()),
         ("SCIMGATE_BACKEND__AUTH__VALUE", "legacy-key"),
     ];
     let mut gw = GatewayProcess::start(&config, &env);
-    let scim = Scim::new(&gw.scim_url, "static-token");
+    let scim = Scim::new(&gw.scim_url, "static-token-0123456789abcdef01234567");
     let r = scim.post("/Users", &user("kill9@example.com")).await;
     assert_eq!(r.status, 201, "{}", r.text);
     let id = r.json["id"].as_str().unwrap().to_string();
@@ -184,7 +190,13 @@ async fn replicas(store_url: &str) {
         .unwrap();
     // The plans are due 1–2 s after failing, when both replicas are polling.
     let plans = "[plans]\nbackoff_initial_ms = 2000\nbackoff_max_ms = 2000\npoll_ms = 20\n";
-    let config = write_config(&scratch.0, store_url, "static-token", "draftt", plans);
+    let config = write_config(
+        &scratch.0,
+        store_url,
+        "static-token-0123456789abcdef01234567",
+        "draftt",
+        plans,
+    );
     let base = legacy.base_url();
     let env = [
         ("SCIMGATE_BACKEND__BASE_URL", base.as_str()),
@@ -195,7 +207,7 @@ async fn replicas(store_url: &str) {
         let b = s.spawn(|| GatewayProcess::start(&config, &env));
         (a.join().unwrap(), b.join().unwrap())
     });
-    let scim = Scim::new(&a.scim_url, "static-token");
+    let scim = Scim::new(&a.scim_url, "static-token-0123456789abcdef01234567");
     let mut ids = Vec::new();
     for i in 0..USERS {
         let r = scim

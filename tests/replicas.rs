@@ -83,7 +83,7 @@ async fn replicas(store_url: &str) {
     let config = write_config_with(
         &scratch.0,
         store_url,
-        "static-token",
+        "static-token-0123456789abcdef01234567",
         "managed",
         &fixture,
         "",

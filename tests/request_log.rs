@@ -6,7 +6,7 @@
 mod common;
 
 use common::Scim;
-use common::process::{Scratch, write_config};
+use common::process::{Banner, Scratch, write_config};
 use scimgate::demo::{DemoApp, DemoConfig};
 use serde_json::json;
 use std::io::{BufRead, BufReader, Read};
@@ -18,7 +18,7 @@ async fn one_plain_line_per_request_on_stderr() {
         .await
         .unwrap();
     let scratch = Scratch::new("request-log");
-    let token = "log-test-token-0123456789abcdef";
+    let token = "log-test-token-0123456789abcdef0123";
     let store = format!("sqlite://{}", scratch.0.join("store.db").display());
     let config = write_config(&scratch.0, &store, token, "default", "");
     let mut child = Command::new(env!("CARGO_BIN_EXE_scimgate"))
@@ -33,30 +33,34 @@ async fn one_plain_line_per_request_on_stderr() {
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
-    // Stdout is read to its end (the banner, then nothing), so the pipe stays open.
+    let stdout = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = BufReader::new(stdout).read_to_string(&mut s);
+        s
+    });
+    // The banner is the start event on stderr; the rest of stderr is kept for the checks.
     // (A tokio channel: this runtime also serves the demo app the gateway calls at start.)
+    let stderr = child.stderr.take().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::spawn(move || {
+    let log = std::thread::spawn(move || {
         let mut tx = Some(tx);
-        for line in BufReader::new(stdout).lines() {
+        let mut s = String::new();
+        for line in BufReader::new(stderr).lines() {
             let Ok(line) = line else { break };
-            if let Some(u) = line.strip_prefix("scimgate serving SCIM at ")
+            if let Some(b) = Banner::parse(&line)
                 && let Some(tx) = tx.take()
             {
-                let _ = tx.send(u.trim().to_string());
+                let _ = tx.send(b.scim_url);
             }
+            s.push_str(&line);
+            s.push('\n');
         }
+        s
     });
     let url = tokio::time::timeout(std::time::Duration::from_secs(60), rx)
         .await
         .expect("the banner in time")
         .expect("the banner");
-    let mut stderr = child.stderr.take().unwrap();
-    let log = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
 
     let scim = Scim::new(&url, token);
     let user = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
@@ -101,6 +105,11 @@ async fn one_plain_line_per_request_on_stderr() {
     assert!(stopped.success());
     let _ = child.wait();
     let log = log.join().unwrap();
+    assert_eq!(
+        stdout.join().unwrap(),
+        "",
+        "stdout stays empty: the banner is a log event"
+    );
 
     assert!(
         !log.contains('\u{1b}'),

@@ -279,7 +279,8 @@ impl Backend {
             if let Some(m) = &self.inner.metrics {
                 m.observe_backend(outcome(&result), elapsed);
             }
-            let elapsed_ms = elapsed.as_millis();
+            // u64, not u128: a u128 field is logged as a string in the JSON format.
+            let elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
             super::record::record(crate::store::BackendCall {
                 method: req.method.to_string(),
                 path: req.path.clone(),
@@ -292,7 +293,7 @@ impl Backend {
                     ) => *status,
                     Err(_) => 0,
                 },
-                ms: u64::try_from(elapsed_ms).unwrap_or(u64::MAX),
+                ms: elapsed_ms,
             });
             match &result {
                 Ok(r) => {

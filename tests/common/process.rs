@@ -106,6 +106,30 @@ pub fn rss_mb(pid: u32) -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// The start event of `scimgate serve` (a log line on stderr, text or JSON): where SCIM and
+/// the admin listener serve.
+pub struct Banner {
+    pub scim_url: String,
+    pub admin_url: Option<String>,
+}
+
+impl Banner {
+    /// `Some` for the start event's line.
+    pub fn parse(line: &str) -> Option<Banner> {
+        fn url_after(line: &str, prefix: &str) -> Option<String> {
+            let rest = &line[line.find(prefix)? + prefix.len()..];
+            let end = rest
+                .find(|c: char| c.is_whitespace() || c == '"' || c == ',')
+                .unwrap_or(rest.len());
+            Some(rest[..end].to_string())
+        }
+        Some(Banner {
+            scim_url: url_after(line, "scimgate serving SCIM at ")?,
+            admin_url: url_after(line, "/readyz and /metrics at "),
+        })
+    }
+}
+
 /// A running `scimgate serve`; killed (SIGKILL) when dropped.
 pub struct GatewayProcess {
     pub child: Child,
@@ -139,39 +163,48 @@ impl GatewayProcess {
             .arg("--config")
             .arg(config)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(Stdio::piped());
         for (k, v) in env {
             cmd.env(k, v);
         }
         let mut child = cmd.spawn().expect("spawn scimgate serve");
+        let stderr = child.stderr.take().expect("stderr");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = std::sync::mpsc::channel();
+        // Builds before the banner became a log event printed it on stdout; benchmarks start
+        // such builds as their baseline.
+        let old_style = tx.clone();
         std::thread::spawn(move || {
+            let mut tx = Some(old_style);
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if let Some(url) = line.strip_prefix("scimgate serving SCIM at ") {
-                    let _ = tx.send((false, url.trim().to_string()));
-                } else if let Some(url) =
-                    line.strip_prefix("admin page, /healthz, /readyz and /metrics at ")
+                if let Some(banner) = Banner::parse(&line)
+                    && let Some(tx) = tx.take()
                 {
-                    let _ = tx.send((true, url.trim().to_string()));
+                    let _ = tx.send(banner);
+                }
+            }
+        });
+        // The log goes on to this process's stderr, as it would with the stream inherited.
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                eprintln!("{line}");
+                if let Some(banner) = Banner::parse(&line)
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(banner);
                 }
             }
         });
         match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok((false, scim_url)) => {
-                // The admin line follows at once when the listener is on.
-                let admin_url = rx
-                    .recv_timeout(Duration::from_millis(500))
-                    .ok()
-                    .map(|(_, url)| url);
-                GatewayProcess {
-                    child,
-                    scim_url,
-                    admin_url,
-                }
-            }
-            Ok((true, _)) | Err(_) => {
+            Ok(b) => GatewayProcess {
+                child,
+                scim_url: b.scim_url,
+                admin_url: b.admin_url,
+            },
+            Err(_) => {
                 let _ = child.kill();
                 let status = child.wait().ok();
                 panic!("scimgate serve did not start (exit: {status:?})");
