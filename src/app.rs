@@ -339,6 +339,53 @@ impl Drop for RunningGateway {
     }
 }
 
+/// GETs `url` (plain HTTP, e.g. the admin listener's `/readyz`) and returns the answer's
+/// status, within `within`. Used by `scimgate health`, a container's HEALTHCHECK, which must
+/// not need curl in the image.
+pub async fn probe(url: &str, within: Duration) -> Result<u16, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let uri: http::Uri = url.parse().map_err(|e| format!("not a URL: {e}"))?;
+    if uri.scheme_str() != Some("http") {
+        return Err("only http:// URLs are probed".into());
+    }
+    let authority = uri.authority().ok_or("no host in the URL")?.clone();
+    let host = authority.host();
+    let port = authority.port_u16().unwrap_or(80);
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let exchange = async {
+        let mut conn = tokio::net::TcpStream::connect((host.trim_matches(['[', ']']), port))
+            .await
+            .map_err(|e| format!("cannot connect: {e}"))?;
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
+        conn.write_all(request.as_bytes())
+            .await
+            .map_err(|e| format!("cannot send: {e}"))?;
+        let mut head = vec![0u8; 64];
+        let mut got = 0;
+        while got < 12 {
+            let n = conn
+                .read(&mut head[got..])
+                .await
+                .map_err(|e| format!("cannot read: {e}"))?;
+            if n == 0 {
+                break;
+            }
+            got += n;
+        }
+        // "HTTP/1.1 200 OK"
+        std::str::from_utf8(&head[..got])
+            .ok()
+            .and_then(|h| h.strip_prefix("HTTP/1."))
+            .and_then(|h| h.get(2..5))
+            .and_then(|code| code.parse::<u16>().ok())
+            .ok_or_else(|| "not an HTTP answer".to_string())
+    };
+    tokio::time::timeout(within, exchange)
+        .await
+        .map_err(|_| format!("no answer within {} ms", within.as_millis()))?
+}
+
 /// The token `config/scimgate.toml` once shipped with (and many copies of it still carry).
 pub const DEMO_TOKEN: &str = "demo-scim-token-change-me";
 

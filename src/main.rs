@@ -110,6 +110,20 @@ enum Command {
         #[arg(long, global = true, default_value = "config/scimgate.toml")]
         config: PathBuf,
     },
+    /// Probe a running gateway's readiness (`/readyz` on its admin listener); exit status 0
+    /// when ready. For a container's HEALTHCHECK or a supervisor, with no curl needed.
+    Health {
+        /// The URL to probe (default: `/readyz` at the configuration's `[admin] listen`, a
+        /// wildcard address probed on loopback).
+        #[arg(long)]
+        url: Option<String>,
+        /// Seconds to wait for the answer.
+        #[arg(long, default_value_t = 5)]
+        timeout: u64,
+        /// Main configuration file (its `[admin] listen`, with the environment overlay).
+        #[arg(long, default_value = "config/scimgate.toml")]
+        config: PathBuf,
+    },
     /// Manage HTTP Basic credentials (user name + password, argon2id-hashed in the `[store]`),
     /// for products that hand Entra a user name and password instead of a token.
     Basic {
@@ -622,6 +636,14 @@ async fn token(action: TokenAction, config: &std::path::Path) -> Result<(), Vec<
     result
 }
 
+/// Prints one line on stdout, ignoring a closed or failing stdout (`println!` would panic).
+fn say(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_fmt(line).and_then(|()| out.write_all(b"\n"));
+    let _ = out.flush();
+}
+
 async fn run(cmd: Command) -> Result<(), Vec<String>> {
     match cmd {
         Command::Serve { config } => {
@@ -740,6 +762,35 @@ async fn run(cmd: Command) -> Result<(), Vec<String>> {
             shutdown_signal().await;
             stack.gateway.shutdown().await;
             Ok(())
+        }
+        Command::Health {
+            url,
+            timeout,
+            config,
+        } => {
+            let url = match url {
+                Some(u) => u,
+                None => {
+                    let cfg = load(&config)?;
+                    let mut addr = cfg.admin.listen;
+                    if addr.ip().is_unspecified() {
+                        addr.set_ip(match addr {
+                            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+                        });
+                    }
+                    format!("http://{addr}/readyz")
+                }
+            };
+            let status = scimgate::app::probe(&url, std::time::Duration::from_secs(timeout))
+                .await
+                .map_err(|e| vec![format!("{url}: {e}")])?;
+            if status == 200 {
+                say(format_args!("{url}: ready"));
+                Ok(())
+            } else {
+                Err(vec![format!("{url}: not ready (HTTP {status})")])
+            }
         }
         Command::Check { profile, config } => {
             let loaded = match &profile {
