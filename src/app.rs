@@ -2,7 +2,7 @@
 //! gateway plus the embedded legacy app. The CLI and the integration tests both start the
 //! product through here, so tests exercise exactly what ships.
 
-use crate::admin::{AdminSettings, AdminState};
+use crate::admin::{AdminLive, AdminSettings, AdminState};
 use crate::backend::{Backend, ListEndpoint};
 use crate::config::{
     BackendAuth, Config, ConfigIssue, GroupsMode, MANAGED_GROUP_ATTRIBUTES, PassthroughScheme,
@@ -11,11 +11,12 @@ use crate::config::{
 use crate::demo::{DemoApp, DemoAuth, DemoConfig};
 use crate::mapping::{Lookups, ScriptSet};
 use crate::metrics::Metrics;
+use crate::reload::{ReloadHandle, ReloadReport, Trigger};
 use crate::scim::{AttrPath, SchemaRegistry};
 use crate::server::audit::Auditor;
 use crate::server::auth::Authenticator;
 use crate::server::pipeline::{Binding, Gateway, GatewaySettings, MemberEndpoints};
-use crate::server::{AppState, Limits, router};
+use crate::server::{AppState, Limits, LiveRouter, router};
 use crate::store::{AuditLog, BasicCredentials, PlanStore, Store};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -237,14 +238,13 @@ pub struct RunningGateway {
     handle: Option<JoinHandle<std::io::Result<()>>>,
     admin_shutdown: Option<oneshot::Sender<()>>,
     admin_handle: Option<JoinHandle<std::io::Result<()>>>,
-    refresher: Option<JoinHandle<()>>,
+    refresher: Arc<std::sync::Mutex<Option<JoinHandle<()>>>>,
     pruner: Option<JoinHandle<()>>,
     wal_bound: Option<JoinHandle<()>>,
     plan_worker: Option<JoinHandle<()>>,
+    reload: ReloadHandle,
+    reload_task: Option<JoinHandle<()>>,
     limits: Arc<crate::server::Limits>,
-    scripts: Arc<ScriptSet>,
-    /// The configuration it started with; reloads check new scripts against its profile.
-    config: Config,
     store: Store,
 }
 
@@ -279,16 +279,22 @@ impl RunningGateway {
         self.store.close().await;
     }
 
-    /// Recompiles the profile's scripts, checks them exactly as startup does
-    /// ([`script_problems`]) and swaps them in atomically (on SIGHUP). On any problem the
-    /// running scripts stay, every problem is returned, and the refusal is counted in
-    /// `scimgate_script_reloads_total{outcome="refused"}`.
-    pub fn reload_scripts(&self) -> Result<(), Vec<String>> {
-        let result = self
-            .scripts
-            .reload_checked(|candidate| script_problems(&self.config, candidate));
-        self.metrics.script_reload(result.is_ok());
-        result
+    /// Reloads the configuration the gateway was started from (its files, or `scimgate
+    /// demo`'s settings): the profile (backend, endpoints, resources, lookups, groups,
+    /// `[scim_auth]`), the scripts and `[auth]`, checked exactly as at startup, then swapped
+    /// in at once (each request runs on one configuration). A refused reload keeps the running
+    /// configuration; it is logged, counted in `scimgate_config_reloads_total{outcome}` and
+    /// shown on the status page. Changed settings that cannot apply live (`[server]`,
+    /// `[store]`, `[admin]`, `[plans]`, `[log]`) keep their running values and are named in
+    /// the report as needing a restart. Runs on SIGHUP, on a file change and from the admin
+    /// page; reloads run one at a time.
+    pub async fn reload(&self) -> ReloadReport {
+        self.reload.reload(Trigger::Call).await
+    }
+
+    /// Reloads as [`RunningGateway::reload`] does, for SIGHUP (so the log names the signal).
+    pub async fn reload_on_signal(&self) -> ReloadReport {
+        self.reload.reload(Trigger::Signal).await
     }
 
     /// The gateway's store (API keys, Basic credentials, audit log), e.g. for `scimgate demo`
@@ -325,11 +331,17 @@ impl Drop for RunningGateway {
         {
             let _ = tx.send(());
         }
+        let refresher = self
+            .refresher
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
         for task in [
-            self.refresher.take(),
+            refresher,
             self.pruner.take(),
             self.wal_bound.take(),
             self.plan_worker.take(),
+            self.reload_task.take(),
         ]
         .into_iter()
         .flatten()
@@ -361,7 +373,7 @@ pub async fn probe(url: &str, within: Duration) -> Result<u16, String> {
         conn.write_all(request.as_bytes())
             .await
             .map_err(|e| format!("cannot send: {e}"))?;
-        let mut head = vec![0u8; 64];
+        let mut head = [0u8; 64];
         let mut got = 0;
         while got < 12 {
             let n = conn
@@ -424,10 +436,84 @@ pub fn serve_problems(cfg: &Config) -> Vec<String> {
     problems
 }
 
+/// Makes the configuration a reload applies: reads the files again (or rebuilds `scimgate
+/// demo`'s settings). `Err` carries every problem, as at startup.
+pub type ConfigSource = Arc<dyn Fn() -> Result<Config, Vec<String>> + Send + Sync>;
+
+/// How a started gateway reloads its configuration.
+#[derive(Clone)]
+pub struct Reloading {
+    /// Where a reload's configuration comes from.
+    pub source: ConfigSource,
+    /// The files to watch for changes (reload when they change); `None` watches nothing
+    /// (SIGHUP and the admin page still reload).
+    pub watch: Option<crate::reload::Watch>,
+}
+
+impl Reloading {
+    /// Reloads from `config` (and its environment overlay), watching its files every
+    /// `[server] config_poll_ms`.
+    pub fn from_file(config: &Path, cfg: &Config) -> Reloading {
+        let path = config.to_path_buf();
+        Reloading {
+            source: Arc::new(move || {
+                Config::load(&path).map_err(|issues| issues.iter().map(|i| i.to_string()).collect())
+            }),
+            watch: watch_files(config, cfg),
+        }
+    }
+}
+
+/// The files `cfg` was read from (`config`, its profile, the profile's scripts), polled every
+/// `[server] config_poll_ms`; `None` when that is 0.
+pub fn watch_files(config: &Path, cfg: &Config) -> Option<crate::reload::Watch> {
+    (cfg.server.config_poll_ms > 0).then(|| crate::reload::Watch {
+        files: vec![config.to_path_buf(), cfg.profile.file.clone()],
+        dirs: vec![cfg.profile.scripts_dir.clone()],
+        every: Duration::from_millis(cfg.server.config_poll_ms.max(100)),
+    })
+}
+
+/// What every configuration of one gateway shares: made once at start, kept by reloads.
+#[derive(Clone)]
+struct Shared {
+    addr: SocketAddr,
+    store: Store,
+    metrics: Arc<Metrics>,
+    limits: Arc<Limits>,
+    auditor: Arc<Auditor>,
+}
+
+/// What one configuration makes; a reload builds a new one and swaps it in whole.
+struct Live {
+    gateway: Arc<Gateway>,
+    auth: Arc<Authenticator>,
+    backend: Backend,
+    refresher: Option<JoinHandle<()>>,
+}
+
 /// Loads scripts, connects the backend, fills lookups once, binds `cfg.server.listen` (and
 /// `cfg.admin.listen` unless the admin listener is off) and serves in background tasks.
-/// Fails with every configuration problem found, or when an address cannot be bound.
+/// Fails with every configuration problem found, or when an address cannot be bound. Its
+/// reloads (SIGHUP, admin page) re-apply `cfg` as it is; see [`start_gateway_reloading`].
 pub async fn start_gateway(cfg: &Config) -> Result<RunningGateway, Vec<String>> {
+    let fixed = cfg.clone();
+    start_gateway_reloading(
+        cfg,
+        Reloading {
+            source: Arc::new(move || Ok(fixed.clone())),
+            watch: None,
+        },
+    )
+    .await
+}
+
+/// [`start_gateway`] whose reloads read their configuration from `reloading.source` and
+/// that reloads by itself when `reloading.watch`'s files change.
+pub async fn start_gateway_reloading(
+    cfg: &Config,
+    reloading: Reloading,
+) -> Result<RunningGateway, Vec<String>> {
     let listener = tokio::net::TcpListener::bind(cfg.server.listen)
         .await
         .map_err(|e| vec![format!("cannot listen on {}: {e}", cfg.server.listen)])?;
@@ -449,10 +535,25 @@ pub async fn start_gateway(cfg: &Config) -> Result<RunningGateway, Vec<String>> 
         None
     };
     let store = open_store(&cfg.store).await.map_err(|e| vec![e])?;
-    let (state, lookups_task, backend) = build_state(cfg, addr, store.clone()).await?;
-    let scim_url = state.gateway.base_url().to_string();
-    let scripts = state.gateway.scripts().clone();
-    let limits = state.limits.clone();
+    let metrics = Arc::new(Metrics::new());
+    let shared = Shared {
+        addr,
+        store: store.clone(),
+        metrics: metrics.clone(),
+        limits: Arc::new(
+            Limits::new(
+                cfg.server.max_body_bytes,
+                cfg.server.request_timeout(),
+                cfg.server.max_concurrency,
+            )
+            .with_operation_timeout(cfg.server.operation_timeout())
+            .with_max_uri_bytes(cfg.server.max_uri_bytes),
+        ),
+        auditor: Arc::new(Auditor::new(store.clone()).with_metrics(metrics.clone())),
+    };
+    let live = build_live(cfg, &shared).await?;
+    let scim_url = live.gateway.base_url().to_string();
+    let limits = shared.limits.clone();
     if let Store::Sqlite(_) = &store {
         // One process owns a SQLite store: whoever held a lease before this start is gone.
         match store.release_plan_leases().await {
@@ -466,14 +567,78 @@ pub async fn start_gateway(cfg: &Config) -> Result<RunningGateway, Vec<String>> 
             }
         }
     }
-    let plan_worker = spawn_plan_worker(state.gateway.clone(), cfg.plans.poll());
+    let plan_gateway = Arc::new(arc_swap::ArcSwap::new(live.gateway.clone()));
+    let plan_worker = spawn_plan_worker(plan_gateway.clone(), cfg.plans.poll());
     crate::store::keep_check_buffers(cfg.auth.max_password_checks);
     if store.has_basic_users().await.unwrap_or(false) || cfg.profile.scim_auth.username.is_some() {
         // The wait for unknown user names starts at one real check's time on this machine.
         tokio::spawn(crate::store::calibrate_check_time());
     }
-    let metrics = state.metrics.clone();
-    let app = router(state, &cfg.server.base_path);
+    let app = LiveRouter::new(router(app_state(&shared, &live), &cfg.server.base_path));
+    let admin_live = Arc::new(arc_swap::ArcSwap::from_pointee(admin_view(cfg, &live)));
+    let refresher = Arc::new(std::sync::Mutex::new(live.refresher));
+    let running = Arc::new(tokio::sync::Mutex::new(cfg.clone()));
+    let (reload, reload_task) = {
+        let (shared, app, admin_live, refresher, plan_gateway) = (
+            shared.clone(),
+            app.clone(),
+            admin_live.clone(),
+            refresher.clone(),
+            plan_gateway.clone(),
+        );
+        let source = reloading.source.clone();
+        crate::reload::spawn(
+            move |trigger| {
+                let (shared, app, admin_live, refresher, plan_gateway, source, running) = (
+                    shared.clone(),
+                    app.clone(),
+                    admin_live.clone(),
+                    refresher.clone(),
+                    plan_gateway.clone(),
+                    source.clone(),
+                    running.clone(),
+                );
+                Box::pin(async move {
+                    let mut current = running.lock().await;
+                    let outcome = match source() {
+                        Ok(next) => {
+                            let (next, restart) = keep_restart_settings(&current, next);
+                            match build_live(&next, &shared).await {
+                                Ok(mut live) => {
+                                    app.swap(router(
+                                        app_state(&shared, &live),
+                                        &next.server.base_path,
+                                    ));
+                                    plan_gateway.store(live.gateway.clone());
+                                    admin_live.store(Arc::new(admin_view(&next, &live)));
+                                    let old = std::mem::replace(
+                                        &mut *refresher
+                                            .lock()
+                                            .unwrap_or_else(std::sync::PoisonError::into_inner),
+                                        live.refresher.take(),
+                                    );
+                                    if let Some(old) = old {
+                                        old.abort();
+                                    }
+                                    *current = next;
+                                    Ok(restart)
+                                }
+                                Err(problems) => Err(problems),
+                            }
+                        }
+                        Err(problems) => Err(problems),
+                    };
+                    shared.metrics.config_reload(outcome.is_ok());
+                    ReloadReport {
+                        at: chrono::Utc::now(),
+                        trigger,
+                        outcome,
+                    }
+                })
+            },
+            reloading.watch,
+        )
+    };
     let (tx, rx) = oneshot::channel::<()>();
     let conn_limits = cfg.server.conn_limits();
     let handle = tokio::spawn(crate::server::serve(
@@ -491,13 +656,12 @@ pub async fn start_gateway(cfg: &Config) -> Result<RunningGateway, Vec<String>> 
                 .map_err(|e| vec![format!("admin listener address: {e}")])?;
             let admin = AdminState::new(
                 store.clone(),
-                backend,
                 metrics.clone(),
                 AdminSettings {
                     password: cfg.admin.password.clone(),
                     scim_url: scim_url.clone(),
-                    profile: cfg.profile.name.clone(),
-                    static_tokens: cfg.auth.tokens.len(),
+                    live: admin_live,
+                    reload: Some(reload.clone()),
                 },
             );
             let (atx, arx) = oneshot::channel::<()>();
@@ -528,15 +692,49 @@ pub async fn start_gateway(cfg: &Config) -> Result<RunningGateway, Vec<String>> 
         handle: Some(handle),
         admin_shutdown,
         admin_handle,
-        refresher: lookups_task,
+        refresher,
         pruner: spawn_pruner(&store, cfg.store.audit_retention_days),
         wal_bound: spawn_wal_bound(&store, cfg.store.wal_max_bytes.max(1 << 20)),
         plan_worker: Some(plan_worker),
+        reload,
+        reload_task: Some(reload_task),
         limits,
-        scripts,
-        config: cfg.clone(),
         store,
     })
+}
+
+/// `next` with the running values of the sections that cannot change while serving
+/// (listeners, limits, store, admin, plans, log), and the names of those that differed.
+fn keep_restart_settings(running: &Config, mut next: Config) -> (Config, Vec<String>) {
+    let mut restart = Vec::new();
+    macro_rules! keep {
+        ($($section:ident),*) => {$(
+            if next.$section != running.$section {
+                restart.push(format!("[{}]", stringify!($section)));
+                next.$section = running.$section.clone();
+            }
+        )*};
+    }
+    keep!(server, store, admin, plans, log);
+    (next, restart)
+}
+
+fn admin_view(cfg: &Config, live: &Live) -> AdminLive {
+    AdminLive {
+        backend: live.backend.clone(),
+        profile: cfg.profile.name.clone(),
+        static_tokens: cfg.auth.tokens.len(),
+    }
+}
+
+fn app_state(shared: &Shared, live: &Live) -> AppState {
+    AppState {
+        auditor: shared.auditor.clone(),
+        gateway: live.gateway.clone(),
+        auth: live.auth.clone(),
+        limits: shared.limits.clone(),
+        metrics: shared.metrics.clone(),
+    }
 }
 
 /// Deletes audit entries older than `days` (none when 0); returns how many went. Runs at start
@@ -595,10 +793,12 @@ const PLAN_BATCH: u32 = 32;
 
 /// The plan worker: every `poll`, claims the plans that are due (on every replica; each plan
 /// is claimed by one) and resumes them. See `server::pipeline` ("Writes that complete").
-fn spawn_plan_worker(gateway: Arc<Gateway>, poll: Duration) -> JoinHandle<()> {
+fn spawn_plan_worker(gateway: Arc<arc_swap::ArcSwap<Gateway>>, poll: Duration) -> JoinHandle<()> {
     let worker = format!("worker/{}", uuid::Uuid::new_v4());
     tokio::spawn(async move {
         loop {
+            // The configuration serving now (a reload swaps it).
+            let gateway = gateway.load_full();
             match gateway.resume_due_plans(&worker, PLAN_BATCH).await {
                 Ok(n) if n >= PLAN_BATCH as usize => continue,
                 Ok(_) => {}
@@ -624,14 +824,13 @@ pub async fn open_store(sc: &StoreConfig) -> Result<Store, String> {
         .map_err(|e| format!("store: {e}"))
 }
 
-/// Everything the listener needs, from config: the state, the lookup refresher task, and the
-/// backend client (shared with the admin listener's readiness probe).
-async fn build_state(
-    cfg: &Config,
-    addr: SocketAddr,
-    store: Store,
-) -> Result<(AppState, Option<JoinHandle<()>>, Backend), Vec<String>> {
-    let metrics = Arc::new(Metrics::new());
+/// Everything one configuration makes: the pipeline, authentication, the backend client
+/// (shared with the admin listener's readiness probe) and the lookup refresher task. Runs at
+/// start and for each reload; the checks are the same both times.
+async fn build_live(cfg: &Config, shared: &Shared) -> Result<Live, Vec<String>> {
+    let metrics = shared.metrics.clone();
+    let store = shared.store.clone();
+    let addr = shared.addr;
     let lookups = Lookups::new();
     let scripts = ScriptSet::load(&cfg.profile.scripts_dir, lookups.clone())
         .map_err(|errs| errs.iter().map(|e| e.to_string()).collect::<Vec<_>>())?
@@ -736,22 +935,12 @@ async fn build_state(
         }
     }
     .with_metrics(metrics.clone());
-    let state = AppState {
-        auditor: Arc::new(Auditor::new(store).with_metrics(metrics.clone())),
+    Ok(Live {
         gateway: Arc::new(gateway),
         auth: Arc::new(auth),
-        limits: Arc::new(
-            Limits::new(
-                cfg.server.max_body_bytes,
-                cfg.server.request_timeout(),
-                cfg.server.max_concurrency,
-            )
-            .with_operation_timeout(cfg.server.operation_timeout())
-            .with_max_uri_bytes(cfg.server.max_uri_bytes),
-        ),
-        metrics,
-    };
-    Ok((state, refresher, backend))
+        backend,
+        refresher,
+    })
 }
 
 /// Replaces one lookup table from the backend; on failure the previous table stays (scripts
@@ -962,7 +1151,49 @@ impl DemoStack {
         if !problems.is_empty() {
             return Err(problems);
         }
-        let gateway = start_gateway(&cfg).await?;
+        // A reload reads the files again and applies the demo's own settings on top, as
+        // here: the embedded app's URL and key, the token, listeners and store.
+        let source: ConfigSource = {
+            let (initial, path, profile, adjust, backend_timeout) = (
+                cfg.clone(),
+                opts.config.clone(),
+                opts.profile.clone(),
+                opts.adjust,
+                opts.backend_timeout.is_some(),
+            );
+            Arc::new(move || {
+                let mut next = load_with_profile(&path, &profile).map_err(|issues| {
+                    issues
+                        .iter()
+                        .map(ConfigIssue::to_string)
+                        .collect::<Vec<_>>()
+                })?;
+                next.profile.backend.base_url = initial.profile.backend.base_url.clone();
+                if !basic_pass_through {
+                    next.profile.backend.auth = initial.profile.backend.auth.clone();
+                    next.auth.tokens = initial.auth.tokens.clone();
+                }
+                if backend_timeout {
+                    next.profile.backend.timeout_ms = initial.profile.backend.timeout_ms;
+                }
+                next.server = initial.server.clone();
+                next.store = initial.store.clone();
+                next.admin = initial.admin.clone();
+                next.plans = initial.plans.clone();
+                if let Some(adjust) = adjust {
+                    adjust(&mut next);
+                }
+                let problems: Vec<String> =
+                    next.validate().iter().map(ConfigIssue::to_string).collect();
+                if problems.is_empty() {
+                    Ok(next)
+                } else {
+                    Err(problems)
+                }
+            })
+        };
+        let watch = watch_files(&opts.config, &cfg);
+        let gateway = start_gateway_reloading(&cfg, Reloading { source, watch }).await?;
         let basic = match scim_user {
             Some(user) => {
                 gateway

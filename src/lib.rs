@@ -10,6 +10,7 @@ pub mod fuzz_targets;
 pub mod logging;
 pub mod mapping;
 pub mod metrics;
+pub mod reload;
 pub mod scim;
 pub mod server;
 pub mod store;

@@ -2,7 +2,7 @@
 #![forbid(unsafe_code)]
 
 use clap::{Parser, Subcommand};
-use scimgate::app::{DemoOptions, DemoStack, start_gateway};
+use scimgate::app::{DemoOptions, DemoStack};
 use scimgate::config::{Config, LogFormat};
 use scimgate::logging::LIFECYCLE;
 use scimgate::store::{KeyId, KeyInfo, KeyStore};
@@ -248,7 +248,7 @@ fn main() -> ExitCode {
     }
 }
 
-/// Runs until Ctrl-C / SIGTERM; SIGHUP recompiles the mapping scripts in place.
+/// Runs until Ctrl-C / SIGTERM; SIGHUP reloads the configuration (profile, scripts, auth).
 async fn serve_until_stopped(gw: &scimgate::app::RunningGateway) {
     #[cfg(unix)]
     {
@@ -267,14 +267,10 @@ async fn serve_until_stopped(gw: &scimgate::app::RunningGateway) {
                     tracing::info!(target: LIFECYCLE, "shutting down");
                     return;
                 }
-                _ = hup.recv() => match gw.reload_scripts() {
-                    Ok(()) => tracing::info!("mapping scripts reloaded"),
-                    Err(errs) => {
-                        for e in errs {
-                            tracing::error!(error = %e, "script reload failed; keeping the running scripts");
-                        }
-                    }
-                },
+                // The reload task logs the outcome.
+                _ = hup.recv() => {
+                    gw.reload_on_signal().await;
+                }
             }
         }
     }
@@ -653,7 +649,8 @@ async fn run(cmd: Command) -> Result<(), Vec<String>> {
                 return Err(refused);
             }
             let _log = scimgate::logging::init(cfg.log.format, &cfg.log.level);
-            let gw = start_gateway(&cfg).await?;
+            let reloading = scimgate::app::Reloading::from_file(&config, &cfg);
+            let gw = scimgate::app::start_gateway_reloading(&cfg, reloading).await?;
             // The banner is a log event (stderr, the configured format), so a log collector
             // gets it and stdout stays empty.
             match gw.admin_url() {
@@ -758,8 +755,8 @@ async fn run(cmd: Command) -> Result<(), Vec<String>> {
                 stack.scim_url
             );
             println!();
-            println!("Ctrl-C stops both.");
-            shutdown_signal().await;
+            println!("Ctrl-C stops both; SIGHUP or an edit of the profile or scripts reloads.");
+            serve_until_stopped(&stack.gateway).await;
             stack.gateway.shutdown().await;
             Ok(())
         }

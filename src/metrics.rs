@@ -269,6 +269,7 @@ pub struct Metrics {
     plans_failed: Gauge,
     plan_steps: Family<PlanStepLabels, Counter>,
     script_reloads: Family<ReloadLabels, Counter>,
+    config_reloads: Family<ReloadLabels, Counter>,
 }
 
 label_enum!(
@@ -408,6 +409,13 @@ impl Metrics {
             "Reloads of the mapping scripts (SIGHUP), by outcome (ok, refused)",
             script_reloads.clone(),
         );
+        let config_reloads = Family::<ReloadLabels, Counter>::default();
+        registry.register(
+            "config_reloads",
+            "Reloads of the configuration (profile, scripts, auth; on SIGHUP, a file change or \
+             the admin page), by outcome (ok, refused)",
+            config_reloads.clone(),
+        );
         registry.register(
             "build",
             "The running scimgate version",
@@ -429,7 +437,22 @@ impl Metrics {
             plans_failed,
             plan_steps,
             script_reloads,
+            config_reloads,
         }
+    }
+
+    /// Counts one reload of the whole configuration (scripts included, which are also
+    /// counted in `script_reloads`).
+    pub fn config_reload(&self, ok: bool) {
+        let outcome = if ok {
+            ReloadOutcome::Ok
+        } else {
+            ReloadOutcome::Refused
+        };
+        self.config_reloads
+            .get_or_create(&ReloadLabels { outcome })
+            .inc();
+        self.script_reload(ok);
     }
 
     /// Counts one reload of the mapping scripts; runs after each SIGHUP.

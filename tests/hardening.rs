@@ -622,7 +622,7 @@ async fn a_reload_that_startup_would_refuse_keeps_the_running_scripts() {
     let good = std::fs::read_to_string(&user_rhai).unwrap();
     let without = good.replace("fn to_backend(user, ctx)", "fn to_backend_gone(user, ctx)");
     std::fs::write(&user_rhai, &without).unwrap();
-    let errs = stack.gateway.reload_scripts().unwrap_err();
+    let errs = stack.gateway.reload().await.outcome.unwrap_err();
     assert!(
         errs.iter().any(|e| e.contains("no function to_backend")),
         "{errs:?}"
@@ -644,7 +644,7 @@ async fn a_reload_that_startup_would_refuse_keeps_the_running_scripts() {
         "{metrics}"
     );
     std::fs::write(&user_rhai, &good).unwrap();
-    stack.gateway.reload_scripts().unwrap();
+    stack.gateway.reload().await.outcome.unwrap();
     let _ = std::fs::remove_dir_all(&root);
 }
 

@@ -20,7 +20,9 @@ mod views;
 use crate::backend::Backend;
 use crate::config::Secret;
 use crate::metrics::Metrics;
+use crate::reload::ReloadHandle;
 use crate::store::Store;
+use arc_swap::ArcSwap;
 use axum::Router;
 use axum::extract::Request;
 use axum::http::{HeaderValue, header};
@@ -40,14 +42,24 @@ pub struct AdminState {
 
 struct Inner {
     store: Store,
-    backend: Backend,
+    live: Arc<ArcSwap<AdminLive>>,
     metrics: Arc<Metrics>,
     /// SHA-256 of the admin password; `None` when none is configured (the page is off).
     password: Option<[u8; 32]>,
     sessions: Sessions,
     scim_url: String,
-    profile: String,
-    static_tokens: usize,
+    reload: Option<ReloadHandle>,
+}
+
+/// What the admin listener shows and probes of the configuration that serves now; a reload
+/// replaces it.
+pub struct AdminLive {
+    /// The legacy API client `/readyz` probes.
+    pub backend: Backend,
+    /// The profile name, shown on the page.
+    pub profile: String,
+    /// How many static bearer tokens `[auth] tokens` holds (shown, never their values).
+    pub static_tokens: usize,
 }
 
 /// What the gateway tells the admin listener about itself.
@@ -56,33 +68,28 @@ pub struct AdminSettings {
     pub password: Secret,
     /// The SCIM base URL, shown on the page.
     pub scim_url: String,
-    /// The profile name, shown on the page.
-    pub profile: String,
-    /// How many static bearer tokens `[auth] tokens` holds (shown, never their values).
-    pub static_tokens: usize,
+    /// The serving configuration's part the admin listener uses, swapped by reloads.
+    pub live: Arc<ArcSwap<AdminLive>>,
+    /// Asks for a configuration reload (the page's button) and tells how the last ended.
+    pub reload: Option<ReloadHandle>,
 }
 
 impl AdminState {
-    /// Built once at gateway start from the gateway's own store, backend client and metrics,
-    /// so the page shows exactly what the SCIM side records.
-    pub fn new(
-        store: Store,
-        backend: Backend,
-        metrics: Arc<Metrics>,
-        settings: AdminSettings,
-    ) -> AdminState {
+    /// Built once at gateway start from the gateway's own store and metrics (and the serving
+    /// configuration's backend client, swapped by reloads), so the page shows exactly what
+    /// the SCIM side records.
+    pub fn new(store: Store, metrics: Arc<Metrics>, settings: AdminSettings) -> AdminState {
         let password = settings.password.expose();
         let password = (!password.is_empty()).then(|| digest(password));
         AdminState {
             inner: Arc::new(Inner {
                 store,
-                backend,
+                live: settings.live,
                 metrics,
                 password,
                 sessions: Sessions::default(),
                 scim_url: settings.scim_url,
-                profile: settings.profile,
-                static_tokens: settings.static_tokens,
+                reload: settings.reload,
             }),
         }
     }
@@ -115,6 +122,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/keys", get(keys).post(create_key))
         .route("/keys/{id}/revoke", get(revoke_confirm).post(revoke_key))
         .route("/plans/{id}/{action}", post(plan_action))
+        .route("/reload", post(reload_config))
         .route("/static/admin.css", get(stylesheet))
         .route("/static/admin.js", get(script))
         .fallback(not_found)
@@ -149,5 +157,11 @@ pub async fn serve(
     limits: crate::server::listen::ConnLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    crate::server::listen::serve(listener, app, limits, shutdown).await
+    crate::server::listen::serve(
+        listener,
+        crate::server::LiveRouter::new(app),
+        limits,
+        shutdown,
+    )
+    .await
 }

@@ -100,7 +100,8 @@ pub async fn readyz(State(s): State<AdminState>) -> Response {
             Err(_) => Err(format!("no answer within {} ms", PROBE_TIMEOUT.as_millis())),
         }
     };
-    let (store, backend) = tokio::join!(store_check, inner.backend.ready(PROBE_TIMEOUT));
+    let backend = inner.live.load().backend.clone();
+    let (store, backend) = tokio::join!(store_check, backend.ready(PROBE_TIMEOUT));
     let line = |what: &str, r: &Result<(), String>| match r {
         Ok(()) => format!("{what}: ok\n"),
         Err(e) => format!("{what}: FAILED: {e}\n"),
@@ -392,10 +393,14 @@ pub async fn overview(State(s): State<AdminState>, Admin(admin): Admin) -> Respo
         Ok(a) => views::hourly(&a, now),
         Err(e) => return store_down(&e, Some(&admin.csrf)),
     };
+    let live = inner.live.load();
+    let last_reload = inner.reload.as_ref().and_then(|r| r.last());
     let info = GatewayInfo {
         scim_url: &inner.scim_url,
-        profile: &inner.profile,
+        profile: &live.profile,
         store: inner.store.backend_name(),
+        reloadable: inner.reload.is_some(),
+        last_reload: last_reload.as_ref(),
     };
     page(
         StatusCode::OK,
@@ -589,7 +594,7 @@ async fn keys_page(
             views::keys(
                 &admin.csrf,
                 &keys,
-                inner.static_tokens,
+                inner.live.load().static_tokens,
                 created.as_ref(),
                 error,
                 Utc::now(),
@@ -727,6 +732,25 @@ pub enum PlanAction {
 
 /// `POST /plans/{id}/{retry|abandon}`: an operator's "retry now" or "abandon" of a pending or
 /// failed plan (CSRF-checked); audited as `plan retry` / `plan abandon` by `admin`.
+/// `POST /reload`: reloads the configuration (profile, scripts, auth) as SIGHUP does, then
+/// shows the overview with the outcome (a refused reload keeps the running configuration).
+pub async fn reload_config(
+    State(s): State<AdminState>,
+    Admin(admin): Admin,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    if !admin.csrf_matches(&f.csrf) {
+        return bad_csrf(&admin);
+    }
+    match &s.inner.reload {
+        Some(r) => {
+            r.reload(crate::reload::Trigger::Admin).await;
+            see_other("/")
+        }
+        None => not_found().await,
+    }
+}
+
 pub async fn plan_action(
     State(s): State<AdminState>,
     Admin(admin): Admin,

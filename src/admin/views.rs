@@ -30,6 +30,10 @@ pub struct GatewayInfo<'a> {
     pub profile: &'a str,
     /// `sqlite` or `postgres`.
     pub store: &'a str,
+    /// Whether the page offers a configuration reload.
+    pub reloadable: bool,
+    /// How the last configuration reload ended; `None` when none ran since start.
+    pub last_reload: Option<&'a crate::reload::ReloadReport>,
 }
 
 /// The audit page's filters, as the form shows them again.
@@ -372,6 +376,29 @@ pub fn overview(
                     dt { "SCIM base URL" } dd { code { (info.scim_url) } }
                     dt { "Profile" } dd { (info.profile) }
                     dt { "Store" } dd { (info.store) }
+                    dt { "Configuration" } dd {
+                        @match info.last_reload {
+                            None => { "as loaded at start" }
+                            Some(r) => @match &r.outcome {
+                                Ok(restart) => {
+                                    "reloaded " (ago(r.at, now)) " (" (r.trigger.as_str()) ")"
+                                    @for s in restart {
+                                        br; span.warn { "needs a restart: " (s) }
+                                    }
+                                }
+                                Err(problems) => {
+                                    strong.bad { "reload refused " (ago(r.at, now)) " (" (r.trigger.as_str()) "); the running configuration stays:" }
+                                    ul { @for p in problems { li { code { (p) } } } }
+                                }
+                            }
+                        }
+                    }
+                }
+                @if info.reloadable {
+                    form method="post" action="/reload" {
+                        input type="hidden" name="csrf" value=(csrf);
+                        button type="submit" { "Reload configuration" }
+                    }
                 }
             }
         },

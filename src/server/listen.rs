@@ -16,7 +16,6 @@
 //! Every request carries `ConnectInfo<SocketAddr>` (the peer), which sign-in throttling and
 //! the audit log read.
 
-use axum::Router;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use hyper::body::Incoming;
@@ -229,7 +228,7 @@ impl Conn {
 /// once) and returns when all are closed.
 pub async fn serve(
     listener: TcpListener,
-    app: Router,
+    app: super::LiveRouter,
     limits: ConnLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
@@ -301,7 +300,7 @@ async fn drain(mut tasks: JoinSet<()>, stop: watch::Sender<bool>) -> io::Result<
 async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
-    app: Router,
+    app: super::LiveRouter,
     limits: ConnLimits,
     table: Arc<Table>,
     id: u64,
@@ -326,7 +325,7 @@ async fn connection(
         // so neither eviction nor the idle timer cuts a response that is still going out.
         let busy = BusyGuard::new(svc_conn.clone(), epoch);
         req.extensions_mut().insert(ConnectInfo(peer));
-        let fut = app.clone().oneshot(req);
+        let fut = app.current().oneshot(req);
         async move {
             let resp = fut.await;
             resp.map(|r| r.map(|inner| axum::body::Body::new(Guarded { inner, _busy: busy })))

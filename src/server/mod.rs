@@ -362,11 +362,34 @@ fn set_request_id(resp: &mut Response, id: &str) {
     }
 }
 
+/// The router requests are answered by. A configuration reload swaps in a new one; each
+/// request runs start to end on the one it began with (one configuration per request), and
+/// open keep-alive connections take the new one from their next request.
+#[derive(Clone)]
+pub struct LiveRouter(Arc<arc_swap::ArcSwap<Router>>);
+
+impl LiveRouter {
+    /// Serves `router` until [`LiveRouter::swap`].
+    pub fn new(router: Router) -> LiveRouter {
+        LiveRouter(Arc::new(arc_swap::ArcSwap::from_pointee(router)))
+    }
+
+    /// The router a request that starts now runs on.
+    pub fn current(&self) -> Router {
+        Router::clone(&self.0.load())
+    }
+
+    /// Makes `router` answer every request that starts from now on.
+    pub fn swap(&self, router: Router) {
+        self.0.store(Arc::new(router));
+    }
+}
+
 /// Serves `app` on `listener` with bounded connections until `shutdown` resolves, then
 /// drains in-flight requests.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    app: Router,
+    app: LiveRouter,
     limits: listen::ConnLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
