@@ -244,6 +244,7 @@ pub struct RunningGateway {
     plan_worker: Option<JoinHandle<()>>,
     reload: ReloadHandle,
     reload_task: Option<JoinHandle<()>>,
+    tls_task: Option<JoinHandle<()>>,
     limits: Arc<crate::server::Limits>,
     store: Store,
 }
@@ -342,6 +343,7 @@ impl Drop for RunningGateway {
             self.wal_bound.take(),
             self.plan_worker.take(),
             self.reload_task.take(),
+            self.tls_task.take(),
         ]
         .into_iter()
         .flatten()
@@ -639,12 +641,25 @@ pub async fn start_gateway_reloading(
             reloading.watch,
         )
     };
+    let (tls, tls_task) = match &cfg.server.tls {
+        Some(t) => {
+            let (live, task) = crate::server::tls::serve_files(
+                t.cert.clone(),
+                t.key.clone(),
+                Duration::from_millis(t.reload_poll_ms),
+            )
+            .map_err(|e| vec![format!("[server.tls]: {e}")])?;
+            (Some(live), Some(task))
+        }
+        None => (None, None),
+    };
     let (tx, rx) = oneshot::channel::<()>();
     let conn_limits = cfg.server.conn_limits();
     let handle = tokio::spawn(crate::server::serve(
         listener,
         app,
         conn_limits,
+        tls,
         async move {
             let _ = rx.await;
         },
@@ -698,6 +713,7 @@ pub async fn start_gateway_reloading(
         plan_worker: Some(plan_worker),
         reload,
         reload_task: Some(reload_task),
+        tls_task,
         limits,
         store,
     })
@@ -850,7 +866,12 @@ async fn build_live(cfg: &Config, shared: &Shared) -> Result<Live, Vec<String>> 
     let registry = Arc::new(registry(&cfg.profile)?);
     let bindings = bindings(&cfg.profile)?;
     let public = if cfg.server.public_url.trim().is_empty() {
-        format!("http://{addr}")
+        let scheme = if cfg.server.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{addr}")
     } else {
         cfg.server.public_url.trim_end_matches('/').to_string()
     };

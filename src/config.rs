@@ -125,6 +125,27 @@ pub struct ServerConfig {
     /// profile, its scripts) and reload when they changed, in milliseconds; 0 turns the
     /// watch off (SIGHUP and the admin page still reload).
     pub config_poll_ms: u64,
+    /// `[server.tls]`: serve SCIM over HTTPS with this certificate; absent: plain HTTP (for
+    /// a TLS-terminating proxy or ingress in front).
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[server.tls]`: the SCIM listener's certificate. Both are PEM files; a path is taken as
+/// given (relative to the working directory). Renewed files are picked up without a restart.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// Its private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// How often the files are looked at for a renewal, in milliseconds.
+    #[serde(default = "default_tls_poll_ms")]
+    pub reload_poll_ms: u64,
+}
+
+fn default_tls_poll_ms() -> u64 {
+    5_000
 }
 
 impl Default for ServerConfig {
@@ -145,6 +166,7 @@ impl Default for ServerConfig {
             max_uri_bytes: 8 * 1024,
             script_timeout_ms: 1_000,
             config_poll_ms: 2_000,
+            tls: None,
         }
     }
 }

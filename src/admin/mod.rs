@@ -161,6 +161,7 @@ pub async fn serve(
         listener,
         crate::server::LiveRouter::new(app),
         limits,
+        None,
         shutdown,
     )
     .await

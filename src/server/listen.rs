@@ -230,6 +230,7 @@ pub async fn serve(
     listener: TcpListener,
     app: super::LiveRouter,
     limits: ConnLimits,
+    tls: Option<super::tls::LiveTls>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let table = Arc::new(Table {
@@ -261,8 +262,9 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let (id, conn) = table.add();
-                    tasks.spawn(connection(
+                    tasks.spawn(accepted_connection(
                         stream,
+                        tls.clone(),
                         peer,
                         app.clone(),
                         limits,
@@ -294,11 +296,41 @@ async fn drain(mut tasks: JoinSet<()>, stop: watch::Sender<bool>) -> io::Result<
     Ok(())
 }
 
+/// Completes the TLS handshake when the listener has TLS (within `header_read_timeout`,
+/// like a request's headers; a client that fails it is closed and logged at debug), then
+/// serves the connection.
+#[allow(clippy::too_many_arguments)]
+async fn accepted_connection(
+    stream: TcpStream,
+    tls: Option<super::tls::LiveTls>,
+    peer: SocketAddr,
+    app: super::LiveRouter,
+    limits: ConnLimits,
+    table: Arc<Table>,
+    id: u64,
+    conn: Arc<Conn>,
+    stop: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    let Some(tls) = tls else {
+        return connection(stream, peer, app, limits, table, id, conn, stop).await;
+    };
+    // Removes the connection from the table however the handshake ends (removing twice,
+    // here and in `connection`, is harmless).
+    let _entry = Entry(table.clone(), id);
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.current());
+    match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => connection(stream, peer, app, limits, table, id, conn, stop).await,
+        Ok(Err(e)) => tracing::debug!(error = %e, %peer, "TLS handshake failed"),
+        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+    }
+}
+
 /// Serves one connection until it ends, is evicted, overstays a deadline, or (after
 /// shutdown) finishes its current request.
 #[allow(clippy::too_many_arguments)]
-async fn connection(
-    stream: TcpStream,
+async fn connection<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+    stream: S,
     peer: SocketAddr,
     app: super::LiveRouter,
     limits: ConnLimits,
@@ -307,7 +339,6 @@ async fn connection(
     conn: Arc<Conn>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let _ = stream.set_nodelay(true);
     let io = Tracked {
         inner: stream,
         conn: conn.clone(),
@@ -442,8 +473,8 @@ impl hyper::body::Body for Guarded {
 
 /// The connection's socket, noting when a request's bytes arrive (for the header deadline)
 /// and, on the SCIM listener, turning hyper's bare error responses into SCIM errors.
-struct Tracked {
-    inner: TcpStream,
+struct Tracked<S> {
+    inner: S,
     conn: Arc<Conn>,
     epoch: Instant,
     rewrite: bool,
@@ -452,7 +483,7 @@ struct Tracked {
     max_header_bytes: usize,
 }
 
-impl Tracked {
+impl<S: AsyncWrite + Unpin> Tracked<S> {
     /// Writes what is left of a rewritten response; `Ready(Ok)` once it is all out.
     fn flush_pending(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while !self.pending.is_empty() {
@@ -469,7 +500,7 @@ impl Tracked {
     }
 }
 
-impl AsyncRead for Tracked {
+impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -488,7 +519,7 @@ impl AsyncRead for Tracked {
     }
 }
 
-impl AsyncWrite for Tracked {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

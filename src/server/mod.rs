@@ -14,6 +14,7 @@ pub mod error;
 pub mod listen;
 pub mod pipeline;
 pub mod routes;
+pub mod tls;
 
 use crate::metrics::{Metrics, classify};
 use auth::Authenticator;
@@ -385,13 +386,14 @@ impl LiveRouter {
     }
 }
 
-/// Serves `app` on `listener` with bounded connections until `shutdown` resolves, then
-/// drains in-flight requests.
+/// Serves `app` on `listener` with bounded connections (over TLS when `tls` is given) until
+/// `shutdown` resolves, then drains in-flight requests.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: LiveRouter,
     limits: listen::ConnLimits,
+    tls: Option<tls::LiveTls>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    listen::serve(listener, app, limits, shutdown).await
+    listen::serve(listener, app, limits, tls, shutdown).await
 }
