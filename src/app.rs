@@ -461,7 +461,17 @@ impl Reloading {
             source: Arc::new(move || {
                 Config::load(&path).map_err(|issues| issues.iter().map(|i| i.to_string()).collect())
             }),
-            watch: watch_files(config, cfg),
+            watch: watch_files(config, cfg).map(|mut w| {
+                let path = config.to_path_buf();
+                w.relist = Some(Arc::new(move || {
+                    let c = Config::load(&path).ok()?;
+                    Some((
+                        vec![path.clone(), c.profile.file],
+                        vec![c.profile.scripts_dir],
+                    ))
+                }));
+                w
+            }),
         }
     }
 }
@@ -473,6 +483,7 @@ pub fn watch_files(config: &Path, cfg: &Config) -> Option<crate::reload::Watch> 
         files: vec![config.to_path_buf(), cfg.profile.file.clone()],
         dirs: vec![cfg.profile.scripts_dir.clone()],
         every: Duration::from_millis(cfg.server.config_poll_ms.max(100)),
+        relist: None,
     })
 }
 

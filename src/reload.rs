@@ -176,8 +176,11 @@ fn log(report: &ReloadReport) {
     }
 }
 
+/// Names the files and directories of the configuration as it is on disk now.
+pub type Relist = Arc<dyn Fn() -> Option<(Vec<PathBuf>, Vec<PathBuf>)> + Send + Sync>;
+
 /// The files a configuration is made of, polled for changes.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Watch {
     /// Single files (the main configuration, the profile).
     pub files: Vec<PathBuf>,
@@ -185,6 +188,10 @@ pub struct Watch {
     pub dirs: Vec<PathBuf>,
     /// How often to look.
     pub every: Duration,
+    /// Names the files again at each look (`None`: `files` and `dirs` stay): a profile
+    /// directory reached through a symlink that is replaced (a Kubernetes ConfigMap's
+    /// `..data`) resolves to a new place after each update.
+    pub relist: Option<Relist>,
 }
 
 impl Watch {
@@ -192,8 +199,12 @@ impl Watch {
     /// follows symlinks, so a ConfigMap's `..data` swap is a change.
     pub fn fingerprint(&self) -> u64 {
         let mut h = std::collections::hash_map::DefaultHasher::new();
-        let mut files: Vec<PathBuf> = self.files.clone();
-        for dir in &self.dirs {
+        let (mut files, dirs) = self
+            .relist
+            .as_ref()
+            .and_then(|r| r())
+            .unwrap_or_else(|| (self.files.clone(), self.dirs.clone()));
+        for dir in &dirs {
             if let Ok(entries) = std::fs::read_dir(dir) {
                 files.extend(
                     entries
@@ -251,6 +262,7 @@ mod tests {
                 files: vec![main.clone()],
                 dirs: vec![dir.join("scripts")],
                 every: Duration::from_millis(40),
+                relist: None,
             }),
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
