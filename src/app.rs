@@ -293,9 +293,10 @@ impl RunningGateway {
         self.reload.reload(Trigger::Call).await
     }
 
-    /// Reloads as [`RunningGateway::reload`] does, for SIGHUP (so the log names the signal).
-    pub async fn reload_on_signal(&self) -> ReloadReport {
-        self.reload.reload(Trigger::Signal).await
+    /// Asks for reloads from elsewhere (a signal handler's task); see
+    /// [`RunningGateway::reload`].
+    pub fn reload_handle(&self) -> ReloadHandle {
+        self.reload.clone()
     }
 
     /// The gateway's store (API keys, Basic credentials, audit log), e.g. for `scimgate demo`
@@ -547,6 +548,19 @@ pub async fn start_gateway_reloading(
     } else {
         None
     };
+    // A bad certificate stops the start before anything runs in the background.
+    let (tls, tls_task) = match &cfg.server.tls {
+        Some(t) => {
+            let (live, task) = crate::server::tls::serve_files(
+                t.cert.clone(),
+                t.key.clone(),
+                Duration::from_millis(t.reload_poll_ms),
+            )
+            .map_err(|e| vec![format!("[server.tls]: {e}")])?;
+            (Some(live), Some(task))
+        }
+        None => (None, None),
+    };
     let store = open_store(&cfg.store).await.map_err(|e| vec![e])?;
     let metrics = Arc::new(Metrics::new());
     let shared = Shared {
@@ -651,18 +665,6 @@ pub async fn start_gateway_reloading(
             },
             reloading.watch,
         )
-    };
-    let (tls, tls_task) = match &cfg.server.tls {
-        Some(t) => {
-            let (live, task) = crate::server::tls::serve_files(
-                t.cert.clone(),
-                t.key.clone(),
-                Duration::from_millis(t.reload_poll_ms),
-            )
-            .map_err(|e| vec![format!("[server.tls]: {e}")])?;
-            (Some(live), Some(task))
-        }
-        None => (None, None),
     };
     let (tx, rx) = oneshot::channel::<()>();
     let conn_limits = cfg.server.conn_limits();

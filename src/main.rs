@@ -267,9 +267,13 @@ async fn serve_until_stopped(gw: &scimgate::app::RunningGateway) {
                     tracing::info!(target: LIFECYCLE, "shutting down");
                     return;
                 }
-                // The reload task logs the outcome.
+                // Reloads run in the reload task (which logs the outcome), so a stop signal
+                // during a reload is still heard at once.
                 _ = hup.recv() => {
-                    gw.reload_on_signal().await;
+                    let reload = gw.reload_handle();
+                    tokio::spawn(async move {
+                        reload.reload(scimgate::reload::Trigger::Signal).await;
+                    });
                 }
             }
         }
@@ -649,7 +653,19 @@ async fn run(cmd: Command) -> Result<(), Vec<String>> {
                 return Err(refused);
             }
             let _log = scimgate::logging::init(cfg.log.format, &cfg.log.level);
-            let reloading = scimgate::app::Reloading::from_file(&config, &cfg);
+            let mut reloading = scimgate::app::Reloading::from_file(&config, &cfg);
+            // A reload is refused for what would stop a start (e.g. a rotated secret file
+            // holding a short token).
+            let load_files = reloading.source.clone();
+            reloading.source = std::sync::Arc::new(move || {
+                let next = load_files()?;
+                let refused = scimgate::app::serve_problems(&next);
+                if refused.is_empty() {
+                    Ok(next)
+                } else {
+                    Err(refused)
+                }
+            });
             let gw = scimgate::app::start_gateway_reloading(&cfg, reloading).await?;
             // The banner is a log event (stderr, the configured format), so a log collector
             // gets it and stdout stays empty.

@@ -139,11 +139,13 @@ pub fn spawn(
                     (Trigger::FileChange, None)
                 }
             };
+            // The files as this reload reads them: an edit made while it runs is a change
+            // for the next look. Whatever the outcome, a refused edit is not retried until
+            // the files change again.
+            let before = watch.as_ref().map(|(w, _, _)| w.fingerprint());
             let report = apply(trigger).await;
-            // Whatever the outcome, these files were looked at: a refused edit is not
-            // retried until the files change again.
-            if let Some((w, seen, pending)) = watch.as_mut() {
-                *seen = w.fingerprint();
+            if let (Some((_, seen, pending)), Some(before)) = (watch.as_mut(), before) {
+                *seen = before;
                 *pending = None;
             }
             log(&report);

@@ -319,7 +319,15 @@ async fn accepted_connection(
     // here and in `connection`, is harmless).
     let _entry = Entry(table.clone(), id);
     let acceptor = tokio_rustls::TlsAcceptor::from(tls.current());
-    match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream)).await {
+    let mut stopping = stop.clone();
+    // A connection still in its handshake is idle: eviction (at the connection cap) and
+    // shutdown close it at once, as they close an idle plain connection.
+    let handshake = tokio::select! {
+        r = tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream)) => r,
+        _ = conn.kill.notified() => return,
+        _ = stopping.changed() => return,
+    };
+    match handshake {
         Ok(Ok(stream)) => connection(stream, peer, app, limits, table, id, conn, stop).await,
         Ok(Err(e)) => tracing::debug!(error = %e, %peer, "TLS handshake failed"),
         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
