@@ -1050,6 +1050,8 @@ struct EnvValue {
     var: String,
     keys: Vec<String>,
     value: String,
+    /// Read from a `…_FILE`: always a string, never parsed as a TOML scalar.
+    from_file: bool,
 }
 
 fn split_env(
@@ -1075,6 +1077,7 @@ fn split_env(
             continue;
         }
         // `…_FILE=/run/secrets/x`: the value is that file's content (a mounted secret).
+        let from_file = keys.last().is_some_and(|k| k.ends_with("_file"));
         let value = match keys.last_mut().and_then(|k| {
             let stem = k.strip_suffix("_file")?.to_string();
             Some(std::mem::replace(k, stem))
@@ -1102,7 +1105,12 @@ fn split_env(
             }
         };
         let section = keys[0].clone();
-        let ev = EnvValue { var, keys, value };
+        let ev = EnvValue {
+            var,
+            keys,
+            value,
+            from_file,
+        };
         if MAIN_SECTIONS.contains(&section.as_str()) {
             main.push(ev);
         } else if PROFILE_SECTIONS.contains(&section.as_str()) {
@@ -1295,7 +1303,7 @@ impl<'s> Sections<'s> {
         }
         for (ev, (span, _)) in env.iter().zip(&src.env_spans) {
             let raw = &src.text[span.clone()];
-            if let Err(msg) = overlay(&mut root, &ev.keys, raw, span) {
+            if let Err(msg) = overlay(&mut root, &ev.keys, raw, ev.from_file, span) {
                 issues.push(env_issue(&src.path, &ev.var, &msg));
             }
         }
@@ -1404,6 +1412,7 @@ fn overlay<'s>(
     table: &mut DeTable<'s>,
     keys: &[String],
     raw: &'s str,
+    text: bool,
     span: &Range<usize>,
 ) -> Result<(), String> {
     let Some((first, rest)) = keys.split_first() else {
@@ -1419,7 +1428,7 @@ fn overlay<'s>(
             table.remove(key.as_str()).map(Spanned::into_inner),
             Some(DeValue::String(_))
         );
-        let value = if was_string {
+        let value = if was_string || text {
             DeValue::String(Cow::Borrowed(raw))
         } else {
             env_scalar(raw)
@@ -1437,7 +1446,7 @@ fn overlay<'s>(
         );
     }
     match table.get_mut(key.as_str()).map(Spanned::get_mut) {
-        Some(DeValue::Table(t)) => overlay(t, rest, raw, span),
+        Some(DeValue::Table(t)) => overlay(t, rest, raw, text, span),
         _ => Err(format!("`{key}` is not a table")),
     }
 }
@@ -2199,7 +2208,7 @@ list = { path = "/users", items = "$.data[*]", total = "$.total", paging = { sty
         let backend = dir.join("backend");
         std::fs::write(&backend, "bearer-from-file\n").unwrap();
         let admin = dir.join("admin");
-        std::fs::write(&admin, "admin-password-from-file").unwrap();
+        std::fs::write(&admin, "\"admin-password-from-file\"").unwrap();
         let cfg = Config::load_with_env(
             &l.main(),
             env(&[
@@ -2220,7 +2229,18 @@ list = { path = "/users", items = "$.data[*]", total = "$.total", paging = { sty
                 token: Secret::new("bearer-from-file")
             }
         );
-        assert_eq!(cfg.admin.password.expose(), "admin-password-from-file");
+        // The file's content as it is: quotes are not TOML syntax here.
+        assert_eq!(cfg.admin.password.expose(), "\"admin-password-from-file\"");
+
+        // A one-line file is taken as it is, not as TOML (quotes stay, `+1` is not a number).
+        let quoted = dir.join("quoted");
+        std::fs::write(&quoted, "\"quoted-token\"\n").unwrap();
+        let cfg = Config::load_with_env(
+            &l.main(),
+            env(&[("SCIMGATE_AUTH__TOKENS_FILE", quoted.to_str().unwrap())]),
+        )
+        .unwrap_or_else(|e| panic!("{e:#?}"));
+        assert_eq!(cfg.auth.tokens, [Secret::new("\"quoted-token\"")]);
 
         let missing = dir.join("no-such-secret");
         let errs = Config::load_with_env(
