@@ -574,7 +574,15 @@ pub async fn start_gateway_reloading(
                 cfg.server.max_concurrency,
             )
             .with_operation_timeout(cfg.server.operation_timeout())
-            .with_max_uri_bytes(cfg.server.max_uri_bytes),
+            .with_max_uri_bytes(cfg.server.max_uri_bytes)
+            .with_trusted_proxies(
+                cfg.server
+                    .trusted_proxies
+                    .iter()
+                    .filter_map(|p| crate::server::forwarded::Cidr::parse(p))
+                    .collect(),
+                cfg.server.public_url.trim().is_empty(),
+            ),
         ),
         auditor: Arc::new(Auditor::new(store.clone()).with_metrics(metrics.clone())),
     };

@@ -128,6 +128,11 @@ pub struct ServerConfig {
     /// `[server.tls]`: serve SCIM over HTTPS with this certificate; absent: plain HTTP (for
     /// a TLS-terminating proxy or ingress in front).
     pub tls: Option<TlsConfig>,
+    /// Addresses or ranges (`10.0.0.0/8`) of the reverse proxies in front: from them, and
+    /// only them, `X-Forwarded-For` gives the client's address (sign-in throttles, audit) and,
+    /// without `public_url`, `X-Forwarded-Proto`/`-Host` the URLs in `meta.location`.
+    #[serde(deserialize_with = "de_string_list")]
+    pub trusted_proxies: Vec<String>,
 }
 
 /// `[server.tls]`: the SCIM listener's certificate. Both are PEM files; a path is taken as
@@ -167,6 +172,7 @@ impl Default for ServerConfig {
             script_timeout_ms: 1_000,
             config_poll_ms: 2_000,
             tls: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -1475,6 +1481,11 @@ fn is_identifier(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
+/// A list of strings, or one comma-separated string (from the environment).
+fn de_string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Ok(de_secret_list(d)?.into_iter().map(|s| s.0).collect())
+}
+
 fn de_secret_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Secret>, D::Error> {
     struct ListVisitor;
     impl<'de> Visitor<'de> for ListVisitor {
@@ -1586,6 +1597,14 @@ impl Validator<'_> {
         }
         if s.max_header_bytes < 1024 {
             self.push("server.max_header_bytes", "must be at least 1024");
+        }
+        for p in &s.trusted_proxies {
+            if crate::server::forwarded::Cidr::parse(p).is_none() {
+                self.push(
+                    "server.trusted_proxies",
+                    format!("`{p}` is not an address or range (e.g. `10.0.0.0/8`)"),
+                );
+            }
         }
         for (key, zero) in [
             ("server.max_body_bytes", s.max_body_bytes == 0),

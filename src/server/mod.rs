@@ -11,6 +11,7 @@
 pub mod audit;
 pub mod auth;
 pub mod error;
+pub mod forwarded;
 pub mod listen;
 pub mod pipeline;
 pub mod routes;
@@ -49,6 +50,11 @@ pub struct Limits {
     pub max_concurrency: u32,
     /// Longest request URI (path and query) in bytes; 414 above it.
     pub max_uri_bytes: usize,
+    /// Peers whose `X-Forwarded-*` headers are believed (see [`forwarded`]).
+    pub trusted_proxies: Arc<[forwarded::Cidr]>,
+    /// Whether a trusted proxy's `X-Forwarded-Proto`/`-Host` set the URLs the gateway hands
+    /// out (no `public_url` configured).
+    pub forwarded_origin: bool,
 }
 
 impl Limits {
@@ -62,7 +68,17 @@ impl Limits {
             concurrency: Arc::new(Semaphore::new(max_concurrency.max(1))),
             max_concurrency: u32::try_from(max_concurrency.max(1)).unwrap_or(u32::MAX),
             max_uri_bytes: 8 * 1024,
+            trusted_proxies: Arc::from(Vec::new()),
+            forwarded_origin: false,
         }
+    }
+
+    /// Believes `X-Forwarded-For` (and, with `origin`, `X-Forwarded-Proto`/`-Host`) from
+    /// peers in `trusted`.
+    pub fn with_trusted_proxies(mut self, trusted: Vec<forwarded::Cidr>, origin: bool) -> Self {
+        self.trusted_proxies = Arc::from(trusted);
+        self.forwarded_origin = origin;
+        self
     }
 
     /// Sets the longest request URI accepted.
@@ -195,8 +211,37 @@ const BACKSTOP_MARGIN: Duration = Duration::from_secs(5);
 /// latency), counts it in the metrics (by resource, operation and status), sheds load when
 /// `max_concurrency` requests are in flight, and bounds the time a request may take. The
 /// token is never part of what is logged.
-async fn edge(State(edge): State<EdgeState>, req: Request, next: Next) -> Response {
+async fn edge(State(edge): State<EdgeState>, mut req: Request, next: Next) -> Response {
     let limits = &edge.limits;
+    // Behind a trusted proxy: the client's address for throttles and the audit log, and the
+    // URL the client used for meta.location.
+    let mut request_base: Option<Arc<str>> = None;
+    if let Some(peer) = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
+        .filter(|ip| forwarded::is_trusted(&limits.trusted_proxies, *ip))
+    {
+        let headers = req.headers();
+        let client = forwarded::client_address(
+            &limits.trusted_proxies,
+            peer,
+            headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok()),
+        );
+        if limits.forwarded_origin {
+            let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+            request_base =
+                forwarded::origin(header("x-forwarded-proto"), header("x-forwarded-host"))
+                    .map(|o| Arc::from(format!("{o}{}", edge.base_path)));
+        }
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(std::net::SocketAddr::new(
+                client, 0,
+            )));
+    }
     let id = req
         .headers()
         .get("x-request-id")
@@ -245,7 +290,6 @@ async fn edge(State(edge): State<EdgeState>, req: Request, next: Next) -> Respon
     // spawns nothing.
     let is_write = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
     let late = ClientDeadline::default();
-    let mut req = req;
     req.extensions_mut().insert(late.clone());
     req.extensions_mut()
         .insert(RequestId(Arc::from(id.as_str())));
@@ -253,7 +297,8 @@ async fn edge(State(edge): State<EdgeState>, req: Request, next: Next) -> Respon
     let op = tracing::Instrument::instrument(
         async move {
             let _permit = permit;
-            match tokio::time::timeout(op_timeout, next.run(req)).await {
+            let run = forwarded::with_request_base(request_base, next.run(req));
+            match tokio::time::timeout(op_timeout, run).await {
                 Ok(r) => r,
                 Err(_) => {
                     tracing::error!(

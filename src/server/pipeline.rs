@@ -293,9 +293,13 @@ impl Gateway {
         &self.spc
     }
 
-    /// External URL of the SCIM root.
-    pub fn base_url(&self) -> &str {
-        &self.base_url
+    /// External URL of the SCIM root: what a trusted proxy said the client used (see
+    /// [`super::forwarded`]), else the configured one.
+    pub fn base_url(&self) -> std::borrow::Cow<'_, str> {
+        match super::forwarded::request_base() {
+            Some(b) => std::borrow::Cow::Owned(b.to_string()),
+            None => std::borrow::Cow::Borrowed(&self.base_url),
+        }
     }
 
     /// Largest page size.
@@ -685,7 +689,7 @@ impl Gateway {
         out.insert("value".into(), Value::String(value.to_string()));
         out.insert(
             "$ref".into(),
-            Value::String(format!("{}/Users/{value}", self.base_url)),
+            Value::String(format!("{}/Users/{value}", self.base_url())),
         );
         out.insert("type".into(), Value::String("User".into()));
         if let Some(d) = display {
@@ -765,7 +769,7 @@ impl Gateway {
         let etag = set_meta(
             &mut resource,
             ctx.rt,
-            &self.base_url,
+            &self.base_url(),
             created.as_deref(),
             modified.as_deref(),
         );

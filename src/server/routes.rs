@@ -290,7 +290,7 @@ pub async fn delete(
 /// `GET /ServiceProviderConfig`.
 pub async fn service_provider_config(State(state): State<AppState>) -> Response {
     let gw = &state.gateway;
-    scim_json(StatusCode::OK, &gw.spc().to_json(gw.base_url()))
+    scim_json(StatusCode::OK, &gw.spc().to_json(&gw.base_url()))
 }
 
 /// `GET /Schemas`.
@@ -298,7 +298,7 @@ pub async fn schemas(State(state): State<AppState>) -> Response {
     let gw = &state.gateway;
     scim_json(
         StatusCode::OK,
-        &gw.registry().schemas_document(gw.base_url()),
+        &gw.registry().schemas_document(&gw.base_url()),
     )
 }
 
@@ -313,7 +313,7 @@ pub async fn schema(
         .schema(&urn)
         .filter(|s| gw.registry().is_published(&s.id))
         .ok_or_else(|| ScimError::not_found(format!("no schema '{urn}'")))?;
-    Ok(scim_json(StatusCode::OK, &s.to_json(gw.base_url())))
+    Ok(scim_json(StatusCode::OK, &s.to_json(&gw.base_url())))
 }
 
 /// `GET /ResourceTypes`.
@@ -321,7 +321,7 @@ pub async fn resource_types(State(state): State<AppState>) -> Response {
     let gw = &state.gateway;
     scim_json(
         StatusCode::OK,
-        &gw.registry().resource_types_document(gw.base_url()),
+        &gw.registry().resource_types_document(&gw.base_url()),
     )
 }
 
@@ -337,7 +337,7 @@ pub async fn resource_type_doc(
         .ok_or_else(|| ScimError::not_found(format!("no resource type '{name}'")))?;
     Ok(scim_json(
         StatusCode::OK,
-        &gw.registry().resource_type_document(rt, gw.base_url()),
+        &gw.registry().resource_type_document(rt, &gw.base_url()),
     ))
 }
 

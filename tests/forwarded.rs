@@ -1,0 +1,168 @@
+//! Behind a reverse proxy (`[server] trusted_proxies`): from a trusted peer,
+//! `X-Forwarded-Proto`/`-Host` set `meta.location` and `Location`, and `X-Forwarded-For` is
+//! the address sign-in failures are counted under; from an untrusted peer the headers change
+//! nothing.
+
+mod common;
+
+use common::Scim;
+use scimgate::app::{DemoOptions, DemoStack};
+use serde_json::json;
+
+fn trust_loopback(cfg: &mut scimgate::config::Config) {
+    cfg.server.trusted_proxies = vec!["127.0.0.0/8".into()];
+}
+
+fn trust_elsewhere(cfg: &mut scimgate::config::Config) {
+    cfg.server.trusted_proxies = vec!["10.0.0.0/8".into()];
+}
+
+/// The enterprise-toolkit profile: SCIM clients sign in with a user name and password, and
+/// failed sign-ins are throttled per client address.
+async fn start(adjust: fn(&mut scimgate::config::Config)) -> DemoStack {
+    DemoStack::start(DemoOptions {
+        adjust: Some(adjust),
+        ..DemoOptions::for_tests("enterprise-toolkit")
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#?}"))
+}
+
+/// A failing Basic sign-in as user `n` (a different user each time, so only the per-address
+/// count can reach the limit).
+fn wrong_password(stack: &DemoStack, n: usize) -> String {
+    use base64::Engine as _;
+    assert!(stack.basic.is_some(), "a Basic profile");
+    let pair = format!("nobody-{n}:not-the-password");
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    )
+}
+
+const FORWARDED: [(&str, &str); 2] = [
+    ("x-forwarded-proto", "https"),
+    ("x-forwarded-host", "scim.example.com"),
+];
+
+#[tokio::test]
+async fn a_trusted_proxy_sets_the_urls_and_the_client_address() {
+    let stack = start(trust_loopback).await;
+    let scim = Scim::new(&stack.scim_url, &stack.token);
+    let user = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                      "userName": "forwarded@example.com", "active": true, "name": {"givenName": "Ada", "familyName": "Lovelace"}, "emails": [{"value": "forwarded@example.com", "type": "work", "primary": true}]});
+    let mut headers = vec![("authorization", scim.auth.as_str())];
+    headers.extend(FORWARDED);
+    let r = scim
+        .http
+        .json(
+            "POST",
+            &format!("{}/Users", scim.base),
+            &headers,
+            Some(&user),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let location = r.json["meta"]["location"].as_str().unwrap();
+    assert!(
+        location.starts_with("https://scim.example.com/scim/v2/Users/"),
+        "{location}"
+    );
+    assert_eq!(r.header("location"), Some(location));
+    // Without the headers: the gateway's own URL.
+    let r = scim.post("/Users", &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                      "userName": "direct@example.com", "active": true, "name": {"givenName": "Ada", "familyName": "Lovelace"}, "emails": [{"value": "direct@example.com", "type": "work", "primary": true}]})).await;
+    assert!(
+        r.json["meta"]["location"]
+            .as_str()
+            .unwrap()
+            .starts_with(&stack.scim_url),
+        "{}",
+        r.text
+    );
+
+    // Failed sign-ins count per forwarded client: one client is throttled (429), another
+    // behind the same proxy is not; the spoofed left-hand entry is not what is counted.
+    let url = format!("{}/Users", scim.base);
+    let mut last = 0;
+    for i in 0..12 {
+        let wrong = wrong_password(&stack, i);
+        let r = scim
+            .http
+            .json(
+                "GET",
+                &url,
+                &[
+                    ("authorization", wrong.as_str()),
+                    ("x-forwarded-for", "6.6.6.6, 198.51.100.1"),
+                ],
+                None,
+            )
+            .await;
+        last = r.status;
+    }
+    assert_eq!(last, 429, "the forwarded client is throttled");
+    let wrong = wrong_password(&stack, 99);
+    let r = scim
+        .http
+        .json(
+            "GET",
+            &url,
+            &[
+                ("authorization", wrong.as_str()),
+                ("x-forwarded-for", "198.51.100.2"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 401, "another client behind the proxy is not");
+}
+
+#[tokio::test]
+async fn an_untrusted_peer_cannot_pick_urls_or_addresses() {
+    let stack = start(trust_elsewhere).await;
+    let scim = Scim::new(&stack.scim_url, &stack.token);
+    let user = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                      "userName": "spoofed@example.com", "active": true, "name": {"givenName": "Ada", "familyName": "Lovelace"}, "emails": [{"value": "spoofed@example.com", "type": "work", "primary": true}]});
+    let mut headers = vec![("authorization", scim.auth.as_str())];
+    headers.extend(FORWARDED);
+    let r = scim
+        .http
+        .json(
+            "POST",
+            &format!("{}/Users", scim.base),
+            &headers,
+            Some(&user),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert!(
+        r.json["meta"]["location"]
+            .as_str()
+            .unwrap()
+            .starts_with(&stack.scim_url),
+        "headers from an untrusted peer are ignored: {}",
+        r.text
+    );
+    // Rotating X-Forwarded-For does not escape the throttle: the peer's address counts.
+    let url = format!("{}/Users", scim.base);
+    let mut last = 0;
+    for i in 0..12 {
+        let wrong = wrong_password(&stack, i);
+        let xff = format!("198.51.100.{i}");
+        let r = scim
+            .http
+            .json(
+                "GET",
+                &url,
+                &[
+                    ("authorization", wrong.as_str()),
+                    ("x-forwarded-for", xff.as_str()),
+                ],
+                None,
+            )
+            .await;
+        last = r.status;
+    }
+    assert_eq!(last, 429, "{last}");
+}
