@@ -562,6 +562,7 @@ pub async fn start_gateway_reloading(
         None => (None, None),
     };
     let store = open_store(&cfg.store).await.map_err(|e| vec![e])?;
+    apply_declared(cfg, &store).await?;
     let metrics = Arc::new(Metrics::new());
     let shared = Shared {
         addr,
@@ -638,7 +639,11 @@ pub async fn start_gateway_reloading(
                     let outcome = match source() {
                         Ok(next) => {
                             let (next, restart) = keep_restart_settings(&current, next);
-                            match build_live(&next, &shared).await {
+                            let built = match apply_declared(&next, &shared.store).await {
+                                Ok(()) => build_live(&next, &shared).await,
+                                Err(problems) => Err(problems),
+                            };
+                            match built {
                                 Ok(mut live) => {
                                     app.swap(router(
                                         app_state(&shared, &live),
@@ -738,6 +743,40 @@ pub async fn start_gateway_reloading(
         limits,
         store,
     })
+}
+
+/// Puts the API keys and Basic credentials `[auth]` declares into the store (start and each
+/// reload). Entries were checked by validation; one that fails here (a declared key id that
+/// exists with another secret, a store error) is returned as a problem.
+async fn apply_declared(cfg: &Config, store: &Store) -> Result<(), Vec<String>> {
+    let keys: Vec<_> = cfg
+        .auth
+        .api_keys
+        .iter()
+        .filter_map(|k| crate::store::DeclaredKey::parse(k.expose()))
+        .collect();
+    let users: Vec<_> = cfg
+        .auth
+        .basic_users
+        .iter()
+        .filter_map(|u| crate::store::DeclaredUser::parse(u.expose()))
+        .collect();
+    if !keys.is_empty() {
+        let added = store
+            .ensure_keys(&keys)
+            .await
+            .map_err(|e| vec![format!("[auth] api_keys: {e}")])?;
+        if added > 0 {
+            tracing::info!(added, "declared API keys added to the store");
+        }
+    }
+    if !users.is_empty() {
+        store
+            .ensure_basic_users(&users)
+            .await
+            .map_err(|e| vec![format!("[auth] basic_users: {e}")])?;
+    }
+    Ok(())
 }
 
 /// `next` with the running values of the sections that cannot change while serving

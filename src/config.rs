@@ -245,6 +245,17 @@ pub struct AuthConfig {
     /// replica) takes effect within this time; one on this gateway's admin page at once.
     /// 0 asks the store on every request.
     pub key_cache_ms: u64,
+    /// API keys declared here (e.g. from a mounted secret: `SCIMGATE_AUTH__API_KEYS_FILE`),
+    /// one `id:sha256hex:name` per entry as `scimgate token new` prints it (only the key's
+    /// hash; the key itself goes to Entra). Added to the store at start and on reload if
+    /// missing; a revocation on the admin page or by the CLI stays.
+    #[serde(deserialize_with = "de_line_list")]
+    pub api_keys: Vec<Secret>,
+    /// HTTP Basic credentials declared here (`SCIMGATE_AUTH__BASIC_USERS_FILE`), one
+    /// `username:$argon2id$…` per entry as `scimgate basic hash` prints it; set in the store
+    /// at start and on reload.
+    #[serde(deserialize_with = "de_line_list")]
+    pub basic_users: Vec<Secret>,
 }
 
 impl Default for AuthConfig {
@@ -256,6 +267,8 @@ impl Default for AuthConfig {
             max_failed_logins: 10,
             failed_login_window_s: 60,
             key_cache_ms: 5_000,
+            api_keys: Vec::new(),
+            basic_users: Vec::new(),
         }
     }
 }
@@ -926,6 +939,7 @@ impl Config {
             issues: Vec::new(),
         };
         v.server();
+        v.declared_credentials();
         v.auth();
         v.store();
         v.admin();
@@ -1481,6 +1495,32 @@ fn is_identifier(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
+/// A list of strings, or one string with an item per line (argon2 hashes hold commas).
+fn de_line_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Secret>, D::Error> {
+    struct LineVisitor;
+    impl<'de> Visitor<'de> for LineVisitor {
+        type Value = Vec<Secret>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a list of strings or a string with one entry per line")
+        }
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+            Ok(s.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(Secret::new)
+                .collect())
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(s) = seq.next_element::<Secret>()? {
+                out.push(s);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_any(LineVisitor)
+}
+
 /// A list of strings, or one comma-separated string (from the environment).
 fn de_string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     Ok(de_secret_list(d)?.into_iter().map(|s| s.0).collect())
@@ -1579,6 +1619,28 @@ struct Validator<'c> {
 impl Validator<'_> {
     fn push(&mut self, key: &str, message: impl fmt::Display) {
         self.issues.push(self.cfg.issue(key, message));
+    }
+
+    fn declared_credentials(&mut self) {
+        let a = &self.cfg.auth;
+        let bad_keys: Vec<usize> = (1..=a.api_keys.len())
+            .filter(|i| crate::store::DeclaredKey::parse(a.api_keys[i - 1].expose()).is_none())
+            .collect();
+        let bad_users: Vec<usize> = (1..=a.basic_users.len())
+            .filter(|i| crate::store::DeclaredUser::parse(a.basic_users[i - 1].expose()).is_none())
+            .collect();
+        for i in bad_keys {
+            self.push(
+                "auth.api_keys",
+                format!("entry #{i} is not `id:sha256hex:name` (`scimgate token new` prints one)"),
+            );
+        }
+        for i in bad_users {
+            self.push(
+                "auth.basic_users",
+                format!("entry #{i} is not `username:$argon2…` (`scimgate basic hash` prints one)"),
+            );
+        }
     }
 
     fn server(&mut self) {

@@ -202,6 +202,14 @@ enum BasicAction {
         #[arg(long)]
         username: String,
     },
+    /// Print the `[auth] basic_users` line for a user (the password, read from standard
+    /// input, argon2id-hashed), to declare the credential in a configuration or a mounted
+    /// secret instead of running `basic set` against the store. Opens no store.
+    Hash {
+        /// The user name Entra sends.
+        #[arg(long)]
+        username: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -214,6 +222,14 @@ enum TokenAction {
         /// Lifetime: 90d, 12h, 30m or never.
         #[arg(long, default_value = "never")]
         expires: String,
+    },
+    /// Make a key without storing it: prints the key (give it to Entra) and the `[auth]
+    /// api_keys` line that declares it (its hash), for a configuration or a mounted secret.
+    /// Opens no store.
+    New {
+        /// Who uses the key, e.g. "entra"; shown in lists and as the audit actor.
+        #[arg(long)]
+        name: String,
     },
     /// List every key (never the key itself).
     List,
@@ -541,7 +557,7 @@ async fn basic(action: BasicAction, config: &std::path::Path) -> Result<(), Vec<
     use scimgate::store::BasicCredentials;
     // Read and check everything before the store is opened, so a mistake creates nothing.
     let password = match &action {
-        BasicAction::Set { username } => {
+        BasicAction::Set { username } | BasicAction::Hash { username } => {
             if username.trim().is_empty() || username.contains(':') {
                 return Err(vec![
                     "--username must be non-empty and contain no ':'".into(),
@@ -559,6 +575,13 @@ async fn basic(action: BasicAction, config: &std::path::Path) -> Result<(), Vec<
         }
         BasicAction::Remove { .. } => None,
     };
+    if let (BasicAction::Hash { username }, Some(password)) = (&action, &password) {
+        let line = scimgate::store::DeclaredUser::hash(username.trim(), password)
+            .await
+            .map_err(|e| vec![e.to_string()])?;
+        println!("{line}");
+        return Ok(());
+    }
     let store = open_key_store(config).await?;
     let result = match (action, password) {
         (BasicAction::Set { username }, Some(password)) => {
@@ -573,6 +596,7 @@ async fn basic(action: BasicAction, config: &std::path::Path) -> Result<(), Vec<
                 Err(e) => Err(vec![format!("store: {e}")]),
             }
         }
+        (BasicAction::Hash { .. }, _) => Ok(()),
         (BasicAction::Remove { username }, _) => match store.remove_user(&username).await {
             Ok(true) => {
                 println!("credentials of '{username}' removed");
@@ -595,6 +619,23 @@ async fn token(action: TokenAction, config: &std::path::Path) -> Result<(), Vec<
                 return Err(vec!["--name must not be empty".into()]);
             }
             scimgate::store::parse_lifetime(expires).map_err(|e| vec![e])?
+        }
+        TokenAction::New { name } => {
+            let name = name.trim();
+            if name.is_empty() || name.contains(['\n', ',']) {
+                return Err(vec![
+                    "--name must be non-empty, without ',' or a line break".into(),
+                ]);
+            }
+            let (key, line) =
+                scimgate::store::DeclaredKey::generate(name).map_err(|e| vec![e.to_string()])?;
+            println!("{key}");
+            println!("{line}");
+            eprintln!(
+                "first line: the key (Entra's Secret Token); second line: its [auth] api_keys \
+                 entry (only the hash), e.g. in the file SCIMGATE_AUTH__API_KEYS_FILE names"
+            );
+            return Ok(());
         }
         _ => None,
     };
@@ -631,6 +672,8 @@ async fn token(action: TokenAction, config: &std::path::Path) -> Result<(), Vec<
             Ok(false) => Err(vec![format!("no key with id {id}")]),
             Err(e) => Err(vec![format!("store: {e}")]),
         },
+        // Handled above, before the store opens.
+        TokenAction::New { .. } => Ok(()),
     };
     store.close().await;
     result

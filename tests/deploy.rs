@@ -262,3 +262,134 @@ async fn json_logs_are_one_object_per_line_with_numbers_and_the_banner() {
         "the stop is logged"
     );
 }
+
+/// API keys and Basic credentials declared from mounted secrets, so a deployment needs no
+/// `exec` into the container: `scimgate token new` / `basic hash` print the entries (opening
+/// no store), `serve` adds them at start, and a restart with the same entries is a no-op.
+#[tokio::test]
+async fn declared_keys_and_basic_users_work_without_the_cli_store_commands() {
+    let legacy = DemoApp::start("127.0.0.1:0", DemoConfig::with_api_key(LEGACY_KEY))
+        .await
+        .unwrap();
+    let scratch = Scratch::new("deploy-declared");
+    let store = format!("sqlite://{}", scratch.0.join("store.db").display());
+    let config = write_config(
+        &scratch.0,
+        &store,
+        "declared-static-token-0123456789abcdef",
+        "default",
+        "",
+    );
+    let bin = env!("CARGO_BIN_EXE_scimgate");
+    let out = Command::new(bin)
+        .args(["token", "new", "--name", "entra-declared"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let mut lines = stdout.lines();
+    let (key, declared) = (lines.next().unwrap(), lines.next().unwrap());
+    assert!(key.starts_with("sgk_"), "{stdout}");
+    assert!(
+        !declared.contains(key) && declared.ends_with(":entra-declared"),
+        "{declared}"
+    );
+    assert!(
+        !scratch.0.join("store.db").exists(),
+        "`token new` opens no store"
+    );
+
+    let mut hash = Command::new(bin)
+        .args(["basic", "hash", "--username", "entra-basic"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = hash.stdin.take().unwrap();
+        stdin.write_all(b"a-basic-password-1234\n").unwrap();
+    }
+    let out = hash.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let basic_line = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(
+        basic_line.starts_with("entra-basic:$argon2id$"),
+        "{basic_line}"
+    );
+
+    let secrets = scratch.0.join("secrets");
+    std::fs::create_dir_all(&secrets).unwrap();
+    std::fs::write(secrets.join("api-keys"), format!("{declared}\n")).unwrap();
+    std::fs::write(secrets.join("basic-users"), format!("{basic_line}\n")).unwrap();
+    let keys_file = secrets.join("api-keys").display().to_string();
+    let users_file = secrets.join("basic-users").display().to_string();
+    let base = legacy.base_url();
+    let env = [
+        ("SCIMGATE_AUTH__API_KEYS_FILE", keys_file.as_str()),
+        ("SCIMGATE_AUTH__BASIC_USERS_FILE", users_file.as_str()),
+        ("SCIMGATE_BACKEND__BASE_URL", base.as_str()),
+        ("SCIMGATE_BACKEND__AUTH__VALUE", LEGACY_KEY),
+    ];
+    let probe = "/Users?filter=userName%20eq%20%22nobody%22";
+    for round in 0..2 {
+        // The second start finds the entries in the store already.
+        let gw = GatewayProcess::start(&config, &env);
+        let r = Scim::new(&gw.scim_url, key).get(probe).await;
+        assert_eq!(r.status, 200, "round {round}: the declared key: {}", r.text);
+        use base64::Engine as _;
+        let basic = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("entra-basic:a-basic-password-1234")
+        );
+        let r = common::Http::new()
+            .raw(
+                "GET",
+                &format!("{}{probe}", gw.scim_url),
+                &[("authorization", basic.as_str())],
+                None,
+            )
+            .await;
+        assert_eq!(
+            r.status, 200,
+            "round {round}: the declared Basic user: {}",
+            r.text
+        );
+    }
+    let list = Command::new(bin)
+        .args(["token", "list", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let list = String::from_utf8_lossy(&list.stdout);
+    assert_eq!(list.matches("entra-declared").count(), 1, "{list}");
+
+    // The same id with another secret is refused at start; a malformed entry too.
+    let (id, _) = declared.split_once(':').unwrap();
+    std::fs::write(
+        secrets.join("api-keys"),
+        format!("{id}:{}:entra-declared\n", "ab".repeat(32)),
+    )
+    .unwrap();
+    let (ok, _, stderr) = serve_refused(&config, &env);
+    assert!(!ok);
+    assert!(
+        stderr.contains("exists in the store with another secret"),
+        "{stderr}"
+    );
+    std::fs::write(secrets.join("api-keys"), "not-a-declaration\n").unwrap();
+    let (ok, _, stderr) = serve_refused(&config, &env);
+    assert!(!ok);
+    assert!(
+        stderr.contains("entry #1 is not `id:sha256hex:name`"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("not-a-declaration"),
+        "entries are not echoed: {stderr}"
+    );
+}

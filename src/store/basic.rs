@@ -160,6 +160,59 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
         .map_err(|e| StoreError::Internal(format!("password task failed: {e}")))
 }
 
+/// A Basic credential declared in the configuration (`[auth] basic_users`):
+/// `<username>:<argon2 PHC string>`, as `scimgate basic hash` prints it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeclaredUser {
+    /// The user name.
+    pub username: String,
+    /// The argon2 hash of the password (PHC string).
+    pub phc: String,
+}
+
+impl DeclaredUser {
+    /// Parses one `[auth] basic_users` entry; `None` unless it is `username:$argon2…` with a
+    /// hash that parses.
+    pub fn parse(line: &str) -> Option<DeclaredUser> {
+        let (username, phc) = line.trim().split_once(':')?;
+        let parsed = PasswordHash::new(phc).ok()?;
+        (!username.is_empty()
+            && Algorithm::try_from(parsed.algorithm).is_ok()
+            && parsed.hash.is_some())
+        .then(|| DeclaredUser {
+            username: username.to_string(),
+            phc: phc.to_string(),
+        })
+    }
+
+    /// The `[auth] basic_users` line for `username` with `password` (`scimgate basic hash`).
+    pub async fn hash(username: &str, password: &str) -> StoreResult<String> {
+        let password = password.to_string();
+        let phc = blocking(move || hash_password(&password)).await??;
+        Ok(format!("{username}:{phc}"))
+    }
+}
+
+impl Store {
+    /// Sets each declared user's password hash (runs at start and on reload), replacing what
+    /// the store holds for that name; users not declared are left alone.
+    pub async fn ensure_basic_users(&self, users: &[DeclaredUser]) -> StoreResult<()> {
+        for u in users {
+            let sql = "INSERT INTO basic_credentials (username, phc, updated_at) \
+                       VALUES ($1, $2, $3) ON CONFLICT (username) DO UPDATE SET \
+                       phc = excluded.phc, updated_at = excluded.updated_at";
+            with_pool!(self, pool => sqlx::query(sql)
+                .bind(&u.username)
+                .bind(&u.phc)
+                .bind(db_time(Utc::now()))
+                .execute(pool)
+                .await
+                .map(|_| ()))?;
+        }
+        Ok(())
+    }
+}
+
 impl BasicCredentials for Store {
     async fn set_password(&self, username: &str, password: &str) -> StoreResult<()> {
         let password = password.to_string();

@@ -225,6 +225,86 @@ impl KeyStore for Store {
     }
 }
 
+/// An API key declared in the configuration (`[auth] api_keys`, e.g. from a mounted
+/// secret): `<public id>:<SHA-256 of the whole key, hex>:<name>`. Only the hash is declared,
+/// so the secret that holds it cannot be used as a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeclaredKey {
+    /// The key's public id (16 hex digits).
+    pub id: KeyId,
+    /// SHA-256 of the whole key.
+    pub hash: Vec<u8>,
+    /// The name shown in lists and the audit log.
+    pub name: String,
+}
+
+impl DeclaredKey {
+    /// Parses one `[auth] api_keys` entry; `None` when it is not `id:sha256hex:name`.
+    pub fn parse(line: &str) -> Option<DeclaredKey> {
+        let mut parts = line.trim().splitn(3, ':');
+        let (id, hash, name) = (parts.next()?, parts.next()?, parts.next()?.trim());
+        let is_hex =
+            |s: &str, n: usize| s.len() == n * 2 && s.bytes().all(|b| b.is_ascii_hexdigit());
+        if !is_hex(id, ID_BYTES) || !is_hex(hash, 32) || name.is_empty() {
+            return None;
+        }
+        let hash = (0..32)
+            .map(|i| u8::from_str_radix(&hash[i * 2..i * 2 + 2], 16).ok())
+            .collect::<Option<Vec<u8>>>()?;
+        Some(DeclaredKey {
+            id: KeyId(id.to_ascii_lowercase()),
+            hash,
+            name: name.to_string(),
+        })
+    }
+
+    /// A new random key and the `[auth] api_keys` line that declares it (`scimgate token
+    /// new`); nothing is stored.
+    pub fn generate(name: &str) -> StoreResult<(String, String)> {
+        let id = random_hex(ID_BYTES)?;
+        let key = format!("{PREFIX}{id}_{}", random_hex(SECRET_BYTES)?);
+        let line = format!("{id}:{}:{name}", hex(&key_hash(&key)));
+        Ok((key, line))
+    }
+}
+
+impl Store {
+    /// Makes sure each declared key exists (runs at start and on reload): a missing one is
+    /// added, one already there is left as it is (a revocation stays), and one whose id
+    /// exists with another secret is an error naming the id. Returns how many were added.
+    pub async fn ensure_keys(&self, keys: &[DeclaredKey]) -> StoreResult<usize> {
+        let mut added = 0;
+        for k in keys {
+            let sql = "INSERT INTO api_keys (id, name, secret_hash, created_at, expires_at) \
+                       VALUES ($1, $2, $3, $4, NULL) ON CONFLICT (id) DO NOTHING";
+            let n = with_pool!(self, pool => sqlx::query(sql)
+                .bind(&k.id.0)
+                .bind(&k.name)
+                .bind(&k.hash)
+                .bind(db_time(Utc::now()))
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected()))?;
+            if n > 0 {
+                added += 1;
+                continue;
+            }
+            let sql = "SELECT secret_hash FROM api_keys WHERE id = $1";
+            let stored: Option<(Vec<u8>,)> = with_pool!(self, pool => sqlx::query_as(sql)
+                .bind(&k.id.0)
+                .fetch_optional(pool)
+                .await)?;
+            if stored.is_some_and(|(h,)| h != k.hash) {
+                return Err(StoreError::Internal(format!(
+                    "declared API key {} exists in the store with another secret",
+                    k.id
+                )));
+            }
+        }
+        Ok(added)
+    }
+}
+
 /// Key revocations made by this process (any store), for caches of verified keys: an entry
 /// made before the count last changed is not used again.
 static KEY_REVOCATIONS: AtomicU64 = AtomicU64::new(0);

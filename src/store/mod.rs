@@ -22,10 +22,10 @@ mod tests;
 mod tombstones;
 
 pub use audit::{AuditContext, AuditEntry, AuditFilter, AuditLog, BackendCall};
-pub use basic::{BasicCredentials, calibrate_check_time, keep_check_buffers};
+pub use basic::{BasicCredentials, DeclaredUser, calibrate_check_time, keep_check_buffers};
 pub use groups::{Group, GroupStore};
 pub use idmap::{IdMap, IdMapping};
-pub use keys::{KeyId, KeyInfo, KeyStore, key_revocations, parse_lifetime};
+pub use keys::{DeclaredKey, KeyId, KeyInfo, KeyStore, key_revocations, parse_lifetime};
 pub use plans::{NewPlan, PlanCounts, PlanRecord, PlanState, PlanStore, now_ms};
 pub use sync::{SyncState, SyncStatus};
 pub use tombstones::{Tombstone, TombstoneStore};
