@@ -503,7 +503,15 @@ struct Live {
     gateway: Arc<Gateway>,
     auth: Arc<Authenticator>,
     backend: Backend,
+    lookups: Lookups,
     refresher: Option<JoinHandle<()>>,
+}
+
+/// The configuration serving now, as a reload builds on it.
+struct Running {
+    cfg: Config,
+    auth: Arc<Authenticator>,
+    lookups: Lookups,
 }
 
 /// Loads scripts, connects the backend, fills lookups once, binds `cfg.server.listen` (and
@@ -587,7 +595,7 @@ pub async fn start_gateway_reloading(
         ),
         auditor: Arc::new(Auditor::new(store.clone()).with_metrics(metrics.clone())),
     };
-    let live = build_live(cfg, &shared).await?;
+    let live = build_live(cfg, &shared, None).await?;
     let scim_url = live.gateway.base_url().to_string();
     let limits = shared.limits.clone();
     if let Store::Sqlite(_) = &store {
@@ -613,7 +621,11 @@ pub async fn start_gateway_reloading(
     let app = LiveRouter::new(router(app_state(&shared, &live), &cfg.server.base_path));
     let admin_live = Arc::new(arc_swap::ArcSwap::from_pointee(admin_view(cfg, &live)));
     let refresher = Arc::new(std::sync::Mutex::new(live.refresher));
-    let running = Arc::new(tokio::sync::Mutex::new(cfg.clone()));
+    let running = Arc::new(tokio::sync::Mutex::new(Running {
+        cfg: cfg.clone(),
+        auth: live.auth.clone(),
+        lookups: live.lookups.clone(),
+    }));
     let (reload, reload_task) = {
         let (shared, app, admin_live, refresher, plan_gateway) = (
             shared.clone(),
@@ -638,9 +650,9 @@ pub async fn start_gateway_reloading(
                     let mut current = running.lock().await;
                     let outcome = match source() {
                         Ok(next) => {
-                            let (next, restart) = keep_restart_settings(&current, next);
+                            let (next, restart) = keep_restart_settings(&current.cfg, next);
                             let built = match apply_declared(&next, &shared.store).await {
-                                Ok(()) => build_live(&next, &shared).await,
+                                Ok(()) => build_live(&next, &shared, Some(&current)).await,
                                 Err(problems) => Err(problems),
                             };
                             match built {
@@ -660,7 +672,11 @@ pub async fn start_gateway_reloading(
                                     if let Some(old) = old {
                                         old.abort();
                                     }
-                                    *current = next;
+                                    *current = Running {
+                                        cfg: next,
+                                        auth: live.auth.clone(),
+                                        lookups: live.lookups.clone(),
+                                    };
                                     Ok(restart)
                                 }
                                 Err(problems) => Err(problems),
@@ -903,11 +919,24 @@ pub async fn open_store(sc: &StoreConfig) -> Result<Store, String> {
 /// Everything one configuration makes: the pipeline, authentication, the backend client
 /// (shared with the admin listener's readiness probe) and the lookup refresher task. Runs at
 /// start and for each reload; the checks are the same both times.
-async fn build_live(cfg: &Config, shared: &Shared) -> Result<Live, Vec<String>> {
+async fn build_live(
+    cfg: &Config,
+    shared: &Shared,
+    running: Option<&Running>,
+) -> Result<Live, Vec<String>> {
     let metrics = shared.metrics.clone();
     let store = shared.store.clone();
     let addr = shared.addr;
     let lookups = Lookups::new();
+    // A reload starts from the running tables the new profile reads the same way, so a
+    // backend that does not answer at the reload leaves the last good copy, not nothing.
+    if let Some(r) = running {
+        for (name, l) in &cfg.profile.lookups {
+            if r.cfg.profile.lookups.get(name) == Some(l) {
+                lookups.copy_table(&r.lookups, name);
+            }
+        }
+    }
     let scripts = ScriptSet::load(&cfg.profile.scripts_dir, lookups.clone())
         .map_err(|errs| errs.iter().map(|e| e.to_string()).collect::<Vec<_>>())?
         .with_metrics(metrics.clone())
@@ -976,6 +1005,7 @@ async fn build_live(cfg: &Config, shared: &Shared) -> Result<Live, Vec<String>> 
         refresh_lookup(&backend, &lookups, name, ep, key).await;
     }
     let refresher_backend = backend.clone();
+    let kept_lookups = lookups.clone();
     let refresher = (!tables.is_empty()).then(|| {
         let backend = refresher_backend;
         tokio::spawn(async move {
@@ -1016,10 +1046,19 @@ async fn build_live(cfg: &Config, shared: &Shared) -> Result<Live, Vec<String>> 
         }
     }
     .with_metrics(metrics.clone());
+    // Sign-in throttles and password-check slots outlive a reload that keeps their limits:
+    // a reload must not wipe the failures counted against a client.
+    let auth = match running {
+        Some(r) if r.cfg.auth.password_limits() == cfg.auth.password_limits() => {
+            auth.sharing_password_guard(&r.auth)
+        }
+        _ => auth,
+    };
     Ok(Live {
         gateway: Arc::new(gateway),
         auth: Arc::new(auth),
         backend,
+        lookups: kept_lookups,
         refresher,
     })
 }

@@ -102,6 +102,23 @@ async fn a_trusted_proxy_sets_the_urls_and_the_client_address() {
         last = r.status;
     }
     assert_eq!(last, 429, "the forwarded client is throttled");
+    // A configuration reload does not wipe what the throttle counted.
+    let report = stack.gateway.reload().await;
+    assert!(report.outcome.is_ok(), "{report:?}");
+    let wrong = wrong_password(&stack, 50);
+    let r = scim
+        .http
+        .json(
+            "GET",
+            &url,
+            &[
+                ("authorization", wrong.as_str()),
+                ("x-forwarded-for", "198.51.100.1"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 429, "still throttled after a reload");
     let wrong = wrong_password(&stack, 99);
     let r = scim
         .http

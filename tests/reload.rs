@@ -283,3 +283,43 @@ async fn sighup_reloads_the_demo_instead_of_stopping_it() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// A reload while the application does not answer keeps the lookup tables it had (here the
+/// offices users are matched against), instead of starting the new configuration empty.
+#[tokio::test]
+async fn a_reload_while_the_app_fails_keeps_the_lookup_tables() {
+    use common::entra::{clients, create_user};
+    use scimgate::app::{DemoOptions, DemoStack};
+    let stack = DemoStack::start(DemoOptions::for_tests("smarter-drafter"))
+        .await
+        .unwrap_or_else(|e| panic!("{e:#?}"));
+    let (scim, legacy) = clients(&stack);
+    let offices = legacy.get("/api/v1/offices").await;
+    let office = offices["data"][0]["name"].as_str().unwrap().to_string();
+    let r = legacy
+        .call(
+            "POST",
+            "/__demo/faults",
+            Some(&json!({"mode": "status", "status": 503, "count": 1})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let report = stack.gateway.reload().await;
+    assert!(report.outcome.is_ok(), "{report:?}");
+    let user = create_user(&[
+        ("userName", json!("lookup.kept@example.com")),
+        ("externalId", json!("lookup-kept")),
+        ("title", json!("Associate")),
+        ("initials", json!("LK")),
+        ("directPhoneNumber", json!("+61 2 5550 0101")),
+        ("office", json!(office)),
+        ("name.givenName", json!("Lu")),
+        ("name.familyName", json!("Kept")),
+    ]);
+    let r = scim.post("/Users", &user).await;
+    assert_eq!(
+        r.status, 201,
+        "the office still matches after the reload: {}",
+        r.text
+    );
+}

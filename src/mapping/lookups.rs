@@ -82,6 +82,19 @@ impl Lookups {
         });
     }
 
+    /// Makes table `name` of `from` (if it has one) a table of these lookups too, as it is.
+    /// Runs when a reload starts from the running tables.
+    pub fn copy_table(&self, from: &Lookups, name: &str) {
+        let Some(table) = from.tables.load().get(name).cloned() else {
+            return;
+        };
+        self.tables.rcu(|current| {
+            let mut next = HashMap::clone(current);
+            next.insert(name.to_string(), Arc::clone(&table));
+            next
+        });
+    }
+
     /// The record of table `name` whose key equals `key` (trimmed, case-insensitive), or
     /// `None` when the table or the key is unknown. Runs on every script `lookup` call.
     pub fn get(&self, name: &str, key: &str) -> Option<Value> {

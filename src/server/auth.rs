@@ -258,6 +258,13 @@ impl Authenticator {
         }
     }
 
+    /// Uses `from`'s sign-in throttles, password-check slots and known-good credentials (a
+    /// configuration reload that keeps the limits keeps what they counted).
+    pub fn sharing_password_guard(mut self, from: &Authenticator) -> Self {
+        self.guard = from.guard.clone();
+        self
+    }
+
     /// Sets what password checks may cost (the defaults otherwise); set once at startup.
     pub fn with_password_limits(mut self, limits: PasswordLimits) -> Self {
         self.guard = PasswordGuard::new(limits);
