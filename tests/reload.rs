@@ -323,3 +323,58 @@ async fn a_reload_while_the_app_fails_keeps_the_lookup_tables() {
         r.text
     );
 }
+
+/// The admin page's button reloads, and the page shows how the last reload ended: a refused
+/// one with its problem, the running configuration kept.
+#[tokio::test]
+async fn the_admin_page_reloads_and_shows_a_refused_reload() {
+    use common::admin::AdminClient;
+    use scimgate::app::{DemoOptions, DemoStack};
+    let scratch = Scratch::new("reload-admin");
+    copy_default_profile(&scratch.0);
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::copy(
+        repo.join("config/scimgate.toml"),
+        scratch.0.join("config/scimgate.toml"),
+    )
+    .unwrap();
+    let stack = DemoStack::start(DemoOptions {
+        config: scratch.0.join("config/scimgate.toml"),
+        ..DemoOptions::for_tests("default")
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#?}"));
+    let mut admin = AdminClient::new(&stack.admin_url);
+    assert_eq!(admin.login(&stack.admin_password).await.status, 303);
+    let page = admin.get("/").await;
+    assert!(page.text.contains("as loaded at start"), "{}", page.text);
+
+    let csrf = admin.csrf().await;
+    let r = admin.post_form("/reload", &[("csrf", &csrf)], None).await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    let page = admin.get("/").await;
+    assert!(page.text.contains("(admin page)"), "{}", page.text);
+    assert!(!page.text.contains("reload refused"), "{}", page.text);
+
+    // Without the CSRF token nothing happens.
+    let r = admin
+        .post_form("/reload", &[("csrf", "forged")], None)
+        .await;
+    assert_ne!(r.status, 303);
+
+    let script = scratch.0.join("scripts/default/user.rhai");
+    let good = std::fs::read_to_string(&script).unwrap();
+    std::fs::write(&script, format!("{good}\nfn broken( {{\n")).unwrap();
+    let r = admin.post_form("/reload", &[("csrf", &csrf)], None).await;
+    assert_eq!(r.status, 303);
+    let page = admin.get("/").await;
+    assert!(page.text.contains("reload refused"), "{}", page.text);
+    assert!(
+        page.text.contains("user.rhai"),
+        "the problem names the file: {}",
+        page.text
+    );
+    // The running configuration serves on.
+    let scim = Scim::new(&stack.scim_url, &stack.token);
+    assert_eq!(scim.get("/Users").await.status, 200);
+}
