@@ -679,6 +679,25 @@ async fn token(action: TokenAction, config: &std::path::Path) -> Result<(), Vec<
     result
 }
 
+/// `[admin] listen` as `scimgate serve` would bind it: `SCIMGATE_ADMIN__LISTEN`, else the
+/// configuration file's value, else the default.
+fn admin_listen(config: &std::path::Path) -> Result<SocketAddr, Vec<String>> {
+    let raw = match std::env::var("SCIMGATE_ADMIN__LISTEN") {
+        Ok(v) => Some(v),
+        Err(_) => std::fs::read_to_string(config)
+            .ok()
+            .and_then(|text| text.parse::<toml::Table>().ok())
+            .and_then(|t| t.get("admin")?.get("listen")?.as_str().map(str::to_string)),
+    };
+    match raw {
+        Some(v) => v
+            .trim()
+            .parse()
+            .map_err(|e| vec![format!("admin listen address `{v}`: {e}")]),
+        None => Ok(scimgate::config::AdminConfig::default().listen),
+    }
+}
+
 /// Prints one line on stdout, ignoring a closed or failing stdout (`println!` would panic).
 fn say(line: std::fmt::Arguments<'_>) {
     use std::io::Write;
@@ -827,8 +846,10 @@ async fn run(cmd: Command) -> Result<(), Vec<String>> {
             let url = match url {
                 Some(u) => u,
                 None => {
-                    let cfg = load(&config)?;
-                    let mut addr = cfg.admin.listen;
+                    // Only the admin address is read (the environment, else the file, else
+                    // the default): a probe must not fail because a secret file or a profile
+                    // edit the running gateway refused does not load.
+                    let mut addr = admin_listen(&config)?;
                     if addr.ip().is_unspecified() {
                         addr.set_ip(match addr {
                             SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
