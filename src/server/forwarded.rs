@@ -101,15 +101,13 @@ tokio::task_local! {
 }
 
 /// Runs `fut` with `base` as its request's SCIM base URL (see [`request_base`]).
-pub fn with_request_base<F: std::future::Future>(
+pub async fn with_request_base<F: std::future::Future>(
     base: Option<std::sync::Arc<str>>,
     fut: F,
-) -> impl std::future::Future<Output = F::Output> {
-    async move {
-        match base {
-            Some(b) => REQUEST_BASE.scope(b, fut).await,
-            None => fut.await,
-        }
+) -> F::Output {
+    match base {
+        Some(b) => REQUEST_BASE.scope(b, fut).await,
+        None => fut.await,
     }
 }
 
