@@ -51,7 +51,10 @@ async fn a_trusted_proxy_sets_the_urls_and_the_client_address() {
     let scim = Scim::new(&stack.scim_url, &stack.token);
     let user = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
                       "userName": "forwarded@example.com", "active": true, "name": {"givenName": "Ada", "familyName": "Lovelace"}, "emails": [{"value": "forwarded@example.com", "type": "work", "primary": true}]});
-    let mut headers = vec![("authorization", scim.auth.as_str())];
+    let mut headers = vec![
+        ("authorization", scim.auth.as_str()),
+        ("x-forwarded-for", "203.0.113.50"),
+    ];
     headers.extend(FORWARDED);
     let r = scim
         .http
@@ -63,6 +66,19 @@ async fn a_trusted_proxy_sets_the_urls_and_the_client_address() {
         )
         .await;
     assert_eq!(r.status, 201, "{}", r.text);
+    use scimgate::store::{AuditFilter, AuditLog};
+    let entries = stack
+        .gateway
+        .store()
+        .query(&AuditFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        entries[0].context.client_address.as_deref(),
+        Some("203.0.113.50"),
+        "the forwarded client is audited: {:?}",
+        entries[0]
+    );
     let location = r.json["meta"]["location"].as_str().unwrap();
     assert!(
         location.starts_with("https://scim.example.com/scim/v2/Users/"),
@@ -141,7 +157,10 @@ async fn an_untrusted_peer_cannot_pick_urls_or_addresses() {
     let scim = Scim::new(&stack.scim_url, &stack.token);
     let user = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
                       "userName": "spoofed@example.com", "active": true, "name": {"givenName": "Ada", "familyName": "Lovelace"}, "emails": [{"value": "spoofed@example.com", "type": "work", "primary": true}]});
-    let mut headers = vec![("authorization", scim.auth.as_str())];
+    let mut headers = vec![
+        ("authorization", scim.auth.as_str()),
+        ("x-forwarded-for", "203.0.113.50"),
+    ];
     headers.extend(FORWARDED);
     let r = scim
         .http
@@ -160,6 +179,19 @@ async fn an_untrusted_peer_cannot_pick_urls_or_addresses() {
             .starts_with(&stack.scim_url),
         "headers from an untrusted peer are ignored: {}",
         r.text
+    );
+    use scimgate::store::{AuditFilter, AuditLog};
+    let entries = stack
+        .gateway
+        .store()
+        .query(&AuditFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        entries[0].context.client_address.as_deref(),
+        Some("127.0.0.1"),
+        "the peer, not the header: {:?}",
+        entries[0]
     );
     // Rotating X-Forwarded-For does not escape the throttle: the peer's address counts.
     let url = format!("{}/Users", scim.base);

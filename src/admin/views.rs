@@ -281,7 +281,10 @@ fn audit_table(entries: &[AuditEntry], now: DateTime<Utc>, empty: &str) -> Marku
                     @for e in entries {
                         tr class={ "row-" (status_class(e.scim_status)) } {
                             td { (when(e.time, now)) }
-                            td { (e.actor) }
+                            td {
+                                (e.actor)
+                                @if let Some(a) = &e.context.client_address { br; span.muted { "from " (a) } }
+                            }
                             td { code { (e.operation) } }
                             td {
                                 (e.resource_type)

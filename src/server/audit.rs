@@ -327,6 +327,11 @@ pub async fn record(State(state): State<AppState>, req: Request, next: Next) -> 
         .get::<super::RequestId>()
         .map(|r| r.0.to_string());
     let deadline = req.extensions().get::<super::ClientDeadline>().cloned();
+    // The peer, or the client a trusted proxy forwarded (the edge put it here).
+    let client_address = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip().to_string());
     let time = Utc::now();
     let started = Instant::now();
     let calls = CallLog::default();
@@ -382,6 +387,7 @@ pub async fn record(State(state): State<AppState>, req: Request, next: Next) -> 
             client_status: deadline
                 .filter(|d| d.passed() && status != 504)
                 .map(|_| 504),
+            client_address,
         },
     };
     let written = auditor.write(entry.clone(), made.clone()).await;

@@ -7,7 +7,8 @@ use sqlx::QueryBuilder;
 
 const INSERT_ENTRY: &str = "INSERT INTO audit_log (time, actor, operation, resource_type, \
      resource_id, scim_status, backend_calls, duration_ms, request_id, scim_type, detail, label, \
-     client_status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+     client_status, client_address) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
 
 fn calls_json(e: &AuditEntry) -> StoreResult<String> {
     serde_json::to_string(&e.backend_calls)
@@ -44,6 +45,7 @@ where
         .bind(c.detail.as_ref())
         .bind(c.label.as_ref())
         .bind(c.client_status.map(i32::from))
+        .bind(c.client_address.as_ref())
 }
 
 impl Store {
@@ -136,6 +138,9 @@ pub struct AuditContext {
     /// (504: the client's deadline passed while the operation went on to complete).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_status: Option<u16>,
+    /// The client's address (behind a trusted proxy, the one it forwarded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_address: Option<String>,
 }
 
 /// Which entries [`AuditLog::query`] returns; the default returns the newest 100.
@@ -202,6 +207,7 @@ type AuditRow = (
     Option<String>,
     Option<String>,
     Option<i32>,
+    Option<String>,
 );
 
 fn entry(row: AuditRow) -> StoreResult<AuditEntry> {
@@ -219,6 +225,7 @@ fn entry(row: AuditRow) -> StoreResult<AuditEntry> {
         detail,
         label,
         client_status,
+        client_address,
     ) = row;
     Ok(AuditEntry {
         time,
@@ -236,6 +243,7 @@ fn entry(row: AuditRow) -> StoreResult<AuditEntry> {
             detail,
             label,
             client_status: client_status.and_then(|s| u16::try_from(s).ok()),
+            client_address,
         },
     })
 }
@@ -275,7 +283,7 @@ impl AuditLog for Store {
             let mut qb = QueryBuilder::new(
                 "SELECT time, actor, operation, resource_type, resource_id, scim_status, \
                  backend_calls, duration_ms, request_id, scim_type, detail, label, \
-                 client_status FROM audit_log WHERE 1 = 1",
+                 client_status, client_address FROM audit_log WHERE 1 = 1",
             );
             push_filter!(qb, filter);
             qb.push(" ORDER BY time DESC, id DESC LIMIT ")
