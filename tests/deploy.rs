@@ -43,7 +43,7 @@ fn serve_refused(config: &std::path::Path, env: &[(&str, &str)]) -> (bool, Strin
     )
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_refuses_the_demo_token_and_short_static_tokens() {
     let scratch = Scratch::new("deploy-refuse");
     let store = format!("sqlite://{}", scratch.0.join("store.db").display());
@@ -98,7 +98,7 @@ async fn serve_refuses_the_demo_token_and_short_static_tokens() {
 
 /// Every secret setting can come from a mounted file (`…_FILE`): here the SCIM tokens (two
 /// lines: two tokens), the legacy app's API key and the admin password.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_are_read_from_mounted_files() {
     let legacy = DemoApp::start("127.0.0.1:0", DemoConfig::with_api_key(LEGACY_KEY))
         .await
@@ -170,7 +170,7 @@ async fn secrets_are_read_from_mounted_files() {
 
 /// `[log] format = "json"`: every stderr line is one JSON object, numbers are numbers, the
 /// start banner is one of these events, and stdout stays empty.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_are_one_object_per_line_with_numbers_and_the_banner() {
     let legacy = DemoApp::start("127.0.0.1:0", DemoConfig::with_api_key(LEGACY_KEY))
         .await
@@ -266,7 +266,7 @@ async fn json_logs_are_one_object_per_line_with_numbers_and_the_banner() {
 /// API keys and Basic credentials declared from mounted secrets, so a deployment needs no
 /// `exec` into the container: `scimgate token new` / `basic hash` print the entries (opening
 /// no store), `serve` adds them at start, and a restart with the same entries is a no-op.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn declared_keys_and_basic_users_work_without_the_cli_store_commands() {
     let legacy = DemoApp::start("127.0.0.1:0", DemoConfig::with_api_key(LEGACY_KEY))
         .await

@@ -89,7 +89,7 @@ async fn get(conn: &mut TlsStream<TcpStream>, path: &str) -> (u16, String) {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_serves_entra_and_a_rotated_certificate_applies_to_new_connections_only() {
     let legacy = DemoApp::start("127.0.0.1:0", DemoConfig::with_api_key(LEGACY_KEY))
         .await
