@@ -651,8 +651,18 @@ pub async fn start_gateway_reloading(
                     let outcome = match source() {
                         Ok(next) => {
                             let (next, restart) = keep_restart_settings(&current.cfg, next);
-                            let built = match apply_declared(&next, &shared.store).await {
-                                Ok(()) => build_live(&next, &shared, Some(&current)).await,
+                            // Declared credentials are written only once the rest of the
+                            // configuration built: a refused reload changes nothing.
+                            let built = match build_live(&next, &shared, Some(&current)).await {
+                                Ok(mut live) => match apply_declared(&next, &shared.store).await {
+                                    Ok(()) => Ok(live),
+                                    Err(problems) => {
+                                        if let Some(t) = live.refresher.take() {
+                                            t.abort();
+                                        }
+                                        Err(problems)
+                                    }
+                                },
                                 Err(problems) => Err(problems),
                             };
                             match built {
@@ -928,9 +938,10 @@ async fn build_live(
     let store = shared.store.clone();
     let addr = shared.addr;
     let lookups = Lookups::new();
-    // A reload starts from the running tables the new profile reads the same way, so a
-    // backend that does not answer at the reload leaves the last good copy, not nothing.
-    if let Some(r) = running {
+    // A reload starts from the running tables the new profile reads the same way from the
+    // same application, so a backend that does not answer at the reload leaves the last good
+    // copy, not nothing.
+    if let Some(r) = running.filter(|r| r.cfg.profile.backend == cfg.profile.backend) {
         for (name, l) in &cfg.profile.lookups {
             if r.cfg.profile.lookups.get(name) == Some(l) {
                 lookups.copy_table(&r.lookups, name);

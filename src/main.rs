@@ -679,16 +679,41 @@ async fn token(action: TokenAction, config: &std::path::Path) -> Result<(), Vec<
     result
 }
 
-/// `[admin] listen` as `scimgate serve` would bind it: `SCIMGATE_ADMIN__LISTEN`, else the
-/// configuration file's value, else the default.
+/// `[admin] listen` as `scimgate serve` would bind it: `SCIMGATE_ADMIN__LISTEN` (or its
+/// `_FILE`), else the configuration file's value, else the default. `Err` when the admin
+/// listener is off or the address does not parse.
 fn admin_listen(config: &std::path::Path) -> Result<SocketAddr, Vec<String>> {
-    let raw = match std::env::var("SCIMGATE_ADMIN__LISTEN") {
-        Ok(v) => Some(v),
-        Err(_) => std::fs::read_to_string(config)
-            .ok()
-            .and_then(|text| text.parse::<toml::Table>().ok())
-            .and_then(|t| t.get("admin")?.get("listen")?.as_str().map(str::to_string)),
+    let file: Option<toml::Table> = std::fs::read_to_string(config)
+        .ok()
+        .and_then(|text| text.parse().ok());
+    let admin = file.as_ref().and_then(|t| t.get("admin"));
+    let env = |name: &str| {
+        std::env::var(name).ok().or_else(|| {
+            let path = std::env::var(format!("{name}_FILE")).ok()?;
+            std::fs::read_to_string(path)
+                .ok()
+                .map(|v| v.trim_end_matches(['\n', '\r']).to_string())
+        })
     };
+    let enabled = match env("SCIMGATE_ADMIN__ENABLED") {
+        Some(v) => v.trim() != "false",
+        None => admin
+            .and_then(|a| a.get("enabled"))
+            .and_then(toml::Value::as_bool)
+            .unwrap_or(true),
+    };
+    if !enabled {
+        return Err(vec![
+            "the admin listener is off ([admin] enabled = false): nothing to probe; give --url"
+                .into(),
+        ]);
+    }
+    let raw = env("SCIMGATE_ADMIN__LISTEN").or_else(|| {
+        admin
+            .and_then(|a| a.get("listen"))
+            .and_then(toml::Value::as_str)
+            .map(str::to_string)
+    });
     match raw {
         Some(v) => v
             .trim()

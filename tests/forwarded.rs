@@ -40,6 +40,24 @@ fn wrong_password(stack: &DemoStack, n: usize) -> String {
     )
 }
 
+/// A GET of `/scim/v2/Users` written by hand, so the `X-Forwarded-For` value can hold any
+/// bytes; returns the status.
+async fn raw_get(addr: &str, authorization: &str, xff: &[u8]) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut req = format!(
+        "GET /scim/v2/Users HTTP/1.1\r\nHost: {addr}\r\nAuthorization: {authorization}\r\n\
+         Connection: close\r\nX-Forwarded-For: "
+    )
+    .into_bytes();
+    req.extend_from_slice(xff);
+    req.extend_from_slice(b"\r\n\r\n");
+    conn.write_all(&req).await.unwrap();
+    let mut out = Vec::new();
+    conn.read_to_end(&mut out).await.unwrap();
+    String::from_utf8_lossy(&out[9..12]).parse().unwrap()
+}
+
 const FORWARDED: [(&str, &str); 2] = [
     ("x-forwarded-proto", "https"),
     ("x-forwarded-host", "scim.example.com"),
@@ -149,6 +167,25 @@ async fn a_trusted_proxy_sets_the_urls_and_the_client_address() {
         )
         .await;
     assert_eq!(r.status, 401, "another client behind the proxy is not");
+
+    // A client that sends a line with bytes that are not ASCII (the proxy appends the real
+    // address to that same line) is still counted under its own address.
+    let addr = scim.base["http://".len()..]
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    for i in 0..12 {
+        let wrong = wrong_password(&stack, 200 + i);
+        let status = raw_get(&addr, &wrong, b"\xff\xfe, 198.51.100.3").await;
+        assert!(status == 401 || status == 429, "{status}");
+    }
+    let wrong = wrong_password(&stack, 300);
+    assert_eq!(
+        raw_get(&addr, &wrong, b"198.51.100.3").await,
+        429,
+        "the failures were counted under the client's address, not the proxy's"
+    );
 }
 
 #[tokio::test]

@@ -70,7 +70,7 @@ pub fn client_address<'a>(
     let hops: Vec<&str> = forwarded_for.flat_map(|h| h.split(',')).collect();
     let mut client = peer;
     for hop in hops.iter().rev() {
-        let Ok(ip) = hop.trim().parse::<IpAddr>() else {
+        let Some(ip) = hop_address(hop) else {
             break;
         };
         client = ip;
@@ -81,11 +81,27 @@ pub fn client_address<'a>(
     client
 }
 
-/// `proto://host` as a trusted proxy reports it, when both headers are present and sane
-/// (`http`/`https`; a host of letters, digits, `.-:[]`); `None` otherwise.
+/// One `X-Forwarded-For` hop's address: a bare address, or one with a port (`1.2.3.4:5678`,
+/// `[2001:db8::1]:443`, as some load balancers write), optionally quoted.
+fn hop_address(hop: &str) -> Option<IpAddr> {
+    let hop = hop.trim().trim_matches('"');
+    hop.parse::<IpAddr>()
+        .ok()
+        .or_else(|| hop.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
+        .or_else(|| {
+            hop.trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse()
+                .ok()
+        })
+}
+
+/// `proto://host` as the nearest trusted proxy reports it: the last value of each header (a
+/// proxy that appends leaves the client's own value on the left), when both are present and
+/// sane (`http`/`https`; a host of letters, digits, `.-:[]`); `None` otherwise.
 pub fn origin(proto: Option<&str>, host: Option<&str>) -> Option<String> {
-    let proto = proto?.split(',').next()?.trim().to_ascii_lowercase();
-    let host = host?.split(',').next()?.trim();
+    let proto = proto?.rsplit(',').next()?.trim().to_ascii_lowercase();
+    let host = host?.rsplit(',').next()?.trim();
     let sane_host = !host.is_empty()
         && host.len() <= 255
         && host
@@ -175,6 +191,16 @@ mod tests {
             client_address(&trusted, ip("10.0.0.5"), std::iter::empty()),
             ip("10.0.0.5")
         );
+        assert_eq!(
+            client_address(&trusted, ip("10.0.0.5"), xff("198.51.100.7:51234")),
+            ip("198.51.100.7"),
+            "a hop with a port"
+        );
+        assert_eq!(
+            client_address(&trusted, ip("10.0.0.5"), xff("\"[2001:db8::7]:443\"")),
+            ip("2001:db8::7"),
+            "a quoted IPv6 hop with a port"
+        );
     }
 
     #[test]
@@ -184,8 +210,13 @@ mod tests {
             Some("https://scim.example.com")
         );
         assert_eq!(
-            origin(Some("HTTPS, http"), Some("scim.example.com:8443")).as_deref(),
-            Some("https://scim.example.com:8443")
+            origin(
+                Some("http, https"),
+                Some("evil.example, scim.example.com:8443")
+            )
+            .as_deref(),
+            Some("https://scim.example.com:8443"),
+            "the value the nearest proxy appended"
         );
         assert_eq!(origin(Some("ftp"), Some("x")), None);
         assert_eq!(origin(Some("https"), Some("evil.com/path")), None);

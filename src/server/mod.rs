@@ -223,16 +223,27 @@ async fn edge(State(edge): State<EdgeState>, mut req: Request, next: Next) -> Re
         .filter(|ip| forwarded::is_trusted(&limits.trusted_proxies, *ip))
     {
         let headers = req.headers();
+        // Every line, also one with bytes that are not ASCII: dropping such a line would drop
+        // the hop the proxy appended to it, and the client would hide behind the proxy.
+        let lines: Vec<String> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .collect();
         let client = forwarded::client_address(
             &limits.trusted_proxies,
             peer,
-            headers
-                .get_all("x-forwarded-for")
-                .iter()
-                .filter_map(|v| v.to_str().ok()),
+            lines.iter().map(String::as_str),
         );
         if limits.forwarded_origin {
-            let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+            // The last line: what the nearest proxy wrote.
+            let header = |n: &str| {
+                headers
+                    .get_all(n)
+                    .iter()
+                    .next_back()
+                    .and_then(|v| v.to_str().ok())
+            };
             request_base =
                 forwarded::origin(header("x-forwarded-proto"), header("x-forwarded-host"))
                     .map(|o| Arc::from(format!("{o}{}", edge.base_path)));

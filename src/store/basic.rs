@@ -52,6 +52,9 @@ fn hash_password(password: &str) -> StoreResult<String> {
 /// more never matches, so a tampered row cannot make checks allocate without bound.
 const MAX_BLOCKS: usize = 64 * 1024;
 
+/// Most argon2 passes a declared hash may ask for (the default is 2).
+const MAX_PASSES: u32 = 10;
+
 /// Memory buffers of finished checks, kept for the next ones. argon2 needs ~19 MiB per check;
 /// allocated and freed per check on whatever thread ran it, glibc keeps such blocks in each
 /// thread's arena, and the process grew by hundreds of MB under a flood of wrong passwords.
@@ -176,13 +179,19 @@ impl DeclaredUser {
     pub fn parse(line: &str) -> Option<DeclaredUser> {
         let (username, phc) = line.trim().split_once(':')?;
         let parsed = PasswordHash::new(phc).ok()?;
+        // Only hashes a check can use: within the memory bound, and not so many passes that
+        // each sign-in attempt for this name costs seconds.
+        let params = Params::try_from(&parsed).ok()?;
         (!username.is_empty()
+            && !username.contains(char::is_whitespace)
             && Algorithm::try_from(parsed.algorithm).is_ok()
-            && parsed.hash.is_some())
-        .then(|| DeclaredUser {
-            username: username.to_string(),
-            phc: phc.to_string(),
-        })
+            && parsed.hash.is_some()
+            && params.block_count() <= MAX_BLOCKS
+            && params.t_cost() <= MAX_PASSES)
+            .then(|| DeclaredUser {
+                username: username.to_string(),
+                phc: phc.to_string(),
+            })
     }
 
     /// The `[auth] basic_users` line for `username` with `password` (`scimgate basic hash`).
@@ -268,6 +277,32 @@ impl BasicCredentials for Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Declared lines are taken only with a hash a check can use and a plain user name.
+    #[test]
+    fn declared_users_need_a_usable_hash_and_name() {
+        let phc = hash_password("correct horse battery").unwrap();
+        let ok = DeclaredUser::parse(&format!("entra:{phc}")).unwrap();
+        assert_eq!(ok.username, "entra");
+        assert!(check_password(&ok.phc, "correct horse battery"));
+        assert_eq!(DeclaredUser::parse(&format!("en tra:{phc}")), None);
+        assert_eq!(DeclaredUser::parse(&format!(":{phc}")), None);
+        assert_eq!(DeclaredUser::parse("entra:not-a-hash"), None);
+        let slow = phc.replace("t=2", "t=1000");
+        assert_ne!(slow, phc);
+        assert_eq!(
+            DeclaredUser::parse(&format!("entra:{slow}")),
+            None,
+            "t_cost bound"
+        );
+        let huge = phc.replace("m=19456", "m=4194304");
+        assert_ne!(huge, phc);
+        assert_eq!(
+            DeclaredUser::parse(&format!("entra:{huge}")),
+            None,
+            "memory bound"
+        );
+    }
 
     #[test]
     fn reused_buffers_check_like_the_crate_does() {
