@@ -787,20 +787,20 @@ async fn apply_declared(cfg: &Config, store: &Store) -> Result<(), Vec<String>> 
         .iter()
         .filter_map(|u| crate::store::DeclaredUser::parse(u.expose()))
         .collect();
-    if !keys.is_empty() {
-        let added = store
-            .ensure_keys(&keys)
-            .await
-            .map_err(|e| vec![format!("[auth] api_keys: {e}")])?;
-        if added > 0 {
-            tracing::info!(added, "declared API keys added to the store");
-        }
+    // Also with none declared: a line removed since the last start withdraws its key.
+    let (added, revoked) = store
+        .ensure_keys(&keys)
+        .await
+        .map_err(|e| vec![format!("[auth] api_keys: {e}")])?;
+    if added + revoked > 0 {
+        tracing::info!(added, withdrawn = revoked, "declared API keys applied");
     }
-    if !users.is_empty() {
-        store
-            .ensure_basic_users(&users)
-            .await
-            .map_err(|e| vec![format!("[auth] basic_users: {e}")])?;
+    let removed = store
+        .ensure_basic_users(&users)
+        .await
+        .map_err(|e| vec![format!("[auth] basic_users: {e}")])?;
+    if removed > 0 {
+        tracing::info!(removed, "Basic users no longer declared removed");
     }
     Ok(())
 }

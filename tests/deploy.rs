@@ -368,6 +368,36 @@ async fn declared_keys_and_basic_users_work_without_the_cli_store_commands() {
     let list = String::from_utf8_lossy(&list.stdout);
     assert_eq!(list.matches("entra-declared").count(), 1, "{list}");
 
+    // Lines removed from the secret: the key is withdrawn and the user removed at the next
+    // start; back again, both work.
+    std::fs::write(secrets.join("api-keys"), "").unwrap();
+    std::fs::write(secrets.join("basic-users"), "").unwrap();
+    {
+        let gw = GatewayProcess::start(&config, &env);
+        let r = Scim::new(&gw.scim_url, key).get(probe).await;
+        assert_eq!(r.status, 401, "a key whose line was removed: {}", r.text);
+        use base64::Engine as _;
+        let basic = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("entra-basic:a-basic-password-1234")
+        );
+        let r = common::Http::new()
+            .raw(
+                "GET",
+                &format!("{}{probe}", gw.scim_url),
+                &[("authorization", basic.as_str())],
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 401, "a user whose line was removed");
+    }
+    std::fs::write(secrets.join("api-keys"), format!("{declared}\n")).unwrap();
+    {
+        let gw = GatewayProcess::start(&config, &env);
+        let r = Scim::new(&gw.scim_url, key).get(probe).await;
+        assert_eq!(r.status, 200, "the line is back: {}", r.text);
+    }
+
     // The same id with another secret is refused at start; a malformed entry too.
     let (id, _) = declared.split_once(':').unwrap();
     std::fs::write(

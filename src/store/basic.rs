@@ -203,13 +203,15 @@ impl DeclaredUser {
 }
 
 impl Store {
-    /// Sets each declared user's password hash (runs at start and on reload), replacing what
-    /// the store holds for that name; users not declared are left alone.
-    pub async fn ensure_basic_users(&self, users: &[DeclaredUser]) -> StoreResult<()> {
+    /// Makes the store's declared Basic users what `users` declares (runs at start and after
+    /// each reload, also with none declared): each one's hash is set, and a declared user no
+    /// longer listed is removed. Users made with `scimgate basic set` are not touched.
+    /// Returns how many were removed.
+    pub async fn ensure_basic_users(&self, users: &[DeclaredUser]) -> StoreResult<usize> {
         for u in users {
-            let sql = "INSERT INTO basic_credentials (username, phc, updated_at) \
-                       VALUES ($1, $2, $3) ON CONFLICT (username) DO UPDATE SET \
-                       phc = excluded.phc, updated_at = excluded.updated_at";
+            let sql = "INSERT INTO basic_credentials (username, phc, updated_at, declared) \
+                       VALUES ($1, $2, $3, 1) ON CONFLICT (username) DO UPDATE SET \
+                       phc = excluded.phc, updated_at = excluded.updated_at, declared = 1";
             with_pool!(self, pool => sqlx::query(sql)
                 .bind(&u.username)
                 .bind(&u.phc)
@@ -218,7 +220,16 @@ impl Store {
                 .await
                 .map(|_| ()))?;
         }
-        Ok(())
+        let sql = "SELECT username FROM basic_credentials WHERE declared = 1";
+        let declared: Vec<(String,)> =
+            with_pool!(self, pool => sqlx::query_as(sql).fetch_all(pool).await)?;
+        let mut removed = 0;
+        for (name,) in declared {
+            if !users.iter().any(|u| u.username == name) && self.remove_user(&name).await? {
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 }
 

@@ -269,14 +269,17 @@ impl DeclaredKey {
 }
 
 impl Store {
-    /// Makes sure each declared key exists (runs at start and on reload): a missing one is
-    /// added, one already there is left as it is (a revocation stays), and one whose id
-    /// exists with another secret is an error naming the id. Returns how many were added.
-    pub async fn ensure_keys(&self, keys: &[DeclaredKey]) -> StoreResult<usize> {
+    /// Makes the store's declared keys what `keys` declares (runs at start and after each
+    /// reload, also with none declared): a missing one is added; a declared key no longer
+    /// listed is withdrawn (refused like a revoked one) and is live again if its line comes
+    /// back; a revocation on the admin page or by the CLI stays; a declared id that exists
+    /// with another secret is an error naming the id. Keys made with the CLI or the admin
+    /// page and never declared are not touched. Returns (added, withdrawn).
+    pub async fn ensure_keys(&self, keys: &[DeclaredKey]) -> StoreResult<(usize, usize)> {
         let mut added = 0;
         for k in keys {
-            let sql = "INSERT INTO api_keys (id, name, secret_hash, created_at, expires_at) \
-                       VALUES ($1, $2, $3, $4, NULL) ON CONFLICT (id) DO NOTHING";
+            let sql = "INSERT INTO api_keys (id, name, secret_hash, created_at, expires_at, \
+                       declared) VALUES ($1, $2, $3, $4, NULL, 1) ON CONFLICT (id) DO NOTHING";
             let n = with_pool!(self, pool => sqlx::query(sql)
                 .bind(&k.id.0)
                 .bind(&k.name)
@@ -300,8 +303,39 @@ impl Store {
                     k.id
                 )));
             }
+            // The same key made earlier with the CLI: from now on the configuration owns it.
+            // One withdrawn by removing its line (declared = 2) is live again; one revoked on
+            // the admin page or by the CLI stays revoked.
+            let sql = "UPDATE api_keys SET declared = 1, revoked_at = CASE WHEN declared = 2 \
+                       THEN NULL ELSE revoked_at END WHERE id = $1 AND declared <> 1";
+            with_pool!(self, pool => sqlx::query(sql)
+                .bind(&k.id.0)
+                .execute(pool)
+                .await
+                .map(|_| ()))?;
         }
-        Ok(added)
+        let sql = "SELECT id FROM api_keys WHERE declared = 1";
+        let declared: Vec<(String,)> =
+            with_pool!(self, pool => sqlx::query_as(sql).fetch_all(pool).await)?;
+        let mut withdrawn = 0;
+        for (id,) in declared {
+            if keys.iter().any(|k| k.id.0 == id) {
+                continue;
+            }
+            // Counted before and after, as in `revoke_key`: caches drop what they verified.
+            KEY_REVOCATIONS.fetch_add(1, Ordering::AcqRel);
+            let sql = "UPDATE api_keys SET declared = 2, revoked_at = COALESCE(revoked_at, $2) \
+                       WHERE id = $1";
+            with_pool!(self, pool => sqlx::query(sql)
+                .bind(&id)
+                .bind(db_time(Utc::now()))
+                .execute(pool)
+                .await
+                .map(|_| ()))?;
+            KEY_REVOCATIONS.fetch_add(1, Ordering::AcqRel);
+            withdrawn += 1;
+        }
+        Ok((added, withdrawn))
     }
 }
 

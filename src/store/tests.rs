@@ -154,7 +154,92 @@ both_backends!(
     plans_lifecycle,
     plans_are_claimed_once,
     tombstones,
+    declared_credentials_follow_the_configuration,
 );
+
+/// `[auth] api_keys` / `basic_users`: added when declared, withdrawn (keys) or removed (users)
+/// when their line goes, a withdrawn key live again when its line comes back, an admin
+/// revocation kept, CLI-made keys and users never touched, a second replica's apply harmless.
+async fn declared_credentials_follow_the_configuration(db: TestDb) {
+    let s = &db.store;
+    let (key, line) = DeclaredKey::generate("entra-declared").unwrap();
+    let declared = DeclaredKey::parse(&line).unwrap();
+    let (cli, cli_key) = s.create_key("cli-made", None).await.unwrap();
+    assert_eq!(
+        s.ensure_keys(std::slice::from_ref(&declared))
+            .await
+            .unwrap(),
+        (1, 0)
+    );
+    assert_eq!(
+        s.ensure_keys(std::slice::from_ref(&declared))
+            .await
+            .unwrap(),
+        (0, 0),
+        "applied again (a second replica): nothing changes"
+    );
+    assert!(s.verify(&key).await.unwrap().is_some());
+    // Its line removed: withdrawn; the CLI's key untouched.
+    assert_eq!(s.ensure_keys(&[]).await.unwrap(), (0, 1));
+    assert!(s.verify(&key).await.unwrap().is_none(), "withdrawn");
+    assert!(
+        s.verify(&cli_key).await.unwrap().is_some(),
+        "{cli:?} untouched"
+    );
+    // Back again: live.
+    s.ensure_keys(std::slice::from_ref(&declared))
+        .await
+        .unwrap();
+    assert!(s.verify(&key).await.unwrap().is_some(), "live again");
+    // Revoked on the admin page: stays revoked while declared.
+    assert!(s.revoke_key(&declared.id).await.unwrap());
+    s.ensure_keys(std::slice::from_ref(&declared))
+        .await
+        .unwrap();
+    assert!(
+        s.verify(&key).await.unwrap().is_none(),
+        "a revocation stays"
+    );
+    // Same id, other secret.
+    let mut other = declared.clone();
+    other.hash = vec![0xab; 32];
+    assert!(s.ensure_keys(&[other]).await.is_err());
+
+    let line = DeclaredUser::hash("declared-user", "a-declared-password")
+        .await
+        .unwrap();
+    let user = DeclaredUser::parse(&line).unwrap();
+    s.set_password("cli-user", "a-cli-password-123")
+        .await
+        .unwrap();
+    assert_eq!(
+        s.ensure_basic_users(std::slice::from_ref(&user))
+            .await
+            .unwrap(),
+        0
+    );
+    assert!(
+        s.verify_password("declared-user", "a-declared-password")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.ensure_basic_users(&[]).await.unwrap(),
+        1,
+        "its line removed"
+    );
+    assert!(
+        !s.verify_password("declared-user", "a-declared-password")
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.verify_password("cli-user", "a-cli-password-123")
+            .await
+            .unwrap(),
+        "untouched"
+    );
+}
 
 async fn ping_answers_until_closed(db: TestDb) {
     db.store
