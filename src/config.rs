@@ -828,6 +828,30 @@ impl Config {
         Self::load_with_env(path, std::env::vars())
     }
 
+    /// `[admin]` alone, from `path` and the `SCIMGATE_ADMIN__*` variables (their `_FILE`
+    /// forms too), through the same overlay as [`Config::load`]: for `scimgate health`, which
+    /// must not fail on a secret file or profile that does not load.
+    pub fn load_admin(path: &Path) -> Result<AdminConfig, Vec<ConfigIssue>> {
+        let mut elsewhere = Vec::new();
+        let (main_env, _) = split_env(path, std::env::vars(), &mut elsewhere);
+        let env: Vec<EnvValue> = main_env
+            .into_iter()
+            .filter(|e| e.keys.first().is_some_and(|k| k == "admin"))
+            .collect();
+        // Problems of other variables are not this section's.
+        let mut issues: Vec<ConfigIssue> = elsewhere
+            .into_iter()
+            .filter(|i| i.message.contains("SCIMGATE_ADMIN__"))
+            .collect();
+        let src = Source::read(path, &env).map_err(|e| vec![e])?;
+        let mut origins = HashMap::new();
+        let mut main = Sections::parse(&src, &env, &mut origins, &mut issues);
+        match main.take::<AdminConfig>("admin", &mut issues) {
+            Some(admin) if issues.is_empty() => Ok(admin.unwrap_or_default()),
+            _ => Err(issues),
+        }
+    }
+
     /// [`Config::load`] with an explicit environment (variables not starting with
     /// `SCIMGATE_` are ignored).
     pub fn load_with_env(
@@ -1497,28 +1521,7 @@ fn is_identifier(s: &str) -> bool {
 
 /// A list of strings, or one string with an item per line (argon2 hashes hold commas).
 fn de_line_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Secret>, D::Error> {
-    struct LineVisitor;
-    impl<'de> Visitor<'de> for LineVisitor {
-        type Value = Vec<Secret>;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a list of strings or a string with one entry per line")
-        }
-        fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
-            Ok(s.lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .map(Secret::new)
-                .collect())
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            let mut out = Vec::new();
-            while let Some(s) = seq.next_element::<Secret>()? {
-                out.push(s);
-            }
-            Ok(out)
-        }
-    }
-    d.deserialize_any(LineVisitor)
+    d.deserialize_any(SecretList { commas: false })
 }
 
 /// A list of strings, or one comma-separated string (from the environment).
@@ -1527,36 +1530,45 @@ fn de_string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Err
 }
 
 fn de_secret_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Secret>, D::Error> {
-    struct ListVisitor;
-    impl<'de> Visitor<'de> for ListVisitor {
-        type Value = Vec<Secret>;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a list of strings or a comma-separated string")
-        }
-        fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
-            // One item per line (a mounted secret file), else comma-separated.
-            let sep = if s.contains('\n') { '\n' } else { ',' };
-            Ok(s.split(sep)
-                .map(str::trim)
-                .filter(|t| !t.is_empty())
-                .map(Secret::new)
-                .collect())
-        }
-        fn visit_i64<E: de::Error>(self, n: i64) -> Result<Self::Value, E> {
-            Ok(vec![Secret(n.to_string())])
-        }
-        fn visit_u64<E: de::Error>(self, n: u64) -> Result<Self::Value, E> {
-            Ok(vec![Secret(n.to_string())])
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            let mut out = Vec::new();
-            while let Some(s) = seq.next_element::<Secret>()? {
-                out.push(s);
-            }
-            Ok(out)
-        }
+    d.deserialize_any(SecretList { commas: true })
+}
+
+/// A list of secrets: a TOML list, or one string with an item per line (a mounted secret
+/// file) or, with `commas` and no line break, comma-separated (an environment variable).
+struct SecretList {
+    commas: bool,
+}
+
+impl<'de> Visitor<'de> for SecretList {
+    type Value = Vec<Secret>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list of strings or a string with one entry per line")
     }
-    d.deserialize_any(ListVisitor)
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+        let sep = if self.commas && !s.contains('\n') {
+            ','
+        } else {
+            '\n'
+        };
+        Ok(s.split(sep)
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(Secret::new)
+            .collect())
+    }
+    fn visit_i64<E: de::Error>(self, n: i64) -> Result<Self::Value, E> {
+        Ok(vec![Secret(n.to_string())])
+    }
+    fn visit_u64<E: de::Error>(self, n: u64) -> Result<Self::Value, E> {
+        Ok(vec![Secret(n.to_string())])
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(s) = seq.next_element::<Secret>()? {
+            out.push(s);
+        }
+        Ok(out)
+    }
 }
 
 impl<'de> Deserialize<'de> for Secret {

@@ -679,48 +679,18 @@ async fn token(action: TokenAction, config: &std::path::Path) -> Result<(), Vec<
     result
 }
 
-/// `[admin] listen` as `scimgate serve` would bind it: `SCIMGATE_ADMIN__LISTEN` (or its
-/// `_FILE`), else the configuration file's value, else the default. `Err` when the admin
-/// listener is off or the address does not parse.
+/// `[admin] listen` as `scimgate serve` binds it (file and environment overlay); `Err` when
+/// the admin listener is off or the section does not load.
 fn admin_listen(config: &std::path::Path) -> Result<SocketAddr, Vec<String>> {
-    let file: Option<toml::Table> = std::fs::read_to_string(config)
-        .ok()
-        .and_then(|text| text.parse().ok());
-    let admin = file.as_ref().and_then(|t| t.get("admin"));
-    let env = |name: &str| {
-        std::env::var(name).ok().or_else(|| {
-            let path = std::env::var(format!("{name}_FILE")).ok()?;
-            std::fs::read_to_string(path)
-                .ok()
-                .map(|v| v.trim_end_matches(['\n', '\r']).to_string())
-        })
-    };
-    let enabled = match env("SCIMGATE_ADMIN__ENABLED") {
-        Some(v) => v.trim() != "false",
-        None => admin
-            .and_then(|a| a.get("enabled"))
-            .and_then(toml::Value::as_bool)
-            .unwrap_or(true),
-    };
-    if !enabled {
+    let admin = scimgate::config::Config::load_admin(config)
+        .map_err(|issues| issues.iter().map(|i| i.to_string()).collect::<Vec<_>>())?;
+    if !admin.enabled {
         return Err(vec![
             "the admin listener is off ([admin] enabled = false): nothing to probe; give --url"
                 .into(),
         ]);
     }
-    let raw = env("SCIMGATE_ADMIN__LISTEN").or_else(|| {
-        admin
-            .and_then(|a| a.get("listen"))
-            .and_then(toml::Value::as_str)
-            .map(str::to_string)
-    });
-    match raw {
-        Some(v) => v
-            .trim()
-            .parse()
-            .map_err(|e| vec![format!("admin listen address `{v}`: {e}")]),
-        None => Ok(scimgate::config::AdminConfig::default().listen),
-    }
+    Ok(admin.listen)
 }
 
 /// Prints one line on stdout, ignoring a closed or failing stdout (`println!` would panic).

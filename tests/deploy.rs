@@ -153,6 +153,26 @@ async fn secrets_are_read_from_mounted_files() {
         r.text
     );
 
+    // `scimgate health` reads only the admin address (here from a file, through the same
+    // overlay): an unreadable secret file of another setting does not fail the probe.
+    let admin_addr = admin_url.trim_start_matches("http://").to_string();
+    let listen_file = secrets.join("admin-listen");
+    std::fs::write(&listen_file, format!("{admin_addr}\n")).unwrap();
+    let health = Command::new(env!("CARGO_BIN_EXE_scimgate"))
+        .args(["health", "--config"])
+        .arg(&config)
+        .env("SCIMGATE_ADMIN__LISTEN_FILE", &listen_file)
+        .env("SCIMGATE_AUTH__TOKENS_FILE", "/nonexistent/scim-tokens")
+        .env("SCIMGATE_BACKEND__BASE_URL", &base)
+        .output()
+        .unwrap();
+    assert!(
+        health.status.success(),
+        "{}",
+        String::from_utf8_lossy(&health.stderr)
+    );
+    assert!(String::from_utf8_lossy(&health.stdout).contains("ready"));
+
     // A missing file is named, and nothing starts.
     let (ok, _, stderr) = serve_refused(
         &config,
@@ -222,12 +242,7 @@ async fn json_logs_are_one_object_per_line_with_numbers_and_the_banner() {
     let user = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
                       "userName": "json.log@example.com", "active": true});
     assert_eq!(scim.post("/Users", &user).await.status, 201);
-    let stopped = Command::new("sh")
-        .arg("-c")
-        .arg(format!("kill -TERM {}", child.id()))
-        .status()
-        .unwrap();
-    assert!(stopped.success());
+    common::process::signal(child.id(), "TERM");
     let _ = child.wait();
     let lines = log.join().unwrap();
     assert_eq!(stdout.join().unwrap(), "", "stdout stays empty");
@@ -261,6 +276,18 @@ async fn json_logs_are_one_object_per_line_with_numbers_and_the_banner() {
             .any(|e| field(e, "message") == "stopped" || field(e, "message") == "shutting down"),
         "the stop is logged"
     );
+}
+
+/// A GET as the declared Basic user of the test below.
+async fn basic_get(url: &str) -> common::Resp {
+    use base64::Engine as _;
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("entra-basic:a-basic-password-1234")
+    );
+    common::Http::new()
+        .raw("GET", url, &[("authorization", basic.as_str())], None)
+        .await
 }
 
 /// API keys and Basic credentials declared from mounted secrets, so a deployment needs no
@@ -341,19 +368,7 @@ async fn declared_keys_and_basic_users_work_without_the_cli_store_commands() {
         let gw = GatewayProcess::start(&config, &env);
         let r = Scim::new(&gw.scim_url, key).get(probe).await;
         assert_eq!(r.status, 200, "round {round}: the declared key: {}", r.text);
-        use base64::Engine as _;
-        let basic = format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode("entra-basic:a-basic-password-1234")
-        );
-        let r = common::Http::new()
-            .raw(
-                "GET",
-                &format!("{}{probe}", gw.scim_url),
-                &[("authorization", basic.as_str())],
-                None,
-            )
-            .await;
+        let r = basic_get(&format!("{}{probe}", gw.scim_url)).await;
         assert_eq!(
             r.status, 200,
             "round {round}: the declared Basic user: {}",
@@ -376,19 +391,7 @@ async fn declared_keys_and_basic_users_work_without_the_cli_store_commands() {
         let gw = GatewayProcess::start(&config, &env);
         let r = Scim::new(&gw.scim_url, key).get(probe).await;
         assert_eq!(r.status, 401, "a key whose line was removed: {}", r.text);
-        use base64::Engine as _;
-        let basic = format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode("entra-basic:a-basic-password-1234")
-        );
-        let r = common::Http::new()
-            .raw(
-                "GET",
-                &format!("{}{probe}", gw.scim_url),
-                &[("authorization", basic.as_str())],
-                None,
-            )
-            .await;
+        let r = basic_get(&format!("{}{probe}", gw.scim_url)).await;
         assert_eq!(r.status, 401, "a user whose line was removed");
     }
     std::fs::write(secrets.join("api-keys"), format!("{declared}\n")).unwrap();

@@ -58,6 +58,52 @@ async fn raw_get(addr: &str, authorization: &str, xff: &[u8]) -> u16 {
     String::from_utf8_lossy(&out[9..12]).parse().unwrap()
 }
 
+/// Creates a user (a profile-valid body) through a proxy that says the client is
+/// 203.0.113.50 and used `https://scim.example.com`.
+async fn post_forwarded(scim: &Scim, user_name: &str) -> common::Resp {
+    let user = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                      "userName": user_name, "active": true,
+                      "name": {"givenName": "Ada", "familyName": "Lovelace"},
+                      "emails": [{"value": user_name, "type": "work", "primary": true}]});
+    let mut headers = vec![
+        ("authorization", scim.auth.as_str()),
+        ("x-forwarded-for", "203.0.113.50"),
+    ];
+    headers.extend(FORWARDED);
+    scim.http
+        .json(
+            "POST",
+            &format!("{}/Users", scim.base),
+            &headers,
+            Some(&user),
+        )
+        .await
+}
+
+/// A GET of `/Users` with `authorization`, through a proxy that forwards `xff`.
+async fn sign_in(scim: &Scim, authorization: &str, xff: &str) -> common::Resp {
+    scim.http
+        .json(
+            "GET",
+            &format!("{}/Users", scim.base),
+            &[("authorization", authorization), ("x-forwarded-for", xff)],
+            None,
+        )
+        .await
+}
+
+/// The client address of the newest audit entry.
+async fn newest_client_address(stack: &DemoStack) -> Option<String> {
+    use scimgate::store::{AuditFilter, AuditLog};
+    let entries = stack
+        .gateway
+        .store()
+        .query(&AuditFilter::default())
+        .await
+        .unwrap();
+    entries[0].context.client_address.clone()
+}
+
 const FORWARDED: [(&str, &str); 2] = [
     ("x-forwarded-proto", "https"),
     ("x-forwarded-host", "scim.example.com"),
@@ -67,35 +113,12 @@ const FORWARDED: [(&str, &str); 2] = [
 async fn a_trusted_proxy_sets_the_urls_and_the_client_address() {
     let stack = start(trust_loopback).await;
     let scim = Scim::new(&stack.scim_url, &stack.token);
-    let user = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
-                      "userName": "forwarded@example.com", "active": true, "name": {"givenName": "Ada", "familyName": "Lovelace"}, "emails": [{"value": "forwarded@example.com", "type": "work", "primary": true}]});
-    let mut headers = vec![
-        ("authorization", scim.auth.as_str()),
-        ("x-forwarded-for", "203.0.113.50"),
-    ];
-    headers.extend(FORWARDED);
-    let r = scim
-        .http
-        .json(
-            "POST",
-            &format!("{}/Users", scim.base),
-            &headers,
-            Some(&user),
-        )
-        .await;
+    let r = post_forwarded(&scim, "forwarded@example.com").await;
     assert_eq!(r.status, 201, "{}", r.text);
-    use scimgate::store::{AuditFilter, AuditLog};
-    let entries = stack
-        .gateway
-        .store()
-        .query(&AuditFilter::default())
-        .await
-        .unwrap();
     assert_eq!(
-        entries[0].context.client_address.as_deref(),
+        newest_client_address(&stack).await.as_deref(),
         Some("203.0.113.50"),
-        "the forwarded client is audited: {:?}",
-        entries[0]
+        "the forwarded client is audited"
     );
     let location = r.json["meta"]["location"].as_str().unwrap();
     assert!(
@@ -117,22 +140,10 @@ async fn a_trusted_proxy_sets_the_urls_and_the_client_address() {
 
     // Failed sign-ins count per forwarded client: one client is throttled (429), another
     // behind the same proxy is not; the spoofed left-hand entry is not what is counted.
-    let url = format!("{}/Users", scim.base);
     let mut last = 0;
     for i in 0..12 {
         let wrong = wrong_password(&stack, i);
-        let r = scim
-            .http
-            .json(
-                "GET",
-                &url,
-                &[
-                    ("authorization", wrong.as_str()),
-                    ("x-forwarded-for", "6.6.6.6, 198.51.100.1"),
-                ],
-                None,
-            )
-            .await;
+        let r = sign_in(&scim, &wrong, "6.6.6.6, 198.51.100.1").await;
         last = r.status;
     }
     assert_eq!(last, 429, "the forwarded client is throttled");
@@ -140,32 +151,10 @@ async fn a_trusted_proxy_sets_the_urls_and_the_client_address() {
     let report = stack.gateway.reload().await;
     assert!(report.outcome.is_ok(), "{report:?}");
     let wrong = wrong_password(&stack, 50);
-    let r = scim
-        .http
-        .json(
-            "GET",
-            &url,
-            &[
-                ("authorization", wrong.as_str()),
-                ("x-forwarded-for", "198.51.100.1"),
-            ],
-            None,
-        )
-        .await;
+    let r = sign_in(&scim, &wrong, "198.51.100.1").await;
     assert_eq!(r.status, 429, "still throttled after a reload");
     let wrong = wrong_password(&stack, 99);
-    let r = scim
-        .http
-        .json(
-            "GET",
-            &url,
-            &[
-                ("authorization", wrong.as_str()),
-                ("x-forwarded-for", "198.51.100.2"),
-            ],
-            None,
-        )
-        .await;
+    let r = sign_in(&scim, &wrong, "198.51.100.2").await;
     assert_eq!(r.status, 401, "another client behind the proxy is not");
 
     // A client that sends a line with bytes that are not ASCII (the proxy appends the real
@@ -192,22 +181,7 @@ async fn a_trusted_proxy_sets_the_urls_and_the_client_address() {
 async fn an_untrusted_peer_cannot_pick_urls_or_addresses() {
     let stack = start(trust_elsewhere).await;
     let scim = Scim::new(&stack.scim_url, &stack.token);
-    let user = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
-                      "userName": "spoofed@example.com", "active": true, "name": {"givenName": "Ada", "familyName": "Lovelace"}, "emails": [{"value": "spoofed@example.com", "type": "work", "primary": true}]});
-    let mut headers = vec![
-        ("authorization", scim.auth.as_str()),
-        ("x-forwarded-for", "203.0.113.50"),
-    ];
-    headers.extend(FORWARDED);
-    let r = scim
-        .http
-        .json(
-            "POST",
-            &format!("{}/Users", scim.base),
-            &headers,
-            Some(&user),
-        )
-        .await;
+    let r = post_forwarded(&scim, "spoofed@example.com").await;
     assert_eq!(r.status, 201, "{}", r.text);
     assert!(
         r.json["meta"]["location"]
@@ -217,37 +191,16 @@ async fn an_untrusted_peer_cannot_pick_urls_or_addresses() {
         "headers from an untrusted peer are ignored: {}",
         r.text
     );
-    use scimgate::store::{AuditFilter, AuditLog};
-    let entries = stack
-        .gateway
-        .store()
-        .query(&AuditFilter::default())
-        .await
-        .unwrap();
     assert_eq!(
-        entries[0].context.client_address.as_deref(),
+        newest_client_address(&stack).await.as_deref(),
         Some("127.0.0.1"),
-        "the peer, not the header: {:?}",
-        entries[0]
+        "the peer, not the header"
     );
     // Rotating X-Forwarded-For does not escape the throttle: the peer's address counts.
-    let url = format!("{}/Users", scim.base);
     let mut last = 0;
     for i in 0..12 {
         let wrong = wrong_password(&stack, i);
-        let xff = format!("198.51.100.{i}");
-        let r = scim
-            .http
-            .json(
-                "GET",
-                &url,
-                &[
-                    ("authorization", wrong.as_str()),
-                    ("x-forwarded-for", xff.as_str()),
-                ],
-                None,
-            )
-            .await;
+        let r = sign_in(&scim, &wrong, &format!("198.51.100.{i}")).await;
         last = r.status;
     }
     assert_eq!(last, 429, "{last}");

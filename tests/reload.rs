@@ -195,12 +195,7 @@ async fn profile_edits_reload_under_traffic_and_a_broken_edit_is_refused() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let hup = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!("kill -HUP {}", gw.pid()))
-        .status()
-        .unwrap();
-    assert!(hup.success());
+    common::process::signal(gw.pid(), "HUP");
     let started = Instant::now();
     while metric(&admin, "scimgate_config_reloads_total{outcome=\"ok\"}").await < 3.0 {
         assert!(
@@ -259,12 +254,7 @@ async fn sighup_reloads_the_demo_instead_of_stopping_it() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let admin = format!("http://127.0.0.1:{admin_port}");
-    let hup = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!("kill -HUP {}", child.id()))
-        .status()
-        .unwrap();
-    assert!(hup.success());
+    common::process::signal(child.id(), "HUP");
     let started = Instant::now();
     while metric(&admin, "scimgate_config_reloads_total{outcome=\"ok\"}").await < 1.0 {
         assert!(child.try_wait().unwrap().is_none(), "SIGHUP ended the demo");

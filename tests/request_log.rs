@@ -96,13 +96,7 @@ async fn one_plain_line_per_request_on_stderr() {
     assert_eq!(r.status, 404, "{}", r.text);
 
     // A graceful stop flushes the log writer.
-    // The shell's own `kill` (no procps needed on a bare machine).
-    let stopped = Command::new("sh")
-        .arg("-c")
-        .arg(format!("kill -TERM {}", child.id()))
-        .status()
-        .unwrap();
-    assert!(stopped.success());
+    common::process::signal(child.id(), "TERM");
     let _ = child.wait();
     let log = log.join().unwrap();
     assert_eq!(

@@ -730,8 +730,6 @@ pub enum PlanAction {
     Abandon,
 }
 
-/// `POST /plans/{id}/{retry|abandon}`: an operator's "retry now" or "abandon" of a pending or
-/// failed plan (CSRF-checked); audited as `plan retry` / `plan abandon` by `admin`.
 /// `POST /reload`: reloads the configuration (profile, scripts, auth) as SIGHUP does, then
 /// shows the overview with the outcome (a refused reload keeps the running configuration).
 pub async fn reload_config(
@@ -751,6 +749,8 @@ pub async fn reload_config(
     }
 }
 
+/// `POST /plans/{id}/{retry|abandon}`: an operator's "retry now" or "abandon" of a pending or
+/// failed plan (CSRF-checked); audited as `plan retry` / `plan abandon` by `admin`.
 pub async fn plan_action(
     State(s): State<AdminState>,
     Admin(admin): Admin,

@@ -265,13 +265,15 @@ pub async fn serve(
                     tasks.spawn(accepted_connection(
                         stream,
                         tls.clone(),
-                        peer,
-                        app.clone(),
-                        limits,
-                        table.clone(),
-                        id,
-                        conn,
-                        stop_rx.clone(),
+                        Accepted {
+                            peer,
+                            app: app.clone(),
+                            limits,
+                            table: table.clone(),
+                            id,
+                            conn,
+                            stop: stop_rx.clone(),
+                        },
                     ));
                 }
                 Err(e) => {
@@ -296,13 +298,8 @@ async fn drain(mut tasks: JoinSet<()>, stop: watch::Sender<bool>) -> io::Result<
     Ok(())
 }
 
-/// Completes the TLS handshake when the listener has TLS (within `header_read_timeout`,
-/// like a request's headers; a client that fails it is closed and logged at debug), then
-/// serves the connection.
-#[allow(clippy::too_many_arguments)]
-async fn accepted_connection(
-    stream: TcpStream,
-    tls: Option<super::tls::LiveTls>,
+/// One accepted connection: who it is, what serves it, and the table it is kept in.
+struct Accepted {
     peer: SocketAddr,
     app: super::LiveRouter,
     limits: ConnLimits,
@@ -310,25 +307,35 @@ async fn accepted_connection(
     id: u64,
     conn: Arc<Conn>,
     stop: watch::Receiver<bool>,
+}
+
+/// Completes the TLS handshake when the listener has TLS (within `header_read_timeout`,
+/// like a request's headers; a client that fails it is closed and logged at debug), then
+/// serves the connection.
+async fn accepted_connection(
+    stream: TcpStream,
+    tls: Option<super::tls::LiveTls>,
+    accepted: Accepted,
 ) {
     let _ = stream.set_nodelay(true);
     let Some(tls) = tls else {
-        return connection(stream, peer, app, limits, table, id, conn, stop).await;
+        return connection(stream, accepted).await;
     };
     // Removes the connection from the table however the handshake ends (removing twice,
     // here and in `connection`, is harmless).
-    let _entry = Entry(table.clone(), id);
+    let _entry = Entry(accepted.table.clone(), accepted.id);
     let acceptor = tokio_rustls::TlsAcceptor::from(tls.current());
-    let mut stopping = stop.clone();
+    let mut stopping = accepted.stop.clone();
     // A connection still in its handshake is idle: eviction (at the connection cap) and
     // shutdown close it at once, as they close an idle plain connection.
     let handshake = tokio::select! {
-        r = tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream)) => r,
-        _ = conn.kill.notified() => return,
+        r = tokio::time::timeout(accepted.limits.header_read_timeout, acceptor.accept(stream)) => r,
+        _ = accepted.conn.kill.notified() => return,
         _ = stopping.changed() => return,
     };
+    let peer = accepted.peer;
     match handshake {
-        Ok(Ok(stream)) => connection(stream, peer, app, limits, table, id, conn, stop).await,
+        Ok(Ok(stream)) => connection(stream, accepted).await,
         Ok(Err(e)) => tracing::debug!(error = %e, %peer, "TLS handshake failed"),
         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
     }
@@ -336,17 +343,19 @@ async fn accepted_connection(
 
 /// Serves one connection until it ends, is evicted, overstays a deadline, or (after
 /// shutdown) finishes its current request.
-#[allow(clippy::too_many_arguments)]
 async fn connection<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     stream: S,
-    peer: SocketAddr,
-    app: super::LiveRouter,
-    limits: ConnLimits,
-    table: Arc<Table>,
-    id: u64,
-    conn: Arc<Conn>,
-    mut stop: watch::Receiver<bool>,
+    accepted: Accepted,
 ) {
+    let Accepted {
+        peer,
+        app,
+        limits,
+        table,
+        id,
+        conn,
+        mut stop,
+    } = accepted;
     let io = Tracked {
         inner: stream,
         conn: conn.clone(),

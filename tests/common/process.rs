@@ -62,6 +62,17 @@ pub fn write_config_with(
     file
 }
 
+/// Sends signal `sig` (`TERM`, `HUP`) to process `pid` with the shell's own `kill` (no procps
+/// needed on a bare machine); panics when it cannot be sent.
+pub fn signal(pid: u32, sig: &str) {
+    let sent = Command::new("sh")
+        .arg("-c")
+        .arg(format!("kill -{sig} {pid}"))
+        .status()
+        .expect("run kill");
+    assert!(sent.success(), "kill -{sig} {pid}");
+}
+
 /// Whether `taskset` (util-linux) is there to pin processes to a CPU.
 pub fn has_taskset() -> bool {
     Command::new("taskset")
