@@ -22,6 +22,7 @@
 //! `get_ci(map, key)`, `now()`, `parse_date(s)`, `format_date(secs)`, `to_json(v)`,
 //! `from_json(s)` and `fail(kind, message)` to reject a request with a SCIM 400/409.
 
+mod compiled;
 mod convert;
 mod engine;
 mod error;
@@ -57,6 +58,8 @@ struct Compiled {
     ast: AST,
     /// Function name → the arities it is defined with.
     fns: HashMap<String, Vec<usize>>,
+    /// The functions that run without the interpreter.
+    program: compiled::Program,
 }
 
 /// All scripts of one profile, compiled, ready to be called from any thread.
@@ -67,6 +70,8 @@ pub struct ScriptSet {
     metrics: Option<Arc<Metrics>>,
     /// Wall-clock time one call may run.
     budget: Duration,
+    /// Whether calls run compiled where they can (`[server] compile_scripts`).
+    compile: bool,
 }
 
 impl std::fmt::Debug for ScriptSet {
@@ -93,7 +98,42 @@ impl ScriptSet {
             scripts: ArcSwap::from_pointee(scripts),
             metrics: None,
             budget: engine::DEFAULT_TIME_BUDGET,
+            compile: true,
         })
+    }
+
+    /// Whether functions run compiled where they can (the default) or every call runs in
+    /// rhai's interpreter (`[server] compile_scripts = false`, for an operator who suspects
+    /// the compiled form, and for measuring it).
+    pub fn with_compiled(mut self, compile: bool) -> ScriptSet {
+        self.compile = compile;
+        self
+    }
+
+    /// The functions of `script` that run in rhai's interpreter rather than compiled, each
+    /// as `name/arity: why`. `scimgate check` lists them.
+    pub fn interpreted(&self, script: &str) -> Vec<String> {
+        self.scripts
+            .load()
+            .get(script)
+            .map(|c| {
+                c.program
+                    .skipped()
+                    .iter()
+                    .map(|(n, a, why)| format!("{n}/{a}: {why}"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Whether `script`'s `func` taking `arity` parameters runs compiled.
+    pub fn is_compiled(&self, script: &str, func: &str, arity: usize) -> bool {
+        self.compile
+            && self
+                .scripts
+                .load()
+                .get(script)
+                .is_some_and(|c| c.program.has(func, arity))
     }
 
     /// Sets the wall-clock time one call may run (`[server] script_timeout_ms`); a call
@@ -147,6 +187,7 @@ impl ScriptSet {
             scripts: ArcSwap::from_pointee(compiled),
             metrics: None,
             budget: self.budget,
+            compile: self.compile,
         };
         let problems = check(&candidate);
         if !problems.is_empty() {
@@ -187,6 +228,33 @@ impl ScriptSet {
         args: Vec<Value>,
     ) -> Result<Value, MappingError> {
         let compiled = self.compiled(script, func, args.len())?;
+        if self.compile
+            && let Some(value) = compiled.program.call(func, &args, &self.lookups)
+        {
+            return Ok(value);
+        }
+        self.interpret(&compiled, func, args)
+    }
+
+    /// The call in rhai (tests compare it with the compiled form).
+    #[cfg(test)]
+    pub(crate) fn call_interpreted(
+        &self,
+        script: &str,
+        func: &str,
+        args: Vec<Value>,
+    ) -> Result<Value, MappingError> {
+        let compiled = self.compiled(script, func, args.len())?;
+        self.interpret(&compiled, func, args)
+    }
+
+    /// Runs the call in rhai's interpreter on this thread's engine, within the time budget.
+    fn interpret(
+        &self,
+        compiled: &Compiled,
+        func: &str,
+        args: Vec<Value>,
+    ) -> Result<Value, MappingError> {
         let budget = self.budget;
         // Top-level statements are not run (`eval_ast(false)`): it would re-run them on
         // every call for no benefit, as functions cannot see their variables anyway.
@@ -378,7 +446,16 @@ fn compile_file(path: &Path) -> Result<(String, Compiled), MappingError> {
             .or_default()
             .push(f.params.len());
     }
-    Ok((name, Compiled { file, ast, fns }))
+    let program = compiled::Program::new(&ast);
+    Ok((
+        name,
+        Compiled {
+            file,
+            ast,
+            fns,
+            program,
+        },
+    ))
 }
 
 /// Helpers every bundled profile defines in rhai, word for word, and the engine also provides

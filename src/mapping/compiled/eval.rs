@@ -1,0 +1,708 @@
+//! Runs a compiled function. Anything whose answer here could differ from rhai's (a type a
+//! built-in does not take, an index out of bounds, `fail`, an operation limit) ends the run
+//! with [`Flow::Bail`], and the caller runs the call in rhai instead: scripts are pure, so
+//! running a call again from the start changes nothing.
+
+use super::lower::{ArithOp, Block, Const, Expr, FnDef, Iter, Link, Native, Place, Step, Stmt};
+use super::value::{self, Map, Text, Val};
+use crate::mapping::engine::{MAX_ARRAY_SIZE, MAX_CALL_LEVELS, MAX_MAP_SIZE, MAX_STRING_SIZE};
+use crate::mapping::lookups::Lookups;
+use std::borrow::Cow;
+
+/// Statements and expressions one run may evaluate before it is left to rhai (whose own
+/// limit, [`crate::mapping::MAX_OPERATIONS`], counts finer steps and is far above this).
+const MAX_STEPS: u64 = 200_000;
+
+pub(super) enum Flow<'a> {
+    /// Hand the call to rhai.
+    Bail,
+    /// A built-in failed the way a `try` block catches (e.g. `parse_int` of no number).
+    Throw,
+    Return(Val<'a>),
+    Break,
+    Continue,
+}
+
+type R<'a, T> = Result<T, Flow<'a>>;
+
+fn bail<'a, T>() -> R<'a, T> {
+    Err(Flow::Bail)
+}
+
+fn need<'a, T>(v: Option<T>) -> R<'a, T> {
+    v.ok_or(Flow::Bail)
+}
+
+pub(super) struct Run<'a> {
+    pub fns: &'a [Option<FnDef>],
+    pub lookups: &'a Lookups,
+    pub steps: u64,
+    pub depth: usize,
+}
+
+type Frame<'a> = Vec<Val<'a>>;
+
+impl<'a> Run<'a> {
+    fn step(&mut self) -> R<'a, ()> {
+        self.steps += 1;
+        if self.steps > MAX_STEPS {
+            return bail();
+        }
+        Ok(())
+    }
+
+    pub(super) fn call(&mut self, f: usize, mut args: Vec<Val<'a>>) -> R<'a, Val<'a>> {
+        let Some(Some(def)) = self.fns.get(f) else {
+            return bail();
+        };
+        if self.depth + 1 >= MAX_CALL_LEVELS {
+            return bail();
+        }
+        self.depth += 1;
+        args.resize(def.slots, Val::Unit);
+        let result = self.block(&def.body, &mut args);
+        self.depth -= 1;
+        match result {
+            Ok(v) | Err(Flow::Return(v)) => Ok(v),
+            Err(Flow::Break | Flow::Continue) => bail(),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn block(&mut self, block: &'a Block, frame: &mut Frame<'a>) -> R<'a, Val<'a>> {
+        let mut last = Val::Unit;
+        for s in block {
+            last = self.stmt(s, frame)?;
+        }
+        Ok(last)
+    }
+
+    fn stmt(&mut self, s: &'a Stmt, frame: &mut Frame<'a>) -> R<'a, Val<'a>> {
+        self.step()?;
+        match s {
+            Stmt::Let(slot, e) => {
+                let v = self.expr(e, frame)?;
+                frame[*slot] = v;
+                Ok(Val::Unit)
+            }
+            Stmt::Assign(place, e) => {
+                let v = self.expr(e, frame)?;
+                self.assign(place, v, frame)?;
+                Ok(Val::Unit)
+            }
+            Stmt::OpAssign(place, op, e) => {
+                let v = self.expr(e, frame)?;
+                let keys = self.keys(&place.path, frame)?;
+                let target = navigate(&mut frame[place.slot], &keys)?;
+                let old = std::mem::replace(target, Val::Unit);
+                // Only what rhai's own `+=`/`-=` surely do the same as `+`/`-` with.
+                let new = match (&old, &v, op) {
+                    (Val::Int(_), Val::Int(_), _) | (Val::Str(_), Val::Str(_), ArithOp::Add) => {
+                        arith(old, v, *op)?
+                    }
+                    (a, b, ArithOp::Add) if a.array_len().is_some() && b.array_len().is_some() => {
+                        arith(old, v, *op)?
+                    }
+                    _ => return bail(),
+                };
+                *target = new;
+                Ok(Val::Unit)
+            }
+            Stmt::Expr(e) => self.expr(e, frame),
+            Stmt::If(cond, then, otherwise) => {
+                if self.truth(cond, frame)? {
+                    self.block(then, frame)
+                } else {
+                    self.block(otherwise, frame)
+                }
+            }
+            Stmt::For {
+                var,
+                counter,
+                iter,
+                body,
+            } => {
+                match iter {
+                    Iter::Items(e) => {
+                        let items = need(self.expr(e, frame)?.into_items())?;
+                        for (i, item) in items.into_iter().enumerate() {
+                            frame[*var] = item;
+                            if let Some(c) = counter {
+                                frame[*c] = Val::Int(i as i64);
+                            }
+                            if self.loop_body(body, frame)? {
+                                break;
+                            }
+                        }
+                    }
+                    Iter::Range(from, to, inclusive) => {
+                        let (Val::Int(from), Val::Int(to)) =
+                            (self.expr(from, frame)?, self.expr(to, frame)?)
+                        else {
+                            return bail();
+                        };
+                        let end = if *inclusive {
+                            to.checked_add(1)
+                        } else {
+                            Some(to)
+                        };
+                        let end = need(end)?;
+                        for (i, n) in (from..end).enumerate() {
+                            frame[*var] = Val::Int(n);
+                            if let Some(c) = counter {
+                                frame[*c] = Val::Int(i as i64);
+                            }
+                            if self.loop_body(body, frame)? {
+                                break;
+                            }
+                        }
+                    }
+                }
+                Ok(Val::Unit)
+            }
+            Stmt::Break => Err(Flow::Break),
+            Stmt::Continue => Err(Flow::Continue),
+            Stmt::Return(e) => Err(Flow::Return(self.expr(e, frame)?)),
+            // rhai: the body's value, or `()` once the catch block ran.
+            Stmt::Try(body, catch) => match self.block(body, frame) {
+                Err(Flow::Throw) => self.block(catch, frame).map(|_| Val::Unit),
+                other => other,
+            },
+        }
+    }
+
+    /// One pass of a loop body; `true` when it broke out.
+    fn loop_body(&mut self, body: &'a Block, frame: &mut Frame<'a>) -> R<'a, bool> {
+        self.step()?;
+        match self.block(body, frame) {
+            Ok(_) | Err(Flow::Continue) => Ok(false),
+            Err(Flow::Break) => Ok(true),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn truth(&mut self, e: &'a Expr, frame: &mut Frame<'a>) -> R<'a, bool> {
+        match self.expr(e, frame)? {
+            Val::Bool(b) => Ok(b),
+            _ => bail(),
+        }
+    }
+
+    fn expr(&mut self, e: &'a Expr, frame: &mut Frame<'a>) -> R<'a, Val<'a>> {
+        self.step()?;
+        Ok(match e {
+            Expr::Const(c) => constant(c),
+            Expr::Local(slot) => frame[*slot].clone(),
+            Expr::Chain(base, links) => self.chain(base, links, frame)?,
+            Expr::MutCall(place, native, args) => {
+                let args = self.list(args, frame)?;
+                let keys = self.keys(&place.path, frame)?;
+                let target = navigate(&mut frame[place.slot], &keys)?;
+                changing_method(*native, target, args)?
+            }
+            Expr::Array(items) => {
+                let items = self.list(items, frame)?;
+                if items.len() > MAX_ARRAY_SIZE {
+                    return bail();
+                }
+                Val::Array(items)
+            }
+            Expr::Map(entries) => {
+                let mut map = Map::new();
+                for (k, e) in entries {
+                    let v = self.expr(e, frame)?;
+                    map.insert(Text::Ref(k), v);
+                }
+                Val::Map(map)
+            }
+            Expr::And(items) => {
+                for item in items {
+                    if !self.truth(item, frame)? {
+                        return Ok(Val::Bool(false));
+                    }
+                }
+                Val::Bool(true)
+            }
+            Expr::Or(items) => {
+                for item in items {
+                    if self.truth(item, frame)? {
+                        return Ok(Val::Bool(true));
+                    }
+                }
+                Val::Bool(false)
+            }
+            Expr::Coalesce(items) => {
+                let mut v = Val::Unit;
+                for item in items {
+                    v = self.expr(item, frame)?;
+                    if !v.is_unit() {
+                        break;
+                    }
+                }
+                v
+            }
+            Expr::Not(e) => Val::Bool(!self.truth(e, frame)?),
+            Expr::Neg(e) => match self.expr(e, frame)? {
+                Val::Int(i) => Val::Int(need(i.checked_neg())?),
+                Val::Float(f) => Val::Float(-f),
+                _ => return bail(),
+            },
+            Expr::Eq(a, b, want) => {
+                let (a, b) = (self.expr(a, frame)?, self.expr(b, frame)?);
+                Val::Bool(need(value::equals(&a, &b))? == *want)
+            }
+            Expr::Cmp(a, b, op) => {
+                let (a, b) = (self.expr(a, frame)?, self.expr(b, frame)?);
+                Val::Bool(need(value::compare(&a, &b, *op))?)
+            }
+            Expr::Arith(a, b, op) => {
+                let (a, b) = (self.expr(a, frame)?, self.expr(b, frame)?);
+                arith(a, b, *op)?
+            }
+            Expr::Interp(parts) => {
+                let mut s = String::new();
+                for p in parts {
+                    let v = self.expr(p, frame)?;
+                    s.push_str(need(v.to_text())?.as_str());
+                }
+                if s.len() > MAX_STRING_SIZE {
+                    return bail();
+                }
+                Val::Str(Text::owned(s))
+            }
+            Expr::Call(f, args) => {
+                let args = self.list(args, frame)?;
+                self.call(*f, args)?
+            }
+            Expr::Native(native, args) => {
+                let mut args = self.list(args, frame)?.into_iter();
+                let first = args.next().unwrap_or(Val::Unit);
+                self.native(*native, &first, args.collect())?
+            }
+            Expr::Block(block) => self.block(block, frame)?,
+        })
+    }
+
+    fn list(&mut self, items: &'a [Expr], frame: &mut Frame<'a>) -> R<'a, Vec<Val<'a>>> {
+        items.iter().map(|e| self.expr(e, frame)).collect()
+    }
+
+    /// The values of a place's `[index]` steps, in order.
+    fn keys(&mut self, path: &'a [Step], frame: &mut Frame<'a>) -> R<'a, Vec<Key<'a>>> {
+        path.iter()
+            .map(|s| match s {
+                Step::Prop(p) => Ok(Key::Name(Text::Ref(p))),
+                Step::Index(e) => match self.expr(e, frame)? {
+                    Val::Str(t) => Ok(Key::Name(t)),
+                    Val::Int(i) => Ok(Key::At(i)),
+                    _ => bail(),
+                },
+            })
+            .collect()
+    }
+
+    fn assign(&mut self, place: &'a Place, v: Val<'a>, frame: &mut Frame<'a>) -> R<'a, ()> {
+        let keys = self.keys(&place.path, frame)?;
+        let Some((last, parents)) = keys.split_last() else {
+            frame[place.slot] = v;
+            return Ok(());
+        };
+        let parent = navigate(&mut frame[place.slot], parents)?;
+        match last {
+            Key::Name(k) => {
+                let map = need(parent.map_mut())?;
+                map.insert(k.clone(), v);
+                if map.len() > MAX_MAP_SIZE {
+                    return bail();
+                }
+            }
+            Key::At(i) => {
+                let items = need(parent.array_mut())?;
+                let at = need(array_index(items.len(), *i))?;
+                items[at] = v;
+            }
+        }
+        Ok(())
+    }
+
+    /// Walks `base` and its links, reading in place where the base is a variable.
+    fn chain(
+        &mut self,
+        base: &'a Expr,
+        links: &'a [Link],
+        frame: &mut Frame<'a>,
+    ) -> R<'a, Val<'a>> {
+        let start = match base {
+            Expr::Local(_) => None,
+            other => Some(self.expr(other, frame)?),
+        };
+        // Link arguments change no variable (checked at load), so they may go first.
+        let mut args: Vec<Vec<Val<'a>>> = Vec::new();
+        for link in links {
+            match link {
+                Link::Prop(..) => {}
+                Link::Index(e, _) => args.push(vec![self.expr(e, frame)?]),
+                Link::Method(_, a, _) => args.push(self.list(a, frame)?),
+            }
+        }
+        let mut cur: Cow<Val<'a>> = match (start, base) {
+            (Some(v), _) => Cow::Owned(v),
+            (None, Expr::Local(slot)) => Cow::Borrowed(&frame[*slot]),
+            (None, _) => return bail(),
+        };
+        let mut args = args.into_iter();
+        for link in links {
+            let elvis = match link {
+                Link::Prop(_, e) | Link::Index(_, e) | Link::Method(_, _, e) => *e,
+            };
+            if elvis && cur.is_unit() {
+                return Ok(Val::Unit);
+            }
+            let a = match link {
+                Link::Prop(..) => Vec::new(),
+                _ => need(args.next())?,
+            };
+            cur = match cur {
+                Cow::Borrowed(v) => follow(self.lookups, v, link, a)?,
+                Cow::Owned(v) => Cow::Owned(follow(self.lookups, &v, link, a)?.into_owned()),
+            };
+        }
+        Ok(cur.into_owned())
+    }
+
+    fn native(&mut self, n: Native, first: &Val<'a>, rest: Vec<Val<'a>>) -> R<'a, Val<'a>> {
+        native_call(self.lookups, n, first, rest)
+    }
+}
+
+/// One link of a chain from `v`; `args` are the link's evaluated index or arguments.
+fn follow<'v, 'a>(
+    lookups: &Lookups,
+    v: &'v Val<'a>,
+    link: &Link,
+    args: Vec<Val<'a>>,
+) -> R<'a, Cow<'v, Val<'a>>> {
+    match link {
+        Link::Prop(name, _) => child(v, name),
+        Link::Index(..) => match args.into_iter().next() {
+            Some(Val::Str(k)) => child(v, k.as_str()),
+            Some(Val::Int(i)) => Ok(Cow::Owned(need(v.at(i))?)),
+            _ => bail(),
+        },
+        Link::Method(native, ..) => Ok(Cow::Owned(native_call(lookups, *native, v, args)?)),
+    }
+}
+
+/// A child of a map, borrowed where the map is the script's own.
+fn child<'v, 'a>(v: &'v Val<'a>, key: &str) -> R<'a, Cow<'v, Val<'a>>> {
+    match v {
+        Val::Map(map) => Ok(match value::map_get(map, key) {
+            Some(c) => Cow::Borrowed(c),
+            None => Cow::Owned(Val::Unit),
+        }),
+        other => Ok(Cow::Owned(need(other.get(key))?)),
+    }
+}
+
+enum Key<'a> {
+    Name(Text<'a>),
+    At(i64),
+}
+
+fn array_index(len: usize, i: i64) -> Option<usize> {
+    let at = if i < 0 {
+        len.checked_add_signed(isize::try_from(i).ok()?)?
+    } else {
+        usize::try_from(i).ok()?
+    };
+    (at < len).then_some(at)
+}
+
+/// The value a place's path leads to, made the script's own on the way. A missing key on
+/// the way is rhai's error (it cannot set a property of `()`).
+fn navigate<'v, 'a>(mut cur: &'v mut Val<'a>, keys: &[Key<'a>]) -> R<'a, &'v mut Val<'a>> {
+    for key in keys {
+        cur = match key {
+            Key::Name(k) => need(need(cur.map_mut())?.get_mut(k))?,
+            Key::At(i) => {
+                let items = need(cur.array_mut())?;
+                let at = need(array_index(items.len(), *i))?;
+                &mut items[at]
+            }
+        };
+    }
+    Ok(cur)
+}
+
+fn constant<'a>(c: &'a Const) -> Val<'a> {
+    match c {
+        Const::Unit => Val::Unit,
+        Const::Bool(b) => Val::Bool(*b),
+        Const::Int(i) => Val::Int(*i),
+        Const::Float(f) => Val::Float(*f),
+        Const::Str(s) => Val::Str(Text::Ref(s)),
+        Const::Array(items) => Val::Array(items.iter().map(constant).collect()),
+        Const::Map(entries) => Val::Map(
+            entries
+                .iter()
+                .map(|(k, v)| (Text::Ref(k.as_str()), constant(v)))
+                .collect(),
+        ),
+    }
+}
+
+fn arith<'a>(a: Val<'a>, b: Val<'a>, op: ArithOp) -> R<'a, Val<'a>> {
+    let v = match op {
+        ArithOp::Add => need(value::add(a, b))?,
+        ArithOp::Sub => need(value::sub(a, b))?,
+    };
+    match &v {
+        Val::Str(t) if t.as_str().len() > MAX_STRING_SIZE => bail(),
+        Val::Array(items) if items.len() > MAX_ARRAY_SIZE => bail(),
+        _ => Ok(v),
+    }
+}
+
+/// `push`, `remove` and `set_if` on the value they change.
+fn changing_method<'a>(n: Native, target: &mut Val<'a>, args: Vec<Val<'a>>) -> R<'a, Val<'a>> {
+    let mut args = args.into_iter();
+    match n {
+        Native::Push => {
+            let items = need(target.array_mut())?;
+            items.push(args.next().unwrap_or(Val::Unit));
+            if items.len() > MAX_ARRAY_SIZE {
+                return bail();
+            }
+            Ok(Val::Unit)
+        }
+        Native::Remove => {
+            let Some(Val::Str(key)) = args.next() else {
+                return bail();
+            };
+            let map = need(target.map_mut())?;
+            Ok(map.remove(&key).unwrap_or(Val::Unit))
+        }
+        Native::SetIf => {
+            let (Some(Val::Str(key)), Some(v)) = (args.next(), args.next()) else {
+                return bail();
+            };
+            let map = need(target.map_mut())?;
+            if present(&v) {
+                map.insert(key, v);
+                if map.len() > MAX_MAP_SIZE {
+                    return bail();
+                }
+            }
+            Ok(Val::Unit)
+        }
+        _ => bail(),
+    }
+}
+
+fn present(v: &Val) -> bool {
+    match v {
+        Val::Unit => false,
+        Val::Str(t) => !t.as_str().is_empty(),
+        _ => true,
+    }
+}
+
+/// A built-in on `first` (the object of a method call) and the other arguments.
+fn native_call<'a>(
+    lookups: &Lookups,
+    n: Native,
+    first: &Val<'a>,
+    rest: Vec<Val<'a>>,
+) -> R<'a, Val<'a>> {
+    let mut rest = rest.into_iter();
+    let second = rest.next().unwrap_or(Val::Unit);
+    Ok(match n {
+        Native::Present => Val::Bool(present(first)),
+        Native::Lower | Native::Upper | Native::Trim => match first {
+            Val::Unit => Val::Unit,
+            Val::Str(t) => Val::Str(match (n, t) {
+                (Native::Trim, Text::Ref(s)) => Text::Ref(s.trim()),
+                (Native::Trim, t) => Text::owned(t.as_str().trim().to_string()),
+                (Native::Lower, t) => Text::owned(t.as_str().to_lowercase()),
+                (_, t) => Text::owned(t.as_str().to_uppercase()),
+            }),
+            _ => return bail(),
+        },
+        Native::TypeOf => Val::Str(Text::Ref(first.kind().rhai_name())),
+        Native::ToString => Val::Str(need(first.to_text())?),
+        Native::Len => match first {
+            Val::Str(t) => Val::Int(t.as_str().chars().count() as i64),
+            Val::Json(serde_json::Value::Object(obj)) => Val::Int(obj.len() as i64),
+            Val::Map(map) => Val::Int(map.len() as i64),
+            other => Val::Int(need(other.array_len())? as i64),
+        },
+        Native::Keys => match first {
+            Val::Json(serde_json::Value::Object(obj)) => Val::Array(
+                obj.keys()
+                    .map(|k| Val::Str(Text::Ref(k.as_str())))
+                    .collect(),
+            ),
+            Val::Map(map) => Val::Array(map.keys().map(|k| Val::Str(k.clone())).collect()),
+            _ => return bail(),
+        },
+        Native::Contains => match (first, &second) {
+            (Val::Str(s), Val::Str(sub)) => Val::Bool(s.as_str().contains(sub.as_str())),
+            (Val::Str(_), _) => return bail(),
+            (Val::Map(_) | Val::Json(serde_json::Value::Object(_)), Val::Str(k)) => {
+                Val::Bool(map_has(first, k.as_str()))
+            }
+            (a, item) if a.array_len().is_some() => {
+                let items = need(a.clone().into_items())?;
+                let mut found = false;
+                for x in &items {
+                    if need(value::equals(x, item))? {
+                        found = true;
+                        break;
+                    }
+                }
+                Val::Bool(found)
+            }
+            _ => return bail(),
+        },
+        Native::StartsWith | Native::EndsWith => match (first, &second) {
+            (Val::Str(s), Val::Str(p)) => Val::Bool(if n == Native::StartsWith {
+                s.as_str().starts_with(p.as_str())
+            } else {
+                s.as_str().ends_with(p.as_str())
+            }),
+            _ => return bail(),
+        },
+        Native::ParseInt => match first {
+            Val::Str(s) => match s.as_str().trim().parse::<i64>() {
+                Ok(i) => Val::Int(i),
+                Err(_) => return Err(Flow::Throw),
+            },
+            _ => return bail(),
+        },
+        Native::Lookup => {
+            let Val::Str(table) = first else {
+                return bail();
+            };
+            if second.is_unit() {
+                return Ok(Val::Unit);
+            }
+            let key = need(second.to_text())?;
+            lookups
+                .with_record(table.as_str(), key.as_str(), Val::from_json_owned)
+                .unwrap_or(Val::Unit)
+        }
+        Native::Print => {
+            let text = need(first.to_text())?;
+            tracing::info!(target: "scimgate::script", "{}", text.as_str());
+            Val::Unit
+        }
+        Native::GetCi => match (first, &second) {
+            (Val::Unit, _) => Val::Unit,
+            (Val::Map(_) | Val::Json(serde_json::Value::Object(_)), Val::Str(k)) => {
+                get_ci(first, k.as_str())
+            }
+            _ => return bail(),
+        },
+        Native::Split => match (first, &second) {
+            (Val::Unit, Val::Str(_)) => Val::Array(Vec::new()),
+            (Val::Str(s), Val::Str(sep)) => Val::Array(split(s.as_str(), sep.as_str())),
+            (a, Val::Str(sep)) if a.array_len().is_some() => {
+                let mut out = Vec::new();
+                for item in need(a.clone().into_items())? {
+                    if let Val::Str(s) = item {
+                        out.extend(split(s.as_str(), sep.as_str()));
+                    }
+                }
+                Val::Array(out)
+            }
+            _ => return bail(),
+        },
+        Native::FlattenExtension => match (first, &second) {
+            (Val::Unit, Val::Str(_)) => Val::Map(Map::new()),
+            (Val::Map(_) | Val::Json(serde_json::Value::Object(_)), Val::Str(urn)) => {
+                flatten(first, urn.as_str())?
+            }
+            _ => return bail(),
+        },
+        Native::FromJson => match first {
+            Val::Str(s) => match serde_json::from_str::<serde_json::Value>(s.as_str()) {
+                Ok(v) => Val::from_json_owned(&v),
+                Err(_) => return Err(Flow::Throw),
+            },
+            _ => return bail(),
+        },
+        Native::Fail | Native::Push | Native::Remove | Native::SetIf => return bail(),
+    })
+}
+
+fn map_has(map: &Val, key: &str) -> bool {
+    match map {
+        Val::Map(m) => value::map_get(m, key).is_some(),
+        Val::Json(serde_json::Value::Object(obj)) => obj.contains_key(key),
+        _ => false,
+    }
+}
+
+/// `get_ci`: the exact key first, then the first key equal ignoring ASCII case.
+fn get_ci<'a>(map: &Val<'a>, key: &str) -> Val<'a> {
+    match map {
+        Val::Map(m) => value::map_get(m, key)
+            .or_else(|| {
+                m.iter()
+                    .find(|(k, _)| k.as_str().eq_ignore_ascii_case(key))
+                    .map(|(_, v)| v)
+            })
+            .cloned()
+            .unwrap_or(Val::Unit),
+        Val::Json(serde_json::Value::Object(obj)) => obj
+            .get(key)
+            .or_else(|| {
+                obj.iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(key))
+                    .map(|(_, v)| v)
+            })
+            .map_or(Val::Unit, Val::from_json),
+        _ => Val::Unit,
+    }
+}
+
+/// `split(s, sep)` as the helper: trimmed, non-empty parts; an empty separator keeps `s`.
+fn split<'a>(s: &str, sep: &str) -> Vec<Val<'a>> {
+    let parts: Box<dyn Iterator<Item = &str>> = if sep.is_empty() {
+        Box::new(std::iter::once(s))
+    } else {
+        Box::new(s.split(sep))
+    };
+    parts
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| Val::Str(Text::owned(p.to_string())))
+        .collect()
+}
+
+/// `flatten_extension` as the helper: each non-null attribute of the extension as text.
+fn flatten<'a>(resource: &Val<'a>, urn: &str) -> R<'a, Val<'a>> {
+    let ext = match get_ci(resource, urn) {
+        v @ (Val::Map(_) | Val::Json(serde_json::Value::Object(_))) => v,
+        _ => return Ok(Val::Map(Map::new())),
+    };
+    let entries: Vec<(Text<'a>, Val<'a>)> = match ext {
+        Val::Map(m) => m.into_iter().collect(),
+        Val::Json(serde_json::Value::Object(obj)) => obj
+            .iter()
+            .map(|(k, v)| (Text::Ref(k.as_str()), Val::from_json(v)))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let mut out = Map::new();
+    for (k, v) in entries {
+        let text = match v {
+            Val::Unit => continue,
+            Val::Str(t) => t,
+            v @ (Val::Int(_) | Val::Bool(_) | Val::Float(_)) => need(v.to_text())?,
+            other => Text::owned(other.into_json().to_string()),
+        };
+        out.insert(k, Val::Str(text));
+    }
+    Ok(Val::Map(out))
+}

@@ -1,0 +1,389 @@
+//! The values a compiled script works on: JSON read in place where it came from the call's
+//! arguments, owned values where the script built them.
+//!
+//! Each operation here mirrors what rhai does for the same operands (rhai 1.27: `==` of two
+//! values of different non-numeric types is `false`, a missing map key reads as `()`, …).
+//! Where the answer is not certain (floats printed as text, arrays compared element by
+//! element, anything involving a type rhai has and JSON has not) the operation returns
+//! `None` and the call is handed to rhai, which then gives the answer or the error.
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+/// Text: borrowed from the arguments or the compiled program, or made by the script.
+#[derive(Clone, Debug)]
+pub(super) enum Text<'a> {
+    Ref(&'a str),
+    Own(Rc<str>),
+}
+
+impl Text<'_> {
+    pub(super) fn as_str(&self) -> &str {
+        match self {
+            Text::Ref(s) => s,
+            Text::Own(s) => s,
+        }
+    }
+
+    pub(super) fn owned(s: String) -> Self {
+        Text::Own(Rc::from(s))
+    }
+}
+
+impl std::borrow::Borrow<str> for Text<'_> {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq for Text<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+impl Eq for Text<'_> {}
+impl PartialOrd for Text<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Text<'_> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+/// rhai's map: ordered by key, as rhai's `BTreeMap` is (so `keys()` comes out in the same
+/// order and so does the JSON).
+pub(super) type Map<'a> = BTreeMap<Text<'a>, Val<'a>>;
+
+/// One value. `Json` only ever holds an array or an object of the call's arguments: scalars
+/// are read out into their own variants, so every operation sees one spelling of each type.
+#[derive(Clone, Debug)]
+pub(super) enum Val<'a> {
+    Unit,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(Text<'a>),
+    Json(&'a Value),
+    Array(Vec<Val<'a>>),
+    Map(Map<'a>),
+}
+
+/// The kind of a value as rhai names it (`type_of`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum Kind {
+    Unit,
+    Bool,
+    Int,
+    Float,
+    Str,
+    Array,
+    Map,
+}
+
+impl Kind {
+    pub(super) fn rhai_name(self) -> &'static str {
+        match self {
+            Kind::Unit => "()",
+            Kind::Bool => "bool",
+            Kind::Int => "i64",
+            Kind::Float => "f64",
+            Kind::Str => "string",
+            Kind::Array => "array",
+            Kind::Map => "map",
+        }
+    }
+
+    fn numeric(self) -> bool {
+        matches!(self, Kind::Int | Kind::Float)
+    }
+}
+
+impl<'a> Val<'a> {
+    /// A JSON value of the arguments as the script sees it; converts as
+    /// `convert::json_ref_to_dynamic` does (integers that fit i64 stay integers, others are
+    /// floats, `null` is `()`).
+    pub(super) fn from_json(v: &'a Value) -> Val<'a> {
+        match v {
+            Value::Null => Val::Unit,
+            Value::Bool(b) => Val::Bool(*b),
+            Value::Number(n) => number(n),
+            Value::String(s) => Val::Str(Text::Ref(s)),
+            Value::Array(_) | Value::Object(_) => Val::Json(v),
+        }
+    }
+
+    /// An owned copy of a JSON value that does not live as long as the call (a lookup
+    /// record read under its table's lock).
+    pub(super) fn from_json_owned(v: &Value) -> Val<'a> {
+        match v {
+            Value::Null => Val::Unit,
+            Value::Bool(b) => Val::Bool(*b),
+            Value::Number(n) => number(n),
+            Value::String(s) => Val::Str(Text::Own(Rc::from(s.as_str()))),
+            Value::Array(items) => Val::Array(items.iter().map(Val::from_json_owned).collect()),
+            Value::Object(obj) => Val::Map(
+                obj.iter()
+                    .map(|(k, v)| (Text::Own(Rc::from(k.as_str())), Val::from_json_owned(v)))
+                    .collect(),
+            ),
+        }
+    }
+
+    pub(super) fn kind(&self) -> Kind {
+        match self {
+            Val::Unit => Kind::Unit,
+            Val::Bool(_) => Kind::Bool,
+            Val::Int(_) => Kind::Int,
+            Val::Float(_) => Kind::Float,
+            Val::Str(_) => Kind::Str,
+            Val::Json(Value::Array(_)) | Val::Array(_) => Kind::Array,
+            Val::Json(_) | Val::Map(_) => Kind::Map,
+        }
+    }
+
+    pub(super) fn is_unit(&self) -> bool {
+        matches!(self, Val::Unit)
+    }
+
+    /// `map.key` / `map["key"]`: the value, `()` when absent; `None` when this is no map.
+    pub(super) fn get(&self, key: &str) -> Option<Val<'a>> {
+        match self {
+            Val::Json(Value::Object(obj)) => Some(obj.get(key).map_or(Val::Unit, Val::from_json)),
+            Val::Map(map) => Some(map_get(map, key).cloned().unwrap_or(Val::Unit)),
+            _ => None,
+        }
+    }
+
+    /// `array[i]`, counting from the end for a negative `i` as rhai does; `None` out of
+    /// bounds (rhai's error) or when this is no array.
+    pub(super) fn at(&self, i: i64) -> Option<Val<'a>> {
+        let len = self.array_len()?;
+        let i = if i < 0 {
+            len.checked_add_signed(i as isize)?
+        } else {
+            usize::try_from(i).ok()?
+        };
+        match self {
+            Val::Json(Value::Array(items)) => items.get(i).map(Val::from_json),
+            Val::Array(items) => items.get(i).cloned(),
+            _ => None,
+        }
+    }
+
+    pub(super) fn array_len(&self) -> Option<usize> {
+        match self {
+            Val::Json(Value::Array(items)) => Some(items.len()),
+            Val::Array(items) => Some(items.len()),
+            _ => None,
+        }
+    }
+
+    /// The elements of an array, each as the script sees it.
+    pub(super) fn into_items(self) -> Option<Vec<Val<'a>>> {
+        match self {
+            Val::Json(Value::Array(items)) => Some(items.iter().map(Val::from_json).collect()),
+            Val::Array(items) => Some(items),
+            _ => None,
+        }
+    }
+
+    /// Makes an object of the arguments this value's own map (one level: the values inside
+    /// stay borrowed) so that it can be changed; `None` when this is no map.
+    pub(super) fn map_mut(&mut self) -> Option<&mut Map<'a>> {
+        if let Val::Json(Value::Object(obj)) = self {
+            let owned = obj
+                .iter()
+                .map(|(k, v)| (Text::Ref(k.as_str()), Val::from_json(v)))
+                .collect();
+            *self = Val::Map(owned);
+        }
+        match self {
+            Val::Map(map) => Some(map),
+            _ => None,
+        }
+    }
+
+    /// [`Val::map_mut`] for arrays.
+    pub(super) fn array_mut(&mut self) -> Option<&mut Vec<Val<'a>>> {
+        if let Val::Json(Value::Array(items)) = self {
+            let owned = items.iter().map(Val::from_json).collect();
+            *self = Val::Array(owned);
+        }
+        match self {
+            Val::Array(items) => Some(items),
+            _ => None,
+        }
+    }
+
+    /// The JSON a script's result becomes, as `convert::dynamic_to_json` makes it from the
+    /// same value in rhai (non-finite floats become `null`).
+    pub(super) fn into_json(self) -> Value {
+        match self {
+            Val::Unit => Value::Null,
+            Val::Bool(b) => Value::Bool(b),
+            Val::Int(i) => Value::from(i),
+            Val::Float(f) => float_json(f),
+            Val::Str(t) => Value::String(t.as_str().to_owned()),
+            Val::Json(v) => json_copy(v),
+            Val::Array(items) => Value::Array(items.into_iter().map(Val::into_json).collect()),
+            Val::Map(map) => Value::Object(
+                map.into_iter()
+                    .map(|(k, v)| (k.as_str().to_owned(), v.into_json()))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// `to_string(v)` and `${v}`: `None` where rhai's text is not certain here (arrays,
+    /// maps).
+    pub(super) fn to_text(&self) -> Option<Text<'a>> {
+        match self {
+            Val::Str(t) => Some(t.clone()),
+            Val::Unit => Some(Text::Ref("")),
+            Val::Bool(b) => Some(Text::Ref(if *b { "true" } else { "false" })),
+            Val::Int(i) => Some(Text::owned(i.to_string())),
+            // rhai writes floats its own way (`1.0`, `1e-7`): let it.
+            Val::Float(f) => Some(Text::owned(rhai::Dynamic::from_float(*f).to_string())),
+            _ => None,
+        }
+    }
+}
+
+pub(super) fn map_get<'m, 'a>(map: &'m Map<'a>, key: &str) -> Option<&'m Val<'a>> {
+    // Keys are ordered by their text (`Borrow<str>` agrees with `Ord`).
+    map.get(key)
+}
+
+fn number<'a>(n: &serde_json::Number) -> Val<'a> {
+    match n.as_i64() {
+        Some(i) => Val::Int(i),
+        None => Val::Float(n.as_f64().unwrap_or(f64::NAN)),
+    }
+}
+
+fn float_json(f: f64) -> Value {
+    serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)
+}
+
+/// A copy of an argument's JSON as a round trip through rhai would give it back: numbers
+/// beyond i64 come back as floats.
+fn json_copy(v: &Value) -> Value {
+    match v {
+        Value::Number(n) if n.as_i64().is_none() => float_json(n.as_f64().unwrap_or(f64::NAN)),
+        Value::Array(items) => Value::Array(items.iter().map(json_copy).collect()),
+        Value::Object(obj) => {
+            Value::Object(obj.iter().map(|(k, v)| (k.clone(), json_copy(v))).collect())
+        }
+        other => other.clone(),
+    }
+}
+
+/// `a == b` as rhai answers it; `None` for two arrays or two maps (rhai compares them
+/// element by element through its own `==`).
+pub(super) fn equals(a: &Val, b: &Val) -> Option<bool> {
+    match (a, b) {
+        (Val::Unit, Val::Unit) => Some(true),
+        (Val::Bool(x), Val::Bool(y)) => Some(x == y),
+        (Val::Int(x), Val::Int(y)) => Some(x == y),
+        (Val::Str(x), Val::Str(y)) => Some(x == y),
+        _ => {
+            let (ka, kb) = (a.kind(), b.kind());
+            if ka.numeric() && kb.numeric() {
+                return Some(as_float(a)? == as_float(b)?);
+            }
+            if ka == kb {
+                return None;
+            }
+            Some(false)
+        }
+    }
+}
+
+/// `<`, `<=`, `>`, `>=` as rhai answers them: numbers, strings and booleans compare, `()`
+/// and two values of different non-numeric types give `false`.
+pub(super) fn compare(a: &Val, b: &Val, op: Cmp) -> Option<bool> {
+    use std::cmp::Ordering;
+    let ord: Ordering = match (a, b) {
+        (Val::Int(x), Val::Int(y)) => x.cmp(y),
+        (Val::Str(x), Val::Str(y)) => x.cmp(y),
+        (Val::Bool(x), Val::Bool(y)) => x.cmp(y),
+        (Val::Unit, Val::Unit) => return Some(false),
+        _ => {
+            let (ka, kb) = (a.kind(), b.kind());
+            if ka.numeric() && kb.numeric() {
+                let (x, y) = (as_float(a)?, as_float(b)?);
+                return Some(match op {
+                    Cmp::Lt => x < y,
+                    Cmp::Le => x <= y,
+                    Cmp::Gt => x > y,
+                    Cmp::Ge => x >= y,
+                });
+            }
+            if ka == kb {
+                return None;
+            }
+            return Some(false);
+        }
+    };
+    Some(match op {
+        Cmp::Lt => ord.is_lt(),
+        Cmp::Le => ord.is_le(),
+        Cmp::Gt => ord.is_gt(),
+        Cmp::Ge => ord.is_ge(),
+    })
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Cmp {
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+fn as_float(v: &Val) -> Option<f64> {
+    match v {
+        Val::Int(i) => Some(*i as f64),
+        Val::Float(f) => Some(*f),
+        _ => None,
+    }
+}
+
+/// `a + b` for what the mappings add: integers (overflow is rhai's error, so `None`),
+/// floats, strings (a `()` on either side adds nothing), arrays (concatenated).
+pub(super) fn add<'a>(a: Val<'a>, b: Val<'a>) -> Option<Val<'a>> {
+    Some(match (a, b) {
+        (Val::Int(x), Val::Int(y)) => Val::Int(x.checked_add(y)?),
+        (Val::Float(x), Val::Float(y)) => Val::Float(x + y),
+        (Val::Int(x), Val::Float(y)) => Val::Float(x as f64 + y),
+        (Val::Float(x), Val::Int(y)) => Val::Float(x + y as f64),
+        (Val::Str(x), Val::Str(y)) => {
+            let mut s = String::with_capacity(x.as_str().len() + y.as_str().len());
+            s.push_str(x.as_str());
+            s.push_str(y.as_str());
+            Val::Str(Text::owned(s))
+        }
+        (Val::Str(x), Val::Unit) | (Val::Unit, Val::Str(x)) => Val::Str(x),
+        (a, b) if a.kind() == Kind::Array && b.kind() == Kind::Array => {
+            let mut items = a.into_items()?;
+            items.extend(b.into_items()?);
+            Val::Array(items)
+        }
+        _ => return None,
+    })
+}
+
+/// `a - b` for integers (overflow is rhai's error) and floats.
+pub(super) fn sub<'a>(a: Val<'a>, b: Val<'a>) -> Option<Val<'a>> {
+    Some(match (a, b) {
+        (Val::Int(x), Val::Int(y)) => Val::Int(x.checked_sub(y)?),
+        (Val::Float(x), Val::Float(y)) => Val::Float(x - y),
+        (Val::Int(x), Val::Float(y)) => Val::Float(x as f64 - y),
+        (Val::Float(x), Val::Int(y)) => Val::Float(x - y as f64),
+        _ => return None,
+    })
+}
