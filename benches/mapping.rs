@@ -1,8 +1,11 @@
 //! Cost of the mapping layer per call, with hand-written Rust as the baseline in the same run.
 //!
 //! - `to_backend/script`: the default profile's `user.rhai` `to_backend` on a typical Entra
-//!   user through `ScriptSet::call` (JSON → rhai → JSON included).
+//!   user through `ScriptSet::call`, compiled (the default).
+//! - `to_backend/interpreted`: the same call with `compile_scripts = false` (rhai's
+//!   interpreter), the baseline for the compiled form in the same run.
 //! - `to_backend/rust`: the same mapping written by hand in Rust.
+//! - `from_backend/script` and `/interpreted`: the legacy record → SCIM user mapping.
 //! - `flatten_extension/helper`: a script calling the Rust helper on a 20-key extension.
 //! - `flatten_extension/script_loop`: the same flattening written as a rhai loop.
 
@@ -136,10 +139,28 @@ fn bench_to_backend(c: &mut Criterion) {
         "baseline must match"
     );
 
+    let interpreted = ScriptSet::load(&dir, Lookups::new())
+        .expect("default scripts compile")
+        .with_compiled(false);
+    assert_eq!(
+        interpreted
+            .call("user", "to_backend", vec![user.clone(), ctx.clone()])
+            .expect("runs"),
+        by_script
+    );
     let mut g = c.benchmark_group("to_backend");
     g.bench_function("script", |b| {
         b.iter(|| {
             set.call(
+                "user",
+                "to_backend",
+                vec![black_box(&user).clone(), ctx.clone()],
+            )
+        })
+    });
+    g.bench_function("interpreted", |b| {
+        b.iter(|| {
+            interpreted.call(
                 "user",
                 "to_backend",
                 vec![black_box(&user).clone(), ctx.clone()],
@@ -181,10 +202,28 @@ fn bench_from_backend(c: &mut Criterion) {
         .expect("script runs");
     assert_eq!(user["userName"], "AdeleV@contoso.com");
     assert_eq!(user[ENTERPRISE]["manager"]["value"], "17");
+    let interpreted = ScriptSet::load(&dir, Lookups::new())
+        .expect("default scripts compile")
+        .with_compiled(false);
+    assert_eq!(
+        interpreted
+            .call("user", "from_backend", vec![rec.clone(), ctx.clone()])
+            .expect("runs"),
+        user
+    );
     let mut g = c.benchmark_group("from_backend");
     g.bench_function("script", |b| {
         b.iter(|| {
             set.call(
+                "user",
+                "from_backend",
+                vec![black_box(&rec).clone(), ctx.clone()],
+            )
+        })
+    });
+    g.bench_function("interpreted", |b| {
+        b.iter(|| {
+            interpreted.call(
                 "user",
                 "from_backend",
                 vec![black_box(&rec).clone(), ctx.clone()],

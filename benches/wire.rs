@@ -11,7 +11,9 @@
 //!   Cases alternate within each round; the medians are printed: req/s, p50/p99, CPU µs per
 //!   request of the process under load and of the legacy app, and gateway ÷ pass-through.
 //!   With `WIRE_BASELINE_BIN=<an older scimgate>` the older build runs every gateway case
-//!   too, in the same rounds (an A/B in one run).
+//!   too, in the same rounds (an A/B in one run); `WIRE_BASELINE_ENV="K=V,…"` gives that
+//!   baseline its own settings (alone, it runs this build with them: e.g.
+//!   `SCIMGATE_SERVER__COMPILE_SCRIPTS=false` for the scripts in rhai's interpreter).
 //! - **latency**: an open-loop 1,000 GET/s for `WIRE_LATENCY_SECONDS` (10) straight to the
 //!   legacy app, through the pass-through and through the gateway; p50/p99 from each send,
 //!   and what each adds to the direct call.
@@ -127,7 +129,13 @@ impl Drop for Role {
     }
 }
 
-fn gateway(bin: &Path, scratch: &Scratch, name: &str, legacy: &str) -> GatewayProcess {
+fn gateway(
+    bin: &Path,
+    scratch: &Scratch,
+    name: &str,
+    legacy: &str,
+    extra_env: &[(String, String)],
+) -> GatewayProcess {
     let dir = scratch.0.join(name);
     std::fs::create_dir_all(&dir).expect("dir");
     let config = dir.join("scimgate.toml");
@@ -143,15 +151,24 @@ fn gateway(bin: &Path, scratch: &Scratch, name: &str, legacy: &str) -> GatewayPr
         ),
     )
     .expect("config");
-    GatewayProcess::start_pinned(
-        bin,
-        0,
-        &config,
-        &[
-            ("SCIMGATE_BACKEND__BASE_URL", legacy),
-            ("SCIMGATE_BACKEND__AUTH__VALUE", LEGACY_KEY),
-        ],
-    )
+    let mut env = vec![
+        ("SCIMGATE_BACKEND__BASE_URL", legacy),
+        ("SCIMGATE_BACKEND__AUTH__VALUE", LEGACY_KEY),
+    ];
+    env.extend(extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    GatewayProcess::start_pinned(bin, 0, &config, &env)
+}
+
+/// `WIRE_BASELINE_ENV="K=V,K2=V2"`: settings of the baseline gateway only (e.g.
+/// `SCIMGATE_SERVER__COMPILE_SCRIPTS=false` to measure the same build with the scripts in
+/// rhai's interpreter).
+fn baseline_env() -> Vec<(String, String)> {
+    std::env::var("WIRE_BASELINE_ENV")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
 }
 
 /// The host root of a URL (`http://127.0.0.1:1234/scim/v2` → `http://127.0.0.1:1234`).
@@ -338,12 +355,21 @@ async fn throughput_and_latency(parts: &str) -> bool {
             &scratch,
             "gw",
             &legacy_root,
+            &[],
         ),
     )];
-    if let Ok(bin) = std::env::var("WIRE_BASELINE_BIN") {
+    let baseline_bin = std::env::var("WIRE_BASELINE_BIN").ok();
+    if baseline_bin.is_some() || std::env::var("WIRE_BASELINE_ENV").is_ok() {
+        let bin = baseline_bin.unwrap_or_else(|| env!("CARGO_BIN_EXE_scimgate").to_string());
         gateways.push((
             "baseline".to_string(),
-            gateway(Path::new(&bin), &scratch, "base", &legacy_root),
+            gateway(
+                Path::new(&bin),
+                &scratch,
+                "base",
+                &legacy_root,
+                &baseline_env(),
+            ),
         ));
     }
 
@@ -684,6 +710,7 @@ async fn initial_sync() -> bool {
         &scratch,
         "sync",
         &legacy_root,
+        &[],
     );
     let scim = common::Scim::new(&gw.scim_url, TOKEN);
     let failed = Arc::new(AtomicU64::new(0));

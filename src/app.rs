@@ -951,7 +951,8 @@ async fn build_live(
     let scripts = ScriptSet::load(&cfg.profile.scripts_dir, lookups.clone())
         .map_err(|errs| errs.iter().map(|e| e.to_string()).collect::<Vec<_>>())?
         .with_metrics(metrics.clone())
-        .with_time_budget(Duration::from_millis(cfg.server.script_timeout_ms));
+        .with_time_budget(Duration::from_millis(cfg.server.script_timeout_ms))
+        .with_compiled(cfg.server.compile_scripts);
     let problems = script_problems(cfg, &scripts);
     if !problems.is_empty() {
         return Err(problems);
@@ -1435,6 +1436,25 @@ pub fn check(cfg: &Config) -> Vec<String> {
         ));
     }
     problems
+}
+
+/// The functions of the profile's scripts that run in rhai's interpreter rather than
+/// compiled, one line each with the reason (`user.rhai: role_of/1: …`). `scimgate check`
+/// shows them; they work, only slower.
+pub fn interpreted_functions(cfg: &Config) -> Vec<String> {
+    let Ok(scripts) = ScriptSet::load(&cfg.profile.scripts_dir, Lookups::new()) else {
+        return Vec::new();
+    };
+    scripts
+        .script_names()
+        .into_iter()
+        .flat_map(|name| {
+            scripts
+                .interpreted(&name)
+                .into_iter()
+                .map(move |f| format!("{name}.rhai: {f}"))
+        })
+        .collect()
 }
 
 /// Compiles every script in `dir`; one line per problem, with file:line.

@@ -121,6 +121,10 @@ pub struct ServerConfig {
     /// Wall-clock time one mapping script call may run before it is stopped (a 500 naming
     /// the script), on top of rhai's operation limit.
     pub script_timeout_ms: u64,
+    /// Run the scripts' functions compiled where they can be (the same results, several
+    /// times faster; what cannot be compiled runs in rhai's interpreter as before). `false`
+    /// runs every call in the interpreter.
+    pub compile_scripts: bool,
     /// How often `serve` and `demo` look at the configuration's files (this file, the
     /// profile, its scripts) and reload when they changed, in milliseconds; 0 turns the
     /// watch off (SIGHUP and the admin page still reload).
@@ -170,6 +174,7 @@ impl Default for ServerConfig {
             max_header_bytes: 16 * 1024,
             max_uri_bytes: 8 * 1024,
             script_timeout_ms: 1_000,
+            compile_scripts: true,
             config_poll_ms: 2_000,
             tls: None,
             trusted_proxies: Vec::new(),

@@ -894,6 +894,14 @@ async fn run(cmd: Command) -> Result<(), Vec<String>> {
                     config.display(),
                     cfg.profile.name
                 );
+                // Not problems: these functions work, in rhai's interpreter (slower).
+                let interpreted = scimgate::app::interpreted_functions(&cfg);
+                if cfg.server.compile_scripts && !interpreted.is_empty() {
+                    println!("runs in rhai's interpreter (not compiled):");
+                    for line in interpreted {
+                        println!("  {line}");
+                    }
+                }
                 Ok(())
             } else {
                 Err(problems)

@@ -126,6 +126,13 @@ impl ScriptSet {
             .unwrap_or_default()
     }
 
+    /// The names of the loaded scripts (file stems), sorted.
+    pub fn script_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.scripts.load().keys().cloned().collect();
+        names.sort();
+        names
+    }
+
     /// Whether `script`'s `func` taking `arity` parameters runs compiled.
     pub fn is_compiled(&self, script: &str, func: &str, arity: usize) -> bool {
         self.compile
