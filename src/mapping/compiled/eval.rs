@@ -195,17 +195,17 @@ impl<'a> Run<'a> {
             Expr::Local(slot) => frame[*slot].clone(),
             Expr::Chain(base, links) => self.chain(base, links, frame)?,
             Expr::MutCall(place, native, args) => {
-                let args = self.list(args, frame)?;
+                let (a, b) = (self.arg(args, 0, frame)?, self.arg(args, 1, frame)?);
                 let keys = self.keys(&place.path, frame)?;
                 let target = navigate(&mut frame[place.slot], &keys)?;
-                changing_method(*native, target, args)?
+                changing_method(*native, target, a, b)?
             }
             Expr::Array(items) => {
                 let items = self.list(items, frame)?;
                 if items.len() > MAX_ARRAY_SIZE {
                     return bail();
                 }
-                Val::Array(items)
+                Val::array(items)
             }
             Expr::Map(entries) => {
                 let mut map = Map::new();
@@ -213,7 +213,7 @@ impl<'a> Run<'a> {
                     let v = self.expr(e, frame)?;
                     map.insert(Text::Ref(k), v);
                 }
-                Val::Map(map)
+                Val::map(map)
             }
             Expr::And(items) => {
                 for item in items {
@@ -271,16 +271,33 @@ impl<'a> Run<'a> {
                 Val::Str(Text::owned(s))
             }
             Expr::Call(f, args) => {
-                let args = self.list(args, frame)?;
-                self.call(*f, args)?
+                let slots = self
+                    .fns
+                    .get(*f)
+                    .and_then(Option::as_ref)
+                    .map_or(0, |d| d.slots);
+                let mut callee = Vec::with_capacity(slots.max(args.len()));
+                for a in args {
+                    callee.push(self.expr(a, frame)?);
+                }
+                self.call(*f, callee)?
             }
             Expr::Native(native, args) => {
-                let mut args = self.list(args, frame)?.into_iter();
-                let first = args.next().unwrap_or(Val::Unit);
-                self.native(*native, &first, args.collect())?
+                // Built-ins take one or two arguments (checked at load).
+                let first = self.arg(args, 0, frame)?;
+                let second = self.arg(args, 1, frame)?;
+                native_call(self.lookups, *native, &first, second)?
             }
             Expr::Block(block) => self.block(block, frame)?,
         })
+    }
+
+    /// Argument `i` of a call, `()` past the last.
+    fn arg(&mut self, args: &'a [Expr], i: usize, frame: &mut Frame<'a>) -> R<'a, Val<'a>> {
+        match args.get(i) {
+            Some(e) => self.expr(e, frame),
+            None => Ok(Val::Unit),
+        }
     }
 
     fn list(&mut self, items: &'a [Expr], frame: &mut Frame<'a>) -> R<'a, Vec<Val<'a>>> {
@@ -336,21 +353,33 @@ impl<'a> Run<'a> {
             Expr::Local(_) => None,
             other => Some(self.expr(other, frame)?),
         };
-        // Link arguments change no variable (checked at load), so they may go first.
-        let mut args: Vec<Vec<Val<'a>>> = Vec::new();
+        // rhai evaluates a chain's indices and arguments first, then walks it; they change
+        // no variable (checked at load). One value at most per link (checked at load).
+        let mut inline: [Option<Val<'a>>; 4] = Default::default();
+        let mut spill: Vec<Option<Val<'a>>> = Vec::new();
+        let mut n = 0;
         for link in links {
-            match link {
-                Link::Prop(..) => {}
-                Link::Index(e, _) => args.push(vec![self.expr(e, frame)?]),
-                Link::Method(_, a, _) => args.push(self.list(a, frame)?),
+            let arg = match link {
+                Link::Prop(..) => continue,
+                Link::Index(e, _) => Some(e),
+                Link::Method(_, a, _) => a.first(),
+            };
+            let v = match arg {
+                Some(e) => self.expr(e, frame)?,
+                None => Val::Unit,
+            };
+            match inline.get_mut(n) {
+                Some(slot) => *slot = Some(v),
+                None => spill.push(Some(v)),
             }
+            n += 1;
         }
         let mut cur: Cow<Val<'a>> = match (start, base) {
             (Some(v), _) => Cow::Owned(v),
             (None, Expr::Local(slot)) => Cow::Borrowed(&frame[*slot]),
             (None, _) => return bail(),
         };
-        let mut args = args.into_iter();
+        let mut k = 0;
         for link in links {
             let elvis = match link {
                 Link::Prop(_, e) | Link::Index(_, e) | Link::Method(_, _, e) => *e,
@@ -358,38 +387,41 @@ impl<'a> Run<'a> {
             if elvis && cur.is_unit() {
                 return Ok(Val::Unit);
             }
-            let a = match link {
-                Link::Prop(..) => Vec::new(),
-                _ => need(args.next())?,
+            let arg = match link {
+                Link::Prop(..) => Val::Unit,
+                _ => {
+                    let slot = match inline.get_mut(k) {
+                        Some(slot) => slot,
+                        None => need(spill.get_mut(k - inline.len()))?,
+                    };
+                    k += 1;
+                    need(slot.take())?
+                }
             };
             cur = match cur {
-                Cow::Borrowed(v) => follow(self.lookups, v, link, a)?,
-                Cow::Owned(v) => Cow::Owned(follow(self.lookups, &v, link, a)?.into_owned()),
+                Cow::Borrowed(v) => follow(self.lookups, v, link, arg)?,
+                Cow::Owned(v) => Cow::Owned(follow(self.lookups, &v, link, arg)?.into_owned()),
             };
         }
         Ok(cur.into_owned())
     }
-
-    fn native(&mut self, n: Native, first: &Val<'a>, rest: Vec<Val<'a>>) -> R<'a, Val<'a>> {
-        native_call(self.lookups, n, first, rest)
-    }
 }
 
-/// One link of a chain from `v`; `args` are the link's evaluated index or arguments.
+/// One link of a chain from `v`; `arg` is the link's evaluated index or argument.
 fn follow<'v, 'a>(
     lookups: &Lookups,
     v: &'v Val<'a>,
     link: &Link,
-    args: Vec<Val<'a>>,
+    arg: Val<'a>,
 ) -> R<'a, Cow<'v, Val<'a>>> {
     match link {
         Link::Prop(name, _) => child(v, name),
-        Link::Index(..) => match args.into_iter().next() {
-            Some(Val::Str(k)) => child(v, k.as_str()),
-            Some(Val::Int(i)) => Ok(Cow::Owned(need(v.at(i))?)),
+        Link::Index(..) => match arg {
+            Val::Str(k) => child(v, k.as_str()),
+            Val::Int(i) => Ok(Cow::Owned(need(v.at(i))?)),
             _ => bail(),
         },
-        Link::Method(native, ..) => Ok(Cow::Owned(native_call(lookups, *native, v, args)?)),
+        Link::Method(native, ..) => Ok(Cow::Owned(native_call(lookups, *native, v, arg)?)),
     }
 }
 
@@ -441,8 +473,8 @@ fn constant<'a>(c: &'a Const) -> Val<'a> {
         Const::Int(i) => Val::Int(*i),
         Const::Float(f) => Val::Float(*f),
         Const::Str(s) => Val::Str(Text::Ref(s)),
-        Const::Array(items) => Val::Array(items.iter().map(constant).collect()),
-        Const::Map(entries) => Val::Map(
+        Const::Array(items) => Val::array(items.iter().map(constant).collect()),
+        Const::Map(entries) => Val::map(
             entries
                 .iter()
                 .map(|(k, v)| (Text::Ref(k.as_str()), constant(v)))
@@ -464,31 +496,30 @@ fn arith<'a>(a: Val<'a>, b: Val<'a>, op: ArithOp) -> R<'a, Val<'a>> {
 }
 
 /// `push`, `remove` and `set_if` on the value they change.
-fn changing_method<'a>(n: Native, target: &mut Val<'a>, args: Vec<Val<'a>>) -> R<'a, Val<'a>> {
-    let mut args = args.into_iter();
+fn changing_method<'a>(n: Native, target: &mut Val<'a>, a: Val<'a>, b: Val<'a>) -> R<'a, Val<'a>> {
     match n {
         Native::Push => {
             let items = need(target.array_mut())?;
-            items.push(args.next().unwrap_or(Val::Unit));
+            items.push(a);
             if items.len() > MAX_ARRAY_SIZE {
                 return bail();
             }
             Ok(Val::Unit)
         }
         Native::Remove => {
-            let Some(Val::Str(key)) = args.next() else {
+            let Val::Str(key) = a else {
                 return bail();
             };
             let map = need(target.map_mut())?;
             Ok(map.remove(&key).unwrap_or(Val::Unit))
         }
         Native::SetIf => {
-            let (Some(Val::Str(key)), Some(v)) = (args.next(), args.next()) else {
+            let Val::Str(key) = a else {
                 return bail();
             };
             let map = need(target.map_mut())?;
-            if present(&v) {
-                map.insert(key, v);
+            if present(&b) {
+                map.insert(key, b);
                 if map.len() > MAX_MAP_SIZE {
                     return bail();
                 }
@@ -512,10 +543,8 @@ fn native_call<'a>(
     lookups: &Lookups,
     n: Native,
     first: &Val<'a>,
-    rest: Vec<Val<'a>>,
+    second: Val<'a>,
 ) -> R<'a, Val<'a>> {
-    let mut rest = rest.into_iter();
-    let second = rest.next().unwrap_or(Val::Unit);
     Ok(match n {
         Native::Present => Val::Bool(present(first)),
         Native::Lower | Native::Upper | Native::Trim => match first {
@@ -537,12 +566,12 @@ fn native_call<'a>(
             other => Val::Int(need(other.array_len())? as i64),
         },
         Native::Keys => match first {
-            Val::Json(serde_json::Value::Object(obj)) => Val::Array(
+            Val::Json(serde_json::Value::Object(obj)) => Val::array(
                 obj.keys()
                     .map(|k| Val::Str(Text::Ref(k.as_str())))
                     .collect(),
             ),
-            Val::Map(map) => Val::Array(map.keys().map(|k| Val::Str(k.clone())).collect()),
+            Val::Map(map) => Val::array(map.keys().map(|k| Val::Str(k.clone())).collect()),
             _ => return bail(),
         },
         Native::Contains => match (first, &second) {
@@ -604,8 +633,8 @@ fn native_call<'a>(
             _ => return bail(),
         },
         Native::Split => match (first, &second) {
-            (Val::Unit, Val::Str(_)) => Val::Array(Vec::new()),
-            (Val::Str(s), Val::Str(sep)) => Val::Array(split(s.as_str(), sep.as_str())),
+            (Val::Unit, Val::Str(_)) => Val::array(Vec::new()),
+            (Val::Str(s), Val::Str(sep)) => Val::array(split(s.as_str(), sep.as_str())),
             (a, Val::Str(sep)) if a.array_len().is_some() => {
                 let mut out = Vec::new();
                 for item in need(a.clone().into_items())? {
@@ -613,12 +642,12 @@ fn native_call<'a>(
                         out.extend(split(s.as_str(), sep.as_str()));
                     }
                 }
-                Val::Array(out)
+                Val::array(out)
             }
             _ => return bail(),
         },
         Native::FlattenExtension => match (first, &second) {
-            (Val::Unit, Val::Str(_)) => Val::Map(Map::new()),
+            (Val::Unit, Val::Str(_)) => Val::map(Map::new()),
             (Val::Map(_) | Val::Json(serde_json::Value::Object(_)), Val::Str(urn)) => {
                 flatten(first, urn.as_str())?
             }
@@ -684,10 +713,10 @@ fn split<'a>(s: &str, sep: &str) -> Vec<Val<'a>> {
 fn flatten<'a>(resource: &Val<'a>, urn: &str) -> R<'a, Val<'a>> {
     let ext = match get_ci(resource, urn) {
         v @ (Val::Map(_) | Val::Json(serde_json::Value::Object(_))) => v,
-        _ => return Ok(Val::Map(Map::new())),
+        _ => return Ok(Val::map(Map::new())),
     };
     let entries: Vec<(Text<'a>, Val<'a>)> = match ext {
-        Val::Map(m) => m.into_iter().collect(),
+        Val::Map(m) => std::rc::Rc::unwrap_or_clone(m).into_iter().collect(),
         Val::Json(serde_json::Value::Object(obj)) => obj
             .iter()
             .map(|(k, v)| (Text::Ref(k.as_str()), Val::from_json(v)))
@@ -704,5 +733,5 @@ fn flatten<'a>(resource: &Val<'a>, urn: &str) -> R<'a, Val<'a>> {
         };
         out.insert(k, Val::Str(text));
     }
-    Ok(Val::Map(out))
+    Ok(Val::map(out))
 }

@@ -513,6 +513,11 @@ impl Lowering<'_> {
                 let Some(native) = Native::find(&f.name, n + 1) else {
                     return unsupported(format!("the method {}/{}", f.name, n));
                 };
+                // In a chain, a method takes one argument at most (the changing ones, with
+                // more, are handled on a variable by `MutCall`).
+                if n > 1 && !native.changes_object() {
+                    return unsupported(format!("the method {}/{}", f.name, n));
+                }
                 let args = self.list(&f.args, scope)?;
                 out.push(Link::Method(native, args, elvis));
             }

@@ -68,8 +68,10 @@ pub(super) enum Val<'a> {
     Float(f64),
     Str(Text<'a>),
     Json(&'a Value),
-    Array(Vec<Val<'a>>),
-    Map(Map<'a>),
+    /// Shared until changed (`Rc::make_mut`): passing a map or array on, as `user.meta =
+    /// meta` does, copies nothing.
+    Array(Rc<Vec<Val<'a>>>),
+    Map(Rc<Map<'a>>),
 }
 
 /// The kind of a value as rhai names it (`type_of`).
@@ -103,6 +105,14 @@ impl Kind {
 }
 
 impl<'a> Val<'a> {
+    pub(super) fn array(items: Vec<Val<'a>>) -> Val<'a> {
+        Val::Array(Rc::new(items))
+    }
+
+    pub(super) fn map(map: Map<'a>) -> Val<'a> {
+        Val::Map(Rc::new(map))
+    }
+
     /// A JSON value of the arguments as the script sees it; converts as
     /// `convert::json_ref_to_dynamic` does (integers that fit i64 stay integers, others are
     /// floats, `null` is `()`).
@@ -124,8 +134,8 @@ impl<'a> Val<'a> {
             Value::Bool(b) => Val::Bool(*b),
             Value::Number(n) => number(n),
             Value::String(s) => Val::Str(Text::Own(Rc::from(s.as_str()))),
-            Value::Array(items) => Val::Array(items.iter().map(Val::from_json_owned).collect()),
-            Value::Object(obj) => Val::Map(
+            Value::Array(items) => Val::array(items.iter().map(Val::from_json_owned).collect()),
+            Value::Object(obj) => Val::map(
                 obj.iter()
                     .map(|(k, v)| (Text::Own(Rc::from(k.as_str())), Val::from_json_owned(v)))
                     .collect(),
@@ -186,7 +196,7 @@ impl<'a> Val<'a> {
     pub(super) fn into_items(self) -> Option<Vec<Val<'a>>> {
         match self {
             Val::Json(Value::Array(items)) => Some(items.iter().map(Val::from_json).collect()),
-            Val::Array(items) => Some(items),
+            Val::Array(items) => Some(Rc::unwrap_or_clone(items)),
             _ => None,
         }
     }
@@ -199,10 +209,10 @@ impl<'a> Val<'a> {
                 .iter()
                 .map(|(k, v)| (Text::Ref(k.as_str()), Val::from_json(v)))
                 .collect();
-            *self = Val::Map(owned);
+            *self = Val::map(owned);
         }
         match self {
-            Val::Map(map) => Some(map),
+            Val::Map(map) => Some(Rc::make_mut(map)),
             _ => None,
         }
     }
@@ -211,10 +221,10 @@ impl<'a> Val<'a> {
     pub(super) fn array_mut(&mut self) -> Option<&mut Vec<Val<'a>>> {
         if let Val::Json(Value::Array(items)) = self {
             let owned = items.iter().map(Val::from_json).collect();
-            *self = Val::Array(owned);
+            *self = Val::array(owned);
         }
         match self {
-            Val::Array(items) => Some(items),
+            Val::Array(items) => Some(Rc::make_mut(items)),
             _ => None,
         }
     }
@@ -229,9 +239,15 @@ impl<'a> Val<'a> {
             Val::Float(f) => float_json(f),
             Val::Str(t) => Value::String(t.as_str().to_owned()),
             Val::Json(v) => json_copy(v),
-            Val::Array(items) => Value::Array(items.into_iter().map(Val::into_json).collect()),
+            Val::Array(items) => Value::Array(
+                Rc::unwrap_or_clone(items)
+                    .into_iter()
+                    .map(Val::into_json)
+                    .collect(),
+            ),
             Val::Map(map) => Value::Object(
-                map.into_iter()
+                Rc::unwrap_or_clone(map)
+                    .into_iter()
                     .map(|(k, v)| (k.as_str().to_owned(), v.into_json()))
                     .collect(),
             ),
@@ -371,7 +387,7 @@ pub(super) fn add<'a>(a: Val<'a>, b: Val<'a>) -> Option<Val<'a>> {
         (a, b) if a.kind() == Kind::Array && b.kind() == Kind::Array => {
             let mut items = a.into_items()?;
             items.extend(b.into_items()?);
-            Val::Array(items)
+            Val::array(items)
         }
         _ => return None,
     })
