@@ -6,6 +6,8 @@
 #   benches/wire.sh                          throughput, latency at 1,000 req/s, initial sync
 #   WIRE_PARTS=throughput benches/wire.sh    one part
 #   WIRE_BASELINE_BIN=/path/to/older/scimgate benches/wire.sh   A/B against an older build
+#   WIRE_BASELINE_ENV=SCIMGATE_SERVER__COMPILE_SCRIPTS=false benches/wire.sh   this build, scripts
+#                                            compiled vs in rhai's interpreter
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v wrk >/dev/null 2>&1; then

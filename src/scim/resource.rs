@@ -610,37 +610,49 @@ pub fn project(
     attributes: &[AttrPath],
     excluded: &[AttrPath],
 ) -> Value {
-    let Some(obj) = resource.as_object() else {
-        return resource.clone();
+    project_owned(resource.clone(), ctx, attributes, excluded)
+}
+
+/// [`project`] on a resource the caller gives up: what is kept is moved, not copied (the
+/// response path, where the resource is built for this one answer).
+pub fn project_owned(
+    resource: Value,
+    ctx: &SchemaContext<'_>,
+    attributes: &[AttrPath],
+    excluded: &[AttrPath],
+) -> Value {
+    let Value::Object(obj) = resource else {
+        return resource;
     };
     let mut out = Map::new();
     for (key, value) in obj {
         if key == "schemas" {
-            out.insert(key.clone(), value.clone());
+            out.insert(key, value);
             continue;
         }
-        if let Some((urn, "")) = ctx.registry.match_urn(key) {
-            if let Some(ext) = value.as_object() {
+        if let Some((urn, "")) = ctx.registry.match_urn(&key) {
+            let urn = urn.to_string();
+            if let Value::Object(ext) = value {
                 let mut kept = Map::new();
                 for (k, v) in ext {
                     let path = AttrPath {
-                        urn: Some(urn.to_string()),
+                        urn: Some(urn.clone()),
                         name: k.clone(),
                         sub: None,
                     };
                     if let Some(v) = project_attr(&path, v, ctx, attributes, excluded) {
-                        kept.insert(k.clone(), v);
+                        kept.insert(k, v);
                     }
                 }
                 if !kept.is_empty() {
-                    out.insert(key.clone(), Value::Object(kept));
+                    out.insert(key, Value::Object(kept));
                 }
             }
             continue;
         }
         let path = AttrPath::new(key.clone());
         if let Some(v) = project_attr(&path, value, ctx, attributes, excluded) {
-            out.insert(key.clone(), v);
+            out.insert(key, v);
         }
     }
     Value::Object(out)
@@ -648,7 +660,7 @@ pub fn project(
 
 fn project_attr(
     path: &AttrPath,
-    value: &Value,
+    value: Value,
     ctx: &SchemaContext<'_>,
     attributes: &[AttrPath],
     excluded: &[AttrPath],
@@ -659,7 +671,7 @@ fn project_attr(
     let returned = def.map(|a| a.returned).unwrap_or(Returned::Default);
     match returned {
         Returned::Never => return None,
-        Returned::Always => return Some(value.clone()),
+        Returned::Always => return Some(value),
         _ => {}
     }
     if def.is_some_and(|a| a.mutability == super::schema::Mutability::WriteOnly) {
@@ -677,13 +689,16 @@ fn project_attr(
             return None;
         }
         if wanted.iter().any(Option::is_none) {
-            return Some(value.clone());
+            return Some(value);
         }
         let subs: Vec<String> = wanted.into_iter().flatten().collect();
-        return Some(filter_subs(value, &subs, true));
+        return Some(filter_subs(&value, &subs, true));
     }
     if returned == Returned::Request {
         return None;
+    }
+    if excluded.is_empty() {
+        return Some(value);
     }
     let dropped = mentions(excluded);
     if dropped.iter().any(Option::is_none) {
@@ -691,9 +706,9 @@ fn project_attr(
     }
     let subs: Vec<String> = dropped.into_iter().flatten().collect();
     if subs.is_empty() {
-        Some(value.clone())
+        Some(value)
     } else {
-        Some(filter_subs(value, &subs, false))
+        Some(filter_subs(&value, &subs, false))
     }
 }
 

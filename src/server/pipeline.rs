@@ -58,7 +58,7 @@ use crate::scim::meta::{etag, if_match, set_meta};
 use crate::scim::patch::{
     Member, MemberDelta, apply_patch, parse_patch, retain_supported, split_members,
 };
-use crate::scim::resource::{NormalizeOptions, get_ci, normalize_resource, project};
+use crate::scim::resource::{NormalizeOptions, get_ci, normalize_resource, project_owned};
 use crate::scim::schema::{SchemaContext, ServiceProviderConfig};
 use crate::scim::{AttrPath, SchemaRegistry, ScimError};
 use crate::store::{
@@ -773,8 +773,8 @@ impl Gateway {
             created.as_deref(),
             modified.as_deref(),
         );
-        let resource = project(
-            &resource,
+        let resource = project_owned(
+            resource,
             &ctx,
             &params.attributes,
             &params.excluded_attributes,
