@@ -102,6 +102,12 @@ pub(crate) const UPSERT_MAPPING: &str = "INSERT INTO id_map (resource_type, scim
      external_id) VALUES ($1, $2, $3, $4) ON CONFLICT (resource_type, scim_id) DO UPDATE \
      SET legacy_id = excluded.legacy_id, external_id = excluded.external_id";
 
+/// [`UPSERT_MAPPING`] in two parts around its rows, for a multi-row upsert.
+pub(crate) const MAPPING_COLUMNS: &str =
+    "INSERT INTO id_map (resource_type, scim_id, legacy_id, external_id) ";
+pub(crate) const ON_MAPPING_CONFLICT: &str = " ON CONFLICT (resource_type, scim_id) DO UPDATE \
+     SET legacy_id = excluded.legacy_id, external_id = excluded.external_id";
+
 /// Binds a mapping's columns to [`UPSERT_MAPPING`], for either dialect.
 pub(crate) fn bind_mapping<'q, DB: sqlx::Database>(
     q: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>,

@@ -155,6 +155,7 @@ both_backends!(
     plans_are_claimed_once,
     tombstones,
     declared_credentials_follow_the_configuration,
+    audit_batches_are_one_transaction,
 );
 
 /// `[auth] api_keys` / `basic_users`: added when declared, withdrawn (keys) or removed (users)
@@ -461,6 +462,89 @@ async fn audit_log(db: TestDb) {
     assert_eq!(
         left.iter().map(|e| e.scim_status).collect::<Vec<_>>(),
         [502, 404]
+    );
+}
+
+/// The group commit's batch: every entry and mapping in one multi-row statement each, all or
+/// nothing, a later mapping of the same resource winning as it would written in turn.
+async fn audit_batches_are_one_transaction(db: TestDb) {
+    let s = &db.store;
+    let t0 = Utc::now() - Duration::minutes(5);
+    let mut entries: Vec<AuditEntry> = (0..40)
+        .map(|i| audit(t0 + Duration::seconds(i), "create", 201))
+        .collect();
+    entries[7].context.detail = Some("it's \"quoted\" ünïcode".into());
+    entries[8].context.client_address = Some("10.0.0.9".into());
+    entries[9].resource_id = None;
+    let maps = [
+        user_map("u1", "l1", Some("e1")),
+        user_map("u2", "l2", None),
+        user_map("u1", "l1b", Some("e1b")),
+    ];
+    s.append_batch(&entries, &maps).await.unwrap();
+    let all = s
+        .query(&AuditFilter {
+            limit: 100,
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 40);
+    for (got, want) in all.iter().rev().zip(&entries) {
+        assert_eq!(
+            got,
+            &AuditEntry {
+                time: db_time(want.time),
+                ..want.clone()
+            }
+        );
+    }
+    let u1 = s
+        .by_scim_id("User", &ScimId::from("u1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            u1.legacy_id.as_str(),
+            u1.external_id.as_ref().map(|e| e.as_str())
+        ),
+        ("l1b", Some("e1b"))
+    );
+    assert!(
+        s.by_scim_id("User", &ScimId::from("u2"))
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    // An externalId already mapped to another resource fails the batch: nothing of it stays.
+    let late = audit(t0 + Duration::minutes(1), "patch", 200);
+    let err = s
+        .append_batch(
+            std::slice::from_ref(&late),
+            &[
+                user_map("u3", "l3", None),
+                user_map("u4", "l4", Some("e1b")),
+            ],
+        )
+        .await;
+    assert!(err.is_err());
+    assert_eq!(
+        s.query(&AuditFilter {
+            limit: 100,
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap()
+        .len(),
+        40
+    );
+    assert!(
+        s.by_scim_id("User", &ScimId::from("u3"))
+            .await
+            .unwrap()
+            .is_none()
     );
 }
 
