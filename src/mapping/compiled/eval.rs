@@ -8,10 +8,14 @@ use super::value::{self, Map, Text, Val};
 use crate::mapping::engine::{MAX_ARRAY_SIZE, MAX_CALL_LEVELS, MAX_MAP_SIZE, MAX_STRING_SIZE};
 use crate::mapping::lookups::Lookups;
 use std::borrow::Cow;
+use std::time::Instant;
 
 /// Statements and expressions one run may evaluate before it is left to rhai (whose own
 /// limit, [`crate::mapping::MAX_OPERATIONS`], counts finer steps and is far above this).
 const MAX_STEPS: u64 = 200_000;
+
+/// Steps between two looks at the clock.
+const CLOCK_EVERY: u64 = 16;
 
 pub(super) enum Flow<'a> {
     /// Hand the call to rhai.
@@ -38,6 +42,9 @@ pub(super) struct Run<'a> {
     pub lookups: &'a Lookups,
     pub steps: u64,
     pub depth: usize,
+    /// A run still going then is left to rhai, whose time budget and off-worker re-run
+    /// handle slow calls (a loop over a large array calling `contains` on it, say).
+    pub deadline: Instant,
 }
 
 type Frame<'a> = Vec<Val<'a>>;
@@ -45,7 +52,9 @@ type Frame<'a> = Vec<Val<'a>>;
 impl<'a> Run<'a> {
     fn step(&mut self) -> R<'a, ()> {
         self.steps += 1;
-        if self.steps > MAX_STEPS {
+        if self.steps > MAX_STEPS
+            || (self.steps.is_multiple_of(CLOCK_EVERY) && Instant::now() >= self.deadline)
+        {
             return bail();
         }
         Ok(())
@@ -538,8 +547,25 @@ fn present(v: &Val) -> bool {
     }
 }
 
-/// A built-in on `first` (the object of a method call) and the other arguments.
+/// A built-in on `first` (the object of a method call) and its second argument; a result
+/// beyond rhai's size limits is rhai's to refuse.
 fn native_call<'a>(
+    lookups: &Lookups,
+    n: Native,
+    first: &Val<'a>,
+    second: Val<'a>,
+) -> R<'a, Val<'a>> {
+    let v = native_result(lookups, n, first, second)?;
+    let too_big = match &v {
+        Val::Str(t) => t.as_str().len() > MAX_STRING_SIZE,
+        Val::Array(items) => items.len() > MAX_ARRAY_SIZE,
+        Val::Map(map) => map.len() > MAX_MAP_SIZE,
+        _ => false,
+    };
+    if too_big { bail() } else { Ok(v) }
+}
+
+fn native_result<'a>(
     lookups: &Lookups,
     n: Native,
     first: &Val<'a>,

@@ -133,6 +133,7 @@ impl Program {
             lookups,
             steps: 0,
             depth: 0,
+            deadline: std::time::Instant::now() + super::INLINE_SLICE,
         };
         let args = args.iter().map(value::Val::from_json).collect();
         match run.call(i, args) {

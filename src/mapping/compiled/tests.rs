@@ -521,3 +521,29 @@ proptest! {
         }
     }
 }
+
+/// A compiled run that takes long is left to rhai, whose time budget then stops it: the
+/// compiled form never runs past what the budget allows.
+#[test]
+fn a_slow_compiled_run_is_stopped_by_the_budget() {
+    let dir = scratch("fn t(a) { let n = 0; for x in a { if a.contains(x) { n += 1; } } n }");
+    let set = ScriptSet::load(&dir.0, Lookups::new())
+        .unwrap()
+        .with_time_budget(std::time::Duration::from_millis(50));
+    assert!(set.is_compiled("t", "t", 1));
+    let big = Value::Array((0..20_000).map(Value::from).collect());
+    let started = std::time::Instant::now();
+    let err = set.call("t", "t", vec![big]).unwrap_err().to_string();
+    assert!(
+        err.contains("stopped after running longer than 50 ms"),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    // A small one runs compiled to the end.
+    let small = Value::Array((0..50).map(Value::from).collect());
+    assert_eq!(both(&set, "t", "t", &[small]).0, Some(json!(50)));
+}
