@@ -442,6 +442,51 @@ fn check_finds_a_call_to_an_undefined_function() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `scimgate check` names the functions that run in rhai's interpreter rather than compiled,
+/// with the reason (and nothing for the bundled profiles, whose functions all compile).
+#[test]
+fn check_lists_functions_that_are_not_compiled() {
+    let dir = scratch("interpreted");
+    let config = dir.join("config/scimgate.toml");
+    let check = |profile: &str| {
+        let out = bin()
+            .args(["check", "--profile", profile, "--config"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    assert!(!check("default").contains("interpreter"));
+    let user = dir.join("scripts/default/user.rhai");
+    let text = std::fs::read_to_string(&user).unwrap();
+    std::fs::write(
+        &user,
+        text.replace(
+            "fn work_phone(phones) {",
+            "fn work_phone(phones) {\n    let spin = 0;\n    while spin < 1 { spin += 1; }",
+        ),
+    )
+    .unwrap();
+    let stdout = check("default");
+    assert!(stdout.contains("runs in rhai's interpreter"), "{stdout}");
+    assert!(
+        stdout.contains("user.rhai: work_phone/1: while/loop"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("user.rhai: to_backend/2: it calls work_phone/1, which runs in rhai"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("from_backend"), "{stdout}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// `scimgate map` resolves lookups from a JSON file (`--lookups`) or from the running
 /// application (`--live`, through the profile's backend); without them, a lookup finds
 /// nothing and the script says so.
