@@ -4,7 +4,7 @@
 //! running a call again from the start changes nothing.
 
 use super::lower::{ArithOp, Block, Const, Expr, FnDef, Iter, Link, Native, Place, Step, Stmt};
-use super::value::{self, Map, Text, Val};
+use super::value::{self, Map, Sizes, Text, Val, fits};
 use crate::mapping::engine::{MAX_ARRAY_SIZE, MAX_CALL_LEVELS, MAX_MAP_SIZE, MAX_STRING_SIZE};
 use crate::mapping::lookups::Lookups;
 use std::borrow::Cow;
@@ -12,7 +12,7 @@ use std::time::Instant;
 
 /// Statements and expressions one run may evaluate before it is left to rhai (whose own
 /// limit, [`crate::mapping::MAX_OPERATIONS`], counts finer steps and is far above this).
-const MAX_STEPS: u64 = 200_000;
+pub(super) const MAX_STEPS: u64 = 200_000;
 
 /// Steps between two looks at the clock.
 const CLOCK_EVERY: u64 = 16;
@@ -114,7 +114,16 @@ impl<'a> Run<'a> {
                     }
                     _ => return bail(),
                 };
+                if !fits(&new) {
+                    return bail();
+                }
                 *target = new;
+                // `map.prop op= v`: rhai then measures the whole map.
+                if let Some((Key::Name(_), parents)) = keys.split_last()
+                    && !fits(navigate(&mut frame[place.slot], parents)?)
+                {
+                    return bail();
+                }
                 Ok(Val::Unit)
             }
             Stmt::Expr(e) => self.expr(e, frame),
@@ -207,19 +216,37 @@ impl<'a> Run<'a> {
                 let (a, b) = (self.arg(args, 0, frame)?, self.arg(args, 1, frame)?);
                 let keys = self.keys(&place.path, frame)?;
                 let target = navigate(&mut frame[place.slot], &keys)?;
-                changing_method(*native, target, a, b)?
-            }
-            Expr::Array(items) => {
-                let items = self.list(items, frame)?;
-                if items.len() > MAX_ARRAY_SIZE {
+                let result = changing_method(*native, target, a, b)?;
+                // rhai measures a method's result and the object it changed, whole.
+                if !fits(target) || !fits(&result) {
                     return bail();
                 }
-                Val::array(items)
+                result
+            }
+            // rhai measures a literal as it builds it, item by item (the sizes of each item
+            // and all inside it): a run stops at the first item beyond the limits.
+            Expr::Array(items) => {
+                let mut sizes = Sizes::default();
+                let mut out = Vec::with_capacity(items.len());
+                for e in items {
+                    let v = self.expr(e, frame)?;
+                    sizes.element();
+                    if !sizes.add(&v) {
+                        return bail();
+                    }
+                    out.push(v);
+                }
+                Val::array(out)
             }
             Expr::Map(entries) => {
+                let mut sizes = Sizes::default();
                 let mut map = Map::new();
                 for (k, e) in entries {
                     let v = self.expr(e, frame)?;
+                    sizes.entry();
+                    if !sizes.add(&v) {
+                        return bail();
+                    }
                     map.insert(Text::Ref(k), v);
                 }
                 Val::map(map)
@@ -258,7 +285,7 @@ impl<'a> Run<'a> {
             },
             Expr::Eq(a, b, want) => {
                 let (a, b) = (self.expr(a, frame)?, self.expr(b, frame)?);
-                Val::Bool(need(value::equals(&a, &b))? == *want)
+                Val::Bool(need(value::equality(&a, &b, *want))?)
             }
             Expr::Cmp(a, b, op) => {
                 let (a, b) = (self.expr(a, frame)?, self.expr(b, frame)?);
@@ -273,9 +300,11 @@ impl<'a> Run<'a> {
                 for p in parts {
                     let v = self.expr(p, frame)?;
                     s.push_str(need(v.to_text())?.as_str());
-                }
-                if s.len() > MAX_STRING_SIZE {
-                    return bail();
+                    // rhai measures the text after each part: a later part that fails
+                    // (caught by a `try`) must not hide a text already too long.
+                    if s.len() > MAX_STRING_SIZE {
+                        return bail();
+                    }
                 }
                 Val::Str(Text::owned(s))
             }
@@ -309,22 +338,22 @@ impl<'a> Run<'a> {
         }
     }
 
-    fn list(&mut self, items: &'a [Expr], frame: &mut Frame<'a>) -> R<'a, Vec<Val<'a>>> {
-        items.iter().map(|e| self.expr(e, frame)).collect()
-    }
-
     /// The values of a place's `[index]` steps, in order.
     fn keys(&mut self, path: &'a [Step], frame: &mut Frame<'a>) -> R<'a, Vec<Key<'a>>> {
-        path.iter()
-            .map(|s| match s {
-                Step::Prop(p) => Ok(Key::Name(Text::Ref(p))),
+        let mut keys = Vec::with_capacity(path.len());
+        for s in path {
+            // One step per link, as in `chain`.
+            self.step()?;
+            keys.push(match s {
+                Step::Prop(p) => Key::Name(Text::Ref(p)),
                 Step::Index(e) => match self.expr(e, frame)? {
-                    Val::Str(t) => Ok(Key::Name(t)),
-                    Val::Int(i) => Ok(Key::At(i)),
-                    _ => bail(),
+                    Val::Str(t) => Key::Name(t),
+                    Val::Int(i) => Key::At(i),
+                    _ => return bail(),
                 },
-            })
-            .collect()
+            });
+        }
+        Ok(keys)
     }
 
     fn assign(&mut self, place: &'a Place, v: Val<'a>, frame: &mut Frame<'a>) -> R<'a, ()> {
@@ -335,14 +364,19 @@ impl<'a> Run<'a> {
         };
         let parent = navigate(&mut frame[place.slot], parents)?;
         match last {
+            // rhai measures the whole map after `map.prop = v` (and the value after
+            // `map["key"] = v`, which the map holds).
             Key::Name(k) => {
-                let map = need(parent.map_mut())?;
-                map.insert(k.clone(), v);
-                if map.len() > MAX_MAP_SIZE {
+                need(parent.map_mut())?.insert(k.clone(), v);
+                if !fits(parent) {
                     return bail();
                 }
             }
+            // … and the value after `array[i] = v`.
             Key::At(i) => {
+                if !fits(&v) {
+                    return bail();
+                }
                 let items = need(parent.array_mut())?;
                 let at = need(array_index(items.len(), *i))?;
                 items[at] = v;
@@ -358,12 +392,10 @@ impl<'a> Run<'a> {
         links: &'a [Link],
         frame: &mut Frame<'a>,
     ) -> R<'a, Val<'a>> {
-        let start = match base {
-            Expr::Local(_) => None,
-            other => Some(self.expr(other, frame)?),
-        };
-        // rhai evaluates a chain's indices and arguments first, then walks it; they change
-        // no variable (checked at load). One value at most per link (checked at load).
+        // rhai evaluates a chain's indices and arguments first, then its base (a block or a
+        // changing method there may change a variable an index reads), then walks it; the
+        // indices and arguments change no variable (checked at load). One value at most per
+        // link (checked at load).
         let mut inline: [Option<Val<'a>>; 4] = Default::default();
         let mut spill: Vec<Option<Val<'a>>> = Vec::new();
         let mut n = 0;
@@ -383,6 +415,10 @@ impl<'a> Run<'a> {
             }
             n += 1;
         }
+        let start = match base {
+            Expr::Local(_) => None,
+            other => Some(self.expr(other, frame)?),
+        };
         let mut cur: Cow<Val<'a>> = match (start, base) {
             (Some(v), _) => Cow::Owned(v),
             (None, Expr::Local(slot)) => Cow::Borrowed(&frame[*slot]),
@@ -390,6 +426,9 @@ impl<'a> Run<'a> {
         };
         let mut k = 0;
         for link in links {
+            // rhai counts operations per link: so does the step limit, which must stop a
+            // compiled run before rhai's operation limit would stop the same run.
+            self.step()?;
             let elvis = match link {
                 Link::Prop(_, e) | Link::Index(_, e) | Link::Method(_, _, e) => *e,
             };
@@ -497,11 +536,8 @@ fn arith<'a>(a: Val<'a>, b: Val<'a>, op: ArithOp) -> R<'a, Val<'a>> {
         ArithOp::Add => need(value::add(a, b))?,
         ArithOp::Sub => need(value::sub(a, b))?,
     };
-    match &v {
-        Val::Str(t) if t.as_str().len() > MAX_STRING_SIZE => bail(),
-        Val::Array(items) if items.len() > MAX_ARRAY_SIZE => bail(),
-        _ => Ok(v),
-    }
+    // rhai measures the result of `+` (concatenated arrays whole, with what they hold).
+    if fits(&v) { Ok(v) } else { bail() }
 }
 
 /// `push`, `remove` and `set_if` on the value they change.
@@ -548,7 +584,7 @@ fn present(v: &Val) -> bool {
 }
 
 /// A built-in on `first` (the object of a method call) and its second argument; a result
-/// beyond rhai's size limits is rhai's to refuse.
+/// beyond rhai's size limits, counted as rhai counts them, is rhai's to refuse.
 fn native_call<'a>(
     lookups: &Lookups,
     n: Native,
@@ -556,13 +592,8 @@ fn native_call<'a>(
     second: Val<'a>,
 ) -> R<'a, Val<'a>> {
     let v = native_result(lookups, n, first, second)?;
-    let too_big = match &v {
-        Val::Str(t) => t.as_str().len() > MAX_STRING_SIZE,
-        Val::Array(items) => items.len() > MAX_ARRAY_SIZE,
-        Val::Map(map) => map.len() > MAX_MAP_SIZE,
-        _ => false,
-    };
-    if too_big { bail() } else { Ok(v) }
+    // rhai measures every built-in's result whole (an array of maps counts their entries).
+    if fits(&v) { Ok(v) } else { bail() }
 }
 
 fn native_result<'a>(
@@ -652,7 +683,8 @@ fn native_result<'a>(
             Val::Unit
         }
         Native::GetCi => match (first, &second) {
-            (Val::Unit, _) => Val::Unit,
+            // The helper for `()` takes a string key only.
+            (Val::Unit, Val::Str(_)) => Val::Unit,
             (Val::Map(_) | Val::Json(serde_json::Value::Object(_)), Val::Str(k)) => {
                 get_ci(first, k.as_str())
             }

@@ -200,6 +200,17 @@ pub(super) fn lower_ast(ast: &AST) -> Vec<(String, usize, Lowered<FnDef>)> {
         true
     });
     let defs: Vec<_> = ast.iter_fn_def().collect();
+    // Every statement must be placed by its position; one without cannot be, so nothing
+    // of this script is compiled rather than a function compiled without it.
+    if tops.iter().any(|s| s.position().is_none()) {
+        return defs
+            .iter()
+            .map(|f| {
+                let why = unsupported("a statement without a source position");
+                (f.name.to_string(), f.params.len(), why)
+            })
+            .collect();
+    }
     let index: HashMap<(String, usize), usize> = defs
         .iter()
         .enumerate()
@@ -228,6 +239,7 @@ pub(super) fn lower_ast(ast: &AST) -> Vec<(String, usize, Lowered<FnDef>)> {
                     scope: f.params.iter().map(|p| p.to_string()).collect(),
                     slots: f.params.len(),
                     calls: Vec::new(),
+                    consts: Vec::new(),
                 };
                 cx.body(&body).map(|body| FnDef {
                     name: f.name.to_string(),
@@ -249,6 +261,9 @@ struct Lowering<'x> {
     scope: Vec<String>,
     slots: usize,
     calls: Vec<usize>,
+    /// Slots of `const` variables: rhai refuses to change them (an assignment, `+=` or a
+    /// changing method on one is its runtime error), so code that does is left to rhai.
+    consts: Vec<usize>,
 }
 
 impl Lowering<'_> {
@@ -287,9 +302,13 @@ impl Lowering<'_> {
     fn stmt(&mut self, s: &RStmt, scope: &mut Vec<(String, usize)>) -> Lowered<Stmt> {
         Ok(match s {
             RStmt::Noop(_) => Stmt::Expr(Expr::Const(Const::Unit)),
-            RStmt::Var(x, _, _) => {
+            RStmt::Var(x, flags, _) => {
                 let value = self.expr(&x.1, scope)?;
-                Stmt::Let(self.new_slot(&x.0.name, scope), value)
+                let slot = self.new_slot(&x.0.name, scope);
+                if flags.intersects(ASTFlags::CONSTANT) {
+                    self.consts.push(slot);
+                }
+                Stmt::Let(slot, value)
             }
             RStmt::Assignment(x) => {
                 let (op, bin) = &**x;
@@ -473,6 +492,9 @@ impl Lowering<'_> {
             && n.changes_object()
         {
             let slot = *slot;
+            if self.consts.contains(&slot) {
+                return unsupported("a changing method on a constant");
+            }
             let Some(Link::Method(n, args, _)) = links.pop() else {
                 return unsupported("this chain");
             };
@@ -566,8 +588,12 @@ impl Lowering<'_> {
             if !x.2.is_empty() {
                 return unsupported("a namespaced variable");
             }
+            let slot = lookup_var(scope, &x.1)?;
+            if self.consts.contains(&slot) {
+                return unsupported("an assignment to a constant");
+            }
             return Ok(Place {
-                slot: lookup_var(scope, &x.1)?,
+                slot,
                 path: Vec::new(),
             });
         }
@@ -577,6 +603,9 @@ impl Lowering<'_> {
         let Expr::Local(slot) = *base else {
             return unsupported("an assignment to a value that is no variable");
         };
+        if self.consts.contains(&slot) {
+            return unsupported("an assignment to a constant");
+        }
         let path = links
             .into_iter()
             .map(|l| match l {

@@ -547,3 +547,258 @@ fn a_slow_compiled_run_is_stopped_by_the_budget() {
     let small = Value::Array((0..50).map(Value::from).collect());
     assert_eq!(both(&set, "t", "t", &[small]).0, Some(json!(50)));
 }
+
+/// rhai evaluates a chain's indices and method arguments before its base: a base that
+/// changes a variable (a block) does so after the indices read it.
+#[test]
+fn a_chain_base_runs_after_its_indices() {
+    let v = json!({"arr": [5, 6]});
+    let a = std::slice::from_ref(&v);
+    assert_eq!(
+        same("let i = 0; let x = [ { i = 1; 10 }, 20 ][i]; [x, i]", a),
+        json!([10, 1])
+    );
+    assert_eq!(
+        same("let i = 0; let x = { i = 1; a.arr }[i]; x", a),
+        json!(5)
+    );
+    assert_eq!(
+        same("let s = \"ab\"; [ { s = \"x\"; 1 } ].contains(s.len())", a),
+        json!(false)
+    );
+}
+
+/// With a float on either side rhai (checked build) compares within `f64::EPSILON` of the
+/// larger magnitude: `0.1 + 0.2 == 0.3`, `1e-20 == 0`, and a NaN is neither `==` nor `!=`.
+#[test]
+fn floats_compare_as_rhai_compares_them() {
+    let triples = [
+        [json!(0.1), json!(0.2), json!(0.3)],
+        [json!(1e-20), json!(0), json!(0.0)],
+        [json!(1.0000000000000002), json!(1), json!(1.0)],
+        [json!(1.0), json!(1.0000000000000002), json!(2)],
+        [json!(1e-200), json!(1e-200), json!(2e-200)],
+        [json!(100.0), json!(100.00000000000003), json!(100)],
+    ];
+    for args in &triples {
+        for op in ["==", "!=", "<", "<=", ">", ">="] {
+            same(&format!("a + b {op} c"), args);
+            same(&format!("a {op} b"), args);
+            same(&format!("b {op} a"), args);
+        }
+        same("[c].contains(a + b)", args);
+    }
+    let sum = [json!(0.1), json!(0.2), json!(0.3)];
+    assert_eq!(
+        same("[a + b == c, a + b != c, a + b > c]", &sum),
+        json!([true, false, false])
+    );
+    assert_eq!(
+        same("[a == 0, a > 0]", &[json!(1e-20)]),
+        json!([true, false])
+    );
+    assert_eq!(
+        same(
+            "let inf = 1e308 + 1e308; let nan = inf - inf; [nan == nan, nan != nan, inf == inf]",
+            &[json!(0)]
+        ),
+        json!([false, false, false])
+    );
+}
+
+/// What rhai refuses at run time although the compiled form has an answer.
+#[test]
+fn rhai_errors_stay_errors() {
+    // The helper for `()` takes a string key only.
+    assert!(handed_over("get_ci(a, 1)", &[json!(null)]).is_err());
+    // Changing a constant is rhai's error: such code stays with rhai.
+    for (body, arg) in [
+        ("const c = a; c.push(1); c", json!([0])),
+        ("const c = a; c[0] = 1; c", json!([0])),
+        ("const c = a; c.x += 1; c", json!({"x": 1})),
+        ("const m = #{a: 1}; m.remove(\"a\")", json!(null)),
+    ] {
+        assert!(handed_over(body, &[arg]).is_err(), "{body}");
+    }
+}
+
+/// rhai's size limits count a value whole, everything nested included, at literals,
+/// built-in results, changing methods and property assignments: the compiled form hands
+/// such runs over instead of answering.
+#[test]
+fn data_sizes_are_measured_as_rhai_measures_them() {
+    let big = Value::Array((0..100_000).map(Value::from).collect());
+    let a = std::slice::from_ref(&big);
+    for body in [
+        "[a]",
+        "let x = [a]; 1",
+        "try { let x = [a]; parse_int(\"z\") } catch { 7 }",
+        "let r = []; r.push(a); r.len()",
+    ] {
+        assert!(
+            handed_over(body, a).unwrap_err().contains("too large"),
+            "{body}"
+        );
+    }
+    // 5,001 maps of two entries: 10,002 map entries, over MAX_MAP_SIZE.
+    let members = |n: usize| {
+        Value::Array(
+            (0..n)
+                .map(|i| json!({"value": i.to_string(), "display": "n"}))
+                .collect(),
+        )
+    };
+    let many = [members(5_001)];
+    for body in [
+        "#{ displayName: \"g\", members: a }.len()",
+        "let r = #{ displayName: \"g\" }; r.members = a; r.len()",
+        "(a + []).len()",
+        "let x = a; x += [1]; x.len()",
+    ] {
+        assert!(
+            handed_over(body, &many).unwrap_err().contains("too large"),
+            "{body}"
+        );
+    }
+    assert_eq!(
+        same(
+            "#{ displayName: \"g\", members: a }.len()",
+            &[members(4_999)]
+        ),
+        json!(2)
+    );
+    let text = [json!("y".repeat(600_000))];
+    for body in [
+        "[a, a].len()",
+        "#{p: a, q: a}.len()",
+        "let m = #{}; m.set_if(\"p\", a); m.set_if(\"q\", a); m.len()",
+    ] {
+        assert!(
+            handed_over(body, &text).unwrap_err().contains("too large"),
+            "{body}"
+        );
+    }
+    let long = [json!("y".repeat(1_100_000))];
+    assert!(
+        handed_over("try { `${a}${parse_int(\"z\")}` } catch { 7 }", &long)
+            .unwrap_err()
+            .contains("too large")
+    );
+    let parts = [json!("x,".repeat(600_000))];
+    assert!(handed_over("split(a, \",\").len()", &parts).is_err());
+    let nested = [json!(format!("[[{}]]", vec!["0"; 100_001].join(",")))];
+    assert!(handed_over("from_json(a).len()", &nested).is_err());
+}
+
+/// softdrive's delete hook for a group of 3,400 members: a plan of 3,400 three-entry maps
+/// is over rhai's MAX_MAP_SIZE, so rhai fails the call, and the compiled form (run here
+/// without its time slice, as a release build runs it within it) must not answer it.
+#[test]
+fn a_bundled_plan_over_the_size_limits_is_left_to_rhai() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/softdrive");
+    let set = ScriptSet::load(&dir, Lookups::new()).unwrap();
+    assert!(set.is_compiled("group", "on_group_delete", 3));
+    let members = |n: usize| {
+        Value::Array(
+            (0..n)
+                .map(|i| json!({"value": i.to_string(), "$ref": "x", "type": "User"}))
+                .collect(),
+        )
+    };
+    let scripts = set.scripts.load();
+    let program = &scripts.get("group").unwrap().program;
+    let lookups = Lookups::new();
+    for (n, fits) in [(3_000, true), (3_400, false)] {
+        let args = [json!({}), members(n), json!({})];
+        let mut run = super::eval::Run {
+            fns: &program.fns,
+            lookups: &lookups,
+            steps: 0,
+            depth: 0,
+            deadline: std::time::Instant::now() + std::time::Duration::from_secs(100),
+        };
+        let i = program.index("on_group_delete", 3).unwrap();
+        let compiled = run
+            .call(i, args.iter().map(super::value::Val::from_json).collect())
+            .ok()
+            .map(super::value::Val::into_json);
+        let rhai = set.call_interpreted("group", "on_group_delete", args.to_vec());
+        assert_eq!(compiled.is_some(), fits, "{n} members");
+        assert_eq!(rhai.is_ok(), fits, "{n} members");
+        if let (Some(c), Ok(r)) = (compiled, rhai) {
+            assert_eq!(c, r);
+        }
+    }
+}
+
+/// rhai counts operations per link of a chain: the compiled step limit must stop a run
+/// before rhai's operation limit would, so a step never stands for more than
+/// MAX_OPERATIONS / MAX_STEPS of rhai's operations.
+#[test]
+fn compiled_steps_keep_pace_with_rhai_operations() {
+    static OPS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut engine = rhai::Engine::new();
+    let (depth, fn_depth) = crate::mapping::MAX_EXPR_DEPTHS;
+    engine
+        .set_max_expr_depths(depth, fn_depth)
+        .set_strict_variables(true)
+        .on_progress(|ops| {
+            OPS.fetch_max(ops, std::sync::atomic::Ordering::Relaxed);
+            None
+        });
+    crate::mapping::helpers::register(&mut engine);
+    let rec =
+        json!({"b": {"c": {"d": {"e": {"f": {"g": {"h": {"i": 1}}}}}}}, "l": [[[[1]]]], "s": "x"});
+    let lookups = Lookups::new();
+    for body in [
+        "let x = a.b.c.d.e.f.g.h.i;",
+        "let x = a[\"b\"][\"c\"][\"d\"][\"e\"][\"f\"][\"g\"][\"h\"];",
+        "let x = a.l[0][0][0][0];",
+        "let x = a.s.trim().trim().trim().trim().trim().trim().trim().len();",
+        "a.b.c.d.e.f.g.h.i = 2;",
+        "a.b.c.d.e.f.g.h.i += 2;",
+        "a.l[0][0][0].push(1);",
+        "let x = [a.s, a.s, a.s, a.s, a.s, a.s];",
+        "let x = `${a.s}${a.s}${a.s}${a.s}`;",
+    ] {
+        let src = format!("fn t(a) {{ for n in 0..100 {{ {body} }} }}");
+        let ast = engine.compile(&src).unwrap();
+        let program = super::Program::new(&ast);
+        let mut run = super::eval::Run {
+            fns: &program.fns,
+            lookups: &lookups,
+            steps: 0,
+            depth: 0,
+            deadline: std::time::Instant::now() + std::time::Duration::from_secs(100),
+        };
+        let i = program.index("t", 1).unwrap();
+        assert!(
+            run.call(i, vec![super::value::Val::from_json(&rec)])
+                .is_ok(),
+            "{body}"
+        );
+        OPS.store(0, std::sync::atomic::Ordering::Relaxed);
+        let arg = crate::mapping::convert::json_ref_to_dynamic(&rec);
+        let options = rhai::CallFnOptions::new().eval_ast(false);
+        let _: rhai::Dynamic = engine
+            .call_fn_with_options(options, &mut rhai::Scope::new(), &ast, "t", (arg,))
+            .unwrap();
+        let ops = OPS.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(
+            ops * super::eval::MAX_STEPS <= run.steps * crate::mapping::MAX_OPERATIONS,
+            "{body}: rhai {ops} operations, compiled {} steps",
+            run.steps
+        );
+    }
+}
+
+/// `keys()`, `get_ci`'s fallback and the JSON a compiled run reads in place assume JSON
+/// objects iterate in key order, as rhai's maps do: true while serde_json keeps its default
+/// (sorted) map. Turning on its `preserve_order` feature breaks this test first.
+#[test]
+fn json_objects_iterate_in_key_order_as_rhai_maps_do() {
+    let v: Value = serde_json::from_str(r#"{"b": 1, "A": 2, "a": 3}"#).unwrap();
+    let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["A", "a", "b"]);
+    assert_eq!(same("a.keys()", std::slice::from_ref(&v)), json!(["A", "a", "b"]));
+}

@@ -269,6 +269,92 @@ impl<'a> Val<'a> {
     }
 }
 
+/// What rhai's data-size limits measure, counted over a whole value as its
+/// `calc_data_sizes` does: array elements, map entries and string bytes at every depth, so
+/// an array of 5,001 two-key maps holds 10,002 map entries (over `MAX_MAP_SIZE`).
+#[derive(Clone, Copy, Default, Debug)]
+pub(super) struct Sizes {
+    arrays: usize,
+    maps: usize,
+    strings: usize,
+}
+
+impl Sizes {
+    /// Counts one more array element (rhai's `[…]` adds each item so).
+    pub(super) fn element(&mut self) {
+        self.arrays += 1;
+    }
+
+    /// Counts one more map entry.
+    pub(super) fn entry(&mut self) {
+        self.maps += 1;
+    }
+
+    /// Adds what `v` holds; `false` once the sizes are beyond rhai's limits (the walk stops
+    /// there, so a check costs at most about the limits).
+    pub(super) fn add(&mut self, v: &Val) -> bool {
+        match v {
+            Val::Str(t) => self.strings += t.as_str().len(),
+            Val::Json(j) => return self.add_json(j),
+            Val::Array(items) => {
+                for item in items.iter() {
+                    self.arrays += 1;
+                    if !self.add(item) {
+                        return false;
+                    }
+                }
+            }
+            Val::Map(map) => {
+                for item in map.values() {
+                    self.maps += 1;
+                    if !self.add(item) {
+                        return false;
+                    }
+                }
+            }
+            Val::Unit | Val::Bool(_) | Val::Int(_) | Val::Float(_) => {}
+        }
+        self.within()
+    }
+
+    fn add_json(&mut self, v: &Value) -> bool {
+        match v {
+            Value::String(s) => self.strings += s.len(),
+            Value::Array(items) => {
+                for item in items {
+                    self.arrays += 1;
+                    if !self.add_json(item) {
+                        return false;
+                    }
+                }
+            }
+            Value::Object(obj) => {
+                for item in obj.values() {
+                    self.maps += 1;
+                    if !self.add_json(item) {
+                        return false;
+                    }
+                }
+            }
+            Value::Null | Value::Bool(_) | Value::Number(_) => {}
+        }
+        self.within()
+    }
+
+    /// Within rhai's limits (it refuses only sizes beyond them).
+    pub(super) fn within(&self) -> bool {
+        use crate::mapping::engine::{MAX_ARRAY_SIZE, MAX_MAP_SIZE, MAX_STRING_SIZE};
+        self.strings <= MAX_STRING_SIZE
+            && self.arrays <= MAX_ARRAY_SIZE
+            && self.maps <= MAX_MAP_SIZE
+    }
+}
+
+/// Whether `v`, measured as rhai measures a value it checks, is within rhai's limits.
+pub(super) fn fits(v: &Val) -> bool {
+    Sizes::default().add(v)
+}
+
 pub(super) fn map_get<'m, 'a>(map: &'m Map<'a>, key: &str) -> Option<&'m Val<'a>> {
     // Keys are ordered by their text (`Borrow<str>` agrees with `Ord`).
     map.get(key)
@@ -301,21 +387,62 @@ fn json_copy(v: &Value) -> Value {
 /// `a == b` as rhai answers it; `None` for two arrays or two maps (rhai compares them
 /// element by element through its own `==`).
 pub(super) fn equals(a: &Val, b: &Val) -> Option<bool> {
-    match (a, b) {
-        (Val::Unit, Val::Unit) => Some(true),
-        (Val::Bool(x), Val::Bool(y)) => Some(x == y),
-        (Val::Int(x), Val::Int(y)) => Some(x == y),
-        (Val::Str(x), Val::Str(y)) => Some(x == y),
+    equality(a, b, true)
+}
+
+/// `a == b` (`want`) or `a != b` (`!want`) as rhai answers it. Not always the negation of
+/// each other: with a NaN, rhai's `==` and `!=` are both `false`.
+pub(super) fn equality(a: &Val, b: &Val, want: bool) -> Option<bool> {
+    let same = match (a, b) {
+        (Val::Unit, Val::Unit) => true,
+        (Val::Bool(x), Val::Bool(y)) => x == y,
+        (Val::Int(x), Val::Int(y)) => x == y,
+        (Val::Str(x), Val::Str(y)) => x == y,
         _ => {
             let (ka, kb) = (a.kind(), b.kind());
             if ka.numeric() && kb.numeric() {
-                return Some(as_float(a)? == as_float(b)?);
+                let op = if want { FloatOp::Eq } else { FloatOp::Ne };
+                return Some(float_op(as_float(a)?, as_float(b)?, op));
             }
             if ka == kb {
                 return None;
             }
-            Some(false)
+            false
         }
+    };
+    Some(same == want)
+}
+
+#[derive(Clone, Copy)]
+enum FloatOp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+/// rhai's comparison of two numbers one of which at least is a float: in checked builds
+/// (`builtin.rs`, `impl_float`) they compare within `f64::EPSILON` relative to the larger
+/// magnitude (absolute when either is zero), so `0.1 + 0.2 == 0.3`, `1e-20 == 0` and
+/// `!(1e-20 > 0)`, while `inf == inf` and both `NaN == NaN` and `NaN != NaN` are `false`.
+fn float_op(x: f64, y: f64, op: FloatOp) -> bool {
+    let max = if x * y == 0.0 {
+        1.0
+    } else {
+        x.abs().max(y.abs())
+    };
+    if max == 0.0 {
+        return matches!(op, FloatOp::Eq | FloatOp::Le | FloatOp::Ge);
+    }
+    match op {
+        FloatOp::Eq => (x - y).abs() / max <= f64::EPSILON,
+        FloatOp::Ne => (x - y).abs() / max > f64::EPSILON,
+        FloatOp::Gt => (x - y) / max > f64::EPSILON,
+        FloatOp::Ge => (x - y) / max > -f64::EPSILON,
+        FloatOp::Lt => (y - x) / max > f64::EPSILON,
+        FloatOp::Le => (y - x) / max > -f64::EPSILON,
     }
 }
 
@@ -331,13 +458,13 @@ pub(super) fn compare(a: &Val, b: &Val, op: Cmp) -> Option<bool> {
         _ => {
             let (ka, kb) = (a.kind(), b.kind());
             if ka.numeric() && kb.numeric() {
-                let (x, y) = (as_float(a)?, as_float(b)?);
-                return Some(match op {
-                    Cmp::Lt => x < y,
-                    Cmp::Le => x <= y,
-                    Cmp::Gt => x > y,
-                    Cmp::Ge => x >= y,
-                });
+                let op = match op {
+                    Cmp::Lt => FloatOp::Lt,
+                    Cmp::Le => FloatOp::Le,
+                    Cmp::Gt => FloatOp::Gt,
+                    Cmp::Ge => FloatOp::Ge,
+                };
+                return Some(float_op(as_float(a)?, as_float(b)?, op));
             }
             if ka == kb {
                 return None;
