@@ -800,5 +800,8 @@ fn json_objects_iterate_in_key_order_as_rhai_maps_do() {
     let v: Value = serde_json::from_str(r#"{"b": 1, "A": 2, "a": 3}"#).unwrap();
     let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
     assert_eq!(keys, ["A", "a", "b"]);
-    assert_eq!(same("a.keys()", std::slice::from_ref(&v)), json!(["A", "a", "b"]));
+    assert_eq!(
+        same("a.keys()", std::slice::from_ref(&v)),
+        json!(["A", "a", "b"])
+    );
 }
