@@ -81,16 +81,19 @@ fn lookup(ctx: NativeCallContext, table: &str, key: Dynamic) -> RhaiResult {
 
 /// `split(s, sep)`: the trimmed, non-empty parts of `s`. An empty separator keeps `s` whole.
 fn split(s: &str, sep: &str) -> Array {
-    let parts: Box<dyn Iterator<Item = &str>> = if sep.is_empty() {
+    split_parts(s, sep)
+        .map(|p| Dynamic::from(p.to_string()))
+        .collect()
+}
+
+/// The parts [`split`] returns, for it and for compiled scripts.
+pub(crate) fn split_parts<'s>(s: &'s str, sep: &'s str) -> impl Iterator<Item = &'s str> {
+    let parts: Box<dyn Iterator<Item = &'s str>> = if sep.is_empty() {
         Box::new(std::iter::once(s))
     } else {
         Box::new(s.split(sep))
     };
-    parts
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .map(|p| Dynamic::from(p.to_string()))
-        .collect()
+    parts.map(str::trim).filter(|p| !p.is_empty())
 }
 
 /// `split(array, sep)`: splits each string element and concatenates the parts, for a

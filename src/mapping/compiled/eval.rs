@@ -755,14 +755,7 @@ fn get_ci<'a>(map: &Val<'a>, key: &str) -> Val<'a> {
 
 /// `split(s, sep)` as the helper: trimmed, non-empty parts; an empty separator keeps `s`.
 fn split<'a>(s: &str, sep: &str) -> Vec<Val<'a>> {
-    let parts: Box<dyn Iterator<Item = &str>> = if sep.is_empty() {
-        Box::new(std::iter::once(s))
-    } else {
-        Box::new(s.split(sep))
-    };
-    parts
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
+    crate::mapping::helpers::split_parts(s, sep)
         .map(|p| Val::Str(Text::owned(p.to_string())))
         .collect()
 }
