@@ -236,12 +236,11 @@ pub(super) fn lower_ast(ast: &AST) -> Vec<(String, usize, Lowered<FnDef>)> {
                 let mut cx = Lowering {
                     index: &index,
                     names: &names,
-                    scope: f.params.iter().map(|p| p.to_string()).collect(),
                     slots: f.params.len(),
                     calls: Vec::new(),
                     consts: Vec::new(),
                 };
-                cx.body(&body).map(|body| FnDef {
+                cx.body(&f.params, &body).map(|body| FnDef {
                     name: f.name.to_string(),
                     params: f.params.len(),
                     slots: cx.slots,
@@ -257,8 +256,7 @@ pub(super) fn lower_ast(ast: &AST) -> Vec<(String, usize, Lowered<FnDef>)> {
 struct Lowering<'x> {
     index: &'x HashMap<(String, usize), usize>,
     names: &'x HashMap<String, Vec<usize>>,
-    /// Visible variables, innermost last; the slot of `scope[i]` is `slot_of[i]`.
-    scope: Vec<String>,
+    /// Frame slots handed out so far (the parameters are the first).
     slots: usize,
     calls: Vec<usize>,
     /// Slots of `const` variables: rhai refuses to change them (an assignment, `+=` or a
@@ -267,17 +265,17 @@ struct Lowering<'x> {
 }
 
 impl Lowering<'_> {
-    fn body(&mut self, stmts: &[&RStmt]) -> Lowered<Block> {
-        // The parameters occupy slots 0..n in scope order; later variables get new slots.
-        let mut slot_scope: Vec<(String, usize)> = self
-            .scope
+    /// A function's statements; `params` are its parameters, in slots 0..n. The scope is
+    /// the visible variables with their slots, innermost last.
+    fn body(&mut self, params: &[rhai::ImmutableString], stmts: &[&RStmt]) -> Lowered<Block> {
+        let mut scope: Vec<(String, usize)> = params
             .iter()
             .enumerate()
-            .map(|(i, n)| (n.clone(), i))
+            .map(|(i, n)| (n.to_string(), i))
             .collect();
         let mut out = Vec::with_capacity(stmts.len());
         for s in stmts {
-            out.push(self.stmt(s, &mut slot_scope)?);
+            out.push(self.stmt(s, &mut scope)?);
         }
         Ok(out)
     }
