@@ -14,6 +14,9 @@
 //!   too, in the same rounds (an A/B in one run); `WIRE_BASELINE_ENV="K=V,…"` gives that
 //!   baseline its own settings (alone, it runs this build with them: e.g.
 //!   `SCIMGATE_SERVER__COMPILE_SCRIPTS=false` for the scripts in rhai's interpreter).
+//!   `WIRE_CASES="POST,PATCH"` runs only the cases whose names contain one of the words (and
+//!   the pass-through cases they are compared with); each gateway's pid is printed, so a
+//!   profiler can be attached to it during a long run (`WIRE_SECONDS=60`).
 //! - **latency**: an open-loop 1,000 GET/s for `WIRE_LATENCY_SECONDS` (10) straight to the
 //!   legacy app, through the pass-through and through the gateway; p50/p99 from each send,
 //!   and what each adds to the direct call.
@@ -505,6 +508,29 @@ async fn throughput_and_latency(parts: &str) -> bool {
             ),
             versus: None,
         });
+    }
+
+    if let Ok(only) = std::env::var("WIRE_CASES") {
+        let words: Vec<&str> = only
+            .split(',')
+            .map(str::trim)
+            .filter(|w| !w.is_empty())
+            .collect();
+        let wanted = |name: &str| words.iter().any(|w| name.contains(w));
+        let keep: Vec<bool> = cases
+            .iter()
+            .map(|c| {
+                wanted(&c.name)
+                    || cases
+                        .iter()
+                        .any(|o| wanted(&o.name) && o.versus.as_deref() == Some(c.name.as_str()))
+            })
+            .collect();
+        let mut k = keep.into_iter();
+        cases.retain(|_| k.next().unwrap_or(false));
+    }
+    for (label, gw) in &gateways {
+        println!("{label}: pid {}", gw.pid());
     }
 
     let mut ok = true;

@@ -769,12 +769,12 @@ mod tests {
         );
         // Revoked behind this process's back (as `scimgate token revoke` or another replica
         // does): still accepted from the cache, without a store round trip…
-        let Store::Sqlite(pool) = &store else {
+        let Store::Sqlite(sqlite) = &store else {
             unreachable!()
         };
         sqlx::query("UPDATE api_keys SET revoked_at = $1")
             .bind(chrono::Utc::now())
-            .execute(pool)
+            .execute(&sqlite.pool)
             .await
             .unwrap();
         let t = Instant::now();
@@ -810,7 +810,7 @@ mod tests {
         assert!(none.authenticate(Some(&header3), None).await.is_ok());
         sqlx::query("UPDATE api_keys SET revoked_at = $1")
             .bind(chrono::Utc::now())
-            .execute(pool)
+            .execute(&sqlite.pool)
             .await
             .unwrap();
         assert_eq!(

@@ -12,7 +12,7 @@
 //! checkpoint (which waits for the readers of the moment, then empties the file), and sets
 //! `journal_size_limit` so every reset also shrinks the file.
 
-use super::{Store, StoreResult};
+use super::{SqliteStore, Store, StoreResult};
 use std::path::{Path, PathBuf};
 
 /// The database file of a `sqlite://` store; `None` in memory.
@@ -89,7 +89,7 @@ impl Store {
     /// The database file of a SQLite file store; `None` in memory or on PostgreSQL.
     pub fn database_file(&self) -> Option<PathBuf> {
         match self {
-            Store::Sqlite(pool) => database_file(pool.connect_options().get_filename()),
+            Store::Sqlite(s) => database_file(s.pool.connect_options().get_filename()),
             Store::Postgres(_) => None,
         }
     }
@@ -99,7 +99,7 @@ impl Store {
     /// size before and after, or `None` when nothing was needed (small log, other store).
     /// Runs every few seconds from the gateway's checkpoint task.
     pub async fn bound_wal(&self, db: &Path, limit: u64) -> StoreResult<Option<(u64, u64)>> {
-        let Store::Sqlite(pool) = self else {
+        let Store::Sqlite(SqliteStore { pool, .. }) = self else {
             return Ok(None);
         };
         let before = wal_size(db);
@@ -164,7 +164,7 @@ mod tests {
         let db = scratch("wal");
         let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", db.display())).unwrap();
         let store = Store::open_sqlite(opts, 4).await.unwrap();
-        let Store::Sqlite(pool) = &store else {
+        let Store::Sqlite(SqliteStore { pool, .. }) = &store else {
             unreachable!()
         };
         sqlx::query("CREATE TABLE filler (x BLOB)")

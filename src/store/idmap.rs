@@ -3,7 +3,7 @@
 //! Each of the three ids is unique within a resource type, and each has an index, so every
 //! lookup is one indexed read.
 
-use super::{ExternalId, LegacyId, ScimId, Store, StoreResult, conflict_or, with_pool};
+use super::{ExternalId, LegacyId, ScimId, Store, StoreResult, conflict_or, with_lane, with_pool};
 use serde::{Deserialize, Serialize};
 
 /// One mapped resource.
@@ -88,10 +88,11 @@ impl Store {
             "SELECT resource_type, scim_id, legacy_id, external_id FROM id_map \
              WHERE resource_type = $1 AND {column} = $2"
         );
-        let row: Option<MapRow> = with_pool!(self, pool => sqlx::query_as(&sql)
+        // On the read lane: every create looks up its externalId here.
+        let row: Option<MapRow> = with_lane!(self, read, conn => sqlx::query_as(&sql)
             .bind(resource_type)
             .bind(value)
-            .fetch_optional(pool)
+            .fetch_optional(conn)
             .await)?;
         Ok(row.map(mapping))
     }

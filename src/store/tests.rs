@@ -546,6 +546,73 @@ async fn audit_batches_are_one_transaction(db: TestDb) {
             .unwrap()
             .is_none()
     );
+    // …and leaves no transaction open: the next batch commits.
+    let next = audit(t0 + Duration::minutes(2), "delete", 204);
+    s.append_batch(
+        std::slice::from_ref(&next),
+        &[user_map("u5", "l5", Some("e5"))],
+    )
+    .await
+    .unwrap();
+    let after = s
+        .query(&AuditFilter {
+            limit: 100,
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(after.len(), 41);
+    assert_eq!(after[0].operation, "delete");
+    assert_eq!(
+        s.by_external_id("User", &ExternalId::from("e5"))
+            .await
+            .unwrap()
+            .map(|m| m.scim_id),
+        Some(ScimId::from("u5"))
+    );
+}
+
+/// On a SQLite file the audit writer and the id-map lookups have connections of their own:
+/// they go on while every pooled connection is taken (and so never pay the pool's
+/// hand-offs: a ping on every release).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_hot_path_runs_beside_the_pool() {
+    let path = temp_sqlite_path();
+    let opts =
+        sqlx::sqlite::SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+            .unwrap();
+    let store = Store::open_sqlite(opts, 2).await.unwrap();
+    let Store::Sqlite(SqliteStore { pool, .. }) = &store else {
+        unreachable!()
+    };
+    let held = [pool.acquire().await.unwrap(), pool.acquire().await.unwrap()];
+    let within = std::time::Duration::from_secs(5);
+    let t0 = Utc::now();
+    tokio::time::timeout(
+        within,
+        store.append_batch(
+            &[audit(t0, "create", 201)],
+            &[user_map("u1", "l1", Some("e1"))],
+        ),
+    )
+    .await
+    .expect("the audit batch waited for the pool")
+    .unwrap();
+    let found = tokio::time::timeout(
+        within,
+        store.by_external_id("User", &ExternalId::from("e1")),
+    )
+    .await
+    .expect("the id-map lookup waited for the pool")
+    .unwrap();
+    assert_eq!(found.map(|m| m.legacy_id), Some(LegacyId::from("l1")));
+    drop(held);
+    // What the lanes wrote, the pool reads.
+    assert_eq!(store.query(&AuditFilter::default()).await.unwrap().len(), 1);
+    store.close().await;
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
 
 fn user_map(scim: &str, legacy: &str, external: Option<&str>) -> IdMapping {
@@ -818,7 +885,7 @@ async fn group_names_are_unique_ignoring_case_and_indexed(db: TestDb) {
     s.create_group("App Admins", None).await.unwrap();
 
     // The lookups are index reads, not scans.
-    if let Store::Sqlite(pool) = s {
+    if let Store::Sqlite(SqliteStore { pool, .. }) = s {
         for (sql, arg) in [
             ("SELECT id FROM groups WHERE display_key = $1", "x"),
             ("SELECT id FROM groups WHERE external_id = $1", "x"),
@@ -842,7 +909,7 @@ async fn group_names_are_unique_ignoring_case_and_indexed(db: TestDb) {
 /// The query plan of a membership statement as text, with its parameters bound.
 async fn plan(store: &Store, sql: &str, group: &str, member: &str) -> String {
     match store {
-        Store::Sqlite(pool) => {
+        Store::Sqlite(SqliteStore { pool, .. }) => {
             let rows: Vec<(i64, i64, i64, String)> =
                 sqlx::query_as(&format!("EXPLAIN QUERY PLAN {sql}"))
                     .bind(group)
