@@ -10,11 +10,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// mimalloc instead of glibc's malloc: a request makes hundreds of small allocations, and
-/// glibc's allocator was about a tenth of a GET's CPU (measured with `benches/wire.sh`).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "scimgate",
