@@ -126,6 +126,45 @@ mod tests {
         dir.join("data/scimgate.db")
     }
 
+    /// Closing the store closes every connection, the hot path's own ones too, so the last
+    /// one checkpoints the write-ahead log into the database file and removes it; a closed
+    /// store takes no more writes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn closing_checkpoints_what_the_hot_path_wrote() {
+        let db = scratch("close");
+        let store = Store::open(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        let entry = crate::store::AuditEntry {
+            time: chrono::Utc::now(),
+            actor: "test".into(),
+            operation: "create".into(),
+            resource_type: "User".into(),
+            resource_id: Some("1".into()),
+            scim_status: 201,
+            backend_calls: Vec::new(),
+            duration_ms: 1,
+            context: crate::store::AuditContext::default(),
+        };
+        store
+            .append_batch(std::slice::from_ref(&entry), &[])
+            .await
+            .unwrap();
+        assert!(wal_size(&db) > 0);
+        store.close().await;
+        assert_eq!(wal_size(&db), 0, "the WAL outlived the close");
+        assert!(store.append_batch(&[entry], &[]).await.is_err());
+        let reopened = Store::open(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        let all = crate::store::AuditLog::query(&reopened, &crate::store::AuditFilter::default())
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 1);
+        reopened.close().await;
+        let _ = std::fs::remove_dir_all(db.parent().unwrap().parent().unwrap());
+    }
+
     #[tokio::test]
     async fn an_in_memory_store_touches_no_file() {
         let store = Store::open("sqlite::memory:").await.unwrap();

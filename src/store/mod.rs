@@ -168,6 +168,8 @@ pub(crate) struct Lanes {
 pub(crate) struct Lane {
     opts: SqliteConnectOptions,
     conn: tokio::sync::Mutex<Option<sqlx::SqliteConnection>>,
+    /// Set by [`Store::close`]: the lane opens no connection again.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl Lane {
@@ -175,16 +177,29 @@ impl Lane {
         Lane {
             opts,
             conn: tokio::sync::Mutex::new(None),
+            closed: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
     /// Waits for the lane, opening its connection if it has none.
     pub(crate) async fn lock(&self) -> StoreResult<LaneGuard<'_>> {
         let mut guard = self.conn.lock().await;
+        if self.closed.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(StoreError::Database(sqlx::Error::PoolClosed));
+        }
         if guard.is_none() {
             *guard = Some(sqlx::ConnectOptions::connect(&self.opts).await?);
         }
         Ok(LaneGuard(guard))
+    }
+
+    /// Closes the lane's connection (after what it is running) for good.
+    async fn close(&self) {
+        let mut guard = self.conn.lock().await;
+        self.closed.store(true, std::sync::atomic::Ordering::Release);
+        if let Some(conn) = guard.take() {
+            let _ = sqlx::Connection::close(conn).await;
+        }
     }
 }
 
@@ -339,9 +354,16 @@ impl Store {
         Ok(Store::Postgres(pool))
     }
 
-    /// Closes every connection; for SQLite this also checkpoints the WAL into the main file.
-    /// Runs at shutdown; the store must not be used afterwards.
+    /// Closes every connection; for SQLite this also checkpoints the WAL into the main file
+    /// (the last connection to close does it, so the lanes close first). Runs at shutdown;
+    /// the store takes no queries afterwards.
     pub async fn close(&self) {
+        if let Store::Sqlite(sqlite) = self
+            && let Some(lanes) = sqlite.lanes()
+        {
+            lanes.write.close().await;
+            lanes.read.close().await;
+        }
         with_pool!(self, pool => pool.close().await)
     }
 
