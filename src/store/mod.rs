@@ -196,7 +196,8 @@ impl Lane {
     /// Closes the lane's connection (after what it is running) for good.
     async fn close(&self) {
         let mut guard = self.conn.lock().await;
-        self.closed.store(true, std::sync::atomic::Ordering::Release);
+        self.closed
+            .store(true, std::sync::atomic::Ordering::Release);
         if let Some(conn) = guard.take() {
             let _ = sqlx::Connection::close(conn).await;
         }
