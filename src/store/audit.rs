@@ -128,13 +128,14 @@ impl Store {
             }
             q.push("COMMIT");
             let mut lane = lanes.write.lock().await?;
-            let conn = lane.conn()?;
-            let written = q.build().execute(&mut *conn).await;
+            let mut conn = lane.take()?;
+            let written = q.build().execute(&mut conn).await;
             if written.is_err() {
                 // A statement failed: what it began is undone (an error when nothing is
                 // open is of no interest).
-                let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                let _ = sqlx::query("ROLLBACK").execute(&mut conn).await;
             }
+            lane.restore(conn);
             lane.check(written)?;
             return Ok(());
         }

@@ -215,8 +215,24 @@ impl LaneGuard<'_> {
             .ok_or_else(|| StoreError::Internal("the store connection is closed".into()))
     }
 
+    /// Takes the connection out of the lane for a statement list that opens a transaction:
+    /// if the caller is dropped before [`LaneGuard::restore`], so is the connection, and
+    /// SQLite rolls back what it began (a connection left inside a transaction would hold
+    /// the write lock for every other writer).
+    pub(crate) fn take(&mut self) -> StoreResult<sqlx::SqliteConnection> {
+        self.0
+            .take()
+            .ok_or_else(|| StoreError::Internal("the store connection is closed".into()))
+    }
+
+    /// Puts back the connection [`LaneGuard::take`] took.
+    pub(crate) fn restore(&mut self, conn: sqlx::SqliteConnection) {
+        *self.0 = Some(conn);
+    }
+
     /// Passes `r` on; closes the connection when the error is not the database's answer to
-    /// the statement (a constraint, a syntax error) but a sign it may be broken.
+    /// the statement (a constraint, a syntax error, also an I/O error SQLite reports) but a
+    /// sign the connection may be broken (its thread gone).
     pub(crate) fn check<T>(&mut self, r: Result<T, sqlx::Error>) -> Result<T, sqlx::Error> {
         if let Err(e) = &r
             && !matches!(
@@ -286,6 +302,7 @@ impl Store {
     /// an error means the gateway cannot keep state and should not start.
     pub async fn open(url: &str) -> StoreResult<Store> {
         if url.starts_with("sqlite:") {
+            // `mode=memory` may come with a file name: still no second connection.
             let opts = SqliteConnectOptions::from_str(url)?;
             let in_memory = url.contains(":memory:") || url.contains("mode=memory");
             if !in_memory && let Some(db) = file::database_file(opts.get_filename()) {
@@ -295,7 +312,7 @@ impl Store {
             }
             // One connection for an in-memory database: each connection would get its own.
             let max = if in_memory { 1 } else { 4 };
-            Self::open_sqlite(opts, max).await
+            Self::open_sqlite_with(opts, max, !in_memory).await
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             Self::open_postgres(PgConnectOptions::from_str(url)?, 8).await
         } else {
@@ -311,6 +328,16 @@ impl Store {
     pub async fn open_sqlite(
         opts: SqliteConnectOptions,
         max_connections: u32,
+    ) -> StoreResult<Store> {
+        Self::open_sqlite_with(opts, max_connections, true).await
+    }
+
+    /// [`Store::open_sqlite`]; `lanes: false` keeps every query on the pool (an in-memory
+    /// database, whatever its name).
+    async fn open_sqlite_with(
+        opts: SqliteConnectOptions,
+        max_connections: u32,
+        lanes: bool,
     ) -> StoreResult<Store> {
         let opts = opts
             .create_if_missing(true)
@@ -331,7 +358,7 @@ impl Store {
         SQLITE_MIGRATIONS.run(&pool).await?;
         // Only for a file: what is not a plain path may be an in-memory database.
         let is_file = file::database_file(pool.connect_options().get_filename()).is_some();
-        let lanes = is_file.then(|| {
+        let lanes = (lanes && is_file).then(|| {
             let opts = SqliteConnectOptions::clone(&pool.connect_options());
             std::sync::Arc::new(Lanes {
                 write: Lane::new(opts.clone()),

@@ -615,6 +615,82 @@ async fn sqlite_hot_path_runs_beside_the_pool() {
     }
 }
 
+/// An in-memory database named like a file (`mode=memory`) has no lanes: a second
+/// connection would open another, empty database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_named_in_memory_store_keeps_to_its_one_connection() {
+    let dir = temp_sqlite_path();
+    let store = Store::open(&format!("sqlite://{}?mode=memory", dir.display()))
+        .await
+        .unwrap();
+    store
+        .append_batch(
+            &[audit(Utc::now(), "create", 201)],
+            &[user_map("u1", "l1", Some("e1"))],
+        )
+        .await
+        .unwrap();
+    assert!(
+        store
+            .by_external_id("User", &ExternalId::from("e1"))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(store.query(&AuditFilter::default()).await.unwrap().len(), 1);
+    store.close().await;
+    assert!(!dir.exists(), "an in-memory store wrote {}", dir.display());
+    if let Some(d) = dir.parent() {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
+
+/// An audit batch whose caller is dropped half-way (here while `BEGIN IMMEDIATE` waits for
+/// another writer) leaves no transaction open behind it: the other writers of the file go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_batch_leaves_no_transaction_open() {
+    use sqlx::Connection;
+    let path = temp_sqlite_path();
+    let url = format!("sqlite://{}", path.display());
+    let store = Store::open(&url).await.unwrap();
+    let mut other = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    let t0 = Utc::now();
+    let cut = tokio::time::timeout(
+        std::time::Duration::from_millis(200),
+        store.append_batch(&[audit(t0, "create", 201)], &[]),
+    )
+    .await;
+    assert!(cut.is_err(), "the batch did not wait for the other writer");
+    sqlx::query("COMMIT").execute(&mut other).await.unwrap();
+    // The dropped batch's BEGIN gets the lock once the other writer is done.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    sqlx::query("BEGIN IMMEDIATE; COMMIT")
+        .execute(&mut other)
+        .await
+        .expect("the write lock is still held by the dropped batch");
+    store
+        .append_batch(&[audit(t0, "patch", 200)], &[])
+        .await
+        .unwrap();
+    let ops: Vec<String> = store
+        .query(&AuditFilter::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.operation)
+        .collect();
+    assert_eq!(ops, vec!["patch".to_string()]);
+    other.close().await.unwrap();
+    store.close().await;
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
 fn user_map(scim: &str, legacy: &str, external: Option<&str>) -> IdMapping {
     IdMapping {
         resource_type: "User".into(),
