@@ -126,28 +126,38 @@ async fn write_batches(
                 break;
             }
         }
-        let entries: Vec<AuditEntry> = batch.iter().map(|p| p.entry.clone()).collect();
-        let maps: Vec<IdMapping> = batch.iter().flat_map(|p| p.maps.iter().cloned()).collect();
+        // The entries and mappings move out of their requests (no copies); each request
+        // keeps the range of its mappings and its answer.
+        let mut entries: Vec<AuditEntry> = Vec::with_capacity(batch.len());
+        let mut maps: Vec<IdMapping> = Vec::new();
+        let mut owners = Vec::with_capacity(batch.len());
+        for p in batch.drain(..) {
+            entries.push(p.entry);
+            let first = maps.len();
+            maps.extend(p.maps);
+            owners.push((first..maps.len(), p.done));
+        }
         let write = store.append_batch(&entries, &maps);
         let result = Auditor::timed(metrics.as_deref(), StoreOp::AuditAppend, write).await;
         match result {
             Ok(()) => {
-                for p in batch.drain(..) {
-                    let _ = p.done.send(Written::default());
+                for (_, done) in owners {
+                    let _ = done.send(Written::default());
                 }
             }
-            Err(e) if batch.len() == 1 && maps.is_empty() => {
-                for p in batch.drain(..) {
-                    let _ = p.done.send(Written {
+            Err(e) if entries.len() == 1 && maps.is_empty() => {
+                for (_, done) in owners {
+                    let _ = done.send(Written {
                         audit: Some(e.to_string()),
                         maps: None,
                     });
                 }
             }
             Err(_) => {
-                for p in batch.drain(..) {
-                    let w = write_one(&store, metrics.as_deref(), &p.entry, &p.maps).await;
-                    let _ = p.done.send(w);
+                for ((range, done), entry) in owners.into_iter().zip(&entries) {
+                    let own = maps.get(range).unwrap_or_default();
+                    let w = write_one(&store, metrics.as_deref(), entry, own).await;
+                    let _ = done.send(w);
                 }
             }
         }
@@ -433,13 +443,15 @@ pub async fn record(State(state): State<AppState>, req: Request, next: Next) -> 
         },
     };
     drop(underway);
-    let written = auditor.write(entry.clone(), made.clone()).await;
+    // What the error line names; the entry itself goes to the writer.
+    let (resource_type, resource_id) = (entry.resource_type.clone(), entry.resource_id.clone());
+    let written = auditor.write(entry, made.clone()).await;
     if let Some(e) = written.audit {
         tracing::error!(
             error = %e,
-            operation = %entry.operation,
-            resource_type = %entry.resource_type,
-            resource_id = ?entry.resource_id,
+            operation = %op.name,
+            resource_type = %resource_type,
+            resource_id = ?resource_id,
             status,
             "could not write the audit entry"
         );

@@ -162,8 +162,8 @@ pub(crate) struct Lanes {
 }
 
 /// One SQLite connection outside the pool, opened on first use and used by one caller at a
-/// time; after an error that is not the database's answer (the connection's thread gone,
-/// I/O), it is closed and the next use opens another.
+/// time; after an error that is not the database's answer (the connection's thread gone),
+/// it is closed and the next use opens another.
 #[derive(Debug)]
 pub(crate) struct Lane {
     opts: SqliteConnectOptions,
@@ -204,15 +204,17 @@ impl Lane {
     }
 }
 
+fn lane_closed() -> StoreError {
+    StoreError::Internal("the store connection is closed".into())
+}
+
 /// A lane held by one caller.
 pub(crate) struct LaneGuard<'a>(tokio::sync::MutexGuard<'a, Option<sqlx::SqliteConnection>>);
 
 impl LaneGuard<'_> {
     /// The lane's connection.
     pub(crate) fn conn(&mut self) -> StoreResult<&mut sqlx::SqliteConnection> {
-        self.0
-            .as_mut()
-            .ok_or_else(|| StoreError::Internal("the store connection is closed".into()))
+        self.0.as_mut().ok_or_else(lane_closed)
     }
 
     /// Takes the connection out of the lane for a statement list that opens a transaction:
@@ -220,9 +222,7 @@ impl LaneGuard<'_> {
     /// SQLite rolls back what it began (a connection left inside a transaction would hold
     /// the write lock for every other writer).
     pub(crate) fn take(&mut self) -> StoreResult<sqlx::SqliteConnection> {
-        self.0
-            .take()
-            .ok_or_else(|| StoreError::Internal("the store connection is closed".into()))
+        self.0.take().ok_or_else(lane_closed)
     }
 
     /// Puts back the connection [`LaneGuard::take`] took.
