@@ -151,6 +151,11 @@ mod tests {
             .await
             .unwrap();
         assert!(wal_size(&db) > 0);
+        // The inline reader's connection is open too (an id-map lookup opens it).
+        let none = crate::store::IdMap::by_external_id(&store, "User", &"e1".into())
+            .await
+            .unwrap();
+        assert!(none.is_none());
         store.close().await;
         assert_eq!(wal_size(&db), 0, "the WAL outlived the close");
         assert!(store.append_batch(&[entry], &[]).await.is_err());

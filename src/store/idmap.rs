@@ -88,7 +88,18 @@ impl Store {
             "SELECT resource_type, scim_id, legacy_id, external_id FROM id_map \
              WHERE resource_type = $1 AND {column} = $2"
         );
-        // On the read lane: every create looks up its externalId here.
+        // Every create looks up its externalId here: on a file store on this thread when the
+        // inline reader can answer at once, else on the read lane.
+        if let Store::Sqlite(sqlite) = self
+            && let Some(lanes) = sqlite.lanes()
+            && let Some(row) = lanes.inline.try_read(|conn| {
+                super::inline::optional_row(conn, &sql, (resource_type, value), |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })
+            })
+        {
+            return Ok(row.map(mapping));
+        }
         let row: Option<MapRow> = with_lane!(self, read, conn => sqlx::query_as(&sql)
             .bind(resource_type)
             .bind(value)

@@ -14,6 +14,7 @@ mod basic;
 mod file;
 mod groups;
 mod idmap;
+mod inline;
 mod keys;
 mod plans;
 mod sync;
@@ -154,11 +155,13 @@ pub struct SqliteStore {
 }
 
 /// The hot path's own connections: one for the audit writer, one for id-map reads (a read
-/// never waits behind a batch being written: WAL lets a reader run beside the writer).
+/// never waits behind a batch being written: WAL lets a reader run beside the writer), and
+/// one for id-map reads on the caller's own thread, tried before the read lane.
 #[derive(Debug)]
 pub(crate) struct Lanes {
     pub(crate) write: Lane,
     pub(crate) read: Lane,
+    pub(crate) inline: inline::InlineReader,
 }
 
 /// One SQLite connection outside the pool, opened on first use and used by one caller at a
@@ -357,14 +360,18 @@ impl Store {
             .await?;
         SQLITE_MIGRATIONS.run(&pool).await?;
         // Only for a file: what is not a plain path may be an in-memory database.
-        let is_file = file::database_file(pool.connect_options().get_filename()).is_some();
-        let lanes = (lanes && is_file).then(|| {
-            let opts = SqliteConnectOptions::clone(&pool.connect_options());
-            std::sync::Arc::new(Lanes {
-                write: Lane::new(opts.clone()),
-                read: Lane::new(opts),
-            })
-        });
+        let file = file::database_file(pool.connect_options().get_filename());
+        let lanes = match file {
+            Some(path) if lanes => {
+                let opts = SqliteConnectOptions::clone(&pool.connect_options());
+                Some(std::sync::Arc::new(Lanes {
+                    write: Lane::new(opts.clone()),
+                    read: Lane::new(opts),
+                    inline: inline::InlineReader::new(path),
+                }))
+            }
+            _ => None,
+        };
         Ok(Store::Sqlite(SqliteStore { pool, lanes }))
     }
 
@@ -389,6 +396,7 @@ impl Store {
         if let Store::Sqlite(sqlite) = self
             && let Some(lanes) = sqlite.lanes()
         {
+            lanes.inline.close();
             lanes.write.close().await;
             lanes.read.close().await;
         }

@@ -691,6 +691,170 @@ async fn a_dropped_batch_leaves_no_transaction_open() {
     }
 }
 
+/// A SQLite file store and its lanes, for the inline-reader tests.
+async fn file_store() -> (Store, PathBuf) {
+    let path = temp_sqlite_path();
+    let store = Store::open(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    (store, path)
+}
+
+fn lanes_of(store: &Store) -> &Lanes {
+    let Store::Sqlite(sqlite) = store else {
+        unreachable!()
+    };
+    sqlite.lanes().expect("a file store has lanes")
+}
+
+async fn remove_store(store: Store, path: PathBuf) {
+    store.close().await;
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// The id-map lookup of every create needs no connection thread: it answers while the read
+/// lane and every pooled connection are taken (on the calling thread, no hand-off).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_map_lookup_needs_no_connection_thread() {
+    let (store, path) = file_store().await;
+    store
+        .append_batch(
+            &[audit(Utc::now(), "create", 201)],
+            &[user_map("u1", "l1", Some("e1"))],
+        )
+        .await
+        .unwrap();
+    let Store::Sqlite(SqliteStore { pool, .. }) = &store else {
+        unreachable!()
+    };
+    let held_pool: Vec<_> = futures_held(pool).await;
+    let held_lane = lanes_of(&store).read.lock().await.unwrap();
+    let within = std::time::Duration::from_secs(2);
+    let found = tokio::time::timeout(
+        within,
+        store.by_external_id("User", &ExternalId::from("e1")),
+    )
+    .await
+    .expect("the lookup waited for a connection thread")
+    .unwrap();
+    assert_eq!(found.map(|m| m.legacy_id), Some(LegacyId::from("l1")));
+    let missing = tokio::time::timeout(
+        within,
+        store.by_external_id("User", &ExternalId::from("nobody")),
+    )
+    .await
+    .expect("the lookup waited for a connection thread")
+    .unwrap();
+    assert!(missing.is_none());
+    drop(held_lane);
+    drop(held_pool);
+    remove_store(store, path).await;
+}
+
+async fn futures_held(pool: &sqlx::SqlitePool) -> Vec<sqlx::pool::PoolConnection<sqlx::Sqlite>> {
+    let mut held = Vec::new();
+    while let Ok(Ok(c)) =
+        tokio::time::timeout(std::time::Duration::from_millis(200), pool.acquire()).await
+    {
+        held.push(c);
+    }
+    assert!(!held.is_empty());
+    held
+}
+
+/// The inline reader sees what is committed, never what a writer has under way, and does
+/// not wait for that writer; a prepared statement it keeps holds no old snapshot: a commit
+/// made after one lookup is seen by the next.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inline_read_sees_each_commit_and_never_waits_for_a_writer() {
+    use sqlx::Connection;
+    let (store, path) = file_store().await;
+    let map = |ext: &str| ExternalId::from(ext);
+    store
+        .append_batch(&[], &[user_map("u1", "l1", Some("e1"))])
+        .await
+        .unwrap();
+    assert!(
+        store
+            .by_external_id("User", &map("e1"))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store
+            .by_external_id("User", &map("e2"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let mut writer = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    sqlx::query(
+        "BEGIN IMMEDIATE; INSERT INTO id_map (resource_type, scim_id, legacy_id, external_id) \
+         VALUES ('User', 'u2', 'l2', 'e2')",
+    )
+    .execute(&mut writer)
+    .await
+    .unwrap();
+    // Answered on this thread with the writer's lock held: no wait, no uncommitted row.
+    let inline = |ext: &str| {
+        let sql = "SELECT legacy_id FROM id_map WHERE resource_type = $1 AND external_id = $2";
+        lanes_of(&store).inline.try_read(|c| {
+            super::inline::optional_row(c, sql, ("User", ext), |r| r.get::<_, String>(0))
+        })
+    };
+    assert_eq!(inline("e2"), Some(None));
+    assert_eq!(inline("e1"), Some(Some("l1".to_string())));
+    sqlx::query("COMMIT").execute(&mut writer).await.unwrap();
+    assert_eq!(inline("e2"), Some(Some("l2".to_string())));
+    let found = store.by_external_id("User", &map("e2")).await.unwrap();
+    assert_eq!(found.map(|m| m.legacy_id), Some(LegacyId::from("l2")));
+    writer.close().await.unwrap();
+    remove_store(store, path).await;
+}
+
+/// The inline connection cannot write (nothing may bypass the audit writer), and while it
+/// is in use elsewhere a lookup takes the read lane instead of waiting for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_inline_reader_writes_nothing_and_steps_aside_when_busy() {
+    let (store, path) = file_store().await;
+    store
+        .append_batch(&[], &[user_map("u1", "l1", Some("e1"))])
+        .await
+        .unwrap();
+    let lanes = lanes_of(&store);
+    let wrote = lanes.inline.try_read(|c| {
+        c.execute(
+            "INSERT INTO id_map (resource_type, scim_id, legacy_id) VALUES ('User', 'u9', 'l9')",
+            (),
+        )
+    });
+    assert_eq!(wrote, None, "the inline connection wrote");
+    assert!(
+        store
+            .by_scim_id("User", &ScimId::from("u9"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let held = lanes.inline.hold();
+    assert!(lanes.inline.try_read(|_| Ok(())).is_none());
+    let found = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        store.by_external_id("User", &ExternalId::from("e1")),
+    )
+    .await
+    .expect("the lookup waited for the inline connection")
+    .unwrap();
+    assert_eq!(found.map(|m| m.legacy_id), Some(LegacyId::from("l1")));
+    drop(held);
+    remove_store(store, path).await;
+}
+
 fn user_map(scim: &str, legacy: &str, external: Option<&str>) -> IdMapping {
     IdMapping {
         resource_type: "User".into(),
