@@ -820,6 +820,8 @@ async fn an_inline_read_sees_each_commit_and_never_waits_for_a_writer() {
 /// The inline connection cannot write (nothing may bypass the audit writer), and while it
 /// is in use elsewhere a lookup takes the read lane instead of waiting for it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// Held across the lookup on purpose: a reader using the connection meanwhile.
+#[allow(clippy::await_holding_lock)]
 async fn the_inline_reader_writes_nothing_and_steps_aside_when_busy() {
     let (store, path) = file_store().await;
     store
