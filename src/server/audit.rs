@@ -362,27 +362,25 @@ pub struct LegacyCalls(pub usize);
 
 /// Tower middleware (inside authentication): records the audit entry of each SCIM write and
 /// each failed read, and notes the request for "last synced".
-pub async fn record(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn record(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let auditor = Arc::clone(&state.auditor);
     auditor.note_request();
     let Some(op) = classify(req.method(), req.uri().path()) else {
         return next.run(req).await;
     };
-    let actor = req
-        .extensions()
-        .get::<Principal>()
-        .map(|p| p.name.clone())
-        .unwrap_or_else(|| "unknown".to_string());
+    // Taken as they are (no copies, no formatting): most reads write no entry. Only this
+    // layer reads the principal.
+    let actor = req.extensions_mut().remove::<Principal>();
     let request_id = req
         .extensions()
         .get::<super::RequestId>()
-        .map(|r| r.0.to_string());
+        .map(|r| Arc::clone(&r.0));
     let deadline = req.extensions().get::<super::ClientDeadline>().cloned();
     // The peer, or the client a trusted proxy forwarded (the edge put it here).
     let client_address = req
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip().to_string());
+        .map(|c| c.0.ip());
     let time = Utc::now();
     let started = Instant::now();
     let calls = CallLog::default();
@@ -422,7 +420,7 @@ pub async fn record(State(state): State<AppState>, req: Request, next: Next) -> 
     let error = resp.extensions().get::<crate::scim::ScimError>();
     let entry = AuditEntry {
         time,
-        actor,
+        actor: actor.map_or_else(|| "unknown".to_string(), |p| p.name),
         operation: op.name.to_string(),
         resource_type,
         resource_id,
@@ -430,7 +428,7 @@ pub async fn record(State(state): State<AppState>, req: Request, next: Next) -> 
         backend_calls: calls.take(),
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         context: AuditContext {
-            request_id,
+            request_id: request_id.map(|r| r.to_string()),
             scim_type: error
                 .and_then(|e| e.scim_type)
                 .map(|t| t.as_str().to_string()),
@@ -439,7 +437,7 @@ pub async fn record(State(state): State<AppState>, req: Request, next: Next) -> 
             client_status: deadline
                 .filter(|d| d.passed() && status != 504)
                 .map(|_| 504),
-            client_address,
+            client_address: client_address.map(|ip| ip.to_string()),
         },
     };
     drop(underway);
