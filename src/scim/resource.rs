@@ -621,9 +621,37 @@ pub fn project_owned(
     attributes: &[AttrPath],
     excluded: &[AttrPath],
 ) -> Value {
-    let Value::Object(obj) = resource else {
+    let Value::Object(mut obj) = resource else {
         return resource;
     };
+    if attributes.is_empty() && excluded.is_empty() {
+        // The common case (no `attributes` / `excludedAttributes`): what is never returned
+        // by default leaves the object in place; nothing is copied or rebuilt.
+        obj.retain(|key, value| {
+            if key == "schemas" {
+                return true;
+            }
+            if let Some((urn, "")) = ctx.registry.match_urn(key) {
+                let Value::Object(ext) = value else {
+                    return false;
+                };
+                let urn = urn.to_string();
+                ext.retain(|k, _| {
+                    shown_by_default(
+                        &AttrPath {
+                            urn: Some(urn.clone()),
+                            name: k.clone(),
+                            sub: None,
+                        },
+                        ctx,
+                    )
+                });
+                return !ext.is_empty();
+            }
+            shown_by_default(&AttrPath::new(key.as_str()), ctx)
+        });
+        return Value::Object(obj);
+    }
     let mut out = Map::new();
     for (key, value) in obj {
         if key == "schemas" {
@@ -656,6 +684,18 @@ pub fn project_owned(
         }
     }
     Value::Object(out)
+}
+
+/// Whether the attribute at `path` is in a response that names no attributes (what
+/// [`project_attr`] keeps when both lists are empty): not `returned: never` or `request`,
+/// not write-only.
+fn shown_by_default(path: &AttrPath, ctx: &SchemaContext<'_>) -> bool {
+    use super::schema::{Mutability, Returned};
+    let Some(def) = ctx.resolve(path).and_then(|r| r.attr) else {
+        return true;
+    };
+    !matches!(def.returned, Returned::Never | Returned::Request)
+        && (def.returned == Returned::Always || def.mutability != Mutability::WriteOnly)
 }
 
 fn project_attr(
@@ -988,5 +1028,36 @@ mod write_tests {
                 .get("members")
                 .is_none()
         );
+    }
+
+    /// A response that names no attributes is projected in place; it keeps exactly what the
+    /// general projection keeps (here forced by excluding an attribute no resource has):
+    /// never-returned and write-only attributes go, also inside an extension, and an
+    /// extension left empty goes with them.
+    #[test]
+    fn projection_without_lists_keeps_what_the_general_one_keeps() {
+        let reg = reg();
+        let ctx = SchemaContext::new(&reg, "User").unwrap();
+        let absent = [AttrPath::new("noSuchAttribute")];
+        let cases = [
+            json!({
+                "schemas": [USER_SCHEMA, ENTERPRISE_USER_SCHEMA],
+                "id": "1", "userName": "b", "password": "secret", "active": false,
+                "name": {"givenName": "B"}, "unknownThing": 3,
+                "groups": [{"value": "g1"}],
+                ENTERPRISE_USER_SCHEMA: {"employeeNumber": "7", "manager": {"value": "2"}},
+                "meta": {"resourceType": "User"}
+            }),
+            json!({"id": "2", "password": "p", ENTERPRISE_USER_SCHEMA: {}}),
+            json!({"id": "3", ENTERPRISE_USER_SCHEMA: "not an object"}),
+            json!(["not", "an", "object"]),
+        ];
+        for u in cases {
+            let fast = project(&u, &ctx, &[], &[]);
+            let general = project(&u, &ctx, &[], &absent);
+            assert_eq!(fast, general, "{u}");
+        }
+        let fast = project(&json!({"id": "1", "password": "x"}), &ctx, &[], &[]);
+        assert_eq!(fast, json!({"id": "1"}));
     }
 }

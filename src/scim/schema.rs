@@ -713,13 +713,14 @@ impl SchemaRegistry {
     /// schema defines it (the caller decides between `invalidPath`, `invalidFilter` and
     /// `invalidValue`).
     pub fn resolve<'a>(&'a self, rt: &'a ResourceType, path: &AttrPath) -> Option<Resolved<'a>> {
-        let candidates: Vec<&str> = match &path.urn {
-            Some(urn) => {
-                let known = rt.schema_urns().find(|u| u.eq_ignore_ascii_case(urn))?;
-                vec![known]
-            }
-            None => rt.schema_urns().collect(),
+        // The schema the path names, or (unqualified) each of the type's in order.
+        let only = match &path.urn {
+            Some(urn) => Some(rt.schema_urns().find(|u| u.eq_ignore_ascii_case(urn))?),
+            None => None,
         };
+        let candidates = rt
+            .schema_urns()
+            .filter(|u| only.is_none_or(|o| std::ptr::eq(o, *u)));
         if (path.urn.is_none()
             || path
                 .urn
