@@ -8,7 +8,8 @@
 //!   (16 connections, one thread): the pass-through and the gateway on the same legacy call
 //!   (GET one user, the `userName eq` filter the default profile pushes down to
 //!   `?username=`), then the gateway's POST /Users (Entra's body) and PATCH (replace title).
-//!   Cases alternate within each round; the medians are printed: req/s, p50/p99, CPU µs per
+//!   The cases compared on one call (pass-through, gateway, baseline) run back to back, in
+//!   reverse order every other round; the medians are printed: req/s, p50/p99, CPU µs per
 //!   request of the process under load and of the legacy app, and gateway ÷ pass-through.
 //!   With `WIRE_BASELINE_BIN=<an older scimgate>` the older build runs every gateway case
 //!   too, in the same rounds (an A/B in one run); `WIRE_BASELINE_ENV="K=V,…"` gives that
@@ -203,6 +204,37 @@ struct Case {
     script: PathBuf,
     /// Which pass-through case (name) this gateway case is compared with.
     versus: Option<String>,
+}
+
+/// The cases measured side by side, as groups of indices into `cases` in their first order:
+/// a pass-through case with the gateway cases compared with it, and each gateway case with
+/// the same case of the baseline build.
+fn case_groups(cases: &[Case]) -> Vec<Vec<usize>> {
+    let key = |c: &Case| -> String {
+        match &c.versus {
+            Some(v) => v.clone(),
+            None => c
+                .name
+                .split_once(' ')
+                .map_or(c.name.as_str(), |(label, rest)| {
+                    if label == "pass-through" {
+                        c.name.as_str()
+                    } else {
+                        rest
+                    }
+                })
+                .to_string(),
+        }
+    };
+    let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
+    for (i, c) in cases.iter().enumerate() {
+        let k = key(c);
+        match groups.iter_mut().find(|(gk, _)| *gk == k) {
+            Some((_, g)) => g.push(i),
+            None => groups.push((k, vec![i])),
+        }
+    }
+    groups.into_iter().map(|(_, g)| g).collect()
 }
 
 #[derive(Default, Clone)]
@@ -541,8 +573,20 @@ async fn throughput_and_latency(parts: &str) -> bool {
             ok &= r.failed == 0;
         }
         let mut runs: Vec<Vec<Run>> = vec![Vec::new(); cases.len()];
+        let groups = case_groups(&cases);
         for round in 0..rounds {
-            for (i, c) in cases.iter().enumerate() {
+            // The builds compared on one case run back to back, first one then the other
+            // first (this VM's speed drifts over tens of seconds: a build whose cases all ran
+            // in one half of the round could win or lose by that alone).
+            let order = groups.iter().flat_map(|g| {
+                let mut g = g.clone();
+                if round % 2 == 1 {
+                    g.reverse();
+                }
+                g
+            });
+            for i in order {
+                let c = &cases[i];
                 let r = run_wrk(c, legacy_pid, seconds);
                 println!(
                     "round {} {:<34} {:>8.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  {:>6.1} µs CPU/req (legacy {:>5.1}){}",
