@@ -90,14 +90,11 @@ impl Store {
         );
         // Every create looks up its externalId here: on a file store on this thread when the
         // inline reader can answer at once, else on the read lane.
-        if let Store::Sqlite(sqlite) = self
-            && let Some(lanes) = sqlite.lanes()
-            && let Some(row) = lanes.inline.try_read(|conn| {
-                super::inline::optional_row(conn, &sql, (resource_type, value), |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-                })
+        if let Some(row) = self.try_inline(|conn| {
+            super::inline::optional_row(conn, &sql, (resource_type, value), |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
             })
-        {
+        }) {
             return Ok(row.map(mapping));
         }
         let row: Option<MapRow> = with_lane!(self, read, conn => sqlx::query_as(&sql)

@@ -259,6 +259,21 @@ impl SqliteStore {
     }
 }
 
+impl Store {
+    /// A point read of a hot path run on this thread ([`inline::InlineReader`]); `None` when
+    /// it cannot be (not a SQLite file, or the reader cannot answer now): the caller then runs
+    /// the query as usual.
+    pub(crate) fn try_inline<T>(
+        &self,
+        read: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>,
+    ) -> Option<T> {
+        match self {
+            Store::Sqlite(sqlite) => sqlite.lanes()?.inline.try_read(read),
+            Store::Postgres(_) => None,
+        }
+    }
+}
+
 /// Runs the same expression against whichever pool the store holds; the SQL is shared, the
 /// driver types differ, so the body is expanded once per dialect.
 macro_rules! with_pool {

@@ -753,6 +753,43 @@ async fn an_id_map_lookup_needs_no_connection_thread() {
     remove_store(store, path).await;
 }
 
+/// The tombstone reads every GET and list of a type that keeps deleted records makes need no
+/// pooled connection either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tombstone_reads_need_no_pooled_connection() {
+    let (store, path) = file_store().await;
+    store
+        .put_tombstone(&Tombstone {
+            resource_type: "User".into(),
+            scim_id: "u1".into(),
+            name_key: Some("ann".into()),
+            external_id: None,
+            deleted_ms: 1,
+        })
+        .await
+        .unwrap();
+    let Store::Sqlite(SqliteStore { pool, .. }) = &store else {
+        unreachable!()
+    };
+    let held = futures_held(pool).await;
+    let within = std::time::Duration::from_secs(2);
+    let gone = tokio::time::timeout(within, store.is_tombstoned("User", "u1"))
+        .await
+        .expect("the tombstone read waited for the pool")
+        .unwrap();
+    let here = tokio::time::timeout(within, store.is_tombstoned("User", "u2"))
+        .await
+        .expect("the tombstone read waited for the pool")
+        .unwrap();
+    let count = tokio::time::timeout(within, store.tombstone_count("User"))
+        .await
+        .expect("the tombstone count waited for the pool")
+        .unwrap();
+    assert_eq!((gone, here, count), (true, false, 1));
+    drop(held);
+    remove_store(store, path).await;
+}
+
 async fn futures_held(pool: &sqlx::SqlitePool) -> Vec<sqlx::pool::PoolConnection<sqlx::Sqlite>> {
     let mut held = Vec::new();
     while let Ok(Ok(c)) =
