@@ -718,9 +718,7 @@ impl SchemaRegistry {
             Some(urn) => Some(rt.schema_urns().find(|u| u.eq_ignore_ascii_case(urn))?),
             None => None,
         };
-        let candidates = rt
-            .schema_urns()
-            .filter(|u| only.is_none_or(|o| std::ptr::eq(o, *u)));
+        let candidates = rt.schema_urns().filter(|u| only.is_none_or(|o| o == *u));
         if (path.urn.is_none()
             || path
                 .urn

@@ -831,9 +831,8 @@ impl Gateway {
         let kept_any = self.keeps_deleted(b)
             && self
                 .store
-                .tombstone_count(canonical_rt(&b.resource_type))
-                .await?
-                > 0;
+                .any_tombstoned(canonical_rt(&b.resource_type))
+                .await?;
         let in_gateway = params.filter.is_some() || params.sort_by.is_some() || kept_any;
         let (resources, total) = if !in_gateway {
             // Fast path: the legacy app pages for us.

@@ -161,7 +161,19 @@ pub struct SqliteStore {
 pub(crate) struct Lanes {
     pub(crate) write: Lane,
     pub(crate) read: Lane,
-    pub(crate) inline: inline::InlineReader,
+    /// `None` when the store URL carries options the inline reader would not apply.
+    pub(crate) inline: Option<inline::InlineReader>,
+}
+
+/// Which of the hot path's own connections a SQLite store gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LaneSet {
+    /// None: every query on the pool (an in-memory database).
+    None,
+    /// The write and read lanes.
+    Own,
+    /// The lanes and the inline reader.
+    OwnAndInline,
 }
 
 /// One SQLite connection outside the pool, opened on first use and used by one caller at a
@@ -268,7 +280,7 @@ impl Store {
         read: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>,
     ) -> Option<T> {
         match self {
-            Store::Sqlite(sqlite) => sqlite.lanes()?.inline.try_read(read),
+            Store::Sqlite(sqlite) => sqlite.lanes()?.inline.as_ref()?.try_read(read),
             Store::Postgres(_) => None,
         }
     }
@@ -330,7 +342,14 @@ impl Store {
             }
             // One connection for an in-memory database: each connection would get its own.
             let max = if in_memory { 1 } else { 4 };
-            Self::open_sqlite_with(opts, max, !in_memory).await
+            // URL options (`vfs=`, `immutable=`, `mode=ro`) the inline reader would not apply:
+            // such a store keeps every read on sqlx's connections.
+            let lanes = match (in_memory, url.contains('?')) {
+                (true, _) => LaneSet::None,
+                (false, true) => LaneSet::Own,
+                (false, false) => LaneSet::OwnAndInline,
+            };
+            Self::open_sqlite_with(opts, max, lanes).await
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             Self::open_postgres(PgConnectOptions::from_str(url)?, 8).await
         } else {
@@ -347,15 +366,15 @@ impl Store {
         opts: SqliteConnectOptions,
         max_connections: u32,
     ) -> StoreResult<Store> {
-        Self::open_sqlite_with(opts, max_connections, true).await
+        Self::open_sqlite_with(opts, max_connections, LaneSet::OwnAndInline).await
     }
 
-    /// [`Store::open_sqlite`]; `lanes: false` keeps every query on the pool (an in-memory
-    /// database, whatever its name).
+    /// [`Store::open_sqlite`] with the hot path's connections `lanes` asks for (an in-memory
+    /// database, whatever its name, keeps every query on the pool).
     async fn open_sqlite_with(
         opts: SqliteConnectOptions,
         max_connections: u32,
-        lanes: bool,
+        lanes: LaneSet,
     ) -> StoreResult<Store> {
         let opts = opts
             .create_if_missing(true)
@@ -377,12 +396,13 @@ impl Store {
         // Only for a file: what is not a plain path may be an in-memory database.
         let file = file::database_file(pool.connect_options().get_filename());
         let lanes = match file {
-            Some(path) if lanes => {
+            Some(path) if lanes != LaneSet::None => {
                 let opts = SqliteConnectOptions::clone(&pool.connect_options());
                 Some(std::sync::Arc::new(Lanes {
                     write: Lane::new(opts.clone()),
                     read: Lane::new(opts),
-                    inline: inline::InlineReader::new(path),
+                    inline: (lanes == LaneSet::OwnAndInline)
+                        .then(|| inline::InlineReader::new(path)),
                 }))
             }
             _ => None,
@@ -411,7 +431,9 @@ impl Store {
         if let Store::Sqlite(sqlite) = self
             && let Some(lanes) = sqlite.lanes()
         {
-            lanes.inline.close();
+            if let Some(inline) = &lanes.inline {
+                inline.close();
+            }
             lanes.write.close().await;
             lanes.read.close().await;
         }

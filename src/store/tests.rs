@@ -598,14 +598,8 @@ async fn sqlite_hot_path_runs_beside_the_pool() {
     .await
     .expect("the audit batch waited for the pool")
     .unwrap();
-    let found = tokio::time::timeout(
-        within,
-        store.by_external_id("User", &ExternalId::from("e1")),
-    )
-    .await
-    .expect("the id-map lookup waited for the pool")
-    .unwrap();
-    assert_eq!(found.map(|m| m.legacy_id), Some(LegacyId::from("l1")));
+    let found = legacy_of_within(&store, "e1", "the id-map lookup waited for the pool").await;
+    assert_eq!(found, Some(LegacyId::from("l1")));
     drop(held);
     // What the lanes wrote, the pool reads.
     assert_eq!(store.query(&AuditFilter::default()).await.unwrap().len(), 1);
@@ -731,30 +725,17 @@ async fn an_id_map_lookup_needs_no_connection_thread() {
     };
     let held_pool: Vec<_> = futures_held(pool).await;
     let held_lane = lanes_of(&store).read.lock().await.unwrap();
-    let within = std::time::Duration::from_secs(2);
-    let found = tokio::time::timeout(
-        within,
-        store.by_external_id("User", &ExternalId::from("e1")),
-    )
-    .await
-    .expect("the lookup waited for a connection thread")
-    .unwrap();
-    assert_eq!(found.map(|m| m.legacy_id), Some(LegacyId::from("l1")));
-    let missing = tokio::time::timeout(
-        within,
-        store.by_external_id("User", &ExternalId::from("nobody")),
-    )
-    .await
-    .expect("the lookup waited for a connection thread")
-    .unwrap();
-    assert!(missing.is_none());
+    let waited = "the lookup waited for a connection thread";
+    let found = legacy_of_within(&store, "e1", waited).await;
+    assert_eq!(found, Some(LegacyId::from("l1")));
+    assert_eq!(legacy_of_within(&store, "nobody", waited).await, None);
     drop(held_lane);
     drop(held_pool);
     remove_store(store, path).await;
 }
 
 /// The tombstone reads every GET and list of a type that keeps deleted records makes need no
-/// pooled connection either.
+/// pooled connection either (a list asks only whether there are any, not how many).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tombstone_reads_need_no_pooled_connection() {
     let (store, path) = file_store().await;
@@ -781,12 +762,47 @@ async fn tombstone_reads_need_no_pooled_connection() {
         .await
         .expect("the tombstone read waited for the pool")
         .unwrap();
-    let count = tokio::time::timeout(within, store.tombstone_count("User"))
+    let any = tokio::time::timeout(within, store.any_tombstoned("User"))
         .await
-        .expect("the tombstone count waited for the pool")
+        .expect("the tombstone probe waited for the pool")
         .unwrap();
-    assert_eq!((gone, here, count), (true, false, 1));
+    let none = tokio::time::timeout(within, store.any_tombstoned("Group"))
+        .await
+        .expect("the tombstone probe waited for the pool")
+        .unwrap();
+    assert_eq!((gone, here, any, none), (true, false, true, false));
     drop(held);
+    remove_store(store, path).await;
+}
+
+/// The legacy id mapped to `external` (a User), looked up within 2 s; `what` names the wait
+/// a timeout would mean.
+async fn legacy_of_within(store: &Store, external: &str, what: &str) -> Option<LegacyId> {
+    tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        store.by_external_id("User", &ExternalId::from(external)),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("{what}"))
+    .unwrap()
+    .map(|m| m.legacy_id)
+}
+
+/// A store URL with options (`vfs=`, `mode=`, …) gets no inline reader, which would open
+/// the file without them; its lookups run on the read lane.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_url_with_options_keeps_reads_on_sqlx() {
+    let path = temp_sqlite_path();
+    let store = Store::open(&format!("sqlite://{}?mode=rwc", path.display()))
+        .await
+        .unwrap();
+    assert!(lanes_of(&store).inline.is_none());
+    store
+        .append_batch(&[], &[user_map("u1", "l1", Some("e1"))])
+        .await
+        .unwrap();
+    let found = legacy_of_within(&store, "e1", "the lookup did not answer").await;
+    assert_eq!(found, Some(LegacyId::from("l1")));
     remove_store(store, path).await;
 }
 
@@ -840,7 +856,7 @@ async fn an_inline_read_sees_each_commit_and_never_waits_for_a_writer() {
     // Answered on this thread with the writer's lock held: no wait, no uncommitted row.
     let inline = |ext: &str| {
         let sql = "SELECT legacy_id FROM id_map WHERE resource_type = $1 AND external_id = $2";
-        lanes_of(&store).inline.try_read(|c| {
+        lanes_of(&store).inline.as_ref().unwrap().try_read(|c| {
             super::inline::optional_row(c, sql, ("User", ext), |r| r.get::<_, String>(0))
         })
     };
@@ -865,8 +881,8 @@ async fn the_inline_reader_writes_nothing_and_steps_aside_when_busy() {
         .append_batch(&[], &[user_map("u1", "l1", Some("e1"))])
         .await
         .unwrap();
-    let lanes = lanes_of(&store);
-    let wrote = lanes.inline.try_read(|c| {
+    let inline = lanes_of(&store).inline.as_ref().unwrap();
+    let wrote = inline.try_read(|c| {
         c.execute(
             "INSERT INTO id_map (resource_type, scim_id, legacy_id) VALUES ('User', 'u9', 'l9')",
             (),
@@ -880,16 +896,10 @@ async fn the_inline_reader_writes_nothing_and_steps_aside_when_busy() {
             .unwrap()
             .is_none()
     );
-    let held = lanes.inline.hold();
-    assert!(lanes.inline.try_read(|_| Ok(())).is_none());
-    let found = tokio::time::timeout(
-        std::time::Duration::from_secs(2),
-        store.by_external_id("User", &ExternalId::from("e1")),
-    )
-    .await
-    .expect("the lookup waited for the inline connection")
-    .unwrap();
-    assert_eq!(found.map(|m| m.legacy_id), Some(LegacyId::from("l1")));
+    let held = inline.hold();
+    assert!(inline.try_read(|_| Ok(())).is_none());
+    let found = legacy_of_within(&store, "e1", "the lookup waited for the inline connection").await;
+    assert_eq!(found, Some(LegacyId::from("l1")));
     drop(held);
     remove_store(store, path).await;
 }
@@ -1563,6 +1573,8 @@ async fn tombstones(db: TestDb) {
     assert!(s.is_tombstoned("User", "1").await.unwrap());
     assert!(!s.is_tombstoned("Group", "1").await.unwrap());
     assert_eq!(s.tombstone_count("User").await.unwrap(), 2);
+    assert!(s.any_tombstoned("User").await.unwrap());
+    assert!(!s.any_tombstoned("Group").await.unwrap());
     let among = s
         .tombstoned_among("User", &["1".into(), "3".into(), "2".into()])
         .await
@@ -1591,4 +1603,6 @@ async fn tombstones(db: TestDb) {
     assert!(!s.remove_tombstone("User", "1").await.unwrap());
     assert!(!s.is_tombstoned("User", "1").await.unwrap());
     assert_eq!(s.tombstone_count("User").await.unwrap(), 1);
+    assert!(s.remove_tombstone("User", "2").await.unwrap());
+    assert!(!s.any_tombstoned("User").await.unwrap());
 }

@@ -72,6 +72,10 @@ pub trait TombstoneStore: Send + Sync {
     /// How many resources of a type are tombstoned.
     fn tombstone_count(&self, resource_type: &str)
     -> impl Future<Output = StoreResult<u64>> + Send;
+
+    /// Whether any resource of a type is tombstoned (one index probe, however many are).
+    fn any_tombstoned(&self, resource_type: &str)
+    -> impl Future<Output = StoreResult<bool>> + Send;
 }
 
 type Row = (String, String, Option<String>, Option<String>, i64);
@@ -188,18 +192,25 @@ impl TombstoneStore for Store {
 
     async fn tombstone_count(&self, resource_type: &str) -> StoreResult<u64> {
         let sql = "SELECT COUNT(*) FROM tombstones WHERE resource_type = $1";
-        // Every list of a type that keeps deleted records asks this: on this thread first.
-        let inline = self.try_inline(|c| {
-            c.prepare_cached(sql)?
-                .query_row((resource_type,), |r| r.get::<_, i64>(0))
-        });
-        if let Some(n) = inline {
-            return Ok(u64::try_from(n).unwrap_or(0));
-        }
         let n: i64 = with_pool!(self, pool => sqlx::query_scalar(sql)
             .bind(resource_type)
             .fetch_one(pool)
             .await)?;
         Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn any_tombstoned(&self, resource_type: &str) -> StoreResult<bool> {
+        let sql = "SELECT 1 FROM tombstones WHERE resource_type = $1 LIMIT 1";
+        // Every list of a type that keeps deleted records asks this: on this thread first.
+        if let Some(found) =
+            self.try_inline(|c| super::inline::optional_row(c, sql, (resource_type,), |_| Ok(())))
+        {
+            return Ok(found.is_some());
+        }
+        let row: Option<(i32,)> = with_pool!(self, pool => sqlx::query_as(sql)
+            .bind(resource_type)
+            .fetch_optional(pool)
+            .await)?;
+        Ok(row.is_some())
     }
 }
