@@ -30,6 +30,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, TryLockError};
 use std::time::{Duration, Instant};
 
+/// The inline connection's page cache, in KiB.
+const INLINE_CACHE_KIB: i64 = 256;
+
 /// How long after a failed open the reader stays out of the way (callers take the read lane).
 pub(crate) const REOPEN_AFTER: Duration = Duration::from_secs(5);
 
@@ -122,6 +125,9 @@ impl InlineReader {
         )?;
         conn.busy_timeout(Duration::ZERO)?;
         conn.pragma_update(None, "query_only", true)?;
+        // Index probes need the upper pages of a few indexes; leaves come from the OS page
+        // cache. SQLite's default (2 MB per connection) would fill as the id map grows.
+        conn.pragma_update(None, "cache_size", INLINE_CACHE_KIB.saturating_neg())?;
         Ok(conn)
     }
 
@@ -181,6 +187,21 @@ mod tests {
         assert_eq!(reader.try_read(one), None, "retried at once");
         reader.conn.lock().unwrap().failed_at = Some(Instant::now() - REOPEN_AFTER);
         assert_eq!(reader.try_read(one), Some(1));
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    /// The connection cannot write, does not wait for locks, and keeps a small page cache.
+    #[test]
+    fn the_connection_is_read_only_unwaiting_and_small() {
+        let path = scratch();
+        Connection::open(&path).unwrap();
+        let reader = InlineReader::new(path.clone());
+        let setting = |name: &'static str| {
+            reader.try_read(|c| c.pragma_query_value(None, name, |r| r.get::<_, i64>(0)))
+        };
+        assert_eq!(setting("query_only"), Some(1));
+        assert_eq!(setting("busy_timeout"), Some(0));
+        assert_eq!(setting("cache_size"), Some(-INLINE_CACHE_KIB));
         let _ = std::fs::remove_dir_all(path.parent().unwrap());
     }
 
