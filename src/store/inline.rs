@@ -30,9 +30,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, TryLockError};
 use std::time::{Duration, Instant};
 
-/// The inline connection's page cache, in KiB.
-const INLINE_CACHE_KIB: i64 = 256;
-
 /// How long after a failed open the reader stays out of the way (callers take the read lane).
 pub(crate) const REOPEN_AFTER: Duration = Duration::from_secs(5);
 
@@ -125,9 +122,6 @@ impl InlineReader {
         )?;
         conn.busy_timeout(Duration::ZERO)?;
         conn.pragma_update(None, "query_only", true)?;
-        // Index probes need the upper pages of a few indexes; leaves come from the OS page
-        // cache. SQLite's default (2 MB per connection) would fill as the id map grows.
-        conn.pragma_update(None, "cache_size", INLINE_CACHE_KIB.saturating_neg())?;
         Ok(conn)
     }
 
@@ -190,7 +184,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(path.parent().unwrap());
     }
 
-    /// The connection cannot write, does not wait for locks, and keeps a small page cache.
+    /// The connection cannot write and does not wait for locks.
     #[test]
     fn the_connection_is_read_only_unwaiting_and_small() {
         let path = scratch();
@@ -201,7 +195,6 @@ mod tests {
         };
         assert_eq!(setting("query_only"), Some(1));
         assert_eq!(setting("busy_timeout"), Some(0));
-        assert_eq!(setting("cache_size"), Some(-INLINE_CACHE_KIB));
         let _ = std::fs::remove_dir_all(path.parent().unwrap());
     }
 
