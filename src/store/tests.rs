@@ -617,13 +617,7 @@ async fn a_named_in_memory_store_keeps_to_its_one_connection() {
     let store = Store::open(&format!("sqlite://{}?mode=memory", dir.display()))
         .await
         .unwrap();
-    store
-        .append_batch(
-            &[audit(Utc::now(), "create", 201)],
-            &[user_map("u1", "l1", Some("e1"))],
-        )
-        .await
-        .unwrap();
+    map_u1(&store).await;
     assert!(
         store
             .by_external_id("User", &ExternalId::from("e1"))
@@ -685,6 +679,17 @@ async fn a_dropped_batch_leaves_no_transaction_open() {
     }
 }
 
+/// Commits one audited create that mapped User u1 to legacy l1 with externalId e1.
+async fn map_u1(store: &Store) {
+    store
+        .append_batch(
+            &[audit(Utc::now(), "create", 201)],
+            &[user_map("u1", "l1", Some("e1"))],
+        )
+        .await
+        .unwrap();
+}
+
 /// A SQLite file store and its lanes, for the inline-reader tests.
 async fn file_store() -> (Store, PathBuf) {
     let path = temp_sqlite_path();
@@ -713,13 +718,7 @@ async fn remove_store(store: Store, path: PathBuf) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_id_map_lookup_needs_no_connection_thread() {
     let (store, path) = file_store().await;
-    store
-        .append_batch(
-            &[audit(Utc::now(), "create", 201)],
-            &[user_map("u1", "l1", Some("e1"))],
-        )
-        .await
-        .unwrap();
+    map_u1(&store).await;
     let Store::Sqlite(SqliteStore { pool, .. }) = &store else {
         unreachable!()
     };
@@ -797,10 +796,7 @@ async fn a_store_url_with_options_keeps_reads_on_sqlx() {
         .await
         .unwrap();
     assert!(lanes_of(&store).inline.is_none());
-    store
-        .append_batch(&[], &[user_map("u1", "l1", Some("e1"))])
-        .await
-        .unwrap();
+    map_u1(&store).await;
     let found = legacy_of_within(&store, "e1", "the lookup did not answer").await;
     assert_eq!(found, Some(LegacyId::from("l1")));
     remove_store(store, path).await;
@@ -825,10 +821,7 @@ async fn an_inline_read_sees_each_commit_and_never_waits_for_a_writer() {
     use sqlx::Connection;
     let (store, path) = file_store().await;
     let map = |ext: &str| ExternalId::from(ext);
-    store
-        .append_batch(&[], &[user_map("u1", "l1", Some("e1"))])
-        .await
-        .unwrap();
+    map_u1(&store).await;
     assert!(
         store
             .by_external_id("User", &map("e1"))
@@ -877,10 +870,7 @@ async fn an_inline_read_sees_each_commit_and_never_waits_for_a_writer() {
 #[allow(clippy::await_holding_lock)]
 async fn the_inline_reader_writes_nothing_and_steps_aside_when_busy() {
     let (store, path) = file_store().await;
-    store
-        .append_batch(&[], &[user_map("u1", "l1", Some("e1"))])
-        .await
-        .unwrap();
+    map_u1(&store).await;
     let inline = lanes_of(&store).inline.as_ref().unwrap();
     let wrote = inline.try_read(|c| {
         c.execute(
