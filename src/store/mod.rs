@@ -156,7 +156,8 @@ pub struct SqliteStore {
 
 /// The hot path's own connections: one for the audit writer, one for id-map reads (a read
 /// never waits behind a batch being written: WAL lets a reader run beside the writer), and
-/// one for id-map reads on the caller's own thread, tried before the read lane.
+/// one for the hot path's point reads (id map, tombstones) on the caller's own thread, tried
+/// before the read lane or the pool.
 #[derive(Debug)]
 pub(crate) struct Lanes {
     pub(crate) write: Lane,

@@ -111,19 +111,12 @@ impl TombstoneStore for Store {
     }
 
     async fn is_tombstoned(&self, resource_type: &str, id: &str) -> StoreResult<bool> {
-        let sql = "SELECT 1 FROM tombstones WHERE resource_type = $1 AND scim_id = $2";
-        // Every read of a type that keeps deleted records asks this: on this thread first.
-        if let Some(found) = self
-            .try_inline(|c| super::inline::optional_row(c, sql, (resource_type, id), |_| Ok(())))
-        {
-            return Ok(found.is_some());
-        }
-        let row: Option<(i32,)> = with_pool!(self, pool => sqlx::query_as(sql)
-            .bind(resource_type)
-            .bind(id)
-            .fetch_optional(pool)
-            .await)?;
-        Ok(row.is_some())
+        // Every read of a type that keeps deleted records asks this.
+        self.row_exists(
+            "SELECT 1 FROM tombstones WHERE resource_type = $1 AND scim_id = $2",
+            &[resource_type, id],
+        )
+        .await
     }
 
     async fn tombstoned_among(
@@ -200,17 +193,31 @@ impl TombstoneStore for Store {
     }
 
     async fn any_tombstoned(&self, resource_type: &str) -> StoreResult<bool> {
-        let sql = "SELECT 1 FROM tombstones WHERE resource_type = $1 LIMIT 1";
-        // Every list of a type that keeps deleted records asks this: on this thread first.
-        if let Some(found) =
-            self.try_inline(|c| super::inline::optional_row(c, sql, (resource_type,), |_| Ok(())))
-        {
+        // Every list of a type that keeps deleted records asks this.
+        self.row_exists(
+            "SELECT 1 FROM tombstones WHERE resource_type = $1 LIMIT 1",
+            &[resource_type],
+        )
+        .await
+    }
+}
+
+impl Store {
+    /// Whether `sql` (binding `params` as `$1`, `$2`, …) finds a row: on this thread when the
+    /// inline reader can answer, else on the pool.
+    async fn row_exists(&self, sql: &str, params: &[&str]) -> StoreResult<bool> {
+        if let Some(found) = self.try_inline(|c| {
+            super::inline::optional_row(c, sql, rusqlite::params_from_iter(params), |_| Ok(()))
+        }) {
             return Ok(found.is_some());
         }
-        let row: Option<(i32,)> = with_pool!(self, pool => sqlx::query_as(sql)
-            .bind(resource_type)
-            .fetch_optional(pool)
-            .await)?;
+        let row: Option<(i32,)> = with_pool!(self, pool => {
+            let mut q = sqlx::query_as(sql);
+            for p in params {
+                q = q.bind(*p);
+            }
+            q.fetch_optional(pool).await
+        })?;
         Ok(row.is_some())
     }
 }
