@@ -626,7 +626,9 @@ pub fn project_owned(
     };
     if attributes.is_empty() && excluded.is_empty() {
         // The common case (no `attributes` / `excludedAttributes`): what is never returned
-        // by default leaves the object in place; nothing is copied or rebuilt.
+        // by default leaves the object in place; nothing is copied or rebuilt. One path is
+        // reused for every key asked about.
+        let mut path = AttrPath::new(String::new());
         obj.retain(|key, value| {
             if key == "schemas" {
                 return true;
@@ -635,20 +637,12 @@ pub fn project_owned(
                 let Value::Object(ext) = value else {
                     return false;
                 };
-                let urn = urn.to_string();
-                ext.retain(|k, _| {
-                    shown_by_default(
-                        &AttrPath {
-                            urn: Some(urn.clone()),
-                            name: k.clone(),
-                            sub: None,
-                        },
-                        ctx,
-                    )
-                });
+                path.urn = Some(urn.to_string());
+                ext.retain(|k, _| shown_by_default(named(&mut path, k), ctx));
+                path.urn = None;
                 return !ext.is_empty();
             }
-            shown_by_default(&AttrPath::new(key.as_str()), ctx)
+            shown_by_default(named(&mut path, key), ctx)
         });
         return Value::Object(obj);
     }
@@ -684,6 +678,13 @@ pub fn project_owned(
         }
     }
     Value::Object(out)
+}
+
+/// `path`, renamed `name` (its buffer reused).
+fn named<'p>(path: &'p mut AttrPath, name: &str) -> &'p AttrPath {
+    path.name.clear();
+    path.name.push_str(name);
+    path
 }
 
 /// Whether the attribute at `path` is in a response that names no attributes (what

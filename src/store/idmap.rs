@@ -76,28 +76,38 @@ fn mapping(row: MapRow) -> IdMapping {
     }
 }
 
+/// The lookup of a mapping by one column, written out at compile time (every create runs
+/// one: no SQL is formatted per request).
+macro_rules! select_by {
+    ($column:literal) => {
+        concat!(
+            "SELECT resource_type, scim_id, legacy_id, external_id FROM id_map ",
+            "WHERE resource_type = $1 AND ",
+            $column,
+            " = $2"
+        )
+    };
+}
+
 impl Store {
-    /// The one mapping whose `column` equals `value` within `resource_type`.
+    /// The one mapping `sql` (`select_by!`: `column = $2` within resource type `$1`)
+    /// finds.
     async fn mapping_by(
         &self,
-        column: &'static str,
+        sql: &'static str,
         resource_type: &str,
         value: &str,
     ) -> StoreResult<Option<IdMapping>> {
-        let sql = format!(
-            "SELECT resource_type, scim_id, legacy_id, external_id FROM id_map \
-             WHERE resource_type = $1 AND {column} = $2"
-        );
         // Every create looks up its externalId here: on a file store on this thread when the
         // inline reader can answer at once, else on the read lane.
         if let Some(row) = self.try_inline(|conn| {
-            super::inline::optional_row(conn, &sql, (resource_type, value), |r| {
+            super::inline::optional_row(conn, sql, (resource_type, value), |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
             })
         }) {
             return Ok(row.map(mapping));
         }
-        let row: Option<MapRow> = with_lane!(self, read, conn => sqlx::query_as(&sql)
+        let row: Option<MapRow> = with_lane!(self, read, conn => sqlx::query_as(sql)
             .bind(resource_type)
             .bind(value)
             .fetch_optional(conn)
@@ -151,7 +161,8 @@ impl IdMap for Store {
     }
 
     async fn by_scim_id(&self, resource_type: &str, id: &ScimId) -> StoreResult<Option<IdMapping>> {
-        self.mapping_by("scim_id", resource_type, id.as_str()).await
+        self.mapping_by(select_by!("scim_id"), resource_type, id.as_str())
+            .await
     }
 
     async fn by_legacy_id(
@@ -159,7 +170,7 @@ impl IdMap for Store {
         resource_type: &str,
         id: &LegacyId,
     ) -> StoreResult<Option<IdMapping>> {
-        self.mapping_by("legacy_id", resource_type, id.as_str())
+        self.mapping_by(select_by!("legacy_id"), resource_type, id.as_str())
             .await
     }
 
@@ -168,7 +179,7 @@ impl IdMap for Store {
         resource_type: &str,
         id: &ExternalId,
     ) -> StoreResult<Option<IdMapping>> {
-        self.mapping_by("external_id", resource_type, id.as_str())
+        self.mapping_by(select_by!("external_id"), resource_type, id.as_str())
             .await
     }
 
