@@ -4,8 +4,8 @@
 //! running a call again from the start changes nothing.
 
 use super::lower::{ArithOp, Block, Const, Expr, FnDef, Iter, Link, Native, Place, Step, Stmt};
-use super::value::{self, Map, Sizes, Text, Val, fits};
-use crate::mapping::engine::{MAX_ARRAY_SIZE, MAX_CALL_LEVELS, MAX_MAP_SIZE, MAX_STRING_SIZE};
+use super::value::{self, Kind, Map, Sizes, Text, Val, fits};
+use crate::mapping::engine::{MAX_ARRAY_SIZE, MAX_CALL_LEVELS, MAX_STRING_SIZE};
 use crate::mapping::lookups::Lookups;
 use std::borrow::Cow;
 use std::time::Instant;
@@ -249,7 +249,13 @@ impl<'a> Run<'a> {
                     }
                     map.insert(Text::Ref(k), v);
                 }
-                Val::map(map)
+                // A literal naming a key twice holds fewer entries than were counted: it
+                // is measured anew when next checked.
+                if map.len() == entries.len() {
+                    Val::map_measured(map, sizes)
+                } else {
+                    Val::map(map)
+                }
             }
             Expr::And(items) => {
                 for item in items {
@@ -367,8 +373,7 @@ impl<'a> Run<'a> {
             // rhai measures the whole map after `map.prop = v` (and the value after
             // `map["key"] = v`, which the map holds).
             Key::Name(k) => {
-                need(parent.map_mut())?.insert(k.clone(), v);
-                if !fits(parent) {
+                if !need(parent.insert_measured(k.clone(), v))? {
                     return bail();
                 }
             }
@@ -562,12 +567,13 @@ fn changing_method<'a>(n: Native, target: &mut Val<'a>, a: Val<'a>, b: Val<'a>) 
             let Val::Str(key) = a else {
                 return bail();
             };
-            let map = need(target.map_mut())?;
-            if present(&b) {
-                map.insert(key, b);
-                if map.len() > MAX_MAP_SIZE {
-                    return bail();
-                }
+            if target.kind() != Kind::Map {
+                return bail();
+            }
+            // The caller measures the map whole afterwards: kept up to date here, that
+            // measure does not walk the map again.
+            if present(&b) && !need(target.insert_measured(key, b))? {
+                return bail();
             }
             Ok(Val::Unit)
         }
@@ -767,7 +773,10 @@ fn flatten<'a>(resource: &Val<'a>, urn: &str) -> R<'a, Val<'a>> {
         _ => return Ok(Val::map(Map::new())),
     };
     let entries: Vec<(Text<'a>, Val<'a>)> = match ext {
-        Val::Map(m) => std::rc::Rc::unwrap_or_clone(m).into_iter().collect(),
+        Val::Map(m) => std::rc::Rc::unwrap_or_clone(m)
+            .into_map()
+            .into_iter()
+            .collect(),
         Val::Json(serde_json::Value::Object(obj)) => obj
             .iter()
             .map(|(k, v)| (Text::Ref(k.as_str()), Val::from_json(v)))

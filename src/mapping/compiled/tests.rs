@@ -690,6 +690,57 @@ fn data_sizes_are_measured_as_rhai_measures_them() {
     assert!(handed_over("from_json(a).len()", &nested).is_err());
 }
 
+/// A map's measure is kept between checks (`value::MapBox`): it must be forgotten when a map
+/// or array inside it changes, and a copy made before a change must not keep the old one.
+/// Each script below goes beyond rhai's string limit only through such a change.
+#[test]
+fn kept_measures_follow_changes_inside_maps() {
+    let bodies = [
+        (
+            "let o = #{ i: #{}, j: #{} }; o.x = 1; o.i.p = a; o.j.q = a; o.y = 2; o.len()",
+            4,
+        ),
+        (
+            "let m = #{}; let o = #{ i: m, j: m }; o.x = 1; m.p = a; o.y = 2; o.i = m; o.j = m; o.len()",
+            4,
+        ),
+        (
+            "let o = #{ l: [#{}] }; o.x = 1; o.l[0].p = a; o.l.push(#{ q: a }); o.y = 2; o.len()",
+            3,
+        ),
+        (
+            "let o = #{ i: #{ k: #{} } }; o.x = 1; o.i.k.p = a; o.i.k.q = \"\"; o.i.r = a; o.len()",
+            2,
+        ),
+    ];
+    let big = [json!("y".repeat(600_000))];
+    let small = [json!("y".repeat(1_000))];
+    for (body, len) in bodies {
+        assert_eq!(same(body, &small), json!(len), "{body}");
+        assert!(
+            handed_over(body, &big).unwrap_err().contains("too large"),
+            "{body}"
+        );
+    }
+    // A property set again takes the old value's measure out of the map's: the first two
+    // stay within the limits, the last two do not.
+    for body in [
+        "let o = #{}; o.p = a; o.p = 1; o.q = a; o.len()",
+        "let o = #{}; o.set_if(\"p\", a); o.p = \"\"; o.set_if(\"q\", a); o.len()",
+    ] {
+        assert_eq!(same(body, &big), json!(2), "{body}");
+    }
+    for body in [
+        "let o = #{}; o.p = a; o.p = a; o.x = 1; o.q = a; o.len()",
+        "let o = #{}; o.set_if(\"p\", a); o.x = 1; o.set_if(\"q\", a); o.len()",
+    ] {
+        assert!(
+            handed_over(body, &big).unwrap_err().contains("too large"),
+            "{body}"
+        );
+    }
+}
+
 /// softdrive's delete hook for a group of 3,400 members: a plan of 3,400 three-entry maps
 /// is over rhai's MAX_MAP_SIZE, so rhai fails the call, and the compiled form (run here
 /// without its time slice, as a release build runs it within it) must not answer it.

@@ -8,6 +8,7 @@
 //! `None` and the call is handed to rhai, which then gives the answer or the error.
 
 use serde_json::Value;
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
@@ -58,6 +59,31 @@ impl Ord for Text<'_> {
 /// order and so does the JSON).
 pub(super) type Map<'a> = BTreeMap<Text<'a>, Val<'a>>;
 
+/// A script's map and, once measured, its [`Sizes`]: rhai measures a map whole after every
+/// `map.prop = v` and `set_if`, and a mapping sets a dozen properties on a map that holds
+/// other maps, so re-walking each nested map every time was a sixth of a mapping's cost.
+/// The measure is kept until the map changes: every change goes through [`Val::map_mut`],
+/// which forgets it, and a map shared by two values is copied before it changes
+/// (`Rc::make_mut`), so a kept measure is always that of the map as it is.
+#[derive(Clone, Debug, Default)]
+pub(super) struct MapBox<'a> {
+    map: Map<'a>,
+    sizes: Cell<Option<Sizes>>,
+}
+
+impl<'a> std::ops::Deref for MapBox<'a> {
+    type Target = Map<'a>;
+    fn deref(&self) -> &Map<'a> {
+        &self.map
+    }
+}
+
+impl<'a> MapBox<'a> {
+    pub(super) fn into_map(self) -> Map<'a> {
+        self.map
+    }
+}
+
 /// One value. `Json` only ever holds an array or an object of the call's arguments: scalars
 /// are read out into their own variants, so every operation sees one spelling of each type.
 #[derive(Clone, Debug)]
@@ -71,7 +97,7 @@ pub(super) enum Val<'a> {
     /// Shared until changed (`Rc::make_mut`): passing a map or array on, as `user.meta =
     /// meta` does, copies nothing.
     Array(Rc<Vec<Val<'a>>>),
-    Map(Rc<Map<'a>>),
+    Map(Rc<MapBox<'a>>),
 }
 
 /// The kind of a value as rhai names it (`type_of`).
@@ -110,7 +136,19 @@ impl<'a> Val<'a> {
     }
 
     pub(super) fn map(map: Map<'a>) -> Val<'a> {
-        Val::Map(Rc::new(map))
+        Val::Map(Rc::new(MapBox {
+            map,
+            sizes: Cell::new(None),
+        }))
+    }
+
+    /// A map with its measure already taken (each entry and what it holds, as
+    /// [`Sizes::add`] counts a map): a literal measured while it was built.
+    pub(super) fn map_measured(map: Map<'a>, sizes: Sizes) -> Val<'a> {
+        Val::Map(Rc::new(MapBox {
+            map,
+            sizes: Cell::new(Some(sizes)),
+        }))
     }
 
     /// A JSON value of the arguments as the script sees it; converts as
@@ -212,9 +250,50 @@ impl<'a> Val<'a> {
             *self = Val::map(owned);
         }
         match self {
-            Val::Map(map) => Some(Rc::make_mut(map)),
+            Val::Map(map) => {
+                let b = Rc::make_mut(map);
+                b.sizes.set(None);
+                Some(&mut b.map)
+            }
             _ => None,
         }
+    }
+
+    /// `map[key] = v` followed by rhai's measure of the whole map: whether it is still within
+    /// the limits (`None` when this is no map). Where the map's measure is kept, the new one
+    /// is worked out from it, the entry replaced and the entry put in, instead of walking
+    /// every entry again: a mapping sets one property after another on the same map.
+    pub(super) fn insert_measured(&mut self, key: Text<'a>, v: Val<'a>) -> Option<bool> {
+        let kept = match self {
+            Val::Map(map) => map.sizes.get(),
+            _ => None,
+        };
+        let Some(kept) = kept else {
+            self.map_mut()?.insert(key, v);
+            return Some(fits(self));
+        };
+        let mut added = Sizes::default();
+        added.entry();
+        if !added.add(&v) {
+            // Beyond the limits on its own: so is the map that holds it.
+            self.map_mut()?.insert(key, v);
+            return Some(false);
+        }
+        let map = self.map_mut()?;
+        let mut measure = kept;
+        if let Some(old) = map.insert(key, v) {
+            // Part of a map within the limits, so its own measure completes.
+            let mut removed = Sizes::default();
+            removed.entry();
+            removed.add(&old);
+            measure.remove(&removed);
+        }
+        measure.absorb(&added);
+        let within = measure.within();
+        if within && let Val::Map(map) = self {
+            map.sizes.set(Some(measure));
+        }
+        Some(within)
     }
 
     /// [`Val::map_mut`] for arrays.
@@ -247,6 +326,7 @@ impl<'a> Val<'a> {
             ),
             Val::Map(map) => Value::Object(
                 Rc::unwrap_or_clone(map)
+                    .map
                     .into_iter()
                     .map(|(k, v)| (k.as_str().to_owned(), v.into_json()))
                     .collect(),
@@ -305,12 +385,23 @@ impl Sizes {
                 }
             }
             Val::Map(map) => {
-                for item in map.values() {
-                    self.maps += 1;
-                    if !self.add(item) {
-                        return false;
+                let inner = match map.sizes.get() {
+                    Some(s) => s,
+                    None => {
+                        // Measured on its own (stopping once it alone is beyond the
+                        // limits), kept, then counted into the whole.
+                        let mut inner = Sizes::default();
+                        for item in map.values() {
+                            inner.maps += 1;
+                            if !inner.add(item) {
+                                return false;
+                            }
+                        }
+                        map.sizes.set(Some(inner));
+                        inner
                     }
-                }
+                };
+                self.absorb(&inner);
             }
             Val::Unit | Val::Bool(_) | Val::Int(_) | Val::Float(_) => {}
         }
@@ -339,6 +430,20 @@ impl Sizes {
             Value::Null | Value::Bool(_) | Value::Number(_) => {}
         }
         self.within()
+    }
+
+    /// Adds the counts of another measure.
+    fn absorb(&mut self, other: &Sizes) {
+        self.arrays = self.arrays.saturating_add(other.arrays);
+        self.maps = self.maps.saturating_add(other.maps);
+        self.strings = self.strings.saturating_add(other.strings);
+    }
+
+    /// Takes away the counts of a part of what this measure counted.
+    fn remove(&mut self, part: &Sizes) {
+        self.arrays = self.arrays.saturating_sub(part.arrays);
+        self.maps = self.maps.saturating_sub(part.maps);
+        self.strings = self.strings.saturating_sub(part.strings);
     }
 
     /// Within rhai's limits (it refuses only sizes beyond them).
