@@ -225,6 +225,18 @@ impl ScriptSet {
     /// Errors carry the script, the function and the line; a script's `fail(…)` comes back
     /// with [`MappingError::client_error`] set.
     pub fn call(&self, script: &str, func: &str, args: Vec<Value>) -> Result<Value, MappingError> {
+        let refs: Vec<&Value> = args.iter().collect();
+        self.call_with(script, func, &refs)
+    }
+
+    /// [`ScriptSet::call`] on borrowed arguments: a caller that keeps its value (the resource
+    /// a write maps to the legacy record and then goes on with) copies nothing for the call.
+    pub fn call_with(
+        &self,
+        script: &str,
+        func: &str,
+        args: &[&Value],
+    ) -> Result<Value, MappingError> {
         self.counted(self.call_uncounted(script, func, args))
     }
 
@@ -232,11 +244,11 @@ impl ScriptSet {
         &self,
         script: &str,
         func: &str,
-        args: Vec<Value>,
+        args: &[&Value],
     ) -> Result<Value, MappingError> {
         let compiled = self.compiled(script, func, args.len())?;
         if self.compile
-            && let Some(value) = compiled.program.call(func, &args, &self.lookups)
+            && let Some(value) = compiled.program.call(func, args, &self.lookups)
         {
             return Ok(value);
         }
@@ -252,7 +264,8 @@ impl ScriptSet {
         args: Vec<Value>,
     ) -> Result<Value, MappingError> {
         let compiled = self.compiled(script, func, args.len())?;
-        self.interpret(&compiled, func, args)
+        let refs: Vec<&Value> = args.iter().collect();
+        self.interpret(&compiled, func, &refs)
     }
 
     /// Runs the call in rhai's interpreter on this thread's engine, within the time budget.
@@ -260,7 +273,7 @@ impl ScriptSet {
         &self,
         compiled: &Compiled,
         func: &str,
-        args: Vec<Value>,
+        args: &[&Value],
     ) -> Result<Value, MappingError> {
         let budget = self.budget;
         // Top-level statements are not run (`eval_ast(false)`): it would re-run them on
@@ -269,7 +282,7 @@ impl ScriptSet {
             let options = CallFnOptions::new()
                 .eval_ast(false)
                 .with_tag(self.lookups.clone());
-            let args: Vec<Dynamic> = args.iter().map(json_ref_to_dynamic).collect();
+            let args: Vec<Dynamic> = args.iter().map(|a| json_ref_to_dynamic(a)).collect();
             engine::with_budget(within, |engine| {
                 engine.call_fn_with_options::<Dynamic>(
                     options,

@@ -408,7 +408,7 @@ impl Gateway {
         let ctx = self.script_ctx(&b.resource_type, op, id);
         Ok(self
             .scripts
-            .call(&b.script, "to_backend", vec![resource.clone(), ctx])?)
+            .call_with(&b.script, "to_backend", &[resource, &ctx])?)
     }
 
     /// 400 `invalidValue` when an attribute (top level or in an extension object) carries

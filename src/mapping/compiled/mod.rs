@@ -126,7 +126,7 @@ impl Program {
 
     /// Runs `func(args…)` compiled. `None` when the function is not compiled or the run
     /// met something only rhai answers for certain: the caller then runs the call in rhai.
-    pub(crate) fn call(&self, func: &str, args: &[Value], lookups: &Lookups) -> Option<Value> {
+    pub(crate) fn call(&self, func: &str, args: &[&Value], lookups: &Lookups) -> Option<Value> {
         let i = self.index(func, args.len())?;
         let mut run = eval::Run {
             fns: &self.fns,
@@ -135,7 +135,7 @@ impl Program {
             depth: 0,
             deadline: std::time::Instant::now() + super::INLINE_SLICE,
         };
-        let args = args.iter().map(value::Val::from_json).collect();
+        let args = args.iter().map(|a| value::Val::from_json(a)).collect();
         match run.call(i, args) {
             Ok(v) => Some(v.into_json()),
             Err(_) => None,

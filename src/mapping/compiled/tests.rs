@@ -31,11 +31,10 @@ fn both(
     func: &str,
     args: &[Value],
 ) -> (Option<Value>, Result<Value, String>) {
-    let compiled = set
-        .scripts
-        .load()
-        .get(script)
-        .and_then(|c| c.program.call(func, args, &set.lookups));
+    let compiled = set.scripts.load().get(script).and_then(|c| {
+        let refs: Vec<&Value> = args.iter().collect();
+        c.program.call(func, &refs, &set.lookups)
+    });
     let interpreted = set
         .call_interpreted(script, func, args.to_vec())
         .map_err(|e| e.to_string());
