@@ -309,7 +309,7 @@ impl Gateway {
 
     /// The schema context of resource type `rt`; 404 when the profile does not serve it.
     pub fn ctx(&self, rt: &str) -> AppResult<SchemaContext<'_>> {
-        if !self.bindings.contains_key(&rt.to_ascii_lowercase()) && !self.is_managed(rt) {
+        if self.find_binding(rt).is_none() && !self.is_managed(rt) {
             return Err(ScimError::not_found(format!(
                 "this gateway does not serve {rt} resources"
             ))
@@ -320,9 +320,19 @@ impl Gateway {
     }
 
     fn binding(&self, rt: &str) -> AppResult<&Binding> {
-        self.bindings.get(&rt.to_ascii_lowercase()).ok_or_else(|| {
+        self.find_binding(rt).ok_or_else(|| {
             ScimError::not_found(format!("this gateway does not serve {rt} resources")).into()
         })
+    }
+
+    /// The binding of `rt`, its name compared ignoring case (the map's keys are lower case):
+    /// a profile binds a handful of resource types, and looking them over costs less than
+    /// a lower-cased copy of the name and a hash on every phase of every request.
+    fn find_binding(&self, rt: &str) -> Option<&Binding> {
+        self.bindings
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(rt))
+            .map(|(_, b)| b)
     }
 
     fn script_ctx(&self, rt: &str, op: &str, id: Option<&str>) -> Value {
@@ -358,9 +368,15 @@ impl Gateway {
     /// `schemas` listing the core schema and each extension present.
     fn map_from_backend(&self, b: &Binding, record: Value, op: &str) -> AppResult<Value> {
         let ctx = self.script_ctx(&b.resource_type, op, None);
+        self.map_from_backend_in(b, &record, &ctx)
+    }
+
+    /// [`Gateway::map_from_backend`] with the script's `ctx` made by the caller: once per
+    /// page of a list instead of once per record.
+    fn map_from_backend_in(&self, b: &Binding, record: &Value, ctx: &Value) -> AppResult<Value> {
         let mut r = self
             .scripts
-            .call(&b.script, "from_backend", vec![record, ctx])?;
+            .call_with(&b.script, "from_backend", &[record, ctx])?;
         let ctx = self.ctx(&b.resource_type)?;
         let Some(obj) = r.as_object_mut() else {
             return Err(AppError::Internal(format!(
@@ -840,9 +856,10 @@ impl Gateway {
                 .backend
                 .list(&b.list, query, params.start_index, count)
                 .await?;
+            let script_ctx = self.script_ctx(&b.resource_type, "list", None);
             let mut out = Vec::with_capacity(records.len());
-            for r in records {
-                out.push(self.map_from_backend(b, r, "list")?);
+            for r in &records {
+                out.push(self.map_from_backend_in(b, r, &script_ctx)?);
             }
             (out, total)
         } else {
@@ -864,9 +881,10 @@ impl Gateway {
                 )
                 .into());
             }
+            let script_ctx = self.script_ctx(&b.resource_type, "list", None);
             let mut mapped = Vec::with_capacity(records.len());
-            for r in records {
-                mapped.push(self.map_from_backend(b, r, "list")?);
+            for r in &records {
+                mapped.push(self.map_from_backend_in(b, r, &script_ctx)?);
             }
             if let Some(ids) = self.kept_deleted_among(b, &mapped).await? {
                 mapped.retain(|r| {
