@@ -14,7 +14,11 @@ logging at info, one request at a time over one keep-alive connection. Per case:
 to warm up (under callgrind the first runs of new code are slow enough to reach the mapping's
 time budget), the counters zeroed, `requests` counted requests, a dump.
 
-usage: instructions.py WIRE_BENCH_BINARY REQUESTS NAME=SCIMGATE_BINARY [NAME=SCIMGATE_BINARY]
+Runs of one build differ by a few per cent (the polls and wake-ups of a request depend on
+when the legacy app's answer arrives): the builds take turns for `rounds` rounds and the
+medians are compared, with each build's range.
+
+usage: instructions.py WIRE_BENCH_BINARY REQUESTS ROUNDS NAME=SCIMGATE_BINARY [NAME=SCIMGATE_BINARY]
 """
 
 import http.client
@@ -80,6 +84,7 @@ def control(*args):
 
 
 def measure(name, binary, legacy_url, requests, scratch):
+    """Instructions per request of each case, one run of `binary`; `name` is unique per run."""
     d = os.path.join(scratch, name)
     os.makedirs(d)
     config = os.path.join(d, "scimgate.toml")
@@ -180,10 +185,10 @@ def measure(name, binary, legacy_url, requests, scratch):
 
 
 def main():
-    if len(sys.argv) < 4:
+    if len(sys.argv) < 5:
         raise SystemExit(__doc__)
-    wire, requests = sys.argv[1], int(sys.argv[2])
-    builds = [a.split("=", 1) for a in sys.argv[3:]]
+    wire, requests, rounds = sys.argv[1], int(sys.argv[2]), max(1, int(sys.argv[3]))
+    builds = [a.split("=", 1) for a in sys.argv[4:]]
     env = dict(os.environ)
     env["WIRE_ROLE"] = "legacy"
     legacy = subprocess.Popen(
@@ -195,23 +200,37 @@ def main():
         if not line.startswith("listening at "):
             raise SystemExit(f"the legacy app did not start: {line!r}")
         legacy_url = line[len("listening at "):]
-        results = {}
-        for name, binary in builds:
-            print(f"{name}: {binary} under callgrind ({requests} requests per case)", flush=True)
-            results[name] = measure(name, binary, legacy_url, requests, scratch)
+        runs = {name: [] for name, _ in builds}
+        for r in range(rounds):
+            for name, binary in builds:
+                print(
+                    f"round {r + 1}: {name} ({binary}) under callgrind, {requests} requests per case",
+                    flush=True,
+                )
+                result = measure(f"{name}{r + 1}", binary, legacy_url, requests, scratch)
+                print("  " + ", ".join(f"{label} {v:,.0f}" for label, v in result if v), flush=True)
+                runs[name].append(result)
         names = [n for n, _ in builds]
-        print()
-        head = f"{'case':24s}" + "".join(f"{n + ' instr/req':>22s}" for n in names)
+        labels = [label for label, _ in runs[names[0]][0]]
+        print(f"\nmedians of {rounds} round(s), instructions per request (min–max)")
+        head = f"{'case':22s}" + "".join(f"{n:>30s}" for n in names)
         if len(names) == 2:
-            head += f"{names[0] + ' ÷ ' + names[1]:>22s}"
+            head += f"{names[0] + ' ÷ ' + names[1]:>18s}"
         print(head)
-        for i, (label, _) in enumerate(results[names[0]]):
-            vals = [results[n][i][1] for n in names]
-            row = f"{label:24s}" + "".join(
-                f"{v:22,.0f}" if v is not None else f"{'—':>22s}" for v in vals
-            )
-            if len(vals) == 2 and None not in vals:
-                row += f"{vals[0] / vals[1]:22.3f}"
+        for i, label in enumerate(labels):
+            medians = []
+            row = f"{label:22s}"
+            for n in names:
+                vals = sorted(run[i][1] for run in runs[n] if run[i][1] is not None)
+                if not vals:
+                    medians.append(None)
+                    row += f"{'—':>30s}"
+                    continue
+                med = vals[len(vals) // 2] if len(vals) % 2 else (vals[len(vals) // 2 - 1] + vals[len(vals) // 2]) / 2
+                medians.append(med)
+                row += f"{f'{med:,.0f} ({vals[0]:,.0f}–{vals[-1]:,.0f})':>30s}"
+            if len(medians) == 2 and None not in medians:
+                row += f"{medians[0] / medians[1]:18.3f}"
             print(row)
     finally:
         legacy.kill()

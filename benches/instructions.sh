@@ -8,6 +8,7 @@
 #   benches/instructions.sh                                           this build
 #   INSTR_BASELINE_BIN=/path/to/older/scimgate benches/instructions.sh   A/B, with ratios
 #   INSTR_REQUESTS=300 benches/instructions.sh                         counted requests per case
+#   INSTR_ROUNDS=3 benches/instructions.sh                             runs of each build, in turn
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v valgrind >/dev/null 2>&1 || ! command -v callgrind_control >/dev/null 2>&1; then
@@ -26,4 +27,4 @@ BUILDS=("this=target/release/scimgate")
 if [ -n "${INSTR_BASELINE_BIN:-}" ]; then
   BUILDS+=("baseline=$INSTR_BASELINE_BIN")
 fi
-exec python3 benches/instructions.py "$WIRE" "${INSTR_REQUESTS:-300}" "${BUILDS[@]}"
+exec python3 benches/instructions.py "$WIRE" "${INSTR_REQUESTS:-300}" "${INSTR_ROUNDS:-3}" "${BUILDS[@]}"
