@@ -14,9 +14,9 @@ logging at info, one request at a time over one keep-alive connection. Per case:
 to warm up (under callgrind the first runs of new code are slow enough to reach the mapping's
 time budget), the counters zeroed, `requests` counted requests, a dump.
 
-Runs of one build differ by a few per cent (the polls and wake-ups of a request depend on
-when the legacy app's answer arrives): the builds take turns for `rounds` rounds and the
-medians are compared, with each build's range.
+Runs of one build differ by a few per cent (timers and background tasks run during the
+count): the builds take turns for `rounds` rounds and the medians are compared, with each
+build's range.
 
 usage: instructions.py WIRE_BENCH_BINARY REQUESTS ROUNDS NAME=SCIMGATE_BINARY [NAME=SCIMGATE_BINARY]
 """
