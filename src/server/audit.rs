@@ -605,10 +605,11 @@ mod tests {
         for t in tasks {
             assert!(t.await.unwrap().audit.is_none());
         }
-        // One batch; two when a busy machine delays a task past COMMIT_WAIT. Committed as
-        // they come, the eight took five to eight.
+        // One batch; two or three when a busy machine delays tasks past COMMIT_WAIT (three
+        // seen once, with the test binaries of `cargo test` running side by side on two
+        // cores). Committed as they come, the eight took five to eight.
         let eight = batches(&metrics) - 1;
-        assert!(eight <= 2, "the eight writes took {eight} batches");
+        assert!(eight <= 3, "the eight writes took {eight} batches");
         assert_eq!(
             store
                 .query(&AuditFilter {

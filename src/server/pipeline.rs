@@ -858,8 +858,9 @@ impl Gateway {
                 .await?;
             let script_ctx = self.script_ctx(&b.resource_type, "list", None);
             let mut out = Vec::with_capacity(records.len());
-            for r in &records {
-                out.push(self.map_from_backend_in(b, r, &script_ctx)?);
+            // Each raw record is dropped once mapped (a scan may hold `max_scan` of them).
+            for r in records {
+                out.push(self.map_from_backend_in(b, &r, &script_ctx)?);
             }
             (out, total)
         } else {
@@ -883,8 +884,9 @@ impl Gateway {
             }
             let script_ctx = self.script_ctx(&b.resource_type, "list", None);
             let mut mapped = Vec::with_capacity(records.len());
-            for r in &records {
-                mapped.push(self.map_from_backend_in(b, r, &script_ctx)?);
+            // Each raw record is dropped once mapped (a scan may hold `max_scan` of them).
+            for r in records {
+                mapped.push(self.map_from_backend_in(b, &r, &script_ctx)?);
             }
             if let Some(ids) = self.kept_deleted_among(b, &mapped).await? {
                 mapped.retain(|r| {

@@ -738,6 +738,65 @@ fn kept_measures_follow_changes_inside_maps() {
             "{body}"
         );
     }
+    // Nested `+=` and `set_if`, a literal holding a measured map, a replaced value that was a
+    // measured map, and maps that came in as the call's JSON.
+    let more = [
+        (
+            "let o = #{ i: #{ s: \"\", t: \"\" } }; o.x = 1; o.i.s += a; o.i.t += a; o.y = 2; o.len()",
+            3,
+        ),
+        (
+            "let o = #{ i: #{}, j: #{} }; o.x = 1; o.i.set_if(\"p\", a); o.j.set_if(\"q\", a); o.y = 2; o.len()",
+            4,
+        ),
+        (
+            "let m = #{}; m.p = a; let o = #{ i: m }; o.q = a; o.len()",
+            2,
+        ),
+        (
+            "let o = #{ i: #{ p: a } }; o.x = 1; o.i = #{ q: a }; o.j = a; o.len()",
+            3,
+        ),
+        ("b.x = 1; b.i.p = a; b.j.q = a; b.y = 2; b.len()", 4),
+    ];
+    let json_maps = json!({"i": {}, "j": {}});
+    for (body, len) in more {
+        let small = [json!("y".repeat(1_000)), json_maps.clone()];
+        let big = [json!("y".repeat(600_000)), json_maps.clone()];
+        assert_eq!(same(body, &small), json!(len), "{body}");
+        assert!(
+            handed_over(body, &big).unwrap_err().contains("too large"),
+            "{body}"
+        );
+    }
+    let big = [json!("y".repeat(600_000)), json_maps];
+    // A measured map replaced by a small value leaves room again.
+    assert_eq!(
+        same(
+            "let o = #{ i: #{ p: a } }; o.x = 1; o.i = 1; o.j = a; o.len()",
+            &big
+        ),
+        json!(3)
+    );
+    // The entry limit: 9,998 entries that came in as JSON, then two more and three more.
+    let entries = json!(
+        (0..9_998)
+            .map(|i| (format!("k{i}"), json!(i)))
+            .collect::<serde_json::Map<String, Value>>()
+    );
+    let args = [entries, json!(0)];
+    assert_eq!(
+        same(
+            "let o = #{}; o.m = a; o.x = 1; o.m = 1; o.y = 2; o.z = 3; o.len()",
+            &args
+        ),
+        json!(4)
+    );
+    assert!(
+        handed_over("let o = #{}; o.m = a; o.x = 1; o.y = 2; o.len()", &args)
+            .unwrap_err()
+            .contains("too large")
+    );
 }
 
 /// softdrive's delete hook for a group of 3,400 members: a plan of 3,400 three-entry maps
