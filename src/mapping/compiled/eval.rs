@@ -249,13 +249,9 @@ impl<'a> Run<'a> {
                     }
                     map.insert(Text::Ref(k), v);
                 }
-                // A literal naming a key twice holds fewer entries than were counted: it
-                // is measured anew when next checked.
-                if map.len() == entries.len() {
-                    Val::map_measured(map, sizes)
-                } else {
-                    Val::map(map)
-                }
+                // rhai refuses a literal naming a key twice, so what was counted is what
+                // the map holds.
+                Val::map_measured(map, sizes)
             }
             Expr::And(items) => {
                 for item in items {

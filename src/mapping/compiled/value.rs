@@ -268,20 +268,16 @@ impl<'a> Val<'a> {
             Val::Map(map) => map.sizes.get(),
             _ => None,
         };
-        let Some(kept) = kept else {
-            self.map_mut()?.insert(key, v);
-            return Some(fits(self));
-        };
         let mut added = Sizes::default();
         added.entry();
-        if !added.add(&v) {
-            // Beyond the limits on its own: so is the map that holds it.
-            self.map_mut()?.insert(key, v);
-            return Some(false);
-        }
-        let map = self.map_mut()?;
-        let mut measure = kept;
-        if let Some(old) = map.insert(key, v) {
+        // A value beyond the limits on its own puts the map beyond them too: `fits` says so
+        // as soon as its walk gets there.
+        let worked_out = kept.filter(|_| added.add(&v));
+        let old = self.map_mut()?.insert(key, v);
+        let Some(mut measure) = worked_out else {
+            return Some(fits(self));
+        };
+        if let Some(old) = old {
             // Part of a map within the limits, so its own measure completes.
             let mut removed = Sizes::default();
             removed.entry();
