@@ -234,6 +234,11 @@ def main():
             print(row)
     finally:
         legacy.kill()
+        keep = os.environ.get("INSTR_KEEP")
+        if keep:
+            # The dumps, for callgrind_annotate (one per case and run: <run>/callgrind.out.*).
+            shutil.copytree(scratch, keep, dirs_exist_ok=True)
+            print(f"callgrind dumps kept in {keep}")
         shutil.rmtree(scratch, ignore_errors=True)
 
 

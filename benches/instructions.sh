@@ -9,6 +9,7 @@
 #   INSTR_BASELINE_BIN=/path/to/older/scimgate benches/instructions.sh   A/B, with ratios
 #   INSTR_REQUESTS=300 benches/instructions.sh                         counted requests per case
 #   INSTR_ROUNDS=3 benches/instructions.sh                             runs of each build, in turn
+#   INSTR_KEEP=/tmp/dumps benches/instructions.sh       keeps the dumps for callgrind_annotate
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v valgrind >/dev/null 2>&1 || ! command -v callgrind_control >/dev/null 2>&1; then

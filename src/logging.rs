@@ -9,6 +9,8 @@
 //! [`MAX_BUFFERED_BYTES`], further lines are dropped and counted, and the count is logged
 //! once the sink takes lines again. [`LogGuard`] writes what is left when dropped, at exit.
 
+mod text;
+
 use crate::config::LogFormat;
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -148,6 +150,11 @@ pub fn init(format: LogFormat, level: &str) -> Option<LogGuard> {
         .with_ansi(ansi);
     let installed = match format {
         LogFormat::Json => builder.json().try_init(),
+        // Off a terminal, the same text written straight into the line (see `text`).
+        LogFormat::Text if !ansi => builder
+            .event_format(text::TextLine)
+            .fmt_fields(text::TextFields)
+            .try_init(),
         LogFormat::Text => builder.try_init(),
     };
     installed.is_ok().then_some(guard)
