@@ -18,12 +18,12 @@
 
 use super::AppState;
 use super::auth::Principal;
+use super::stage::{self, Inner, run};
 use crate::backend::CallLog;
 use crate::metrics::{Metrics, StoreOp};
 use crate::store::{AuditContext, AuditEntry, AuditLog, IdMap, IdMapping, Store, SyncStatus};
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{Method, header};
-use axum::middleware::Next;
 use axum::response::Response;
 use chrono::Utc;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
@@ -360,13 +360,17 @@ pub fn classify(method: &Method, path: &str) -> Option<Operation> {
 #[derive(Debug, Clone, Copy)]
 pub struct LegacyCalls(pub usize);
 
-/// Tower middleware (inside authentication): records the audit entry of each SCIM write and
+/// The audit stage (inside authentication): records the audit entry of each SCIM write and
 /// each failed read, and notes the request for "last synced".
-pub async fn record(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+pub fn record<S: Inner>(state: AppState, req: Request, inner: S) -> stage::Pending {
+    Box::pin(record_one(state, req, inner))
+}
+
+async fn record_one<S: Inner>(state: AppState, mut req: Request, inner: S) -> Response {
     let auditor = Arc::clone(&state.auditor);
     auditor.note_request();
     let Some(op) = classify(req.method(), req.uri().path()) else {
-        return next.run(req).await;
+        return run(inner, req).await;
     };
     // Taken as they are (no copies, no formatting): most reads write no entry. Only this
     // layer reads the principal.
@@ -394,7 +398,7 @@ pub async fn record(State(state): State<AppState>, mut req: Request, next: Next)
     };
     let maps = DeferredMaps::default();
     let underway = op.is_write().then(|| Underway::enter(&auditor.underway));
-    let run = DEFERRED_MAPS.scope(maps.clone(), calls.scope(next.run(req)));
+    let run = DEFERRED_MAPS.scope(maps.clone(), calls.scope(run(inner, req)));
     let resp = match tokio::time::timeout(bound, run).await {
         Ok(r) => r,
         Err(_) => {

@@ -18,6 +18,7 @@
 //! running gateway. Failed checks are never cached.
 
 use super::error::AppError;
+use super::stage::{Inner, Pending, run};
 use crate::backend::{CallerAuth, with_caller};
 use crate::config::PassthroughScheme;
 use crate::metrics::{Metrics, StoreOp};
@@ -25,10 +26,9 @@ use crate::scim::ScimError;
 use crate::store::{BasicCredentials, KeyStore, Store};
 pub use crate::throttle::PasswordLimits;
 use crate::throttle::{CheckSlots, FailureThrottle, client_key, user_key};
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, Request};
 use axum::http::header;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -559,38 +559,36 @@ fn bearer(authorization: Option<&str>) -> Result<&str, ScimError> {
     Ok(token.trim())
 }
 
-/// Tower middleware: rejects the request with a SCIM 401 unless it carries a valid credential
-/// (in pass-through mode: a well-formed one, which then travels with the request's backend
-/// calls).
-pub async fn require_auth(
-    State(auth): State<Arc<Authenticator>>,
-    mut req: Request,
-    next: Next,
-) -> Response {
-    let header_value = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    if let Some(forwarded) = auth.forwarded(header_value) {
-        return match forwarded {
-            Ok((p, caller)) => {
+/// The authentication stage: rejects the request with a SCIM 401 unless it carries a valid
+/// credential (in pass-through mode: a well-formed one, which then travels with the
+/// request's backend calls).
+pub fn require_auth<S: Inner>(auth: Arc<Authenticator>, mut req: Request, inner: S) -> Pending {
+    Box::pin(async move {
+        let header_value = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        if let Some(forwarded) = auth.forwarded(header_value) {
+            return match forwarded {
+                Ok((p, caller)) => {
+                    req.extensions_mut().insert(p);
+                    with_caller(caller, run(inner, req)).await
+                }
+                Err(e) => AppError::Client(e).into_response(),
+            };
+        }
+        let client = req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        match auth.authenticate(header_value, client).await {
+            Ok(p) => {
                 req.extensions_mut().insert(p);
-                with_caller(caller, next.run(req)).await
+                run(inner, req).await
             }
             Err(e) => AppError::Client(e).into_response(),
-        };
-    }
-    let client = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
-    match auth.authenticate(header_value, client).await {
-        Ok(p) => {
-            req.extensions_mut().insert(p);
-            next.run(req).await
         }
-        Err(e) => AppError::Client(e).into_response(),
-    }
+    })
 }
 
 #[cfg(test)]

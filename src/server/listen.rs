@@ -16,6 +16,7 @@
 //! Every request carries `ConnectInfo<SocketAddr>` (the peer), which sign-in throttling and
 //! the audit log read.
 
+use super::stage::Inner;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use hyper::body::Incoming;
@@ -226,9 +227,9 @@ impl Conn {
 /// Serves `app` on `listener` with `limits` until `shutdown` resolves; then stops
 /// accepting, lets each connection finish the request it is answering (idle ones close at
 /// once) and returns when all are closed.
-pub async fn serve(
+pub async fn serve<A: Inner>(
     listener: TcpListener,
-    app: super::LiveRouter,
+    app: super::LiveRouter<A>,
     limits: ConnLimits,
     tls: Option<super::tls::LiveTls>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -299,9 +300,9 @@ async fn drain(mut tasks: JoinSet<()>, stop: watch::Sender<bool>) -> io::Result<
 }
 
 /// One accepted connection: who it is, what serves it, and the table it is kept in.
-struct Accepted {
+struct Accepted<A> {
     peer: SocketAddr,
-    app: super::LiveRouter,
+    app: super::LiveRouter<A>,
     limits: ConnLimits,
     table: Arc<Table>,
     id: u64,
@@ -312,10 +313,10 @@ struct Accepted {
 /// Completes the TLS handshake when the listener has TLS (within `header_read_timeout`,
 /// like a request's headers; a client that fails it is closed and logged at debug), then
 /// serves the connection.
-async fn accepted_connection(
+async fn accepted_connection<A: Inner>(
     stream: TcpStream,
     tls: Option<super::tls::LiveTls>,
-    accepted: Accepted,
+    accepted: Accepted<A>,
 ) {
     let _ = stream.set_nodelay(true);
     let Some(tls) = tls else {
@@ -343,9 +344,9 @@ async fn accepted_connection(
 
 /// Serves one connection until it ends, is evicted, overstays a deadline, or (after
 /// shutdown) finishes its current request.
-async fn connection<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+async fn connection<S: AsyncRead + AsyncWrite + Unpin + Send + 'static, A: Inner>(
     stream: S,
-    accepted: Accepted,
+    accepted: Accepted<A>,
 ) {
     let Accepted {
         peer,
@@ -373,7 +374,7 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
         // so neither eviction nor the idle timer cuts a response that is still going out.
         let busy = BusyGuard::new(svc_conn.clone(), epoch);
         req.extensions_mut().insert(ConnectInfo(peer));
-        let fut = app.current().oneshot(req);
+        let fut = app.current().oneshot(req.map(axum::body::Body::new));
         async move {
             let resp = fut.await;
             resp.map(|r| r.map(|inner| axum::body::Body::new(Guarded { inner, _busy: busy })))

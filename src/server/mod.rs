@@ -3,10 +3,13 @@
 //! Request flow (see `pipeline` for what happens to a SCIM operation):
 //! ```text
 //! listener ─▶ edge (request id, tracing span, metrics, load shedding, timeout)
+//!          ─▶ router: outside the base path, 404
 //!          ─▶ auth (bearer token, constant time; 401 before any parsing)
 //!          ─▶ audit (entry per write with its backend calls; "last synced")
 //!          ─▶ routes (parse body/query into SCIM types) ─▶ pipeline ─▶ legacy API
 //! ```
+//! Edge, auth and audit are tower layers ([`stage::Stage`]) around routers, not middleware
+//! inside them: see `stage` for why.
 
 pub mod audit;
 pub mod auth;
@@ -15,18 +18,19 @@ pub mod forwarded;
 pub mod listen;
 pub mod pipeline;
 pub mod routes;
+pub mod stage;
 pub mod tls;
 
 use crate::metrics::{Metrics, classify};
 use auth::Authenticator;
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderValue, Method};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use error::AppError;
 use pipeline::Gateway;
+use stage::{Inner, Pending, Stage, run};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -122,14 +126,22 @@ pub struct AppState {
 /// What the edge layer needs: the limits it enforces, the metrics it records, and the SCIM
 /// base path (to label requests by resource and operation rather than by raw path).
 #[derive(Clone)]
-struct EdgeState {
+pub struct EdgeState {
     limits: Arc<Limits>,
     metrics: Arc<Metrics>,
     base_path: Arc<str>,
 }
 
-/// Builds the SCIM router under `base_path` (e.g. `/scim/v2`).
-pub fn router(state: AppState, base_path: &str) -> Router {
+/// The SCIM service: the edge around the routers.
+pub type ScimService = Stage<EdgeState, Router>;
+
+/// Builds the SCIM service under `base_path` (e.g. `/scim/v2`). The layers, outermost first:
+/// - edge: every request, also one outside the base path, gets an id, a log line, its metrics
+///   and the gateway's bounds;
+/// - auth, inside the base path only: a path the gateway does not serve is a 404 to anyone,
+///   a SCIM path a 401 to a caller without a credential (before any parsing);
+/// - audit, inside auth: only authenticated callers reach the audit log and "last synced".
+pub fn router(state: AppState, base_path: &str) -> ScimService {
     use routes::*;
     let scim = Router::new()
         .route(
@@ -166,25 +178,23 @@ pub fn router(state: AppState, base_path: &str) -> Router {
                 .fallback(method_not_allowed),
         )
         .fallback(not_found)
-        // Inside auth: only authenticated callers reach the audit log and "last synced".
-        .layer(middleware::from_fn_with_state(state.clone(), audit::record))
-        .layer(middleware::from_fn_with_state(
-            state.auth.clone(),
-            auth::require_auth,
-        ));
+        .with_state(state.clone());
+    let audited = Stage::new(state.clone(), scim, audit::record::<Router> as _);
+    let guarded = Stage::new(state.auth.clone(), audited, auth::require_auth as _);
     let base = base_path.trim_end_matches('/');
     let app = if base.is_empty() {
-        scim
+        Router::new().fallback_service(guarded)
     } else {
-        Router::new().nest(base, scim).fallback(not_found)
+        Router::new()
+            .nest_service(base, guarded)
+            .fallback(not_found)
     };
     let edge_state = EdgeState {
         limits: state.limits.clone(),
         metrics: state.metrics.clone(),
         base_path: Arc::from(base),
     };
-    app.layer(middleware::from_fn_with_state(edge_state, edge))
-        .with_state(state)
+    Stage::new(edge_state, app, edge as _)
 }
 
 static REQUEST_SEQ: AtomicU64 = AtomicU64::new(1);
@@ -211,7 +221,11 @@ const BACKSTOP_MARGIN: Duration = Duration::from_secs(5);
 /// latency), counts it in the metrics (by resource, operation and status), sheds load when
 /// `max_concurrency` requests are in flight, and bounds the time a request may take. The
 /// token is never part of what is logged.
-async fn edge(State(edge): State<EdgeState>, mut req: Request, next: Next) -> Response {
+fn edge<S: Inner>(edge: EdgeState, req: Request, inner: S) -> Pending {
+    Box::pin(edge_one(edge, req, inner))
+}
+
+async fn edge_one<S: Inner>(edge: EdgeState, mut req: Request, inner: S) -> Response {
     let limits = &edge.limits;
     // Behind a trusted proxy: the client's address for throttles and the audit log, and the
     // URL the client used for meta.location.
@@ -308,7 +322,7 @@ async fn edge(State(edge): State<EdgeState>, mut req: Request, next: Next) -> Re
     let op = tracing::Instrument::instrument(
         async move {
             let _permit = permit;
-            let run = forwarded::with_request_base(request_base, next.run(req));
+            let run = forwarded::with_request_base(request_base, run(inner, req));
             match tokio::time::timeout(op_timeout, run).await {
                 Ok(r) => r,
                 Err(_) => {
@@ -420,34 +434,39 @@ fn set_request_id(resp: &mut Response, id: &str) {
     }
 }
 
-/// The router requests are answered by. A configuration reload swaps in a new one; each
+/// The service requests are answered by. A configuration reload swaps in a new one; each
 /// request runs start to end on the one it began with (one configuration per request), and
 /// open keep-alive connections take the new one from their next request.
-#[derive(Clone)]
-pub struct LiveRouter(Arc<arc_swap::ArcSwap<Router>>);
+pub struct LiveRouter<S = ScimService>(Arc<arc_swap::ArcSwap<S>>);
 
-impl LiveRouter {
+impl<S> Clone for LiveRouter<S> {
+    fn clone(&self) -> Self {
+        LiveRouter(Arc::clone(&self.0))
+    }
+}
+
+impl<S: Clone> LiveRouter<S> {
     /// Serves `router` until [`LiveRouter::swap`].
-    pub fn new(router: Router) -> LiveRouter {
+    pub fn new(router: S) -> LiveRouter<S> {
         LiveRouter(Arc::new(arc_swap::ArcSwap::from_pointee(router)))
     }
 
-    /// The router a request that starts now runs on.
-    pub fn current(&self) -> Router {
-        Router::clone(&self.0.load())
+    /// The service a request that starts now runs on.
+    pub fn current(&self) -> S {
+        S::clone(&self.0.load())
     }
 
     /// Makes `router` answer every request that starts from now on.
-    pub fn swap(&self, router: Router) {
+    pub fn swap(&self, router: S) {
         self.0.store(Arc::new(router));
     }
 }
 
 /// Serves `app` on `listener` with bounded connections (over TLS when `tls` is given) until
 /// `shutdown` resolves, then drains in-flight requests.
-pub async fn serve(
+pub async fn serve<S: Inner>(
     listener: tokio::net::TcpListener,
-    app: LiveRouter,
+    app: LiveRouter<S>,
     limits: listen::ConnLimits,
     tls: Option<tls::LiveTls>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
