@@ -7,6 +7,7 @@ pub mod backend;
 pub mod config;
 pub mod demo;
 pub mod fuzz_targets;
+pub mod json;
 pub mod logging;
 pub mod mapping;
 pub mod metrics;

@@ -601,7 +601,7 @@ fn parse_body(bytes: &[u8]) -> Result<Value, String> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Null);
     }
-    serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))
+    crate::json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))
 }
 
 /// The legacy app's own error message: `{"error":{"message"}}` (the demo app and many

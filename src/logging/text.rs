@@ -4,8 +4,7 @@
 //!
 //! Why not the default formatter: it paints every piece through `nu_ansi_term` even with
 //! colour off and formats the timestamp and each field through `core::fmt` layers; a GET
-//! spent 16k of its 204k instructions on its one line and span (callgrind). This writes the
-//! same text in about a third of that. On a terminal the default formatter (with colour)
+//! spent 16k of its 204k instructions on its one line and span (callgrind); with this, 8k. On a terminal the default formatter (with colour)
 //! stays. Like it, this escapes what could drive a terminal (ESC, BEL, BS, FF, DEL and the C1
 //! controls) in every value.
 

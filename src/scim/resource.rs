@@ -613,6 +613,55 @@ pub fn project(
     project_owned(resource.clone(), ctx, attributes, excluded)
 }
 
+/// The attributes of one resource type that a response naming no attributes leaves out
+/// (`returned: never` or `request`, or write-only), as the keys a resource holds them under:
+/// unqualified at the top level, and qualified by their schema. Worked out once per resource
+/// type (a gateway's schemas do not change while it serves), so a response checks its keys
+/// against this short list instead of resolving each one in the schemas.
+#[derive(Debug, Clone)]
+pub struct HiddenByDefault(Vec<AttrPath>);
+
+impl HiddenByDefault {
+    /// The list for `ctx`'s resource type.
+    pub fn of(ctx: &SchemaContext<'_>) -> Self {
+        let mut hidden = Vec::new();
+        let common = super::schema::common_attributes().iter().map(|a| (None, a));
+        let own = ctx.rt.schema_urns().flat_map(|urn| {
+            ctx.registry
+                .schema(urn)
+                .into_iter()
+                .flat_map(move |s| s.attributes.iter().map(move |a| (Some(urn), a)))
+        });
+        for (urn, attr) in common.chain(own) {
+            // Asked both ways, as `shown_by_default` answers for a key of either form.
+            let urns = [None, urn.or(Some(ctx.rt.schema.as_str()))];
+            for urn in urns {
+                let path = AttrPath {
+                    urn: urn.map(str::to_string),
+                    name: attr.name.clone(),
+                    sub: None,
+                };
+                if !shown_by_default(&path, ctx) && !hidden.contains(&path) {
+                    hidden.push(path);
+                }
+            }
+        }
+        HiddenByDefault(hidden)
+    }
+
+    /// Whether `path` (a top-level key, or an extension's key with its URN) is left out.
+    fn hides(&self, path: &AttrPath) -> bool {
+        self.0.iter().any(|h| {
+            h.name.eq_ignore_ascii_case(&path.name)
+                && match (&h.urn, &path.urn) {
+                    (None, None) => true,
+                    (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+                    _ => false,
+                }
+        })
+    }
+}
+
 /// [`project`] on a resource the caller gives up: what is kept is moved, not copied (the
 /// response path, where the resource is built for this one answer).
 pub fn project_owned(
@@ -621,6 +670,21 @@ pub fn project_owned(
     attributes: &[AttrPath],
     excluded: &[AttrPath],
 ) -> Value {
+    project_owned_with(resource, ctx, None, attributes, excluded)
+}
+
+/// [`project_owned`] with the resource type's [`HiddenByDefault`] worked out before.
+pub fn project_owned_with(
+    resource: Value,
+    ctx: &SchemaContext<'_>,
+    hidden: Option<&HiddenByDefault>,
+    attributes: &[AttrPath],
+    excluded: &[AttrPath],
+) -> Value {
+    let shown = |path: &AttrPath| match hidden {
+        Some(h) => !h.hides(path),
+        None => shown_by_default(path, ctx),
+    };
     let Value::Object(mut obj) = resource else {
         return resource;
     };
@@ -638,11 +702,11 @@ pub fn project_owned(
                     return false;
                 };
                 path.urn = Some(urn.to_string());
-                ext.retain(|k, _| shown_by_default(named(&mut path, k), ctx));
+                ext.retain(|k, _| shown(named(&mut path, k)));
                 path.urn = None;
                 return !ext.is_empty();
             }
-            shown_by_default(named(&mut path, key), ctx)
+            shown(named(&mut path, key))
         });
         return Value::Object(obj);
     }
@@ -808,6 +872,71 @@ mod write_tests {
 
     fn reg() -> SchemaRegistry {
         SchemaRegistry::core()
+    }
+
+    /// The list worked out once answers as resolving each key in the schemas does: every
+    /// attribute name of the type's schemas (in other cases too), unknown names and both
+    /// forms of URN, on the core registry and on one whose profile hid more.
+    #[test]
+    fn hidden_by_default_answers_as_the_schemas_do() {
+        use crate::scim::schema::{Mutability, Returned};
+        let mut tuned = reg();
+        assert!(tuned.tune("User", "title", |a| a.returned = Returned::Request));
+        assert!(tuned.tune("User", "nickName", |a| a.mutability = Mutability::WriteOnly));
+        assert!(tuned.tune(
+            "User",
+            &format!("{ENTERPRISE_USER_SCHEMA}:costCenter"),
+            |a| a.returned = Returned::Never
+        ));
+        let mut checked = 0;
+        let mut hidden_seen = 0;
+        for registry in [reg(), tuned] {
+            for rt in ["User", "Group"] {
+                let ctx = SchemaContext::new(&registry, rt).unwrap();
+                let hidden = HiddenByDefault::of(&ctx);
+                let mut names: Vec<String> = ["id", "externalId", "meta", "nope", "schemas"]
+                    .map(String::from)
+                    .to_vec();
+                for s in registry.schemas() {
+                    for a in &s.attributes {
+                        names.push(a.name.clone());
+                        names.push(a.name.to_ascii_uppercase());
+                    }
+                }
+                let mut urns: Vec<Option<String>> = vec![None];
+                for s in registry.schemas() {
+                    urns.push(Some(s.id.clone()));
+                    urns.push(Some(s.id.to_ascii_lowercase()));
+                }
+                for urn in &urns {
+                    for name in &names {
+                        let path = AttrPath {
+                            urn: urn.clone(),
+                            name: name.clone(),
+                            sub: None,
+                        };
+                        let want = !shown_by_default(&path, &ctx);
+                        assert_eq!(hidden.hides(&path), want, "{rt} {path:?}");
+                        checked += 1;
+                        hidden_seen += usize::from(want);
+                    }
+                }
+            }
+        }
+        assert!(checked > 500, "{checked}");
+        // password (never), and in the tuned registry title, nickName and costCenter.
+        assert!(hidden_seen >= 8, "{hidden_seen}");
+        // And the projection gives the same response with and without the list.
+        let registry = reg();
+        let ctx = SchemaContext::new(&registry, "User").unwrap();
+        let user = json!({"schemas": [USER_SCHEMA], "id": "1", "userName": "a", "password": "p",
+            "PassWord": "q", "title": "t",
+            ENTERPRISE_USER_SCHEMA: {"department": "d", "costCenter": "c"}});
+        let hidden = HiddenByDefault::of(&ctx);
+        assert_eq!(
+            project_owned_with(user.clone(), &ctx, Some(&hidden), &[], &[]),
+            project_owned(user, &ctx, &[], &[])
+        );
     }
 
     /// The user body from Microsoft's "Develop and plan provisioning for a SCIM endpoint".

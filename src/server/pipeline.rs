@@ -58,7 +58,9 @@ use crate::scim::meta::{etag, if_match, set_meta};
 use crate::scim::patch::{
     Member, MemberDelta, apply_patch, parse_patch, retain_supported, split_members,
 };
-use crate::scim::resource::{NormalizeOptions, get_ci, normalize_resource, project_owned};
+use crate::scim::resource::{
+    HiddenByDefault, NormalizeOptions, get_ci, normalize_resource, project_owned_with,
+};
 use crate::scim::schema::{SchemaContext, ServiceProviderConfig};
 use crate::scim::{AttrPath, SchemaRegistry, ScimError};
 use crate::store::{
@@ -124,6 +126,8 @@ pub struct Output {
 /// Everything a SCIM operation needs: schemas, scripts, the backend and the bindings.
 pub struct Gateway {
     registry: Arc<SchemaRegistry>,
+    /// Per resource type (by name), what a response naming no attributes leaves out.
+    hidden: Vec<(String, HiddenByDefault)>,
     spc: ServiceProviderConfig,
     base_url: String,
     profile: String,
@@ -231,7 +235,16 @@ impl Gateway {
             max_payload_size: settings.max_payload,
             ..ServiceProviderConfig::default()
         };
+        let hidden = registry
+            .resource_types()
+            .iter()
+            .filter_map(|rt| {
+                let ctx = SchemaContext::new(&registry, &rt.name)?;
+                Some((rt.name.clone(), HiddenByDefault::of(&ctx)))
+            })
+            .collect();
         Ok(Gateway {
+            hidden,
             registry,
             spc,
             base_url: settings.base_url.trim_end_matches('/').to_string(),
@@ -789,9 +802,15 @@ impl Gateway {
             created.as_deref(),
             modified.as_deref(),
         );
-        let resource = project_owned(
+        let hidden = self
+            .hidden
+            .iter()
+            .find(|(name, _)| *name == ctx.rt.name)
+            .map(|(_, h)| h);
+        let resource = project_owned_with(
             resource,
             &ctx,
+            hidden,
             &params.attributes,
             &params.excluded_attributes,
         );

@@ -39,7 +39,7 @@ impl FromRequest<AppState> for ScimBody {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(ScimError::invalid_syntax("the request body is empty").into());
         }
-        let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
+        let value: Value = crate::json::from_slice(&bytes).map_err(|e| {
             ScimError::invalid_syntax(format!(
                 "the body is not valid JSON (line {}, column {}): {}",
                 e.line(),
