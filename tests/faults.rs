@@ -651,6 +651,22 @@ async fn unknown_routes_and_methods_are_scim_errors() {
         .raw("GET", &format!("{root}/elsewhere"), &[], None)
         .await;
     assert_error("outside the base path", &r, 404, None, &["elsewhere"]);
+    // A sibling of the base path is outside it too; under it, a caller without a credential
+    // is refused before the route is looked at.
+    let r = env
+        .scim
+        .http
+        .raw("GET", &format!("{root}/scim/v2x/Users"), &[], None)
+        .await;
+    assert_error("a sibling of the base path", &r, 404, None, &["v2x"]);
+    for path in ["/Nope", "/Users", ""] {
+        let r = env
+            .scim
+            .http
+            .raw("GET", &format!("{}{path}", env.scim.base), &[], None)
+            .await;
+        assert_error(&format!("{path} without a token"), &r, 401, None, &[]);
+    }
     env.assert_untouched(&before, "unknown routes").await;
 
     for (method, path) in [

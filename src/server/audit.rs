@@ -362,14 +362,23 @@ pub struct LegacyCalls(pub usize);
 
 /// The audit stage (inside authentication): records the audit entry of each SCIM write and
 /// each failed read, and notes the request for "last synced".
-pub fn record<S: Inner>(state: AppState, req: Request, inner: S) -> stage::Pending {
+pub fn record<S: Inner>(state: super::Scoped<AppState>, req: Request, inner: S) -> stage::Pending {
     Box::pin(record_one(state, req, inner))
 }
 
-async fn record_one<S: Inner>(state: AppState, mut req: Request, inner: S) -> Response {
+async fn record_one<S: Inner>(
+    scoped: super::Scoped<AppState>,
+    mut req: Request,
+    inner: S,
+) -> Response {
+    let Some(rest) = scoped.rest(req.uri().path()) else {
+        return run(inner, req).await;
+    };
+    let op = classify(req.method(), rest);
+    let state = scoped.inner;
     let auditor = Arc::clone(&state.auditor);
     auditor.note_request();
-    let Some(op) = classify(req.method(), req.uri().path()) else {
+    let Some(op) = op else {
         return run(inner, req).await;
     };
     // Taken as they are (no copies, no formatting): most reads write no entry. Only this

@@ -562,8 +562,16 @@ fn bearer(authorization: Option<&str>) -> Result<&str, ScimError> {
 /// The authentication stage: rejects the request with a SCIM 401 unless it carries a valid
 /// credential (in pass-through mode: a well-formed one, which then travels with the
 /// request's backend calls).
-pub fn require_auth<S: Inner>(auth: Arc<Authenticator>, mut req: Request, inner: S) -> Pending {
+pub fn require_auth<S: Inner>(
+    auth: super::Scoped<Arc<Authenticator>>,
+    mut req: Request,
+    inner: S,
+) -> Pending {
     Box::pin(async move {
+        if auth.rest(req.uri().path()).is_none() {
+            return run(inner, req).await;
+        }
+        let auth = auth.inner;
         let header_value = req
             .headers()
             .get(header::AUTHORIZATION)

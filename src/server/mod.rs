@@ -3,13 +3,13 @@
 //! Request flow (see `pipeline` for what happens to a SCIM operation):
 //! ```text
 //! listener ─▶ edge (request id, tracing span, metrics, load shedding, timeout)
-//!          ─▶ router: outside the base path, 404
 //!          ─▶ auth (bearer token, constant time; 401 before any parsing)
 //!          ─▶ audit (entry per write with its backend calls; "last synced")
 //!          ─▶ routes (parse body/query into SCIM types) ─▶ pipeline ─▶ legacy API
 //! ```
-//! Edge, auth and audit are tower layers ([`stage::Stage`]) around routers, not middleware
-//! inside them: see `stage` for why.
+//! Edge, auth and audit are tower layers ([`stage::Stage`]) around the router, not
+//! middleware inside it: see `stage` for why. Auth and audit act under the base path only
+//! ([`Scoped`]): elsewhere the router answers 404 to anyone.
 
 pub mod audit;
 pub mod auth;
@@ -132,8 +132,9 @@ pub struct EdgeState {
     base_path: Arc<str>,
 }
 
-/// The SCIM service: the edge around the routers.
-pub type ScimService = Stage<EdgeState, Router>;
+/// The SCIM service: edge, auth and audit around the router.
+pub type ScimService =
+    Stage<EdgeState, Stage<Scoped<Arc<Authenticator>>, Stage<Scoped<AppState>, Router>>>;
 
 /// Builds the SCIM service under `base_path` (e.g. `/scim/v2`). The layers, outermost first:
 /// - edge: every request, also one outside the base path, gets an id, a log line, its metrics
@@ -143,34 +144,39 @@ pub type ScimService = Stage<EdgeState, Router>;
 /// - audit, inside auth: only authenticated callers reach the audit log and "last synced".
 pub fn router(state: AppState, base_path: &str) -> ScimService {
     use routes::*;
-    let scim = Router::new()
+    let base = base_path.trim_end_matches('/');
+    let at = |p: &str| format!("{base}{p}");
+    let routes = Router::new()
         .route(
-            "/ServiceProviderConfig",
+            &at("/ServiceProviderConfig"),
             get(service_provider_config).fallback(method_not_allowed),
         )
-        .route("/Schemas", get(schemas).fallback(method_not_allowed))
-        .route("/Schemas/{urn}", get(schema).fallback(method_not_allowed))
+        .route(&at("/Schemas"), get(schemas).fallback(method_not_allowed))
         .route(
-            "/ResourceTypes",
+            &at("/Schemas/{urn}"),
+            get(schema).fallback(method_not_allowed),
+        )
+        .route(
+            &at("/ResourceTypes"),
             get(resource_types).fallback(method_not_allowed),
         )
         .route(
-            "/ResourceTypes/{name}",
+            &at("/ResourceTypes/{name}"),
             get(resource_type_doc).fallback(method_not_allowed),
         )
-        .route("/Bulk", any(not_implemented))
-        .route("/Me", any(not_implemented))
-        .route("/.search", any(not_implemented))
+        .route(&at("/Bulk"), any(not_implemented))
+        .route(&at("/Me"), any(not_implemented))
+        .route(&at("/.search"), any(not_implemented))
         .route(
-            "/{endpoint}",
+            &at("/{endpoint}"),
             get(list).post(create).fallback(method_not_allowed),
         )
         .route(
-            "/{endpoint}/.search",
+            &at("/{endpoint}/.search"),
             axum::routing::post(search).fallback(method_not_allowed),
         )
         .route(
-            "/{endpoint}/{id}",
+            &at("/{endpoint}/{id}"),
             get(get_one)
                 .put(replace)
                 .patch(patch)
@@ -179,22 +185,48 @@ pub fn router(state: AppState, base_path: &str) -> ScimService {
         )
         .fallback(not_found)
         .with_state(state.clone());
-    let audited = Stage::new(state.clone(), scim, audit::record::<Router> as _);
-    let guarded = Stage::new(state.auth.clone(), audited, auth::require_auth as _);
-    let base = base_path.trim_end_matches('/');
-    let app = if base.is_empty() {
-        Router::new().fallback_service(guarded)
-    } else {
-        Router::new()
-            .nest_service(base, guarded)
-            .fallback(not_found)
-    };
+    let base: Arc<str> = Arc::from(base);
+    let audited = Stage::new(
+        Scoped {
+            inner: state.clone(),
+            base: base.clone(),
+        },
+        routes,
+        audit::record::<Router> as _,
+    );
+    let guarded = Stage::new(
+        Scoped {
+            inner: state.auth.clone(),
+            base: base.clone(),
+        },
+        audited,
+        auth::require_auth as _,
+    );
     let edge_state = EdgeState {
         limits: state.limits.clone(),
         metrics: state.metrics.clone(),
-        base_path: Arc::from(base),
+        base_path: base.clone(),
     };
-    Stage::new(edge_state, app, edge as _)
+    Stage::new(edge_state, guarded, edge as _)
+}
+
+/// A stage's state with the SCIM base path: auth and audit act on requests under it only; a
+/// request elsewhere goes past them to the router's 404.
+#[derive(Clone)]
+pub struct Scoped<T> {
+    /// The stage's own state.
+    pub inner: T,
+    /// The base path, without a trailing `/` (empty: everything is SCIM).
+    pub base: Arc<str>,
+}
+
+impl<T> Scoped<T> {
+    /// The part of `path` after the base path (`/Users/7`, or empty for the base itself);
+    /// `None` when `path` is not under it.
+    pub fn rest<'p>(&self, path: &'p str) -> Option<&'p str> {
+        let rest = path.strip_prefix(&*self.base)?;
+        (rest.is_empty() || rest.starts_with('/')).then_some(rest)
+    }
 }
 
 static REQUEST_SEQ: AtomicU64 = AtomicU64::new(1);

@@ -11,7 +11,7 @@ use crate::scim::list::ListParams;
 use axum::body::{Body, to_bytes};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequest, Path, Query, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
@@ -140,11 +140,32 @@ fn typed_query(state: &AppState, endpoint: &str, q: QueryPairs) -> AppResult<(St
     Ok((rt, params))
 }
 
-fn if_match(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get(header::IF_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
+/// The request's `If-Match` and `If-None-Match` (RFC 7644 §3.14): the two headers a
+/// resource operation reads, copied out of the request rather than the whole header map.
+pub struct Preconditions {
+    if_match: Option<String>,
+    if_none_match: Option<String>,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Preconditions {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let get = |name| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        Ok(Preconditions {
+            if_match: get(header::IF_MATCH),
+            if_none_match: get(header::IF_NONE_MATCH),
+        })
+    }
 }
 
 fn with_etag(mut resp: Response, etag: &str) -> Response {
@@ -205,15 +226,13 @@ pub async fn create(
 pub async fn get_one(
     State(state): State<AppState>,
     ResourcePath(endpoint, id): ResourcePath,
-    headers: HeaderMap,
+    pre: Preconditions,
     q: QueryPairs,
 ) -> AppResult<Response> {
     let (rt, params) = typed_query(&state, &endpoint, q)?;
     let gw = &state.gateway;
     let out = gw.get(&rt, &id, &params).await?;
-    if let Some(inm) = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
+    if let Some(inm) = pre.if_none_match.as_deref()
         && crate::scim::meta::if_none_match(inm, &out.etag)
     {
         return Ok(with_etag(
@@ -231,14 +250,14 @@ pub async fn get_one(
 pub async fn replace(
     State(state): State<AppState>,
     ResourcePath(endpoint, id): ResourcePath,
-    headers: HeaderMap,
+    pre: Preconditions,
     q: QueryPairs,
     ScimBody(body): ScimBody,
 ) -> AppResult<Response> {
     let (rt, params) = typed_query(&state, &endpoint, q)?;
     let gw = &state.gateway;
     match gw
-        .replace(&rt, &id, body, if_match(&headers).as_deref(), &params)
+        .replace(&rt, &id, body, pre.if_match.as_deref(), &params)
         .await?
     {
         Some(out) => Ok(with_etag(
@@ -255,14 +274,14 @@ pub async fn replace(
 pub async fn patch(
     State(state): State<AppState>,
     ResourcePath(endpoint, id): ResourcePath,
-    headers: HeaderMap,
+    pre: Preconditions,
     q: QueryPairs,
     ScimBody(body): ScimBody,
 ) -> AppResult<Response> {
     let (rt, params) = typed_query(&state, &endpoint, q)?;
     let gw = &state.gateway;
     match gw
-        .patch(&rt, &id, body, if_match(&headers).as_deref(), &params)
+        .patch(&rt, &id, body, pre.if_match.as_deref(), &params)
         .await?
     {
         Some(out) => Ok(with_etag(
@@ -277,12 +296,12 @@ pub async fn patch(
 pub async fn delete(
     State(state): State<AppState>,
     ResourcePath(endpoint, id): ResourcePath,
-    headers: HeaderMap,
+    pre: Preconditions,
 ) -> AppResult<Response> {
     let rt = resource_type(&state, &endpoint)?;
     state
         .gateway
-        .delete(&rt, &id, if_match(&headers).as_deref())
+        .delete(&rt, &id, pre.if_match.as_deref())
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
