@@ -1668,6 +1668,19 @@ impl Validator<'_> {
                 format!("`{}` must start with `/` and not end with `/`", s.base_path),
             );
         }
+        if let Some(c) = s
+            .base_path
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || "/-._~!$&'()*+,;=:@".contains(*c)))
+        {
+            self.push(
+                "server.base_path",
+                format!(
+                    "`{}` holds `{c}`: a base path is made of letters, digits and `/-._~!$&'()*+,;=:@`",
+                    s.base_path
+                ),
+            );
+        }
         if !s.public_url.is_empty() && !is_http_url(&s.public_url) {
             self.push(
                 "server.public_url",
@@ -2441,6 +2454,31 @@ list = { path = "/users", items = "$.data[*]", total = "$.total", paging = { sty
                 .message
                 .contains("server.base_path (set by SCIMGATE_SERVER__BASE_PATH)")
         );
+        // Braces would be route syntax; spaces, `?`, `#` and `%` no plain path text.
+        for bad in [
+            "/scim/{t}",
+            "/scim/v2}",
+            "/scim v2",
+            "/scim?v=2",
+            "/scim#2",
+            "/scim%2F",
+        ] {
+            let issues =
+                Config::load_with_env(&l.main(), env(&[("SCIMGATE_SERVER__BASE_PATH", bad)]))
+                    .unwrap_err();
+            assert_eq!(issues.len(), 1, "{bad}: {issues:#?}");
+            assert!(
+                issues[0].message.contains("a base path is made of"),
+                "{bad}: {issues:#?}"
+            );
+        }
+        for good in ["/scim/v2", "/api/scim-v2.0", "/t/acme_1/scim"] {
+            assert!(
+                Config::load_with_env(&l.main(), env(&[("SCIMGATE_SERVER__BASE_PATH", good)]))
+                    .is_ok(),
+                "{good}"
+            );
+        }
     }
 
     #[test]

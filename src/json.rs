@@ -6,7 +6,11 @@
 //! gathered in a vector and the map is built from it at once (`Map: FromIterator`, which
 //! sorts them and builds the tree bottom-up): 9k instead of 11k for that record. The
 //! result is the same value: for a member given twice the last one wins, as with
-//! serde_json; the parser, its errors and its depth limit are serde_json's own.
+//! serde_json; the parser, its errors and its depth limit are serde_json's own. One
+//! difference: with serde_json's `raw_value` feature on (a dependency turns it on),
+//! `from_slice::<Value>` reads an object whose only member is named
+//! `$serde_json::private::RawValue` as the JSON text in that member's string; here it stays
+//! the object the text says it is.
 
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
@@ -126,9 +130,17 @@ mod tests {
             r#"{"a":1} x"#,
             "\"\\ud800\"",
             "1.7976931348623157e308",
+            "-9223372036854775808",
+            "18446744073709551616",
         ] {
             same(text);
         }
+        // serde_json's private raw-value token is an ordinary member here.
+        let raw = r#"{"$serde_json::private::RawValue":"[1,2]"}"#;
+        assert_eq!(
+            from_slice(raw.as_bytes()).unwrap(),
+            serde_json::json!({"$serde_json::private::RawValue": "[1,2]"})
+        );
         // serde_json's depth limit holds.
         let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
         same(&deep);

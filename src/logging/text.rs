@@ -150,6 +150,30 @@ impl Visit for Fields<'_> {
             self.result = write!(Escaping(&mut self.w), "{value:?}");
         }
     }
+
+    /// The error, then (as the default format does) `name.sources=[…]` with its causes.
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        if !self.start(field) {
+            return;
+        }
+        let name = field.name();
+        let name = name.strip_prefix("r#").unwrap_or(name);
+        let mut out = Escaping(&mut self.w);
+        let mut result = write!(out, "{value}");
+        let mut cause = value.source();
+        if cause.is_some() {
+            result = result.and_then(|()| write!(out, " {name}.sources=["));
+            while let Some(c) = cause {
+                result = result.and_then(|()| write!(out, "{c}"));
+                cause = c.source();
+                if cause.is_some() {
+                    result = result.and_then(|()| out.write_str(", "));
+                }
+            }
+            result = result.and_then(|()| out.write_char(']'));
+        }
+        self.result = result;
+    }
 }
 
 /// Writes through, with the characters that could drive a terminal escaped as the default
@@ -260,6 +284,22 @@ mod tests {
         }
     }
 
+    /// An error with an optional cause.
+    #[derive(Debug)]
+    struct Chain(&'static str, Option<Box<Chain>>);
+
+    impl fmt::Display for Chain {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Chain {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|c| c as _)
+        }
+    }
+
     #[derive(Clone, Default)]
     struct Sink(Arc<Mutex<Vec<u8>>>);
 
@@ -303,12 +343,31 @@ mod tests {
             let _i = inner.enter();
             tracing::warn!(ok = false, name = "quoted \"x\"", "slow: {}", 3);
             tracing::error!(r#type = "t", "plain");
+            let chained = Chain(
+                "top",
+                Some(Box::new(Chain(
+                    "middle",
+                    Some(Box::new(Chain("root", None))),
+                ))),
+            );
+            tracing::error!(
+                error = &chained as &dyn std::error::Error,
+                n = -5i64,
+                "failed"
+            );
+            let alone = Chain("alone", None);
+            tracing::warn!(error = &alone as &dyn std::error::Error, "é\u{85}€ then");
         };
         let ours = lines(events, true);
         let theirs = lines(events, false);
         let cut = |s: &str| s.lines().map(|l| l[27..].to_string()).collect::<Vec<_>>();
         assert_eq!(cut(&ours), cut(&theirs), "\n{ours}\n{theirs}");
-        assert_eq!(ours.lines().count(), 3, "{ours}");
+        assert_eq!(ours.lines().count(), 5, "{ours}");
+        assert!(
+            ours.contains("failed error=top error.sources=[middle, root] n=-5"),
+            "{ours}"
+        );
+        assert!(ours.contains(r"é\u{85}€ then error=alone"), "{ours}");
         assert!(
             ours.lines().next().unwrap()[27..].starts_with(
                 "  INFO scim{id=r-1 method=GET path=/scim/v2/Users/7}: scimgate::logging::text::tests: request status=200 ms=0.848 resource=User op=get legacy_calls=1"

@@ -145,7 +145,8 @@ pub type ScimService =
 pub fn router(state: AppState, base_path: &str) -> ScimService {
     use routes::*;
     let base = base_path.trim_end_matches('/');
-    let at = |p: &str| format!("{base}{p}");
+    let literal = route_literal(base);
+    let at = |p: &str| format!("{literal}{p}");
     let routes = Router::new()
         .route(
             &at("/ServiceProviderConfig"),
@@ -210,6 +211,13 @@ pub fn router(state: AppState, base_path: &str) -> ScimService {
     Stage::new(edge_state, guarded, edge as _)
 }
 
+/// `base` as literal text in a route pattern: a `{` would start a parameter there while
+/// [`Scoped`] compares the base as text, and the two must agree on every path (the
+/// configuration refuses braces too).
+fn route_literal(base: &str) -> String {
+    base.replace('{', "{{").replace('}', "}}")
+}
+
 /// A stage's state with the SCIM base path: auth and audit act on requests under it only; a
 /// request elsewhere goes past them to the router's 404.
 #[derive(Clone)]
@@ -226,6 +234,72 @@ impl<T> Scoped<T> {
     pub fn rest<'p>(&self, path: &'p str) -> Option<&'p str> {
         let rest = path.strip_prefix(&*self.base)?;
         (rest.is_empty() || rest.starts_with('/')).then_some(rest)
+    }
+}
+
+#[cfg(test)]
+mod scoped_tests {
+    use super::*;
+
+    #[test]
+    fn only_paths_under_the_base_are_in_scope() {
+        let s = Scoped {
+            inner: (),
+            base: Arc::from("/scim/v2"),
+        };
+        assert_eq!(s.rest("/scim/v2"), Some(""));
+        assert_eq!(s.rest("/scim/v2/"), Some("/"));
+        assert_eq!(s.rest("/scim/v2/Users/7"), Some("/Users/7"));
+        for outside in [
+            "/scim/v2x/Users",
+            "/scim/v",
+            "/",
+            "",
+            "//scim/v2/Users",
+            "/SCIM/v2/Users",
+            "/scim%2Fv2/Users",
+        ] {
+            assert_eq!(s.rest(outside), None, "{outside}");
+        }
+        let everything = Scoped {
+            inner: (),
+            base: Arc::from(""),
+        };
+        assert_eq!(everything.rest("/Users"), Some("/Users"));
+        assert_eq!(everything.rest("/"), Some("/"));
+    }
+
+    /// A base with braces routes exactly the paths `Scoped` sees under it, never a path it
+    /// would leave unauthenticated.
+    #[tokio::test]
+    async fn a_base_with_braces_is_literal_in_the_routes() {
+        use tower::ServiceExt;
+        let base = "/scim/{t}";
+        let app: Router = Router::new()
+            .route(
+                &format!("{}/{{endpoint}}", route_literal(base)),
+                get(|| async { "hit" }),
+            )
+            .fallback(|| async { axum::http::StatusCode::NOT_FOUND });
+        let s = Scoped {
+            inner: (),
+            base: Arc::from(base),
+        };
+        // Every path the route answers is one `Scoped` puts under the base, and so one auth
+        // and audit see; the others are 404s.
+        for (path, hit) in [
+            ("/scim/{t}/Users", true),
+            ("/scim/acme/Users", false),
+            ("/scim/%7Bt%7D/Users", false),
+        ] {
+            let req = Request::builder()
+                .uri(path)
+                .body(axum::body::Body::empty())
+                .unwrap();
+            let status = app.clone().oneshot(req).await.unwrap().status();
+            assert_eq!(status == axum::http::StatusCode::OK, hit, "{path}");
+            assert_eq!(s.rest(path).is_some(), hit, "{path}");
+        }
     }
 }
 
