@@ -107,10 +107,18 @@ pub fn spawn(
         last: last.clone(),
     };
     let task = tokio::spawn(async move {
-        let mut watch = watch.map(|w| {
-            let seen = w.fingerprint();
-            (w, seen, None::<u64>)
-        });
+        let mut watch = match watch {
+            Some(w) => {
+                let first = look(&w).await;
+                if first.is_none() {
+                    tracing::error!(
+                        "could not look at the configuration files; they are not watched for changes"
+                    );
+                }
+                first.map(|seen| (w, seen, None::<u64>))
+            }
+            None => None,
+        };
         let every = watch
             .as_ref()
             .map_or(Duration::from_secs(3600), |(w, _, _)| w.every);
@@ -125,7 +133,7 @@ pub fn spawn(
                 },
                 _ = tick.tick(), if watch.is_some() => {
                     let Some((w, seen, pending)) = watch.as_mut() else { continue };
-                    let now = w.fingerprint();
+                    let Some(now) = look(w).await else { continue };
                     if now == *seen {
                         *pending = None;
                         continue;
@@ -142,7 +150,10 @@ pub fn spawn(
             // The files as this reload reads them: an edit made while it runs is a change
             // for the next look. Whatever the outcome, a refused edit is not retried until
             // the files change again.
-            let before = watch.as_ref().map(|(w, _, _)| w.fingerprint());
+            let before = match watch.as_ref() {
+                Some((w, _, _)) => look(w).await,
+                None => None,
+            };
             let report = apply(trigger).await;
             if let (Some((_, seen, pending)), Some(before)) = (watch.as_mut(), before) {
                 *seen = before;
@@ -156,6 +167,17 @@ pub fn spawn(
         }
     });
     (handle, task)
+}
+
+/// [`Watch::fingerprint`] on the blocking pool: it reads every watched file and, with
+/// `relist`, parses the whole configuration (about 2M instructions a poll, callgrind), which
+/// must not hold up a worker that serves requests. `None` if the look panicked (the poll is
+/// skipped).
+async fn look(w: &Watch) -> Option<u64> {
+    let w = w.clone();
+    tokio::task::spawn_blocking(move || w.fingerprint())
+        .await
+        .ok()
 }
 
 fn log(report: &ReloadReport) {
@@ -278,5 +300,45 @@ mod tests {
         assert_eq!(count.load(Ordering::SeqCst), 2);
         task.abort();
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Looking at the files (which, with `relist`, parses the whole configuration every
+    /// poll) runs off the runtime's workers: a slow look does not hold up requests. On a
+    /// runtime with one thread, a task that wakes every 10 ms keeps waking while a look takes
+    /// 300 ms.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_slow_look_at_the_files_does_not_hold_up_the_runtime() {
+        let looked = Arc::new(AtomicUsize::new(0));
+        let l = looked.clone();
+        let (_handle, task) = spawn(
+            |t| Box::pin(async move { ok(t) }),
+            Some(Watch {
+                files: Vec::new(),
+                dirs: Vec::new(),
+                every: Duration::from_millis(20),
+                relist: Some(Arc::new(move || {
+                    l.fetch_add(1, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(300));
+                    Some((Vec::new(), Vec::new()))
+                })),
+            }),
+        );
+        let started = std::time::Instant::now();
+        let mut longest = Duration::ZERO;
+        let mut last = std::time::Instant::now();
+        while started.elapsed() < Duration::from_millis(1200) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            longest = longest.max(last.elapsed());
+            last = std::time::Instant::now();
+        }
+        task.abort();
+        assert!(
+            looked.load(Ordering::SeqCst) >= 2,
+            "the files were looked at"
+        );
+        assert!(
+            longest < Duration::from_millis(150),
+            "the runtime stalled for {longest:?} while the files were looked at"
+        );
     }
 }
