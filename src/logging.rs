@@ -164,8 +164,9 @@ pub fn init(format: LogFormat, level: &str) -> Option<LogGuard> {
 mod tests {
     use super::*;
 
+    /// A log sink for tests: what was written, and in how many writes.
     #[derive(Clone, Default)]
-    struct Sink(Arc<Mutex<Vec<u8>>>, Arc<AtomicU64>);
+    pub(super) struct Sink(pub(super) Arc<Mutex<Vec<u8>>>, Arc<AtomicU64>);
 
     impl Write for Sink {
         fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {

@@ -203,7 +203,8 @@ impl<W: Write> Write for Escaping<'_, W> {
 }
 
 /// `2026-12-04T04:47:17.123456Z` (UTC, microseconds), then nothing: the level's padding
-/// gives the space.
+/// gives the space. Written digit by digit: chrono's `format` parses its pattern on every
+/// call, which is the cost this module exists to avoid.
 fn timestamp(w: &mut impl Write, now: std::time::SystemTime) -> fmt::Result {
     let since = now
         .duration_since(std::time::UNIX_EPOCH)
@@ -247,7 +248,7 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::{Arc, Mutex};
+    use crate::logging::tests::Sink;
     use std::time::{Duration, UNIX_EPOCH};
 
     #[test]
@@ -297,19 +298,6 @@ mod tests {
     impl std::error::Error for Chain {
         fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
             self.1.as_deref().map(|c| c as _)
-        }
-    }
-
-    #[derive(Clone, Default)]
-    struct Sink(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Sink {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
         }
     }
 
