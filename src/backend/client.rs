@@ -385,12 +385,10 @@ impl Backend {
     }
 
     async fn attempts(&self, req: &BackendRequest) -> Result<BackendResponse, BackendError> {
-        let body = match &req.body {
-            Some(v) => Some(Bytes::from(
-                serde_json::to_vec(v).map_err(|e| BackendError::Request(e.to_string()))?,
-            )),
-            None => None,
-        };
+        let body = req
+            .body
+            .as_ref()
+            .map(|v| Bytes::from(crate::json::to_vec(v)));
         let first = self.send(req, body.clone()).await;
         match first {
             Err(BackendError::Connect { .. }) if req.method == Method::GET => {

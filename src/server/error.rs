@@ -134,7 +134,7 @@ impl IntoResponse for AppError {
 
 /// A response with a JSON body and the SCIM media type.
 pub fn scim_json(status: StatusCode, body: &Value) -> Response {
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let bytes = crate::json::to_vec(body);
     let mut resp = (status, bytes).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
