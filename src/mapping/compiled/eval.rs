@@ -504,7 +504,7 @@ fn array_index(len: usize, i: i64) -> Option<usize> {
 fn navigate<'v, 'a>(mut cur: &'v mut Val<'a>, keys: &[Key<'a>]) -> R<'a, &'v mut Val<'a>> {
     for key in keys {
         cur = match key {
-            Key::Name(k) => need(need(cur.map_mut())?.get_mut(k))?,
+            Key::Name(k) => need(need(cur.map_mut())?.get_mut(k.as_str()))?,
             Key::At(i) => {
                 let items = need(cur.array_mut())?;
                 let at = need(array_index(items.len(), *i))?;
@@ -557,7 +557,7 @@ fn changing_method<'a>(n: Native, target: &mut Val<'a>, a: Val<'a>, b: Val<'a>) 
                 return bail();
             };
             let map = need(target.map_mut())?;
-            Ok(map.remove(&key).unwrap_or(Val::Unit))
+            Ok(map.remove(key.as_str()).unwrap_or(Val::Unit))
         }
         Native::SetIf => {
             let Val::Str(key) = a else {

@@ -918,3 +918,77 @@ fn json_objects_iterate_in_key_order_as_rhai_maps_do() {
         json!(["A", "a", "b"])
     );
 }
+
+/// One operation on a script's map, applied to it and to a `BTreeMap` (rhai's map).
+#[derive(Debug, Clone)]
+enum MapOp {
+    Insert(String, i64),
+    Remove(String),
+}
+
+fn map_op() -> impl Strategy<Value = MapOp> {
+    let key = "[a-f]{0,2}|k[0-9]{1,2}";
+    prop_oneof![
+        3 => (key, any::<i64>()).prop_map(|(k, v)| MapOp::Insert(k, v)),
+        1 => key.prop_map(MapOp::Remove),
+    ]
+}
+
+fn int_of(v: Option<&super::value::Val>) -> Option<i64> {
+    match v {
+        Some(super::value::Val::Int(i)) => Some(*i),
+        _ => None,
+    }
+}
+
+proptest! {
+    /// The sorted vector behind a script's map answers as rhai's `BTreeMap` does: the
+    /// value an insert replaces or a remove takes, every read, the order of keys, and a map
+    /// collected from entries with keys given twice.
+    #[test]
+    fn a_scripts_map_keeps_rhais_order_and_answers(ops in prop::collection::vec(map_op(), 0..80)) {
+        use super::value::{Map, Text, Val};
+        use std::collections::BTreeMap;
+        let mut map = Map::new();
+        let mut model: BTreeMap<String, i64> = BTreeMap::new();
+        for op in &ops {
+            match op {
+                MapOp::Insert(k, v) => {
+                    let old = map.insert(Text::owned(k.clone()), Val::Int(*v));
+                    prop_assert_eq!(int_of(old.as_ref()), model.insert(k.clone(), *v));
+                }
+                MapOp::Remove(k) => {
+                    prop_assert_eq!(int_of(map.remove(k).as_ref()), model.remove(k));
+                }
+            }
+            prop_assert_eq!(map.len(), model.len());
+        }
+        let keys: Vec<&str> = map.keys().map(Text::as_str).collect();
+        let want: Vec<&str> = model.keys().map(String::as_str).collect();
+        prop_assert_eq!(keys, want);
+        for op in &ops {
+            let (MapOp::Insert(k, _) | MapOp::Remove(k)) = op;
+            prop_assert_eq!(int_of(map.get(k)), model.get(k).copied());
+        }
+        // Collected from the inserts in the order given: the last value of a key wins.
+        let collected: Map = ops
+            .iter()
+            .filter_map(|op| match op {
+                MapOp::Insert(k, v) => Some((Text::owned(k.clone()), Val::Int(*v))),
+                MapOp::Remove(_) => None,
+            })
+            .collect();
+        let mut last: BTreeMap<String, i64> = BTreeMap::new();
+        for op in &ops {
+            if let MapOp::Insert(k, v) = op {
+                last.insert(k.clone(), *v);
+            }
+        }
+        let got: Vec<(String, Option<i64>)> = collected
+            .into_iter()
+            .map(|(k, v)| (k.as_str().to_string(), int_of(Some(&v))))
+            .collect();
+        let want: Vec<(String, Option<i64>)> = last.into_iter().map(|(k, v)| (k, Some(v))).collect();
+        prop_assert_eq!(got, want);
+    }
+}
