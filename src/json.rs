@@ -145,7 +145,9 @@ fn special_byte_at(s: &[u8]) -> Option<usize> {
 /// instructions through serde_json's deserializer (callgrind). Anything else (an escape, a
 /// control character, a fraction or exponent, an integer of 19 digits or more, `-0`, deep
 /// nesting, any error) gives `None` and the document goes to serde_json whole, so what this
-/// accepts is read as serde_json reads it and every error is serde_json's own.
+/// accepts is read as the serde_json path reads it (as `serde_json::from_slice::<Value>`
+/// does, but for its private raw-value member: see the module's note) and every error is
+/// serde_json's own.
 mod plain {
     use serde_json::{Map, Value};
 
@@ -513,9 +515,16 @@ mod tests {
             "name": {"familyName": "Vance", "givenName": "Adélè"}
         }"#;
         let dup = r#"{"b":1,"a":2,"b":3,"a":[],"c":{"z":0,"y":1,"z":2}}"#;
-        for text in [record, entra, dup, "[]", "{}", " 0 ", "-5", "\"x\""] {
+        let odd = "{\"del\":\"\u{7f}\u{80}\u{9f}\",\"max\":999999999999999999,\"min\":-999999999999999999}";
+        for text in [record, entra, dup, odd, "[]", "{}", " 0 ", "-5", "\"x\""] {
             assert!(plain_agrees(text.as_bytes()).is_some(), "{text}");
         }
+        // serde_json's private raw-value member is an ordinary member on both paths here.
+        let raw = r#"{"$serde_json::private::RawValue":"[1,2]","a":{"$serde_json::private::RawValue":1}}"#;
+        assert_eq!(
+            plain::parse(raw.as_bytes()),
+            Some(serde_json::from_slice::<Built>(raw.as_bytes()).unwrap().0)
+        );
         // Left to serde_json: escapes, control characters, fractions, exponents, -0, long
         // integers, leading zeros, deep nesting, and whatever is no JSON.
         let deep = format!("{}{}", "[".repeat(70), "]".repeat(70));
@@ -534,6 +543,12 @@ mod tests {
             "[1] 2",
             "",
             "-",
+            "-1234567890123456789",
+            "-01",
+            "- 1",
+            "\u{c}1",
+            "\u{a0}1",
+            "\u{feff}{}",
         ] {
             assert!(plain_agrees(text.as_bytes()).is_none(), "{text}");
             same(text);
@@ -550,7 +565,7 @@ mod tests {
                 .prop_filter("not -0", |i| *i != 0)
                 .prop_map(|i| Value::Number(i.into())),
             (0u64..=999_999_999_999_999_999).prop_map(|i| Value::Number(i.into())),
-            "[^\"\\\\\\p{Cc}]{0,12}".prop_map(Value::String),
+            "([^\"\\\\\\p{Cc}]|[\\x7f\\u{80}-\\u{9f}]){0,12}".prop_map(Value::String),
         ];
         leaf.prop_recursive(4, 64, 8, |inner| {
             prop_oneof![
@@ -623,13 +638,16 @@ mod tests {
             let pretty = serde_json::to_string_pretty(&v).unwrap();
             prop_assert_eq!(plain_agrees(pretty.as_bytes()), Some(v.clone()));
             // An object of many members, some given twice, in reverse order.
-            let members: Vec<String> = (0..big)
-                .rev()
-                .map(|i| format!("\"k{}\":{i}", i % 37))
-                .collect();
-            let text = format!("{{{}}}", members.join(","));
-            prop_assert!(plain_agrees(text.as_bytes()).is_some());
-            same(&text);
+            for forward in [false, true] {
+                let mut members: Vec<String> =
+                    (0..big).map(|i| format!("\"k{}\":{i}", i % 37)).collect();
+                if !forward {
+                    members.reverse();
+                }
+                let text = format!("{{{}}}", members.join(","));
+                prop_assert!(plain_agrees(text.as_bytes()).is_some());
+                same(&text);
+            }
         }
 
         #[test]
