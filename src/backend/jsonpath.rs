@@ -16,6 +16,9 @@ use std::fmt;
 pub struct JsonPath {
     source: String,
     query: JpQuery,
+    /// For `$.name.name[*]` (the shape of nearly every `items` expression): the member names
+    /// that lead to the array, so [`JsonPath::take`] can move its elements out.
+    array_at: Option<Vec<String>>,
 }
 
 impl JsonPath {
@@ -25,6 +28,7 @@ impl JsonPath {
             .map(|query| JsonPath {
                 source: source.to_string(),
                 query,
+                array_at: members_then_wildcard(source),
             })
             .map_err(|e| format!("invalid JSONPath `{source}`: {}", one_line(&e.to_string())))
     }
@@ -43,10 +47,50 @@ impl JsonPath {
             .unwrap_or_default()
     }
 
+    /// [`JsonPath::select`] taking the values out of `doc`: where the query is
+    /// `$.name…[*]` and leads to an array, its elements are moved rather than copied (a page
+    /// of legacy records was cloned whole before); otherwise the selection is copied.
+    pub fn take(&self, mut doc: Value) -> Vec<Value> {
+        if let Some(names) = &self.array_at
+            && let Some(Value::Array(items)) = member_mut(&mut doc, names)
+        {
+            return std::mem::take(items);
+        }
+        self.select(&doc).into_iter().cloned().collect()
+    }
+
     /// The first value the query selects, if any.
     pub fn first<'a>(&self, doc: &'a Value) -> Option<&'a Value> {
         self.select(doc).into_iter().next()
     }
+}
+
+/// The value the member names lead to from `doc`, if each is there.
+fn member_mut<'v>(doc: &'v mut Value, names: &[String]) -> Option<&'v mut Value> {
+    let mut at = doc;
+    for name in names {
+        at = at.as_object_mut()?.get_mut(name.as_str())?;
+    }
+    Some(at)
+}
+
+/// The member names of a query `$` `.name`… `[*]` (names of letters, digits and `_`), or
+/// `None` for any other query.
+fn members_then_wildcard(source: &str) -> Option<Vec<String>> {
+    let mut rest = source.strip_prefix('$')?.strip_suffix("[*]")?;
+    let mut names = Vec::new();
+    while !rest.is_empty() {
+        rest = rest.strip_prefix('.')?;
+        let end = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len());
+        if end == 0 {
+            return None;
+        }
+        names.push(rest[..end].to_string());
+        rest = &rest[end..];
+    }
+    Some(names)
 }
 
 /// The parser reports errors as a multi-line source excerpt; configuration issues are one
@@ -89,6 +133,39 @@ pub fn as_count(v: &Value) -> Option<usize> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// `take` gives what `select` selects, moved where the query is `$.name…[*]` on an array.
+    #[test]
+    fn take_gives_what_select_selects() {
+        let docs = [
+            json!({"data": [{"id": 1}, {"id": 2}], "total": 2}),
+            json!({"data": {"a": 1, "b": [2]}}),
+            json!({"data": null}),
+            json!({"other": []}),
+            json!({"result": {"users": [{"id": "u"}, 3, null]}}),
+            json!([{"id": 1}, {"id": 2}]),
+            json!([]),
+            json!("text"),
+        ];
+        let queries = [
+            ("$.data[*]", true),
+            ("$[*]", true),
+            ("$.result.users[*]", true),
+            ("$.data", false),
+            ("$..id", false),
+            ("$.data[0]", false),
+            ("$['data'][*]", false),
+            ("$.data[*].id", false),
+        ];
+        for (q, simple) in queries {
+            let path = JsonPath::parse(q).unwrap();
+            assert_eq!(path.array_at.is_some(), simple, "{q}");
+            for doc in &docs {
+                let selected: Vec<Value> = path.select(doc).into_iter().cloned().collect();
+                assert_eq!(path.take(doc.clone()), selected, "{q} on {doc}");
+            }
+        }
+    }
 
     #[test]
     fn selects_items_and_total() {

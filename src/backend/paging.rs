@@ -193,9 +193,9 @@ impl Backend {
             if call == 0 {
                 out.total = read_total(ep, &path, &resp.body)?;
             }
-            let page = ep.items.select(&resp.body);
+            let page = ep.items.take(resp.body);
             let n = page.len();
-            out.items.extend(page.into_iter().cloned());
+            out.items.extend(page);
             if ep.paging.style == PagingStyle::None || n < len {
                 out.end = Some(start + n);
                 break;
