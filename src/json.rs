@@ -257,43 +257,50 @@ mod plain {
             }
         }
 
-        fn array(&mut self, depth: usize) -> Option<Value> {
+        /// Steps into an array or object at its opening bracket: `Some(true)` when it closes
+        /// at once with `close`; `None` past the nesting this reads.
+        fn open(&mut self, depth: usize, close: u8) -> Option<bool> {
             if depth >= MAX_DEPTH {
                 return None;
             }
             self.i += 1;
             self.ws();
-            let mut items = Vec::new();
-            if self.peek()? == b']' {
+            let empty = self.peek()? == close;
+            if empty {
                 self.i += 1;
+            }
+            Some(empty)
+        }
+
+        /// After an item: `Some(false)` past a `,`, `Some(true)` past `close`.
+        fn next(&mut self, close: u8) -> Option<bool> {
+            self.ws();
+            let b = self.peek()?;
+            self.i += 1;
+            if b == b',' {
+                self.ws();
+                Some(false)
+            } else {
+                (b == close).then_some(true)
+            }
+        }
+
+        fn array(&mut self, depth: usize) -> Option<Value> {
+            let mut items = Vec::new();
+            if self.open(depth, b']')? {
                 return Some(Value::Array(items));
             }
             loop {
                 items.push(self.value(depth + 1)?);
-                self.ws();
-                match self.peek()? {
-                    b',' => {
-                        self.i += 1;
-                        self.ws();
-                    }
-                    b']' => {
-                        self.i += 1;
-                        return Some(Value::Array(items));
-                    }
-                    _ => return None,
+                if self.next(b']')? {
+                    return Some(Value::Array(items));
                 }
             }
         }
 
         fn object(&mut self, depth: usize) -> Option<Value> {
-            if depth >= MAX_DEPTH {
-                return None;
-            }
-            self.i += 1;
-            self.ws();
             let mut members: Vec<(String, Value)> = Vec::with_capacity(8);
-            if self.peek()? == b'}' {
-                self.i += 1;
+            if self.open(depth, b'}')? {
                 return Some(Value::Object(Map::new()));
             }
             loop {
@@ -309,17 +316,8 @@ mod plain {
                 self.ws();
                 let v = self.value(depth + 1)?;
                 insert_sorted(&mut members, key.to_owned(), v);
-                self.ws();
-                match self.peek()? {
-                    b',' => {
-                        self.i += 1;
-                        self.ws();
-                    }
-                    b'}' => {
-                        self.i += 1;
-                        break;
-                    }
-                    _ => return None,
+                if self.next(b'}')? {
+                    break;
                 }
             }
             // Sorted already (or left to the build's own sort once large): the build's
