@@ -148,7 +148,7 @@ fn special_byte_at(s: &[u8]) -> Option<usize> {
 /// accepts is read as the serde_json path reads it (as `serde_json::from_slice::<Value>`
 /// does, but for its private raw-value member: see the module's note) and every error is
 /// serde_json's own.
-mod plain {
+pub(crate) mod plain {
     use serde_json::{Map, Value};
 
     /// Nesting beyond this is left to serde_json (whose limit is 128).
@@ -158,17 +158,114 @@ mod plain {
     /// `BTreeMap`'s own build.
     const INSERTION_SORT_MAX: usize = 48;
 
+    /// What the reader makes of what it reads. One grammar serves every form a document is
+    /// read into (a `serde_json::Value`, a mapping's own values, nothing but a check), so
+    /// each accepts exactly the same documents.
+    pub(crate) trait Build<'t> {
+        type Out;
+        type Items;
+        type Members;
+        fn null() -> Self::Out;
+        fn bool(b: bool) -> Self::Out;
+        /// At most 18 digits: always within `i64`.
+        fn int(n: i64) -> Self::Out;
+        /// Text between quotes, without escapes or control characters.
+        fn string(s: &'t str) -> Self::Out;
+        fn items() -> Self::Items;
+        fn item(items: &mut Self::Items, v: Self::Out);
+        fn array(items: Self::Items) -> Self::Out;
+        fn members() -> Self::Members;
+        /// Members come in the document's order; for a key given twice the last one is
+        /// the value (serde_json's rule).
+        fn member(members: &mut Self::Members, key: &'t str, v: Self::Out);
+        fn object(members: Self::Members) -> Self::Out;
+    }
+
     pub(super) fn parse(bytes: &[u8]) -> Option<Value> {
-        let text = std::str::from_utf8(bytes).ok()?;
+        parse_as::<ToValue>(std::str::from_utf8(bytes).ok()?)
+    }
+
+    /// Reads `text` as one JSON value into `B`'s form; `None` for anything the plain
+    /// reader leaves to serde_json (see the module's note), including every error.
+    pub(crate) fn parse_as<'t, B: Build<'t>>(text: &'t str) -> Option<B::Out> {
         let mut p = Parser {
             text,
             s: text.as_bytes(),
             i: 0,
         };
         p.ws();
-        let v = p.value(0)?;
+        let v = p.value::<B>(0)?;
         p.ws();
         (p.i == p.s.len()).then_some(v)
+    }
+
+    /// Whether `bytes` is a document the plain reader reads (and so valid JSON).
+    #[cfg(test)]
+    pub(crate) fn check(bytes: &[u8]) -> bool {
+        std::str::from_utf8(bytes).is_ok_and(|t| parse_as::<Check>(t).is_some())
+    }
+
+    /// Builds nothing: [`check`].
+    #[cfg(test)]
+    struct Check;
+
+    #[cfg(test)]
+    impl<'t> Build<'t> for Check {
+        type Out = ();
+        type Items = ();
+        type Members = ();
+        fn null() {}
+        fn bool(_: bool) {}
+        fn int(_: i64) {}
+        fn string(_: &'t str) {}
+        fn items() {}
+        fn item(_: &mut (), _: ()) {}
+        fn array(_: ()) {}
+        fn members() {}
+        fn member(_: &mut (), _: &'t str, _: ()) {}
+        fn object(_: ()) {}
+    }
+
+    /// Builds a `serde_json::Value`, each object's members sorted by insertion as they
+    /// come and its map built from them at once.
+    struct ToValue;
+
+    impl<'t> Build<'t> for ToValue {
+        type Out = Value;
+        type Items = Vec<Value>;
+        type Members = Vec<(String, Value)>;
+        fn null() -> Value {
+            Value::Null
+        }
+        fn bool(b: bool) -> Value {
+            Value::Bool(b)
+        }
+        fn int(n: i64) -> Value {
+            Value::from(n)
+        }
+        fn string(s: &'t str) -> Value {
+            Value::String(s.to_owned())
+        }
+        fn items() -> Vec<Value> {
+            Vec::new()
+        }
+        fn item(items: &mut Vec<Value>, v: Value) {
+            items.push(v);
+        }
+        fn array(items: Vec<Value>) -> Value {
+            Value::Array(items)
+        }
+        fn members() -> Vec<(String, Value)> {
+            Vec::with_capacity(8)
+        }
+        fn member(members: &mut Vec<(String, Value)>, key: &'t str, v: Value) {
+            insert_sorted(members, key.to_owned(), v);
+        }
+        fn object(members: Vec<(String, Value)>) -> Value {
+            // Sorted already (or left to the build's own sort once large): the build's
+            // check of the order is one pass, and of equal keys it keeps the last.
+            Value::Object(members.into_iter().collect::<Map<_, _>>())
+        }
     }
 
     struct Parser<'a> {
@@ -188,28 +285,29 @@ mod plain {
             self.s.get(self.i).copied()
         }
 
-        fn value(&mut self, depth: usize) -> Option<Value> {
+        fn value<B: Build<'a>>(&mut self, depth: usize) -> Option<B::Out> {
             match self.peek()? {
-                b'"' => self.string().map(|s| Value::String(s.to_owned())),
-                b'{' => self.object(depth),
-                b'[' => self.array(depth),
-                b't' => self.word(b"true", Value::Bool(true)),
-                b'f' => self.word(b"false", Value::Bool(false)),
-                b'n' => self.word(b"null", Value::Null),
-                b'-' | b'0'..=b'9' => self.integer(),
+                b'"' => self.string().map(B::string),
+                b'{' => self.object::<B>(depth),
+                b'[' => self.array::<B>(depth),
+                b't' => self.word(b"true").then(|| B::bool(true)),
+                b'f' => self.word(b"false").then(|| B::bool(false)),
+                b'n' => self.word(b"null").then(B::null),
+                b'-' | b'0'..=b'9' => self.integer().map(B::int),
                 _ => None,
             }
         }
 
-        fn word(&mut self, word: &[u8], v: Value) -> Option<Value> {
-            let end = self.i.checked_add(word.len())?;
-            if self.s.get(self.i..end)? != word {
-                return None;
+        fn word(&mut self, word: &[u8]) -> bool {
+            let Some(end) = self.i.checked_add(word.len()) else {
+                return false;
+            };
+            if self.s.get(self.i..end) != Some(word) {
+                return false;
             }
             self.i = end;
-            Some(v)
+            true
         }
-
         /// A string at `"` without escapes or control characters.
         fn string(&mut self) -> Option<&'a str> {
             let start = self.i + 1;
@@ -225,7 +323,7 @@ mod plain {
 
         /// `-?(0|[1-9][0-9]*)` of at most 18 digits, not followed by a fraction or an
         /// exponent; not `-0` (serde_json reads it as the float -0.0).
-        fn integer(&mut self) -> Option<Value> {
+        fn integer(&mut self) -> Option<i64> {
             let negative = self.peek() == Some(b'-');
             if negative {
                 self.i += 1;
@@ -251,9 +349,9 @@ mod plain {
                     return None;
                 }
                 // At most 18 digits: within i64.
-                Some(Value::from(-i64::try_from(n).ok()?))
+                Some(-i64::try_from(n).ok()?)
             } else {
-                Some(Value::from(n))
+                i64::try_from(n).ok()
             }
         }
 
@@ -285,23 +383,24 @@ mod plain {
             }
         }
 
-        fn array(&mut self, depth: usize) -> Option<Value> {
-            let mut items = Vec::new();
+        fn array<B: Build<'a>>(&mut self, depth: usize) -> Option<B::Out> {
+            let mut items = B::items();
             if self.open(depth, b']')? {
-                return Some(Value::Array(items));
+                return Some(B::array(items));
             }
             loop {
-                items.push(self.value(depth + 1)?);
+                let v = self.value::<B>(depth + 1)?;
+                B::item(&mut items, v);
                 if self.next(b']')? {
-                    return Some(Value::Array(items));
+                    return Some(B::array(items));
                 }
             }
         }
 
-        fn object(&mut self, depth: usize) -> Option<Value> {
-            let mut members: Vec<(String, Value)> = Vec::with_capacity(8);
+        fn object<B: Build<'a>>(&mut self, depth: usize) -> Option<B::Out> {
+            let mut members = B::members();
             if self.open(depth, b'}')? {
-                return Some(Value::Object(Map::new()));
+                return Some(B::object(members));
             }
             loop {
                 if self.peek()? != b'"' {
@@ -314,16 +413,29 @@ mod plain {
                 }
                 self.i += 1;
                 self.ws();
-                let v = self.value(depth + 1)?;
-                insert_sorted(&mut members, key.to_owned(), v);
+                let v = self.value::<B>(depth + 1)?;
+                B::member(&mut members, key, v);
                 if self.next(b'}')? {
-                    break;
+                    return Some(B::object(members));
                 }
             }
-            // Sorted already (or left to the build's own sort once large): the build's
-            // check of the order is one pass, and of equal keys it keeps the last.
-            Some(Value::Object(members.into_iter().collect::<Map<_, _>>()))
         }
+    }
+
+    /// The order of two keys (`str`'s): their first eight bytes compared as one number,
+    /// the rest only where those are equal. Keys are mostly short and differ early, so a
+    /// sort of an object's members mostly compares two registers instead of calling
+    /// `memcmp`. Exact: zero-padded big-endian words order as the bytes do, and where the
+    /// words are equal the whole keys are compared.
+    pub(crate) fn key_order(a: &str, b: &str) -> std::cmp::Ordering {
+        fn word(s: &[u8]) -> u64 {
+            let mut w = [0u8; 8];
+            let n = s.len().min(8);
+            w[..n].copy_from_slice(&s[..n]);
+            u64::from_be_bytes(w)
+        }
+        let (a, b) = (a.as_bytes(), b.as_bytes());
+        word(a).cmp(&word(b)).then_with(|| a.cmp(b))
     }
 
     /// Puts a member after every member whose key is not greater (so equal keys stay in
@@ -667,6 +779,22 @@ mod tests {
             if let Ok(s) = std::str::from_utf8(&text) {
                 same(s);
             }
+        }
+    }
+
+    proptest! {
+        /// The word-first key order is `str`'s order, also for keys sharing eight bytes or
+        /// more, holding NUL bytes or running past each other's end.
+        #[test]
+        fn key_order_is_strs_order(
+            prefix in "[a\\x00]{0,10}",
+            a in "[a-c\\x00é]{0,12}",
+            b in "[a-c\\x00é]{0,12}",
+        ) {
+            let (a, b) = (format!("{prefix}{a}"), format!("{prefix}{b}"));
+            prop_assert_eq!(plain::key_order(&a, &b), a.cmp(&b));
+            prop_assert_eq!(plain::key_order(&b, &a), b.cmp(&a));
+            prop_assert_eq!(plain::key_order(&a, &a), std::cmp::Ordering::Equal);
         }
     }
 

@@ -135,11 +135,12 @@ impl BackendRequest {
 
 /// A 2xx answer from the legacy API.
 #[derive(Debug, Clone, PartialEq)]
-pub struct BackendResponse {
+pub struct BackendResponse<B = Value> {
     /// The HTTP status (2xx).
     pub status: u16,
-    /// The parsed JSON body; `Value::Null` when the body was empty.
-    pub body: Value,
+    /// The parsed JSON body; `Value::Null` when the body was empty. ([`Backend::call_reading`]:
+    /// what its reader made of the body.)
+    pub body: B,
     /// Time from sending the request to having the whole body.
     pub elapsed: Duration,
 }
@@ -254,6 +255,24 @@ impl Backend {
     /// connection could not be established is tried once more (nothing reached the server,
     /// so repeating it is safe). The timeout covers both attempts and the body.
     pub async fn call(&self, req: BackendRequest) -> Result<BackendResponse, BackendError> {
+        self.call_reading(req, &|bytes: Bytes| parse_body(&bytes))
+            .await
+    }
+
+    /// [`Backend::call`] with the caller's reader of a 2xx body in place of the JSON parse:
+    /// `read` gets the bytes and gives what the caller wants of them (a compiled mapping
+    /// reads a record straight from its text, building no `Value`), or `Err` with what is
+    /// wrong when the body is not JSON (`"not JSON: …"`, as `call` says it), which is then
+    /// the same [`BackendError::InvalidBody`], counted and logged as `call` counts it.
+    /// `read` runs once per answer (a GET whose connection failed is tried twice).
+    pub async fn call_reading<B, R>(
+        &self,
+        req: BackendRequest,
+        read: &R,
+    ) -> Result<BackendResponse<B>, BackendError>
+    where
+        R: Fn(Bytes) -> Result<B, String> + Sync,
+    {
         if has_dot_segment(&req.path) {
             tracing::warn!(path = %req.path, "backend call refused: the path has a dot segment");
             return Err(BackendError::DotSegment { path: req.path });
@@ -267,7 +286,8 @@ impl Backend {
         );
         let started = Instant::now();
         async {
-            let result = match tokio::time::timeout(self.inner.timeout, self.attempts(&req)).await
+            let result = match tokio::time::timeout(self.inner.timeout, self.attempts(&req, read))
+                .await
             {
                 Ok(r) => r,
                 Err(_) => Err(BackendError::Timeout {
@@ -334,7 +354,8 @@ impl Backend {
         };
         let target = format!("GET {}{}", self.inner.base, self.inner.ready_path);
         let passthrough = matches!(self.inner.auth, AuthMode::Passthrough);
-        match tokio::time::timeout(limit, self.send(&req, None)).await {
+        let read = |b: Bytes| parse_body(&b);
+        match tokio::time::timeout(limit, self.send(&req, None, &read)).await {
             Err(_) => Err(format!(
                 "{target}: no answer within {} ms",
                 limit.as_millis()
@@ -384,26 +405,37 @@ impl Backend {
         }
     }
 
-    async fn attempts(&self, req: &BackendRequest) -> Result<BackendResponse, BackendError> {
+    async fn attempts<B, R>(
+        &self,
+        req: &BackendRequest,
+        read: &R,
+    ) -> Result<BackendResponse<B>, BackendError>
+    where
+        R: Fn(Bytes) -> Result<B, String> + Sync,
+    {
         let body = req
             .body
             .as_ref()
             .map(|v| Bytes::from(crate::json::to_vec(v)));
-        let first = self.send(req, body.clone()).await;
+        let first = self.send(req, body.clone(), read).await;
         match first {
             Err(BackendError::Connect { .. }) if req.method == Method::GET => {
                 tracing::debug!("connect failed, retrying once");
-                self.send(req, body).await
+                self.send(req, body, read).await
             }
             other => other,
         }
     }
 
-    async fn send(
+    async fn send<B, R>(
         &self,
         req: &BackendRequest,
         body: Option<Bytes>,
-    ) -> Result<BackendResponse, BackendError> {
+        read: &R,
+    ) -> Result<BackendResponse<B>, BackendError>
+    where
+        R: Fn(Bytes) -> Result<B, String> + Sync,
+    {
         // Whose credential goes out: the call's own, or in pass-through mode the SCIM
         // caller's; the legacy app refusing one of those is the caller's 401, not a 502.
         let caller = req.auth.clone().or_else(|| match self.inner.auth {
@@ -451,12 +483,12 @@ impl Backend {
                 retry_after,
             });
         }
-        let body =
-            parse_body(&bytes).map_err(|message| BackendError::InvalidBody { status, message })?;
+        let elapsed = started.elapsed();
+        let body = read(bytes).map_err(|message| BackendError::InvalidBody { status, message })?;
         Ok(BackendResponse {
             status,
             body,
-            elapsed: started.elapsed(),
+            elapsed,
         })
     }
 
@@ -523,7 +555,7 @@ impl Backend {
 }
 
 /// The metrics label of a finished call.
-fn outcome(result: &Result<BackendResponse, BackendError>) -> BackendOutcome {
+fn outcome<B>(result: &Result<BackendResponse<B>, BackendError>) -> BackendOutcome {
     match result {
         Ok(r) => BackendOutcome::of_status(r.status),
         Err(BackendError::Status { status, .. } | BackendError::CallerRejected { status, .. }) => {
@@ -595,7 +627,7 @@ fn base64(input: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(input)
 }
 
-fn parse_body(bytes: &[u8]) -> Result<Value, String> {
+pub(crate) fn parse_body(bytes: &[u8]) -> Result<Value, String> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Null);
     }

@@ -15,6 +15,7 @@ mod template;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use client::parse_body;
 pub use client::{
     Backend, BackendInitError, BackendRequest, BackendResponse, CallerAuth, check_auth,
     check_base_url, with_caller,

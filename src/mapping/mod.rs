@@ -240,6 +240,35 @@ impl ScriptSet {
         self.counted(self.call_uncounted(script, func, args))
     }
 
+    /// [`ScriptSet::call_with`] with its first argument given as JSON text (a record as the
+    /// legacy app sent it): a compiled function reads it in place, building no `Value`;
+    /// where the call runs in rhai the text is parsed first. The outer `Err` says the text
+    /// is not JSON (then nothing ran); otherwise the result is what `call_with` gives for
+    /// the parsed text.
+    pub fn call_on_text(
+        &self,
+        script: &str,
+        func: &str,
+        first: &[u8],
+        rest: &[&Value],
+    ) -> Result<Result<Value, MappingError>, serde_json::Error> {
+        let compiled = match self.compiled(script, func, rest.len() + 1) {
+            Ok(c) => c,
+            Err(e) => return Ok(self.counted(Err(e))),
+        };
+        if self.compile
+            && let Ok(text) = std::str::from_utf8(first)
+            && let Some(value) = compiled.program.call_text(func, text, rest, &self.lookups)
+        {
+            return Ok(Ok(value));
+        }
+        let parsed = crate::json::from_slice(first)?;
+        let mut args = Vec::with_capacity(rest.len() + 1);
+        args.push(&parsed);
+        args.extend_from_slice(rest);
+        Ok(self.counted(self.call_uncounted(script, func, &args)))
+    }
+
     fn call_uncounted(
         &self,
         script: &str,

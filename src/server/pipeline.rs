@@ -66,6 +66,7 @@ use crate::scim::{AttrPath, SchemaRegistry, ScimError};
 use crate::store::{
     ExternalId, GroupStore, IdMap, IdMapping, LegacyId, PlanState, ScimId, Store, TombstoneStore,
 };
+use bytes::Bytes;
 use serde_json::{Map, Value, json};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -387,9 +388,14 @@ impl Gateway {
     /// [`Gateway::map_from_backend`] with the script's `ctx` made by the caller: once per
     /// page of a list instead of once per record.
     fn map_from_backend_in(&self, b: &Binding, record: &Value, ctx: &Value) -> AppResult<Value> {
-        let mut r = self
+        let r = self
             .scripts
             .call_with(&b.script, "from_backend", &[record, ctx])?;
+        self.finish_from_backend(b, r)
+    }
+
+    /// What `from_backend` returned, made a resource: `id` a string, `schemas` as present.
+    fn finish_from_backend(&self, b: &Binding, mut r: Value) -> AppResult<Value> {
         let ctx = self.ctx(&b.resource_type)?;
         let Some(obj) = r.as_object_mut() else {
             return Err(AppError::Internal(format!(
@@ -674,22 +680,40 @@ impl Gateway {
                 retry_after: None,
             }));
         }
-        let record = self.get_record(b, id).await?;
-        self.map_from_backend(b, record, "get")
+        self.get_mapped(b, id, "get").await
     }
 
-    /// Phase: the legacy record `id`; a 2xx whose body is not a record (a JSON object) is a
-    /// 502 naming the endpoint, never a script failure.
-    async fn get_record(&self, b: &Binding, id: &str) -> AppResult<Value> {
-        let record = self.call_endpoint(&b.get, &[("id", id)], None).await?;
-        if record.is_object() {
-            Ok(record)
-        } else {
-            Err(bad_answer(
+    /// Phases: the legacy record `id` and its SCIM resource, mapped as it is read: the
+    /// compiled mapping reads the record straight from the answer's text (the reader given
+    /// to `call_reading`), so no `Value` is built for it. A 2xx whose body is not JSON is
+    /// the backend's invalid answer as for any call; one that is not a record (a JSON
+    /// object) a 502 naming the endpoint, never a script failure.
+    async fn get_mapped(&self, b: &Binding, id: &str, op: &str) -> AppResult<Value> {
+        let req = b
+            .get
+            .request(&[("id", id)], None)
+            .map_err(|e| AppError::Internal(format!("endpoint template: {e}")))?;
+        let ctx = self.script_ctx(&b.resource_type, op, None);
+        let not_record = || {
+            bad_answer(
                 &format!("{} {}", b.get.method, b.get.path),
                 "the answer is not a record (a JSON object)",
-            ))
-        }
+            )
+        };
+        let read = |bytes: Bytes| -> Result<AppResult<Value>, String> {
+            if bytes.iter().find(|c| !c.is_ascii_whitespace()) != Some(&b'{') {
+                // Not an object, if JSON at all.
+                return crate::backend::parse_body(&bytes).map(|_| Err(not_record()));
+            }
+            let mapped = self
+                .scripts
+                .call_on_text(&b.script, "from_backend", &bytes, &[&ctx])
+                .map_err(|e| format!("not JSON: {e}"))?;
+            Ok(mapped
+                .map_err(AppError::from)
+                .and_then(|r| self.finish_from_backend(b, r)))
+        };
+        self.backend.call_reading(req, &read).await?.body
     }
 
     /// Phase: every member of group `id` as SCIM member values (O(group size); only for GET
@@ -1037,12 +1061,11 @@ impl Gateway {
             }
         };
         let finished: AppResult<(Output, Option<String>)> = async {
-            let record = if created.is_object() && created.get("id").is_some() {
-                created
+            let mut out = if created.is_object() && created.get("id").is_some() {
+                self.map_from_backend(b, created, "create")?
             } else {
-                self.get_record(b, &id).await?
+                self.get_mapped(b, &id, "create").await?
             };
-            let mut out = self.map_from_backend(b, record, "create")?;
             // What Entra sent, also when the legacy app cannot store it (the id map can).
             let external = external_id_of(&out)
                 .or_else(|| external_id_of(&resource))
@@ -1381,12 +1404,11 @@ impl Gateway {
         before: &Value,
         updated: Value,
     ) -> AppResult<(Value, bool)> {
-        let record = if updated.is_object() && updated.get("id").is_some() {
-            updated
+        let out = if updated.is_object() && updated.get("id").is_some() {
+            self.map_from_backend(b, updated, "replace")?
         } else {
-            self.get_record(b, id).await?
+            self.get_mapped(b, id, "replace").await?
         };
-        let out = self.map_from_backend(b, record, "replace")?;
         let deleted = self.assert_activation(b, id, before, &out).await?;
         Ok((out, deleted))
     }

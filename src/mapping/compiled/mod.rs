@@ -141,4 +141,33 @@ impl Program {
             Err(_) => None,
         }
     }
+
+    /// [`Program::call`] with a first argument given as JSON text: read straight into the
+    /// script's values, as the `serde_json::Value` of that text would be read (no string
+    /// copies, no maps built twice). `None` also when the text is not one the plain reader
+    /// takes (`crate::json::plain`): the caller then parses it and runs the call in rhai.
+    pub(crate) fn call_text(
+        &self,
+        func: &str,
+        first: &str,
+        rest: &[&Value],
+        lookups: &Lookups,
+    ) -> Option<Value> {
+        let i = self.index(func, rest.len() + 1)?;
+        let first = crate::json::plain::parse_as::<value::FromText>(first)?;
+        let mut run = eval::Run {
+            fns: &self.fns,
+            lookups,
+            steps: 0,
+            depth: 0,
+            deadline: std::time::Instant::now() + super::INLINE_SLICE,
+        };
+        let mut args = Vec::with_capacity(rest.len() + 1);
+        args.push(first);
+        args.extend(rest.iter().map(|a| value::Val::from_json(a)));
+        match run.call(i, args) {
+            Ok(v) => Some(v.into_json()),
+            Err(_) => None,
+        }
+    }
 }

@@ -45,7 +45,48 @@ fn both(
             "{script}.{func}({args:?}): compiled and rhai differ"
         );
     }
+    if let Some(first) = args.first() {
+        let text = serde_json::to_string(first).unwrap();
+        by_text(set, script, func, &text, &args[1..]);
+    }
     (compiled, interpreted)
+}
+
+/// The call with its first argument given as JSON text (a legacy record as the legacy app
+/// sent it): compiled, it runs where the call on the parsed text runs and gives the same;
+/// and through `call_on_text` it gives what `call` gives for the parsed text.
+fn by_text(set: &ScriptSet, script: &str, func: &str, text: &str, rest: &[Value]) {
+    let parsed: Value = serde_json::from_str(text).unwrap();
+    let mut args = vec![&parsed];
+    args.extend(rest);
+    let rest_refs: Vec<&Value> = rest.iter().collect();
+    let (on_value, on_text) = set
+        .scripts
+        .load()
+        .get(script)
+        .map(|c| {
+            (
+                c.program.call(func, &args, &set.lookups),
+                c.program.call_text(func, text, &rest_refs, &set.lookups),
+            )
+        })
+        .unwrap_or_default();
+    if crate::json::plain::check(text.as_bytes()) {
+        assert_eq!(
+            on_text, on_value,
+            "{script}.{func}({text}): read from the text and from its value differ"
+        );
+    } else {
+        assert_eq!(on_text, None, "{script}.{func}({text}): not a plain text");
+    }
+    let through = set
+        .call_on_text(script, func, text.as_bytes(), &rest_refs)
+        .unwrap()
+        .map_err(|e| e.to_string());
+    let mut owned = vec![parsed.clone()];
+    owned.extend(rest.iter().cloned());
+    let expected = set.call(script, func, owned).map_err(|e| e.to_string());
+    assert_eq!(through, expected, "{script}.{func}({text})");
 }
 
 /// `fn t(a, b) { <body> }` called with `args`: compiled, it must run and give rhai's result.
@@ -454,6 +495,26 @@ fn field() -> impl Strategy<Value = Value> {
     ]
 }
 
+/// Fields the plain JSON reader reads (no escapes, no fractions): a legacy record's usual
+/// kind, read from its text in place.
+fn plain_field() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        Just(json!(null)),
+        Just(json!("")),
+        Just(json!("  ")),
+        "[a-zA-Z0-9 @.{}:,-]{0,12}".prop_map(Value::from),
+        (-999_999_999_999_999_999i64..=999_999_999_999_999_999).prop_map(Value::from),
+        (-1000i64..1000).prop_map(Value::from),
+        any::<bool>().prop_map(Value::from),
+        Just(json!(["a", "b"])),
+        Just(
+            json!([{"type": "work", "value": "w@x", "primary": true}, {"type": "Home", "value": 3}])
+        ),
+        Just(json!({"value": "17", "givenName": "G", "familyName": "F", "folders": "a, b"})),
+        Just(json!({"k": 1, "s": "v", "n": null, "f": [1, 2]})),
+    ]
+}
+
 const KEYS: &[&str] = &[
     "id",
     "username",
@@ -514,6 +575,41 @@ proptest! {
                 for func in ["from_backend", "to_backend"] {
                     if set.has_fn(script, func, 2) {
                         let _ = both(&set, script, func, &[rec.clone(), ctx.clone()]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+    /// A record whose text names a key twice (the parsed value keeps the last), and one with
+    /// white space around its members, read from the text: as from the parsed value.
+    #[test]
+    fn mappings_read_records_from_their_text_as_from_their_value(
+        rec in proptest::collection::vec((proptest::sample::select(KEYS), plain_field()), 0..20)
+            .prop_map(|kv| Value::Object(kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect())),
+        dup in plain_field(),
+        key in proptest::sample::select(KEYS),
+    ) {
+        let ctx = json!({"op": "get", "id": "42", "base_url": "https://gw/scim/v2", "profile": "p"});
+        let compact = serde_json::to_string(&rec).unwrap();
+        let twice = format!(
+            "{{{}:{}{}{}",
+            serde_json::to_string(key).unwrap(),
+            serde_json::to_string(&dup).unwrap(),
+            if compact.len() > 2 { "," } else { "" },
+            &compact[1..]
+        );
+        let pretty = serde_json::to_string_pretty(&rec).unwrap();
+        prop_assert!(crate::json::plain::check(twice.as_bytes()), "{twice}");
+        for dir in profiles() {
+            let set = ScriptSet::load(&dir, Lookups::new()).unwrap();
+            for script in ["user", "group"] {
+                if set.has_fn(script, "from_backend", 2) {
+                    for text in [&twice, &pretty] {
+                        by_text(&set, script, "from_backend", text, std::slice::from_ref(&ctx));
                     }
                 }
             }

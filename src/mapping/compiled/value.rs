@@ -54,6 +54,52 @@ impl Ord for Text<'_> {
     }
 }
 
+/// A JSON document's text read straight into a script's values ([`crate::json::plain`]'s
+/// grammar, so only documents that reader takes): strings borrowed from the text, each
+/// object a [`Map`] sorted by key with the last of a repeated key kept, as the
+/// `serde_json::Value` of the same text holds it. A legacy record read this way costs no
+/// string copies and no tree of maps, and the script reads it as it reads that `Value`:
+/// `Val::from_json` of a `Value` object and a map of the same entries answer every
+/// operation alike (the tests run the bundled mappings over both).
+pub(super) struct FromText;
+
+impl<'t> crate::json::plain::Build<'t> for FromText {
+    type Out = Val<'t>;
+    type Items = Vec<Val<'t>>;
+    type Members = Vec<(Text<'t>, Val<'t>)>;
+    fn null() -> Val<'t> {
+        Val::Unit
+    }
+    fn bool(b: bool) -> Val<'t> {
+        Val::Bool(b)
+    }
+    fn int(n: i64) -> Val<'t> {
+        Val::Int(n)
+    }
+    fn string(s: &'t str) -> Val<'t> {
+        Val::Str(Text::Ref(s))
+    }
+    fn items() -> Vec<Val<'t>> {
+        Vec::new()
+    }
+    fn item(items: &mut Vec<Val<'t>>, v: Val<'t>) {
+        items.push(v);
+    }
+    fn array(items: Vec<Val<'t>>) -> Val<'t> {
+        Val::array(items)
+    }
+    fn members() -> Vec<(Text<'t>, Val<'t>)> {
+        Vec::with_capacity(8)
+    }
+    fn member(members: &mut Vec<(Text<'t>, Val<'t>)>, key: &'t str, v: Val<'t>) {
+        // In the document's order; sorted once, at the end (`Map::from_entries`).
+        members.push((Text::Ref(key), v));
+    }
+    fn object(members: Vec<(Text<'t>, Val<'t>)>) -> Val<'t> {
+        Val::map(Map::from_entries(members))
+    }
+}
+
 /// rhai's map: ordered by key, as rhai's `BTreeMap` is (so `keys()` comes out in the same
 /// order and so does the JSON), kept as a vector sorted by key. A mapping's maps hold a few
 /// to a dozen entries and are built one property after another: a search of a sorted
@@ -72,6 +118,28 @@ impl<'a> Map<'a> {
         Map {
             entries: Vec::new(),
         }
+    }
+
+    /// A map of entries in any order: sorted by key (stable), and of equal keys the last
+    /// kept, as `FromIterator` does it. Entries already sorted are only checked.
+    fn from_entries(mut entries: Vec<(Text<'a>, Val<'a>)>) -> Self {
+        let order = |a: &(Text<'a>, Val<'a>), b: &(Text<'a>, Val<'a>)| {
+            crate::json::plain::key_order(a.0.as_str(), b.0.as_str())
+        };
+        if !entries.is_sorted_by(|a, b| order(a, b).is_le()) {
+            entries.sort_by(order);
+        }
+        let mut kept = 0;
+        for i in 0..entries.len() {
+            if kept > 0 && entries[kept - 1].0 == entries[i].0 {
+                entries.swap(kept - 1, i);
+            } else {
+                entries.swap(kept, i);
+                kept += 1;
+            }
+        }
+        entries.truncate(kept);
+        Map { entries }
     }
 
     /// Where `key` is, or where it would go.
