@@ -31,6 +31,12 @@ impl Text<'_> {
     }
 }
 
+impl AsRef<str> for Text<'_> {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
 impl std::borrow::Borrow<str> for Text<'_> {
     fn borrow(&self) -> &str {
         self.as_str()
@@ -121,14 +127,9 @@ impl<'a> Map<'a> {
     }
 
     /// A map of entries in any order: sorted by key (stable), and of equal keys the last
-    /// kept, as `FromIterator` does it. Entries already sorted are only checked.
+    /// kept, as `FromIterator` does it.
     fn from_entries(mut entries: Vec<(Text<'a>, Val<'a>)>) -> Self {
-        let order = |a: &(Text<'a>, Val<'a>), b: &(Text<'a>, Val<'a>)| {
-            crate::json::plain::key_order(a.0.as_str(), b.0.as_str())
-        };
-        if !entries.is_sorted_by(|a, b| order(a, b).is_le()) {
-            entries.sort_by(order);
-        }
+        crate::json::plain::sort_members(&mut entries);
         let mut kept = 0;
         for i in 0..entries.len() {
             if kept > 0 && entries[kept - 1].0 == entries[i].0 {
