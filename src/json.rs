@@ -428,7 +428,8 @@ pub(crate) mod plain {
     /// The objects read most are a legacy app's records, and one endpoint sends its
     /// records' members in one order. So the order an object's keys were put in (as a
     /// permutation) is kept per thread with the key sequence it was worked out for, one
-    /// per member count, and an object whose keys are that same sequence, compared whole,
+    /// per member count (up to [`MAX_KEPT`] counts, sequences up to [`MAX_KEPT_KEYS`]
+    /// bytes), and an object whose keys are that same sequence, compared whole,
     /// is put in order by it: a record of 25 members took about 10k instructions to sort
     /// by binary insertion (callgrind), and with its order known about a fifth of that.
     /// Objects of other keys are sorted by binary insertion and their order kept in turn.
@@ -447,12 +448,17 @@ pub(crate) mod plain {
                 return;
             };
             let Orders { keys, kept } = &mut *orders;
-            // The key sequence, each key ended by a NUL byte (no key the plain reader
-            // reads holds one: it refuses control characters).
+            // The key sequence: each key's length, then its bytes.
             keys.clear();
             for (k, _) in members.iter() {
-                keys.push_str(k.as_ref());
-                keys.push('\0');
+                let k = k.as_ref().as_bytes();
+                keys.extend_from_slice(&(k.len() as u64).to_le_bytes());
+                keys.extend_from_slice(k);
+            }
+            if keys.len() > MAX_KEPT_KEYS {
+                // Not kept: a few such orders would hold on to a lot of memory per thread.
+                members.sort_by(|a, b| a.0.as_ref().cmp(b.0.as_ref()));
+                return;
             }
             let slot = kept.iter().position(|o| o.order.len() == n);
             let order = match slot {
@@ -489,9 +495,12 @@ pub(crate) mod plain {
     /// Member counts whose order is kept, per thread.
     const MAX_KEPT: usize = 8;
 
+    /// The longest key sequence (in bytes, see [`sort_members`]) whose order is kept.
+    const MAX_KEPT_KEYS: usize = 4096;
+
     struct KeptOrder {
         /// The key sequence (see [`sort_members`]).
-        keys: String,
+        keys: Vec<u8>,
         /// `order[i]`: which member goes to place `i`.
         order: Vec<u8>,
     }
@@ -499,7 +508,7 @@ pub(crate) mod plain {
     #[derive(Default)]
     struct Orders {
         /// Scratch for the key sequence of the object at hand.
-        keys: String,
+        keys: Vec<u8>,
         kept: Vec<KeptOrder>,
     }
 

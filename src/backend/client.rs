@@ -264,7 +264,8 @@ impl Backend {
     /// reads a record straight from its text, building no `Value`), or `Err` with what is
     /// wrong when the body is not JSON (`"not JSON: …"`, as `call` says it), which is then
     /// the same [`BackendError::InvalidBody`], counted and logged as `call` counts it.
-    /// `read` runs once per answer (a GET whose connection failed is tried twice).
+    /// `read` runs once, on the 2xx answer, after the call's time is taken (the backend
+    /// metrics and call log time the legacy app, not the reader).
     pub async fn call_reading<B, R>(
         &self,
         req: BackendRequest,
@@ -286,16 +287,27 @@ impl Backend {
         );
         let started = Instant::now();
         async {
-            let result = match tokio::time::timeout(self.inner.timeout, self.attempts(&req, read))
-                .await
-            {
+            let raw = match tokio::time::timeout(self.inner.timeout, self.attempts(&req)).await {
                 Ok(r) => r,
                 Err(_) => Err(BackendError::Timeout {
                     backend: self.inner.base.clone(),
                     after: self.inner.timeout,
                 }),
             };
+            // The call's time is the legacy app's: the reader (a JSON parse, or a mapping
+            // reading the record) runs after it is taken.
             let elapsed = started.elapsed();
+            let result = raw.and_then(|r| {
+                let status = r.status;
+                match read(r.body) {
+                    Ok(body) => Ok(BackendResponse {
+                        status,
+                        body,
+                        elapsed: r.elapsed,
+                    }),
+                    Err(message) => Err(BackendError::InvalidBody { status, message }),
+                }
+            });
             if let Some(m) = &self.inner.metrics {
                 m.observe_backend(outcome(&result), elapsed);
             }
@@ -354,8 +366,7 @@ impl Backend {
         };
         let target = format!("GET {}{}", self.inner.base, self.inner.ready_path);
         let passthrough = matches!(self.inner.auth, AuthMode::Passthrough);
-        let read = |b: Bytes| parse_body(&b);
-        match tokio::time::timeout(limit, self.send(&req, None, &read)).await {
+        match tokio::time::timeout(limit, self.send(&req, None)).await {
             Err(_) => Err(format!(
                 "{target}: no answer within {} ms",
                 limit.as_millis()
@@ -405,37 +416,27 @@ impl Backend {
         }
     }
 
-    async fn attempts<B, R>(
-        &self,
-        req: &BackendRequest,
-        read: &R,
-    ) -> Result<BackendResponse<B>, BackendError>
-    where
-        R: Fn(Bytes) -> Result<B, String> + Sync,
-    {
+    /// The call, tried twice where that is safe; the 2xx body as it came.
+    async fn attempts(&self, req: &BackendRequest) -> Result<BackendResponse<Bytes>, BackendError> {
         let body = req
             .body
             .as_ref()
             .map(|v| Bytes::from(crate::json::to_vec(v)));
-        let first = self.send(req, body.clone(), read).await;
+        let first = self.send(req, body.clone()).await;
         match first {
             Err(BackendError::Connect { .. }) if req.method == Method::GET => {
                 tracing::debug!("connect failed, retrying once");
-                self.send(req, body, read).await
+                self.send(req, body).await
             }
             other => other,
         }
     }
 
-    async fn send<B, R>(
+    async fn send(
         &self,
         req: &BackendRequest,
         body: Option<Bytes>,
-        read: &R,
-    ) -> Result<BackendResponse<B>, BackendError>
-    where
-        R: Fn(Bytes) -> Result<B, String> + Sync,
-    {
+    ) -> Result<BackendResponse<Bytes>, BackendError> {
         // Whose credential goes out: the call's own, or in pass-through mode the SCIM
         // caller's; the legacy app refusing one of those is the caller's 401, not a 502.
         let caller = req.auth.clone().or_else(|| match self.inner.auth {
@@ -483,12 +484,10 @@ impl Backend {
                 retry_after,
             });
         }
-        let elapsed = started.elapsed();
-        let body = read(bytes).map_err(|message| BackendError::InvalidBody { status, message })?;
         Ok(BackendResponse {
             status,
-            body,
-            elapsed,
+            body: bytes,
+            elapsed: started.elapsed(),
         })
     }
 

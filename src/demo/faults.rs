@@ -33,6 +33,9 @@ pub(crate) enum FaultMode {
     Status,
     /// Answer 200 with a body that is not JSON.
     Garbage,
+    /// Answer 200 with a JSON record cut off in the middle (starts as a record does, so it
+    /// reaches the parser a record's reader uses).
+    Truncated,
     /// Wait `delay_ms`, then serve normally.
     Delay,
     /// Close the connection without writing a response.
@@ -231,6 +234,12 @@ async fn inject(plan: FaultPlan, req: Request, next: Next) -> Response {
             StatusCode::OK,
             [(header::CONTENT_TYPE, "application/json")],
             "<html><body>Temporarily unavailable</body></html> {not json",
+        )
+            .into_response(),
+        FaultMode::Truncated => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            r#"{"id":1,"username":"cut.off","email":"cut.off@exa"#,
         )
             .into_response(),
         FaultMode::Close => match req.extensions().get::<ConnectionKill>() {

@@ -17,7 +17,7 @@
 //!   PUT, DELETE; `/{id}/members` GET (paged), POST `{"user_ids":[…]}`;
 //!   `/{id}/members/{user_id}` DELETE.
 //! - `/api/v1/offices` GET (`name`, paging), POST; `/api/v1/folders` GET, POST.
-//! - `/__demo/faults` POST (`mode`: `status`, `garbage`, `delay`, `close` or `body` (answer
+//! - `/__demo/faults` POST (`mode`: `status`, `garbage`, `truncated` (a record cut off), `delay`, `close` or `body` (answer
 //!   `status` with the JSON `body`), `status`, `delay_ms`, `retry_after`, `count`, `body`, and `route`
 //!   to fault only one route, e.g. `"DELETE /api/v1/users/{id}"`) and `/__demo/state` GET, for
 //!   tests.

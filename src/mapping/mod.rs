@@ -254,7 +254,11 @@ impl ScriptSet {
     ) -> Result<Result<Value, MappingError>, serde_json::Error> {
         let compiled = match self.compiled(script, func, rest.len() + 1) {
             Ok(c) => c,
-            Err(e) => return Ok(self.counted(Err(e))),
+            Err(e) => {
+                // A text that is not JSON is said first, as when it is parsed before the call.
+                crate::json::from_slice(first)?;
+                return Ok(self.counted(Err(e)));
+            }
         };
         if self.compile
             && let Ok(text) = std::str::from_utf8(first)

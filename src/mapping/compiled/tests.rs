@@ -512,6 +512,11 @@ fn plain_field() -> impl Strategy<Value = Value> {
         ),
         Just(json!({"value": "17", "givenName": "G", "familyName": "F", "folders": "a, b"})),
         Just(json!({"k": 1, "s": "v", "n": null, "f": [1, 2]})),
+        // Nested, of more members than an order is kept from.
+        Just(json!({
+            "value": "7", "type": "work", "primary": true, "display": "D", "a": 1, "b": 2,
+            "c": [3], "d": {"e": "f"}, "givenName": "G", "familyName": "F"
+        })),
     ]
 }
 
@@ -602,13 +607,39 @@ proptest! {
             if compact.len() > 2 { "," } else { "" },
             &compact[1..]
         );
+        // The repeated key last (its second value wins), and given three times.
+        let last = format!(
+            "{}{}{}:{}}}",
+            &compact[..compact.len() - 1],
+            if compact.len() > 2 { "," } else { "" },
+            serde_json::to_string(key).unwrap(),
+            serde_json::to_string(&dup).unwrap(),
+        );
+        let thrice = format!(
+            "{{{k}:1,{}{}{k}:{}}}",
+            &compact[1..compact.len() - 1],
+            if compact.len() > 2 { "," } else { "" },
+            serde_json::to_string(&dup).unwrap(),
+            k = serde_json::to_string(key).unwrap(),
+        );
+        // A nested object past the size an order is kept from, naming a key twice.
+        let nested = format!(
+            "{{\"metadata\":{{\"a\":1,\"b\":2,\"c\":3,\"d\":4,\"e\":5,\"f\":6,\"g\":7,{k}:8,\"h\":9,{k}:{}}}{}{}",
+            serde_json::to_string(&dup).unwrap(),
+            if compact.len() > 2 { "," } else { "" },
+            &compact[1..],
+            k = serde_json::to_string(key).unwrap(),
+        );
+        prop_assert!(crate::json::plain::check(nested.as_bytes()), "{nested}");
         let pretty = serde_json::to_string_pretty(&rec).unwrap();
         prop_assert!(crate::json::plain::check(twice.as_bytes()), "{twice}");
+        prop_assert!(crate::json::plain::check(last.as_bytes()), "{last}");
+        prop_assert!(crate::json::plain::check(thrice.as_bytes()), "{thrice}");
         for dir in profiles() {
             let set = ScriptSet::load(&dir, Lookups::new()).unwrap();
             for script in ["user", "group"] {
                 if set.has_fn(script, "from_backend", 2) {
-                    for text in [&twice, &pretty] {
+                    for text in [&twice, &last, &thrice, &nested, &pretty] {
                         by_text(&set, script, "from_backend", text, std::slice::from_ref(&ctx));
                     }
                 }
@@ -1087,4 +1118,24 @@ proptest! {
         let want: Vec<(String, Option<i64>)> = last.into_iter().map(|(k, v)| (k, Some(v))).collect();
         prop_assert_eq!(got, want);
     }
+}
+
+/// `call_on_text`: a text that is not JSON is said as such (the outer `Err`), also before a
+/// function that does not exist; a repeated key's last value is the one read.
+#[test]
+fn call_on_text_says_not_json_first() {
+    let dir = scratch("fn t(a) { a }");
+    let set = ScriptSet::load(&dir.0, Lookups::new()).unwrap();
+    assert!(set.call_on_text("t", "nope", b"{oops", &[]).is_err());
+    assert!(matches!(
+        set.call_on_text("t", "nope", b"{}", &[]),
+        Ok(Err(_))
+    ));
+    assert!(set.call_on_text("t", "t", b"{oops", &[]).is_err());
+    assert_eq!(
+        set.call_on_text("t", "t", br#"{"a":1,"b":[1,{"c":2,"c":3}],"a":2}"#, &[])
+            .unwrap()
+            .unwrap(),
+        json!({"a": 2, "b": [1, {"c": 3}]})
+    );
 }
