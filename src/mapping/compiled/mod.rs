@@ -128,18 +128,8 @@ impl Program {
     /// met something only rhai answers for certain: the caller then runs the call in rhai.
     pub(crate) fn call(&self, func: &str, args: &[&Value], lookups: &Lookups) -> Option<Value> {
         let i = self.index(func, args.len())?;
-        let mut run = eval::Run {
-            fns: &self.fns,
-            lookups,
-            steps: 0,
-            depth: 0,
-            deadline: std::time::Instant::now() + super::INLINE_SLICE,
-        };
         let args = args.iter().map(|a| value::Val::from_json(a)).collect();
-        match run.call(i, args) {
-            Ok(v) => Some(v.into_json()),
-            Err(_) => None,
-        }
+        self.run(i, args, lookups)
     }
 
     /// [`Program::call`] with a first argument given as JSON text: read straight into the
@@ -155,6 +145,20 @@ impl Program {
     ) -> Option<Value> {
         let i = self.index(func, rest.len() + 1)?;
         let first = crate::json::plain::parse_as::<value::FromText>(first)?;
+        let mut args = Vec::with_capacity(rest.len() + 1);
+        args.push(first);
+        args.extend(rest.iter().map(|a| value::Val::from_json(a)));
+        self.run(i, args, lookups)
+    }
+
+    /// Runs compiled function `i` on `args`: its result as JSON, `None` where rhai is to
+    /// answer.
+    fn run<'a>(
+        &'a self,
+        i: usize,
+        args: Vec<value::Val<'a>>,
+        lookups: &'a Lookups,
+    ) -> Option<Value> {
         let mut run = eval::Run {
             fns: &self.fns,
             lookups,
@@ -162,12 +166,6 @@ impl Program {
             depth: 0,
             deadline: std::time::Instant::now() + super::INLINE_SLICE,
         };
-        let mut args = Vec::with_capacity(rest.len() + 1);
-        args.push(first);
-        args.extend(rest.iter().map(|a| value::Val::from_json(a)));
-        match run.call(i, args) {
-            Ok(v) => Some(v.into_json()),
-            Err(_) => None,
-        }
+        run.call(i, args).ok().map(value::Val::into_json)
     }
 }
