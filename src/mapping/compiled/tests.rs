@@ -1143,4 +1143,3 @@ fn call_on_text_says_not_json_first() {
         json!({"a": 2, "b": [1, {"c": 3}]})
     );
 }
-
