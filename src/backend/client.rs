@@ -630,7 +630,12 @@ pub(crate) fn parse_body(bytes: &[u8]) -> Result<Value, String> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Null);
     }
-    crate::json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))
+    crate::json::from_slice(bytes).map_err(not_json)
+}
+
+/// What an answer that is not JSON is said to be (`BackendError::InvalidBody`'s message).
+pub(crate) fn not_json(e: serde_json::Error) -> String {
+    format!("not JSON: {e}")
 }
 
 /// The legacy app's own error message: `{"error":{"message"}}` (the demo app and many

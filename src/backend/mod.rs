@@ -15,11 +15,11 @@ mod template;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use client::parse_body;
 pub use client::{
     Backend, BackendInitError, BackendRequest, BackendResponse, CallerAuth, check_auth,
     check_base_url, with_caller,
 };
+pub(crate) use client::{not_json, parse_body};
 pub use endpoint::{Endpoint, ListEndpoint, Paging, PagingStyle};
 pub use error::BackendError;
 pub use jsonpath::{JsonPath, as_count};

@@ -372,10 +372,7 @@ impl Gateway {
         vars: &[(&str, &str)],
         body: Option<Value>,
     ) -> AppResult<Value> {
-        let req = ep
-            .request(vars, body)
-            .map_err(|e| AppError::Internal(format!("endpoint template: {e}")))?;
-        self.call(req).await
+        self.call(render(ep, vars, body)?).await
     }
 
     /// Phase: legacy record → SCIM resource through the script, with `id` as a string and
@@ -689,10 +686,7 @@ impl Gateway {
     /// the backend's invalid answer as for any call; one that is not a record (a JSON
     /// object) a 502 naming the endpoint, never a script failure.
     async fn get_mapped(&self, b: &Binding, id: &str, op: &str) -> AppResult<Value> {
-        let req = b
-            .get
-            .request(&[("id", id)], None)
-            .map_err(|e| AppError::Internal(format!("endpoint template: {e}")))?;
+        let req = render(&b.get, &[("id", id)], None)?;
         let ctx = self.script_ctx(&b.resource_type, op, None);
         let not_record = || {
             bad_answer(
@@ -708,7 +702,7 @@ impl Gateway {
             let mapped = self
                 .scripts
                 .call_on_text(&b.script, "from_backend", &bytes, &[&ctx])
-                .map_err(|e| format!("not JSON: {e}"))?;
+                .map_err(crate::backend::not_json)?;
             Ok(mapped
                 .map_err(AppError::from)
                 .and_then(|r| self.finish_from_backend(b, r)))
@@ -1261,10 +1255,7 @@ impl Gateway {
         take_members(&mut previous);
         let restored = async {
             let record = self.map_to_backend(b, &previous, "replace", Some(id))?;
-            let req = b
-                .replace
-                .request(&[("id", id)], Some(record))
-                .map_err(|e| AppError::Internal(format!("endpoint template: {e}")))?;
+            let req = render(&b.replace, &[("id", id)], Some(record))?;
             self.execute_plan(PlanSpec {
                 resource_type: rt.to_string(),
                 resource_id: id.to_string(),
@@ -1640,9 +1631,7 @@ impl Gateway {
             }
         }
         if !hook_planned && let Some(ep) = &b.delete {
-            let req = ep
-                .request(&[("id", id)], None)
-                .map_err(|e| AppError::Internal(format!("endpoint template: {e}")))?;
+            let req = render(ep, &[("id", id)], None)?;
             steps.push(Step::of_request(req));
         }
         // The worker, too, must forget the resource once its plan completes, and when the
@@ -1923,6 +1912,12 @@ fn member_of(v: &Value) -> Member {
 }
 
 /// A 502 for a legacy answer the operation cannot use, naming the endpoint.
+/// An endpoint's request for `vars` (and `body`).
+fn render(ep: &Endpoint, vars: &[(&str, &str)], body: Option<Value>) -> AppResult<BackendRequest> {
+    ep.request(vars, body)
+        .map_err(|e| AppError::Internal(format!("endpoint template: {e}")))
+}
+
 fn bad_answer(endpoint: &str, message: &str) -> AppError {
     AppError::Backend(crate::backend::BackendError::BadAnswer {
         endpoint: endpoint.to_string(),

@@ -471,25 +471,19 @@ fn bundled_profiles_agree_on_their_samples() {
     );
 }
 
+/// Any field: the plain ones and those the plain JSON reader leaves to serde_json (escapes,
+/// integers past 18 digits, fractions).
 fn field() -> impl Strategy<Value = Value> {
     prop_oneof![
-        Just(json!(null)),
-        Just(json!("")),
-        Just(json!("  ")),
-        "[a-zA-Z0-9 @.{}\":,-]{0,12}".prop_map(Value::from),
-        any::<i64>().prop_map(Value::from),
-        (-1000i64..1000).prop_map(Value::from),
-        any::<bool>().prop_map(Value::from),
-        (-1e6f64..1e6).prop_map(Value::from),
-        Just(json!(["a", "b"])),
-        Just(
-            json!([{"type": "work", "value": "w@x", "primary": true}, {"type": "Home", "value": 3}])
-        ),
-        Just(
-            json!([" ReadOnly ", {"value": "Admin"}, {"value": "{\"value\":\"User\"}"}, "msiam_access"])
-        ),
-        Just(json!({"value": "17", "givenName": "G", "familyName": "F", "folders": "a, b"})),
-        Just(json!({"k": 1, "s": "v", "n": null, "f": [1, 2]})),
+        3 => plain_field(),
+        1 => prop_oneof![
+            "[a-zA-Z0-9 @.{}\":,-]{0,12}".prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            (-1e6f64..1e6).prop_map(Value::from),
+            Just(
+                json!([" ReadOnly ", {"value": "Admin"}, {"value": "{\"value\":\"User\"}"}, "msiam_access"])
+            ),
+        ],
     ]
 }
 
