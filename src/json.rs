@@ -76,7 +76,7 @@ pub fn write_value(out: &mut Vec<u8>, value: &Value) {
 
 /// A string as serde_json writes it: `"` and `\\` escaped with a backslash, the control
 /// characters as `\b \t \n \f \r` or `\u00xx` (lower-case hex), everything else as it is.
-fn write_str(out: &mut Vec<u8>, s: &str) {
+pub fn write_str(out: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
     let mut rest = s.as_bytes();

@@ -5,7 +5,7 @@ use super::filter::{Filter, parse_filter, validate_filter};
 use super::path::AttrPath;
 use super::resource::leaf_values;
 use super::schema::{AttrType, LIST_RESPONSE_SCHEMA, SEARCH_REQUEST_SCHEMA, SchemaContext};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::cmp::Ordering;
 
 /// Sort direction for `sortOrder`.
@@ -241,20 +241,47 @@ fn attr_list(name: &str, v: Option<Value>, ctx: &SchemaContext<'_>) -> ScimResul
     Ok(out)
 }
 
-/// Builds a ListResponse. `resources` is the page; `total` counts every match.
-pub fn list_response(resources: Vec<Value>, total: usize, start_index: usize) -> Value {
-    // Built member by member: `json!` would turn `resources` into a value by serialising it,
-    // a deep copy of every resource on the page (12k instructions for a page of one user).
-    let mut out = Map::new();
-    out.insert(
-        "schemas".into(),
-        Value::Array(vec![Value::String(LIST_RESPONSE_SCHEMA.into())]),
-    );
-    out.insert("totalResults".into(), Value::from(total));
-    out.insert("itemsPerPage".into(), Value::from(resources.len()));
-    out.insert("startIndex".into(), Value::from(start_index.max(1)));
-    out.insert("Resources".into(), Value::Array(resources));
-    Value::Object(out)
+/// A ListResponse (RFC 7644 §3.4.2) written as its resources are: each resource's body is
+/// appended to [`ListBody::item`] by the response path (no `Value` of the page is built and
+/// serialised), the counts come last. Members are in key order, as a serialised map has them.
+#[derive(Debug)]
+pub struct ListBody {
+    out: Vec<u8>,
+    items: usize,
+}
+
+impl Default for ListBody {
+    fn default() -> Self {
+        let mut out = Vec::with_capacity(1024);
+        out.extend_from_slice(b"{\"Resources\":[");
+        ListBody { out, items: 0 }
+    }
+}
+
+impl ListBody {
+    /// The buffer to append the page's next resource to.
+    pub fn item(&mut self) -> &mut Vec<u8> {
+        if self.items > 0 {
+            self.out.push(b',');
+        }
+        self.items += 1;
+        &mut self.out
+    }
+
+    /// The whole body; `total` counts every match.
+    pub fn finish(mut self, total: usize, start_index: usize) -> Vec<u8> {
+        let out = &mut self.out;
+        out.extend_from_slice(b"],\"itemsPerPage\":");
+        out.extend_from_slice(self.items.to_string().as_bytes());
+        out.extend_from_slice(b",\"schemas\":[");
+        crate::json::write_str(out, LIST_RESPONSE_SCHEMA);
+        out.extend_from_slice(b"],\"startIndex\":");
+        out.extend_from_slice(start_index.max(1).to_string().as_bytes());
+        out.extend_from_slice(b",\"totalResults\":");
+        out.extend_from_slice(total.to_string().as_bytes());
+        out.push(b'}');
+        self.out
+    }
 }
 
 /// The slice of `items` that startIndex/count select (1-based; clamps at the end).
@@ -433,23 +460,37 @@ mod tests {
         assert_eq!(page(items.clone(), 9, 5), vec![9, 10]);
         assert!(page(items.clone(), 11, 5).is_empty());
         assert!(page(items, 1, 0).is_empty());
-        let r = list_response(vec![], 0, 1);
-        assert_eq!(r["totalResults"], 0);
-        assert_eq!(r["Resources"], json!([]));
-        assert_eq!(r["schemas"][0], LIST_RESPONSE_SCHEMA);
+        let body = |page: &[Value], total, start| {
+            let mut list = ListBody::default();
+            for r in page {
+                crate::json::write_value(list.item(), r);
+            }
+            String::from_utf8(list.finish(total, start)).unwrap()
+        };
+        let text = |v: Value| serde_json::to_string(&v).unwrap();
+        assert_eq!(
+            body(&[], 0, 1),
+            text(json!({
+                "schemas": [LIST_RESPONSE_SCHEMA],
+                "totalResults": 0,
+                "itemsPerPage": 0,
+                "startIndex": 1,
+                "Resources": [],
+            }))
+        );
         let page = vec![
             json!({"id": "1", "emails": [{"value": "a@b.c"}]}),
             json!({"id": "2"}),
         ];
         assert_eq!(
-            list_response(page.clone(), 7, 0),
-            json!({
+            body(&page, 7, 0),
+            text(json!({
                 "schemas": [LIST_RESPONSE_SCHEMA],
                 "totalResults": 7,
                 "itemsPerPage": 2,
                 "startIndex": 1,
                 "Resources": page,
-            })
+            }))
         );
     }
 

@@ -34,8 +34,9 @@ pub fn etag(resource: &Value) -> String {
     format!("W/\"{:016x}\"", h.0)
 }
 
+/// FNV-1a, 64 bits: the hash behind every version the gateway has given out.
 #[derive(Debug)]
-struct Fnv64(u64);
+pub(super) struct Fnv64(u64);
 
 impl Default for Fnv64 {
     fn default() -> Self {
@@ -44,7 +45,11 @@ impl Default for Fnv64 {
 }
 
 impl Fnv64 {
-    fn feed(&mut self, bytes: &[u8]) {
+    pub(super) fn finish(&self) -> u64 {
+        self.0
+    }
+
+    pub(super) fn feed(&mut self, bytes: &[u8]) {
         for b in bytes {
             self.0 ^= u64::from(*b);
             self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);

@@ -12,6 +12,7 @@ pub mod meta;
 pub mod patch;
 pub mod path;
 pub mod resource;
+pub mod response;
 pub mod schema;
 
 pub use error::{ScimError, ScimResult, ScimType};

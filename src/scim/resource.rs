@@ -681,10 +681,7 @@ pub fn project_owned_with(
     attributes: &[AttrPath],
     excluded: &[AttrPath],
 ) -> Value {
-    let shown = |path: &AttrPath| match hidden {
-        Some(h) => !h.hides(path),
-        None => shown_by_default(path, ctx),
-    };
+    let shown = |path: &AttrPath| shown_in_default(path, ctx, hidden);
     let Value::Object(mut obj) = resource else {
         return resource;
     };
@@ -744,8 +741,21 @@ pub fn project_owned_with(
     Value::Object(out)
 }
 
+/// Whether a response naming no attributes shows `path`: by `hidden` when the caller worked
+/// it out, else by the schemas.
+pub(super) fn shown_in_default(
+    path: &AttrPath,
+    ctx: &SchemaContext<'_>,
+    hidden: Option<&HiddenByDefault>,
+) -> bool {
+    match hidden {
+        Some(h) => !h.hides(path),
+        None => shown_by_default(path, ctx),
+    }
+}
+
 /// `path`, renamed `name` (its buffer reused).
-fn named<'p>(path: &'p mut AttrPath, name: &str) -> &'p AttrPath {
+pub(super) fn named<'p>(path: &'p mut AttrPath, name: &str) -> &'p AttrPath {
     path.name.clear();
     path.name.push_str(name);
     path

@@ -134,8 +134,12 @@ impl IntoResponse for AppError {
 
 /// A response with a JSON body and the SCIM media type.
 pub fn scim_json(status: StatusCode, body: &Value) -> Response {
-    let bytes = crate::json::to_vec(body);
-    let mut resp = (status, bytes).into_response();
+    scim_body(status, crate::json::to_vec(body))
+}
+
+/// A SCIM response whose JSON body is already written.
+pub fn scim_body(status: StatusCode, body: Vec<u8>) -> Response {
+    let mut resp = (status, body).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(SCIM_CONTENT_TYPE),

@@ -53,7 +53,7 @@ use crate::backend::{Backend, BackendRequest, Endpoint, ListEndpoint};
 use crate::config::GroupsMode;
 use crate::mapping::ScriptSet;
 use crate::scim::filter::{Filter, evaluate};
-use crate::scim::list::{ListParams, list_response, page, sort_resources};
+use crate::scim::list::{ListBody, ListParams, page, sort_resources};
 use crate::scim::meta::{etag, if_match, set_meta};
 use crate::scim::patch::{
     Member, MemberDelta, apply_patch, parse_patch, retain_supported, split_members,
@@ -61,6 +61,7 @@ use crate::scim::patch::{
 use crate::scim::resource::{
     HiddenByDefault, NormalizeOptions, get_ci, normalize_resource, project_owned_with,
 };
+use crate::scim::response::{Written, write_resource};
 use crate::scim::schema::{SchemaContext, ServiceProviderConfig};
 use crate::scim::{AttrPath, SchemaRegistry, ScimError};
 use crate::store::{
@@ -115,13 +116,16 @@ pub struct Binding {
     pub unique: Vec<String>,
 }
 
-/// A resource ready to send, with its version for the `ETag` header.
+/// A resource ready to send: its response body, with its version for the `ETag` header and
+/// its `meta.location` for a `Location` header.
 #[derive(Debug, Clone)]
 pub struct Output {
-    /// The projected resource.
-    pub resource: Value,
+    /// The projected resource as JSON text.
+    pub body: Vec<u8>,
     /// Weak ETag of the full resource.
     pub etag: String,
+    /// `meta.location`.
+    pub location: String,
 }
 
 /// Everything a SCIM operation needs: schemas, scripts, the backend and the bindings.
@@ -800,9 +804,38 @@ impl Gateway {
         Ok(())
     }
 
-    /// Phase: the response shape: `meta`, ETag, `attributes`/`excludedAttributes`.
-    fn respond(&self, rt: &str, mut resource: Value, params: &ListParams) -> AppResult<Output> {
+    /// Phase: the response: `meta`, ETag, `attributes`/`excludedAttributes`, the body.
+    fn respond(&self, rt: &str, resource: Value, params: &ListParams) -> AppResult<Output> {
+        let mut body = Vec::with_capacity(512);
+        let Written { etag, location } = self.respond_into(&mut body, rt, resource, params)?;
+        Ok(Output {
+            body,
+            etag,
+            location,
+        })
+    }
+
+    /// [`Gateway::respond`] into `out` (a list's body, say).
+    fn respond_into(
+        &self,
+        out: &mut Vec<u8>,
+        rt: &str,
+        mut resource: Value,
+        params: &ListParams,
+    ) -> AppResult<Written> {
         let ctx = self.ctx(rt)?;
+        let hidden = self
+            .hidden
+            .iter()
+            .find(|(name, _)| *name == ctx.rt.name)
+            .map(|(_, h)| h);
+        // A response naming no attributes (Entra's) is written in one pass.
+        if params.attributes.is_empty()
+            && params.excluded_attributes.is_empty()
+            && let Some(w) = write_resource(out, &resource, &ctx, hidden, &self.base_url())
+        {
+            return Ok(w);
+        }
         // Scripts pass the legacy record's timestamps as meta.created / meta.lastModified;
         // the rest of meta is the gateway's.
         let stamp = |k: &str| {
@@ -820,11 +853,12 @@ impl Gateway {
             created.as_deref(),
             modified.as_deref(),
         );
-        let hidden = self
-            .hidden
-            .iter()
-            .find(|(name, _)| *name == ctx.rt.name)
-            .map(|(_, h)| h);
+        // Taken before the projection, which may leave `meta` out.
+        let location = resource
+            .pointer("/meta/location")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         let resource = project_owned_with(
             resource,
             &ctx,
@@ -832,7 +866,8 @@ impl Gateway {
             &params.attributes,
             &params.excluded_attributes,
         );
-        Ok(Output { resource, etag })
+        crate::json::write_value(out, &resource);
+        Ok(Written { etag, location })
     }
 
     fn wants_members(params: &ListParams) -> bool {
@@ -866,7 +901,7 @@ impl Gateway {
     }
 
     /// `GET /{rt}` and `POST /{rt}/.search`.
-    pub async fn list(&self, rt: &str, params: &ListParams) -> AppResult<Value> {
+    pub async fn list(&self, rt: &str, params: &ListParams) -> AppResult<Vec<u8>> {
         if self.is_managed(rt) {
             return self.managed_list(params).await;
         }
@@ -948,7 +983,7 @@ impl Gateway {
             let total = matched.len();
             (page(matched, params.start_index, count), total)
         };
-        let mut items = Vec::with_capacity(resources.len());
+        let mut body = ListBody::default();
         for mut r in resources {
             if let (Some(m), true) = (&b.members, Self::wants_members(params)) {
                 let id = r
@@ -959,9 +994,9 @@ impl Gateway {
                 let members = self.load_members(m, &id).await?;
                 set_members(&mut r, members);
             }
-            items.push(self.respond(rt, r, params)?.resource);
+            self.respond_into(body.item(), rt, r, params)?;
         }
-        Ok(list_response(items, total, params.start_index))
+        Ok(body.finish(total, params.start_index))
     }
 
     /// Adds query parameters for the top-level `attr eq "value"` clauses the profile can push
@@ -1204,7 +1239,9 @@ impl Gateway {
                 ("attributes".to_string(), "id".to_string()),
             ];
             let params = ListParams::from_query(&pairs, &self.ctx(&b.resource_type)?, 2)?;
-            let found = self.list(&b.resource_type, &params).await?;
+            // The list's own body, read back (a page of at most two ids).
+            let found = crate::json::from_slice(&self.list(&b.resource_type, &params).await?)
+                .map_err(|e| AppError::Internal(format!("a list body did not read back: {e}")))?;
             let holder = found["Resources"]
                 .as_array()
                 .into_iter()

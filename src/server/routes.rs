@@ -5,7 +5,7 @@
 //! `crate::scim`, all backend work in [`super::pipeline`].
 
 use super::AppState;
-use super::error::{AppError, AppResult, scim_json};
+use super::error::{AppError, AppResult, scim_body, scim_json};
 use crate::scim::ScimError;
 use crate::scim::list::ListParams;
 use axum::body::{Body, to_bytes};
@@ -184,7 +184,7 @@ pub async fn list(
     let (rt, params) = typed_query(&state, &endpoint, q)?;
     let gw = &state.gateway;
     let body = gw.list(&rt, &params).await?;
-    Ok(scim_json(StatusCode::OK, &body))
+    Ok(scim_body(StatusCode::OK, body))
 }
 
 /// `POST /{Users|Groups}/.search`.
@@ -197,7 +197,7 @@ pub async fn search(
     let gw = &state.gateway;
     let params = ListParams::from_search_body(&body, &gw.ctx(&rt)?, gw.max_results())?;
     let body = gw.list(&rt, &params).await?;
-    Ok(scim_json(StatusCode::OK, &body))
+    Ok(scim_body(StatusCode::OK, body))
 }
 
 /// `POST /{Users|Groups}`: create → 201 with `Location` and `ETag`.
@@ -210,13 +210,8 @@ pub async fn create(
     let (rt, params) = typed_query(&state, &endpoint, q)?;
     let gw = &state.gateway;
     let out = gw.create(&rt, body, &params).await?;
-    let mut resp = with_etag(scim_json(StatusCode::CREATED, &out.resource), &out.etag);
-    if let Some(loc) = out
-        .resource
-        .pointer("/meta/location")
-        .and_then(Value::as_str)
-        .and_then(|l| HeaderValue::from_str(l).ok())
-    {
+    let mut resp = with_etag(scim_body(StatusCode::CREATED, out.body), &out.etag);
+    if let Ok(loc) = HeaderValue::from_str(&out.location) {
         resp.headers_mut().insert(header::LOCATION, loc);
     }
     Ok(resp)
@@ -240,10 +235,7 @@ pub async fn get_one(
             &out.etag,
         ));
     }
-    Ok(with_etag(
-        scim_json(StatusCode::OK, &out.resource),
-        &out.etag,
-    ))
+    Ok(with_etag(scim_body(StatusCode::OK, out.body), &out.etag))
 }
 
 /// `PUT /{Users|Groups}/{id}`: full replace; 204 when its deactivation deleted the resource.
@@ -260,10 +252,7 @@ pub async fn replace(
         .replace(&rt, &id, body, pre.if_match.as_deref(), &params)
         .await?
     {
-        Some(out) => Ok(with_etag(
-            scim_json(StatusCode::OK, &out.resource),
-            &out.etag,
-        )),
+        Some(out) => Ok(with_etag(scim_body(StatusCode::OK, out.body), &out.etag)),
         // The write's deactivation deleted the resource (softdrive, smartfile).
         None => Ok(StatusCode::NO_CONTENT.into_response()),
     }
@@ -284,10 +273,7 @@ pub async fn patch(
         .patch(&rt, &id, body, pre.if_match.as_deref(), &params)
         .await?
     {
-        Some(out) => Ok(with_etag(
-            scim_json(StatusCode::OK, &out.resource),
-            &out.etag,
-        )),
+        Some(out) => Ok(with_etag(scim_body(StatusCode::OK, out.body), &out.etag)),
         None => Ok(StatusCode::NO_CONTENT.into_response()),
     }
 }

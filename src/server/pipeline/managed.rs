@@ -44,7 +44,7 @@ use super::{
     take_members,
 };
 use crate::scim::filter::{Filter, evaluate};
-use crate::scim::list::{ListParams, list_response, page, sort_resources};
+use crate::scim::list::{ListBody, ListParams, page, sort_resources};
 use crate::scim::patch::{apply_patch, parse_patch, retain_supported, split_members};
 use crate::scim::resource::{NormalizeOptions, normalize_resource};
 use crate::scim::schema::GROUP_SCHEMA;
@@ -156,7 +156,7 @@ impl Gateway {
     }
 
     /// `GET /Groups` and `POST /Groups/.search` over managed groups.
-    pub(super) async fn managed_list(&self, params: &ListParams) -> AppResult<Value> {
+    pub(super) async fn managed_list(&self, params: &ListParams) -> AppResult<Vec<u8>> {
         let ctx = self.ctx(GROUP)?;
         let count = params.page_size(self.max_results());
         // (resource, whether its members are already set)
@@ -210,15 +210,15 @@ impl Gateway {
                 (items, total)
             };
         let wants = Self::wants_members(params);
-        let mut out = Vec::with_capacity(items.len());
+        let mut body = ListBody::default();
         for (mut r, has_members) in items {
             if wants && !has_members {
                 let id = ScimId::from(r.get("id").and_then(Value::as_str).unwrap_or_default());
                 set_members(&mut r, self.all_members(&id).await?);
             }
-            out.push(self.respond(GROUP, r, params)?.resource);
+            self.respond_into(body.item(), GROUP, r, params)?;
         }
-        Ok(list_response(out, total, params.start_index))
+        Ok(body.finish(total, params.start_index))
     }
 
     /// `POST /Groups`: a managed group, with the members the body names.
