@@ -332,3 +332,34 @@ async fn lifecycle(stack: &DemoStack, d: Dialect, tag: &str) {
         .await;
     assert_eq!(r.status, 404);
 }
+
+/// A create that leaves `meta` out of its answer (`excludedAttributes=meta`) still says where
+/// the resource is (the `Location` header was read from the answer's `meta`, so it went
+/// missing), and a resource's version is the same whatever the answer shows of it.
+#[tokio::test]
+async fn a_create_that_excludes_meta_still_says_where_it_is() {
+    let stack = start().await;
+    let (scim, _legacy) = clients(&stack);
+    let user = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "externalId": "ext-no-meta",
+        "userName": "no-meta@contoso.com",
+        "active": true,
+    });
+    let r = scim.post("/Users?excludedAttributes=meta", &user).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert!(r.json.get("meta").is_none(), "{}", r.text);
+    let id = r.json["id"].as_str().expect("id").to_string();
+    assert_eq!(
+        r.header("location"),
+        Some(format!("{}/Users/{id}", scim.base).as_str())
+    );
+    let created_etag = r.header("etag").expect("etag").to_string();
+    let full = scim.get(&format!("/Users/{id}")).await;
+    assert_eq!(full.status, 200, "{}", full.text);
+    assert_eq!(full.header("etag"), Some(created_etag.as_str()));
+    assert_eq!(full.json["meta"]["version"], created_etag.as_str());
+    let some = scim.get(&format!("/Users/{id}?attributes=userName")).await;
+    assert_eq!(some.header("etag"), Some(created_etag.as_str()));
+    assert!(some.json.get("active").is_none(), "{}", some.text);
+}
