@@ -55,7 +55,13 @@ pub fn write_resource(
     };
     let (created, modified) = (stamp("created"), stamp("lastModified"));
     let id = obj.get("id").and_then(Value::as_str).unwrap_or_default();
-    let location = format!("{base_url}{}/{id}", ctx.rt.endpoint);
+    // Built by hand: `format!` costs more than the rest of the meta (callgrind).
+    let mut location =
+        String::with_capacity(base_url.len() + ctx.rt.endpoint.len() + id.len() + 1);
+    location.push_str(base_url);
+    location.push_str(&ctx.rt.endpoint);
+    location.push('/');
+    location.push_str(id);
     let mut hash = Fnv64::default();
     // The text of what the body leaves out, for the hash (rare: most members are shown).
     let mut scratch = Vec::new();
@@ -113,14 +119,25 @@ pub fn write_resource(
         ));
     }
     out.push(b'}');
-    let digits = format!("{:016x}", hash.finish());
+    let digits = hex16(hash.finish());
     if let Some(slot) = version_at.and_then(|at| out.get_mut(at..at + digits.len())) {
-        slot.copy_from_slice(digits.as_bytes());
+        slot.copy_from_slice(&digits);
     }
-    Some(Written {
-        etag: format!("W/\"{digits}\""),
-        location,
-    })
+    let mut etag = String::with_capacity(20);
+    etag.push_str("W/\"");
+    etag.extend(digits.iter().map(|&d| char::from(d)));
+    etag.push('"');
+    Some(Written { etag, location })
+}
+
+/// `n` as sixteen lower-case hex digits (`{:016x}`).
+fn hex16(n: u64) -> [u8; 16] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 16];
+    for (i, d) in out.iter_mut().enumerate() {
+        *d = HEX[((n >> (60 - 4 * i)) & 0xf) as usize];
+    }
+    out
 }
 
 /// `,"key":` (no comma before the first member).
@@ -298,6 +315,13 @@ mod tests {
                     assert_eq!(written, want, "{rt} {resource}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn sixteen_hex_digits() {
+        for n in [0, 1, 0xabc, u64::MAX, 0x0123_4567_89ab_cdef, 1 << 63] {
+            assert_eq!(hex16(n).as_slice(), format!("{n:016x}").as_bytes());
         }
     }
 
