@@ -56,8 +56,7 @@ pub fn write_resource(
     let (created, modified) = (stamp("created"), stamp("lastModified"));
     let id = obj.get("id").and_then(Value::as_str).unwrap_or_default();
     // Built by hand: `format!` costs more than the rest of the meta (callgrind).
-    let mut location =
-        String::with_capacity(base_url.len() + ctx.rt.endpoint.len() + id.len() + 1);
+    let mut location = String::with_capacity(base_url.len() + ctx.rt.endpoint.len() + id.len() + 1);
     location.push_str(base_url);
     location.push_str(&ctx.rt.endpoint);
     location.push('/');
