@@ -32,6 +32,7 @@ mod lookups;
 mod plan;
 mod samples;
 
+pub use compiled::Answer;
 pub use engine::{
     MAX_ARRAY_SIZE, MAX_CALL_LEVELS, MAX_EXPR_DEPTHS, MAX_MAP_SIZE, MAX_OPERATIONS, MAX_STRING_SIZE,
 };
@@ -252,6 +253,21 @@ impl ScriptSet {
         first: &[u8],
         rest: &[&Value],
     ) -> Result<Result<Value, MappingError>, serde_json::Error> {
+        // rhai's answer is copied here: next to its interpretation, a copy costs nothing.
+        self.call_on_text_then(script, func, first, rest, |a| a.to_json())
+    }
+
+    /// [`ScriptSet::call_on_text`] handing the answer to `then` where it lies: the compiled
+    /// run's own value, or rhai's answer as JSON; no `Value` is built of a compiled answer.
+    /// The outer `Err` says the text is not JSON (then nothing ran).
+    pub fn call_on_text_then<T>(
+        &self,
+        script: &str,
+        func: &str,
+        first: &[u8],
+        rest: &[&Value],
+        then: impl FnOnce(Answer<'_, '_>) -> T,
+    ) -> Result<Result<T, MappingError>, serde_json::Error> {
         let compiled = match self.compiled(script, func, rest.len() + 1) {
             Ok(c) => c,
             Err(e) => {
@@ -260,17 +276,25 @@ impl ScriptSet {
                 return Ok(self.counted(Err(e)));
             }
         };
-        if self.compile
-            && let Ok(text) = std::str::from_utf8(first)
-            && let Some(value) = compiled.program.call_text(func, text, rest, &self.lookups)
-        {
-            return Ok(Ok(value));
-        }
+        let then = match std::str::from_utf8(first) {
+            Ok(text) if self.compile => {
+                match compiled
+                    .program
+                    .call_text_then(func, text, rest, &self.lookups, then)
+                {
+                    Ok(done) => return Ok(Ok(done)),
+                    Err(then) => then,
+                }
+            }
+            _ => then,
+        };
         let parsed = crate::json::from_slice(first)?;
         let mut args = Vec::with_capacity(rest.len() + 1);
         args.push(&parsed);
         args.extend_from_slice(rest);
-        Ok(self.counted(self.call_uncounted(script, func, &args)))
+        Ok(self
+            .counted(self.call_uncounted(script, func, &args))
+            .map(|answer| then(Answer::json(&answer))))
     }
 
     fn call_uncounted(

@@ -14,7 +14,7 @@ use super::path::AttrPath;
 use super::resource::{HiddenByDefault, named, shown_in_default};
 use super::schema::SchemaContext;
 use crate::json::{write_str, write_value};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// What a response carries beside its body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,11 +26,61 @@ pub struct Written {
 }
 
 /// How much of a member a response naming no attributes shows.
-enum Shown<'v> {
+enum Shown<D> {
     All,
     Nothing,
-    /// An extension object with some of its attributes left out.
-    Part(&'v Map<String, Value>),
+    /// An extension's object with some of its attributes left out.
+    Part(D),
+}
+
+/// A JSON document a response is written from: a `serde_json::Value`, or a mapping's answer
+/// read where the compiled mapping holds it (no `Value` built for it).
+pub trait Doc<'d>: Copy + 'd {
+    type Members: Iterator<Item = (&'d str, Self)>;
+    /// An object's members in key order (byte order, as a serialised map has them); `None`
+    /// for anything else.
+    fn members(self) -> Option<Self::Members>;
+    /// An object's member `key`.
+    fn get(self, key: &str) -> Option<Self>;
+    fn as_str(self) -> Option<&'d str>;
+    /// Appends the value as compact JSON, as `crate::json::write_value` writes it.
+    fn write(self, out: &mut Vec<u8>);
+}
+
+type ValueMembers<'d> =
+    std::iter::Map<serde_json::map::Iter<'d>, fn((&'d String, &'d Value)) -> (&'d str, &'d Value)>;
+
+impl<'d> Doc<'d> for &'d Value {
+    type Members = ValueMembers<'d>;
+    fn members(self) -> Option<ValueMembers<'d>> {
+        let member: fn((&'d String, &'d Value)) -> (&'d str, &'d Value) = |(k, v)| (k, v);
+        self.as_object().map(|o| o.iter().map(member))
+    }
+    fn get(self, key: &str) -> Option<Self> {
+        Value::get(self, key)
+    }
+    fn as_str(self) -> Option<&'d str> {
+        Value::as_str(self)
+    }
+    fn write(self, out: &mut Vec<u8>) {
+        write_value(out, self);
+    }
+}
+
+/// What the gateway sets on a resource beside `meta`, where the document has something else
+/// (a mapping's answer before it is made a resource): `id` as text, and `schemas`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Finish<'f> {
+    pub id: Option<&'f str>,
+    pub schemas: Option<&'f [&'f str]>,
+}
+
+/// A member the gateway writes in place of the document's.
+#[derive(Clone, Copy)]
+enum Own<'f> {
+    Id(&'f str),
+    Meta,
+    Schemas(&'f [&'f str]),
 }
 
 /// Appends the body of a response naming no attributes for `resource`: the resource with the
@@ -45,81 +95,95 @@ pub fn write_resource(
     hidden: Option<&HiddenByDefault>,
     base_url: &str,
 ) -> Option<Written> {
-    let Value::Object(obj) = resource else {
-        return None;
-    };
-    let stamp = |k: &str| {
-        obj.get("meta")
-            .and_then(|m| m.get(k))
-            .and_then(Value::as_str)
-    };
+    write_doc(out, resource, Finish::default(), ctx, hidden, base_url)
+}
+
+/// [`write_resource`] for any [`Doc`], with `finish`'s `id` and `schemas` in place of the
+/// document's (hashed for the version as the members of the resource they make).
+pub fn write_doc<'d, D: Doc<'d>>(
+    out: &mut Vec<u8>,
+    doc: D,
+    finish: Finish<'_>,
+    ctx: &SchemaContext<'_>,
+    hidden: Option<&HiddenByDefault>,
+    base_url: &str,
+) -> Option<Written> {
+    let members = doc.members()?;
+    let meta = doc.get("meta");
+    let stamp = |k: &str| meta.and_then(|m| m.get(k)).and_then(D::as_str);
     let (created, modified) = (stamp("created"), stamp("lastModified"));
-    let id = obj.get("id").and_then(Value::as_str).unwrap_or_default();
+    let id = match finish.id {
+        Some(id) => id,
+        None => doc.get("id").and_then(D::as_str).unwrap_or_default(),
+    };
     // Built by hand: `format!` costs more than the rest of the meta (callgrind).
     let mut location = String::with_capacity(base_url.len() + ctx.rt.endpoint.len() + id.len() + 1);
     location.push_str(base_url);
     location.push_str(&ctx.rt.endpoint);
     location.push('/');
     location.push_str(id);
-    let mut hash = Fnv64::default();
+    // The gateway's members, in key order.
+    let mut own: Vec<(&str, Own<'_>)> = Vec::with_capacity(3);
+    if let Some(id) = finish.id {
+        own.push(("id", Own::Id(id)));
+    }
+    own.push(("meta", Own::Meta));
+    if let Some(schemas) = finish.schemas {
+        own.push(("schemas", Own::Schemas(schemas)));
+    }
+    let mut own = own.into_iter().peekable();
+    let mut w = Writer {
+        out,
+        hash: Fnv64::default(),
+        first: true,
+        version_at: None,
+    };
     // The text of what the body leaves out, for the hash (rare: most members are shown).
     let mut scratch = Vec::new();
     let mut path = AttrPath::new(String::new());
-    let mut first = true;
-    let mut version_at = None;
-    out.push(b'{');
-    // Members come in key order, so `meta` goes before the first key after it.
-    for (key, value) in obj {
-        if version_at.is_none() && key.as_str() >= "meta" {
-            open_member(out, &mut first, "meta");
-            version_at = Some(write_meta(
-                out,
-                &ctx.rt.name,
-                created,
-                modified.or(created),
-                &location,
-            ));
+    w.out.push(b'{');
+    for (key, value) in members {
+        let mut replaced = false;
+        while let Some((name, what)) = own.next_if(|(name, _)| *name <= key) {
+            replaced |= name == key;
+            w.own(name, what, &ctx.rt.name, created, modified, &location);
         }
-        if key == "meta" {
+        if replaced || key == "meta" {
             continue;
         }
-        hash.feed(key.as_bytes());
-        hash.feed(&[0]);
+        w.hash.feed(key.as_bytes());
+        w.hash.feed(&[0]);
         match shown(key, value, ctx, hidden, &mut path) {
             Shown::All => {
-                open_member(out, &mut first, key);
-                let start = out.len();
-                write_value(out, value);
-                hash.feed(out.get(start..).unwrap_or_default());
+                w.open(key);
+                let start = w.out.len();
+                value.write(w.out);
+                w.hash.feed(w.out.get(start..).unwrap_or_default());
             }
             Shown::Nothing => {
                 scratch.clear();
-                write_value(&mut scratch, value);
-                hash.feed(&scratch);
+                value.write(&mut scratch);
+                w.hash.feed(&scratch);
             }
             Shown::Part(ext) => {
                 scratch.clear();
-                write_value(&mut scratch, value);
-                hash.feed(&scratch);
-                open_member(out, &mut first, key);
-                write_part(out, key, ext, ctx, hidden, &mut path);
+                value.write(&mut scratch);
+                w.hash.feed(&scratch);
+                w.open(key);
+                write_part(w.out, key, ext, ctx, hidden, &mut path);
             }
         }
-        hash.feed(&[1]);
+        w.hash.feed(&[1]);
     }
-    if version_at.is_none() {
-        open_member(out, &mut first, "meta");
-        version_at = Some(write_meta(
-            out,
-            &ctx.rt.name,
-            created,
-            modified.or(created),
-            &location,
-        ));
+    for (name, what) in own {
+        w.own(name, what, &ctx.rt.name, created, modified, &location);
     }
-    out.push(b'}');
-    let digits = hex16(hash.finish());
-    if let Some(slot) = version_at.and_then(|at| out.get_mut(at..at + digits.len())) {
+    w.out.push(b'}');
+    let digits = hex16(w.hash.finish());
+    if let Some(slot) = w
+        .version_at
+        .and_then(|at| w.out.get_mut(at..at + digits.len()))
+    {
         slot.copy_from_slice(&digits);
     }
     let mut etag = String::with_capacity(20);
@@ -127,6 +191,67 @@ pub fn write_resource(
     etag.extend(digits.iter().map(|&d| char::from(d)));
     etag.push('"');
     Some(Written { etag, location })
+}
+
+/// The body being written and the version's hash.
+struct Writer<'o> {
+    out: &'o mut Vec<u8>,
+    hash: Fnv64,
+    first: bool,
+    /// Where `meta.version`'s digits go.
+    version_at: Option<usize>,
+}
+
+impl Writer<'_> {
+    /// `,"key":` (no comma before the first member).
+    fn open(&mut self, key: &str) {
+        if !std::mem::take(&mut self.first) {
+            self.out.push(b',');
+        }
+        write_str(self.out, key);
+        self.out.push(b':');
+    }
+
+    /// One of the gateway's members; `id` and `schemas` count in the version, `meta` not.
+    fn own(
+        &mut self,
+        name: &str,
+        what: Own<'_>,
+        resource_type: &str,
+        created: Option<&str>,
+        modified: Option<&str>,
+        location: &str,
+    ) {
+        self.open(name);
+        let start = self.out.len();
+        match what {
+            Own::Meta => {
+                self.version_at = Some(write_meta(
+                    self.out,
+                    resource_type,
+                    created,
+                    modified.or(created),
+                    location,
+                ));
+                return;
+            }
+            Own::Id(id) => write_str(self.out, id),
+            Own::Schemas(schemas) => {
+                self.out.push(b'[');
+                for (i, s) in schemas.iter().enumerate() {
+                    if i > 0 {
+                        self.out.push(b',');
+                    }
+                    write_str(self.out, s);
+                }
+                self.out.push(b']');
+            }
+        }
+        self.hash.feed(name.as_bytes());
+        self.hash.feed(&[0]);
+        self.hash.feed(self.out.get(start..).unwrap_or_default());
+        self.hash.feed(&[1]);
+    }
 }
 
 /// `n` as sixteen lower-case hex digits (`{:016x}`).
@@ -137,15 +262,6 @@ fn hex16(n: u64) -> [u8; 16] {
         *d = HEX[((n >> (60 - 4 * i)) & 0xf) as usize];
     }
     out
-}
-
-/// `,"key":` (no comma before the first member).
-fn open_member(out: &mut Vec<u8>, first: &mut bool, key: &str) {
-    if !std::mem::take(first) {
-        out.push(b',');
-    }
-    write_str(out, key);
-    out.push(b':');
 }
 
 /// The gateway's `meta` object, its keys in order, with sixteen zeros for the version's
@@ -183,30 +299,31 @@ fn write_meta(
 /// [`super::resource::project_owned_with`] decides it: `schemas` always; an extension's
 /// object without what it hides (nothing when nothing is left or it is not an object);
 /// anything else by its attribute.
-fn shown<'v>(
+fn shown<'d, D: Doc<'d>>(
     key: &str,
-    value: &'v Value,
+    value: D,
     ctx: &SchemaContext<'_>,
     hidden: Option<&HiddenByDefault>,
     path: &mut AttrPath,
-) -> Shown<'v> {
+) -> Shown<D> {
     if key == "schemas" {
         return Shown::All;
     }
     if let Some((urn, "")) = ctx.registry.match_urn(key) {
-        let Value::Object(ext) = value else {
+        let Some(members) = value.members() else {
             return Shown::Nothing;
         };
         path.urn = Some(urn.to_string());
-        let kept = ext
-            .keys()
-            .filter(|k| shown_in_default(named(path, k), ctx, hidden))
-            .count();
+        let (mut all, mut kept) = (0, 0);
+        for (k, _) in members {
+            all += 1;
+            kept += usize::from(shown_in_default(named(path, k), ctx, hidden));
+        }
         path.urn = None;
         return match kept {
             0 => Shown::Nothing,
-            n if n == ext.len() => Shown::All,
-            _ => Shown::Part(ext),
+            n if n == all => Shown::All,
+            _ => Shown::Part(value),
         };
     }
     if shown_in_default(named(path, key), ctx, hidden) {
@@ -217,10 +334,10 @@ fn shown<'v>(
 }
 
 /// An extension's object with only what a response naming no attributes shows.
-fn write_part(
+fn write_part<'d, D: Doc<'d>>(
     out: &mut Vec<u8>,
     urn_key: &str,
-    ext: &Map<String, Value>,
+    ext: D,
     ctx: &SchemaContext<'_>,
     hidden: Option<&HiddenByDefault>,
     path: &mut AttrPath,
@@ -232,10 +349,14 @@ fn write_part(
     let mut first = true;
     out.push(b'{');
     path.urn = urn;
-    for (k, v) in ext {
+    for (k, v) in ext.members().into_iter().flatten() {
         if shown_in_default(named(path, k), ctx, hidden) {
-            open_member(out, &mut first, k);
-            write_value(out, v);
+            if !std::mem::take(&mut first) {
+                out.push(b',');
+            }
+            write_str(out, k);
+            out.push(b':');
+            v.write(out);
         }
     }
     path.urn = None;
@@ -247,8 +368,11 @@ mod tests {
     use super::*;
     use crate::scim::meta::set_meta;
     use crate::scim::resource::project_owned_with;
-    use crate::scim::schema::{ENTERPRISE_USER_SCHEMA, Mutability, Returned, SchemaRegistry};
+    use crate::scim::schema::{
+        ENTERPRISE_USER_SCHEMA, Mutability, Returned, SchemaRegistry, USER_SCHEMA,
+    };
     use proptest::prelude::*;
+    use serde_json::Map;
     use serde_json::json;
 
     const BASE: &str = "https://gw.example/scim/v2";
@@ -259,6 +383,7 @@ mod tests {
         resource: &Value,
         ctx: &SchemaContext<'_>,
         hidden: Option<&HiddenByDefault>,
+        base: &str,
     ) -> (Vec<u8>, Written) {
         let mut r = resource.clone();
         let stamp = |k: &str| {
@@ -270,7 +395,7 @@ mod tests {
         let etag = set_meta(
             &mut r,
             ctx.rt,
-            BASE,
+            base,
             stamp("created"),
             stamp("lastModified"),
         );
@@ -297,24 +422,83 @@ mod tests {
         vec![SchemaRegistry::core(), tuned]
     }
 
+    /// A base URL that JSON escapes (as a forwarded base may be).
+    const ODD_BASE: &str = "https://gw.example/é\"\\/scim";
+
+    /// `resource` written by `write_resource`, and by `write_doc` with an `id` and `schemas`
+    /// of its own, as the general path writes it (and the resource those make).
     fn check(resource: &Value) {
+        let schemas = [USER_SCHEMA, "urn:x:\"é"];
+        let mut finished = resource.clone();
+        if let Some(obj) = finished.as_object_mut() {
+            obj.insert("id".into(), Value::from("f\"1é"));
+            obj.insert("schemas".into(), json!(schemas));
+        }
         for registry in registries() {
             for rt in ["User", "Group"] {
                 let ctx = SchemaContext::new(&registry, rt).unwrap();
                 let hidden = HiddenByDefault::of(&ctx);
-                for h in [None, Some(&hidden)] {
+                for (h, base) in [
+                    (None, BASE),
+                    (Some(&hidden), BASE),
+                    (Some(&hidden), ODD_BASE),
+                ] {
                     let mut out = b"[".to_vec();
-                    let written = write_resource(&mut out, resource, &ctx, h, BASE).unwrap();
-                    let (body, want) = general(resource, &ctx, h);
+                    let written = write_resource(&mut out, resource, &ctx, h, base).unwrap();
+                    let (body, want) = general(resource, &ctx, h, base);
                     assert_eq!(
                         String::from_utf8_lossy(&out[1..]),
                         String::from_utf8_lossy(&body),
                         "{rt} {resource}"
                     );
                     assert_eq!(written, want, "{rt} {resource}");
+                    let mut out = b"[".to_vec();
+                    let finish = Finish {
+                        id: Some("f\"1é"),
+                        schemas: Some(&schemas),
+                    };
+                    let written = write_doc(&mut out, resource, finish, &ctx, h, base).unwrap();
+                    let (body, want) = general(&finished, &ctx, h, base);
+                    assert_eq!(
+                        String::from_utf8_lossy(&out[1..]),
+                        String::from_utf8_lossy(&body),
+                        "{rt} {resource} finished"
+                    );
+                    assert_eq!(written, want, "{rt} {resource} finished");
                 }
             }
         }
+    }
+
+    /// Resources written one after another into a list's body each keep their own version
+    /// (patched in at its place in the shared buffer).
+    #[test]
+    fn a_list_of_resources_holds_each_as_the_general_path_writes_it() {
+        let registry = SchemaRegistry::core();
+        let ctx = SchemaContext::new(&registry, "User").unwrap();
+        let users = [
+            json!({"id": "1", "userName": "a", "meta": {"created": "then"}}),
+            json!({"id": "2", "userName": "b", "zzz": [1, 2]}),
+            json!({"id": "3", ENTERPRISE_USER_SCHEMA: {"department": "d"}}),
+        ];
+        let mut list = crate::scim::list::ListBody::default();
+        let mut etags = Vec::new();
+        for u in &users {
+            etags.push(
+                write_resource(list.item(), u, &ctx, None, BASE)
+                    .unwrap()
+                    .etag,
+            );
+        }
+        let body: Value = serde_json::from_slice(&list.finish(3, 1)).unwrap();
+        for (i, u) in users.iter().enumerate() {
+            let (alone, want) = general(u, &ctx, None, BASE);
+            let alone: Value = serde_json::from_slice(&alone).unwrap();
+            assert_eq!(body["Resources"][i], alone);
+            assert_eq!(etags[i], want.etag);
+            assert_eq!(body["Resources"][i]["meta"]["version"], want.etag);
+        }
+        assert_eq!(body["totalResults"], 3);
     }
 
     #[test]
@@ -364,6 +548,8 @@ mod tests {
             Just(Value::Null),
             any::<bool>().prop_map(Value::from),
             any::<i64>().prop_map(Value::from),
+            (i64::MAX as u64 + 1..=u64::MAX).prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
             "[a-z\"\\\\é\u{1} ]{0,6}".prop_map(Value::from),
         ]
     }
@@ -372,7 +558,7 @@ mod tests {
         leaf().prop_recursive(3, 16, 4, |inner| {
             prop_oneof![
                 prop::collection::vec(inner.clone(), 0..3).prop_map(Value::from),
-                prop::collection::btree_map("[a-zA-Z]{1,4}", inner, 0..3)
+                prop::collection::btree_map("[a-zA-Zé\"\\\\]{1,4}|meta", inner, 0..3)
                     .prop_map(|m| Value::Object(m.into_iter().collect())),
             ]
         })
@@ -402,6 +588,8 @@ mod tests {
             "zzz",
             "a\"b",
             "\u{1}",
+            "é",
+            "metaé",
             "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User",
             "urn:ietf:params:scim:schemas:extension:enterprise:2.0:user",
             "urn:ietf:params:scim:schemas:core:2.0:User",
@@ -426,20 +614,27 @@ mod tests {
             ]
             .boxed()
         } else if key == "meta" {
-            let stamp = prop::option::of("[0-9T:\"-]{0,8}");
-            (stamp.clone(), stamp, any_value())
-                .prop_map(|(c, m, other)| {
+            let stamp = || {
+                prop::option::of(prop_oneof![
+                    3 => "[0-9T:\"-]{0,8}".prop_map(Value::from),
+                    1 => any_value(),
+                ])
+            };
+            prop_oneof![
+                4 => (stamp(), stamp(), any_value()).prop_map(|(c, m, other)| {
                     let mut meta = Map::new();
                     if let Some(c) = c {
-                        meta.insert("created".into(), Value::from(c));
+                        meta.insert("created".into(), c);
                     }
                     if let Some(m) = m {
-                        meta.insert("lastModified".into(), Value::from(m));
+                        meta.insert("lastModified".into(), m);
                     }
                     meta.insert("version".into(), other);
                     Value::Object(meta)
-                })
-                .boxed()
+                }),
+                1 => any_value(),
+            ]
+            .boxed()
         } else if key == "id" {
             prop_oneof![
                 "[0-9a-z/\"]{1,6}".prop_map(Value::from),

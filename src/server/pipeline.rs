@@ -51,7 +51,7 @@ pub const GROUP_DELETE_PAGE: usize = 500;
 use super::error::{AppError, AppResult};
 use crate::backend::{Backend, BackendRequest, Endpoint, ListEndpoint};
 use crate::config::GroupsMode;
-use crate::mapping::ScriptSet;
+use crate::mapping::{Answer, ScriptSet};
 use crate::scim::filter::{Filter, evaluate};
 use crate::scim::list::{ListBody, ListParams, page, sort_resources};
 use crate::scim::meta::{etag, if_match, set_meta};
@@ -61,7 +61,7 @@ use crate::scim::patch::{
 use crate::scim::resource::{
     HiddenByDefault, NormalizeOptions, get_ci, normalize_resource, project_owned_with,
 };
-use crate::scim::response::{Written, write_resource};
+use crate::scim::response::{Doc, Finish, Written, write_doc, write_resource};
 use crate::scim::schema::{SchemaContext, ServiceProviderConfig};
 use crate::scim::{AttrPath, SchemaRegistry, ScimError};
 use crate::store::{
@@ -669,6 +669,12 @@ impl Gateway {
     /// record the application keeps is missing here like a record the app no longer has
     /// (every operation on it, and a member naming it, sees a 404).
     async fn load(&self, b: &Binding, id: &str) -> AppResult<Value> {
+        self.refuse_deleted(b, id).await?;
+        self.get_mapped(b, id, "get").await
+    }
+
+    /// 404 for a resource deleted over SCIM whose record the application keeps.
+    async fn refuse_deleted(&self, b: &Binding, id: &str) -> AppResult<()> {
         if self.keeps_deleted(b)
             && self
                 .store
@@ -681,15 +687,30 @@ impl Gateway {
                 retry_after: None,
             }));
         }
-        self.get_mapped(b, id, "get").await
+        Ok(())
     }
 
-    /// Phases: the legacy record `id` and its SCIM resource, mapped as it is read: the
-    /// compiled mapping reads the record straight from the answer's text (the reader given
-    /// to `call_reading`), so no `Value` is built for it. A 2xx whose body is not JSON is
-    /// the backend's invalid answer as for any call; one that is not a record (a JSON
-    /// object) a 502 naming the endpoint, never a script failure.
+    /// Phases: the legacy record `id` and its SCIM resource, mapped as it is read.
     async fn get_mapped(&self, b: &Binding, id: &str, op: &str) -> AppResult<Value> {
+        self.read_record(b, id, op, |answer| {
+            self.finish_from_backend(b, answer.to_json())
+        })
+        .await
+    }
+
+    /// Phases: the legacy record `id` read by `from_backend`, whose answer `finish` takes
+    /// where it lies: the compiled mapping reads the record straight from the answer's text
+    /// (the reader given to `call_reading`), so no `Value` is built for the record, nor for
+    /// the answer unless `finish` builds one. A 2xx whose body is not JSON is the backend's
+    /// invalid answer as for any call; one that is not a record (a JSON object) a 502
+    /// naming the endpoint, never a script failure.
+    async fn read_record<T: Send>(
+        &self,
+        b: &Binding,
+        id: &str,
+        op: &str,
+        finish: impl Fn(Answer<'_, '_>) -> AppResult<T> + Sync,
+    ) -> AppResult<T> {
         let req = render(&b.get, &[("id", id)], None)?;
         let ctx = self.script_ctx(&b.resource_type, op, None);
         let not_record = || {
@@ -698,18 +719,16 @@ impl Gateway {
                 "the answer is not a record (a JSON object)",
             )
         };
-        let read = |bytes: Bytes| -> Result<AppResult<Value>, String> {
+        let read = |bytes: Bytes| -> Result<AppResult<T>, String> {
             if bytes.iter().find(|c| !c.is_ascii_whitespace()) != Some(&b'{') {
                 // Not an object, if JSON at all.
                 return crate::backend::parse_body(&bytes).map(|_| Err(not_record()));
             }
             let mapped = self
                 .scripts
-                .call_on_text(&b.script, "from_backend", &bytes, &[&ctx])
+                .call_on_text_then(&b.script, "from_backend", &bytes, &[&ctx], &finish)
                 .map_err(crate::backend::not_json)?;
-            Ok(mapped
-                .map_err(AppError::from)
-                .and_then(|r| self.finish_from_backend(b, r)))
+            Ok(mapped.map_err(AppError::from).and_then(|r| r))
         };
         self.backend.call_reading(req, &read).await?.body
     }
@@ -815,6 +834,61 @@ impl Gateway {
         })
     }
 
+    /// What a response naming no attributes leaves out of `ctx`'s resources.
+    fn hidden_of(&self, ctx: &SchemaContext<'_>) -> Option<&HiddenByDefault> {
+        self.hidden
+            .iter()
+            .find(|(name, _)| *name == ctx.rt.name)
+            .map(|(_, h)| h)
+    }
+
+    /// Phases: what `from_backend` answered, made a resource ([`Gateway::finish_from_backend`])
+    /// and its response written ([`Gateway::respond`]) for a request naming no attributes,
+    /// straight from the answer: its `id` as text and `schemas` as present are written in
+    /// place of the answer's. An answer that is not an object or has no id as text or integer
+    /// takes the general path (and its errors).
+    fn respond_answer(&self, b: &Binding, answer: Answer<'_, '_>) -> AppResult<Output> {
+        let ctx = self.ctx(&b.resource_type)?;
+        let given = answer.get("id");
+        let id = match (given.and_then(Doc::as_str), given.and_then(Answer::as_i64)) {
+            (Some(s), _) if !s.is_empty() => Some(std::borrow::Cow::Borrowed(s)),
+            (None, Some(i)) => Some(std::borrow::Cow::Owned(i.to_string())),
+            _ => None,
+        };
+        let Some(id) = id.filter(|_| answer.members().is_some()) else {
+            let resource = self.finish_from_backend(b, answer.to_json())?;
+            return self.respond(&b.resource_type, resource, &ListParams::default());
+        };
+        let mut schemas = vec![ctx.rt.schema.as_str()];
+        for ext in &ctx.rt.extensions {
+            if answer
+                .get(&ext.schema)
+                .is_some_and(Answer::is_filled_object)
+            {
+                schemas.push(&ext.schema);
+            }
+        }
+        let finish = Finish {
+            id: Some(&id),
+            schemas: Some(&schemas),
+        };
+        let mut body = Vec::with_capacity(512);
+        let base = self.base_url();
+        let Some(Written { etag, location }) =
+            write_doc(&mut body, answer, finish, &ctx, self.hidden_of(&ctx), &base)
+        else {
+            return Err(AppError::Internal(format!(
+                "{}.from_backend returned a non-object",
+                b.script
+            )));
+        };
+        Ok(Output {
+            body,
+            etag,
+            location,
+        })
+    }
+
     /// [`Gateway::respond`] into `out` (a list's body, say).
     fn respond_into(
         &self,
@@ -824,11 +898,7 @@ impl Gateway {
         params: &ListParams,
     ) -> AppResult<Written> {
         let ctx = self.ctx(rt)?;
-        let hidden = self
-            .hidden
-            .iter()
-            .find(|(name, _)| *name == ctx.rt.name)
-            .map(|(_, h)| h);
+        let hidden = self.hidden_of(&ctx);
         // A response naming no attributes (Entra's) is written in one pass.
         if params.attributes.is_empty()
             && params.excluded_attributes.is_empty()
@@ -890,6 +960,17 @@ impl Gateway {
             return self.managed_get(id, params).await;
         }
         let b = self.binding(rt)?;
+        // A resource without members, answered whole (Entra's GET): written straight from
+        // the mapping's answer.
+        if b.members.is_none()
+            && params.attributes.is_empty()
+            && params.excluded_attributes.is_empty()
+        {
+            self.refuse_deleted(b, id).await?;
+            return self
+                .read_record(b, id, "get", |answer| self.respond_answer(b, answer))
+                .await;
+        }
         let mut resource = self.load(b, id).await?;
         if let Some(m) = &b.members
             && Self::wants_members(params)

@@ -18,6 +18,7 @@
 //! - Tests run every bundled profile's functions both ways over their samples and over
 //!   generated records and compare the results (`tests.rs`).
 
+mod answer;
 mod eval;
 mod lower;
 #[cfg(test)]
@@ -25,6 +26,7 @@ mod tests;
 mod value;
 
 use super::lookups::Lookups;
+pub use answer::Answer;
 use rhai::AST;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -136,6 +138,7 @@ impl Program {
     /// script's values, as the `serde_json::Value` of that text would be read (no string
     /// copies, no maps built twice). `None` also when the text is not one the plain reader
     /// takes (`crate::json::plain`): the caller then parses it and runs the call in rhai.
+    #[cfg(test)]
     pub(crate) fn call_text(
         &self,
         func: &str,
@@ -143,12 +146,36 @@ impl Program {
         rest: &[&Value],
         lookups: &Lookups,
     ) -> Option<Value> {
-        let i = self.index(func, rest.len() + 1)?;
-        let first = crate::json::plain::parse_as::<value::FromText>(first)?;
+        self.call_text_then(func, first, rest, lookups, |a| a.to_json())
+            .ok()
+    }
+
+    /// [`Program::call_text`] handing the answer to `then` where it lies (no `Value` built
+    /// of it); `then` comes back unused where rhai is to answer.
+    pub(crate) fn call_text_then<T, F>(
+        &self,
+        func: &str,
+        first: &str,
+        rest: &[&Value],
+        lookups: &Lookups,
+        then: F,
+    ) -> Result<T, F>
+    where
+        F: FnOnce(Answer<'_, '_>) -> T,
+    {
+        let Some(i) = self.index(func, rest.len() + 1) else {
+            return Err(then);
+        };
+        let Some(first) = crate::json::plain::parse_as::<value::FromText>(first) else {
+            return Err(then);
+        };
         let mut args = Vec::with_capacity(rest.len() + 1);
         args.push(first);
         args.extend(rest.iter().map(|a| value::Val::from_json(a)));
-        self.run(i, args, lookups)
+        match self.runner(lookups).call(i, args) {
+            Ok(v) => Ok(then(Answer::of(&v))),
+            Err(_) => Err(then),
+        }
     }
 
     /// Runs compiled function `i` on `args`: its result as JSON, `None` where rhai is to
@@ -159,13 +186,20 @@ impl Program {
         args: Vec<value::Val<'a>>,
         lookups: &'a Lookups,
     ) -> Option<Value> {
-        let mut run = eval::Run {
+        self.runner(lookups)
+            .call(i, args)
+            .ok()
+            .map(value::Val::into_json)
+    }
+
+    /// A run of this program's functions, within one slice of time.
+    fn runner<'a>(&'a self, lookups: &'a Lookups) -> eval::Run<'a> {
+        eval::Run {
             fns: &self.fns,
             lookups,
             steps: 0,
             depth: 0,
             deadline: std::time::Instant::now() + super::INLINE_SLICE,
-        };
-        run.call(i, args).ok().map(value::Val::into_json)
+        }
     }
 }

@@ -85,6 +85,51 @@ fn by_text(set: &ScriptSet, script: &str, func: &str, text: &str, rest: &[Value]
         .unwrap()
         .map_err(|e| e.to_string());
     assert_eq!(through, expected, "{script}.{func}({text})");
+    // And the answer read where it lies (the response path's view of it) is that value.
+    let viewed = set
+        .call_on_text_then(script, func, text.as_bytes(), &rest_refs, |a| {
+            let v = a.to_json();
+            same_view(a, &v, &format!("{script}.{func}({text})"));
+            v
+        })
+        .unwrap()
+        .map_err(|e| e.to_string());
+    assert_eq!(viewed, expected, "{script}.{func}({text})");
+}
+
+/// `a` read as a [`crate::scim::response::Doc`] is `v`: its text, members in order, strings
+/// and integers.
+fn same_view(a: crate::mapping::Answer<'_, '_>, v: &Value, what: &str) {
+    use crate::scim::response::Doc;
+    let mut text = Vec::new();
+    a.write(&mut text);
+    assert_eq!(
+        String::from_utf8_lossy(&text),
+        String::from_utf8_lossy(&crate::json::to_vec(v)),
+        "{what}: written"
+    );
+    assert_eq!(a.as_str(), v.as_str(), "{what}: {v}");
+    assert_eq!(a.as_i64(), v.as_i64(), "{what}: {v}");
+    assert_eq!(
+        a.is_filled_object(),
+        v.as_object().is_some_and(|o| !o.is_empty()),
+        "{what}: {v}"
+    );
+    match (a.members(), v.as_object()) {
+        (Some(members), Some(obj)) => {
+            let keys: Vec<&str> = members.map(|(k, _)| k).collect();
+            let want: Vec<&str> = obj.keys().map(String::as_str).collect();
+            assert_eq!(keys, want, "{what}: keys");
+            for (k, item) in obj {
+                let got = a.get(k).unwrap_or_else(|| panic!("{what}: no {k}"));
+                same_view(got, item, what);
+            }
+            assert!(a.get("\u{1}no such key").is_none());
+        }
+        (None, None) => {}
+        (m, o) => panic!("{what}: members {:?} vs {o:?}", m.is_some()),
+    }
+    assert_eq!(a.to_json(), *v, "{what}");
 }
 
 /// `fn t(a, b) { <body> }` called with `args`: compiled, it must run and give rhai's result.
@@ -1136,4 +1181,14 @@ fn call_on_text_says_not_json_first() {
             .unwrap(),
         json!({"a": 2, "b": [1, {"c": 3}]})
     );
+}
+
+/// An argument handed back inside the answer (as JSON it was given) is read, written and
+/// compared as the round trip through rhai gives it back: integers beyond i64 as floats.
+#[test]
+fn an_argument_inside_the_answer_is_viewed_as_rhai_gives_it_back() {
+    let b = json!({"n": [u64::MAX, 1.5, -3, {"k": u64::MAX, "s": "x"}], "e": {}});
+    let v = same("#{ x: b, y: b.n, z: 1.5, w: [b.e] }", &[json!({"r": 1}), b]);
+    assert_eq!(v["y"][0], json!(u64::MAX as f64));
+    assert_eq!(v["x"]["n"][3]["k"], json!(u64::MAX as f64));
 }

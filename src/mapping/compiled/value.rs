@@ -190,6 +190,11 @@ impl<'a> Map<'a> {
         self.entries.len()
     }
 
+    /// The entries in key order.
+    pub(super) fn entries(&self) -> &[(Text<'a>, Val<'a>)] {
+        &self.entries
+    }
+
     pub(super) fn iter(&self) -> impl Iterator<Item = (&Text<'a>, &Val<'a>)> {
         self.entries.iter().map(|(k, v)| (k, v))
     }
@@ -499,6 +504,24 @@ impl<'a> Val<'a> {
         }
     }
 
+    /// [`Val::into_json`] of a value the caller keeps.
+    pub(super) fn to_json(&self) -> Value {
+        match self {
+            Val::Unit => Value::Null,
+            Val::Bool(b) => Value::Bool(*b),
+            Val::Int(i) => Value::from(*i),
+            Val::Float(f) => float_json(*f),
+            Val::Str(t) => Value::String(t.as_str().to_owned()),
+            Val::Json(v) => json_copy(v),
+            Val::Array(items) => Value::Array(items.iter().map(Val::to_json).collect()),
+            Val::Map(map) => Value::Object(
+                map.iter()
+                    .map(|(k, v)| (k.as_str().to_owned(), v.to_json()))
+                    .collect(),
+            ),
+        }
+    }
+
     /// `to_string(v)` and `${v}`: `None` where rhai's text is not certain here (arrays,
     /// maps).
     pub(super) fn to_text(&self) -> Option<Text<'a>> {
@@ -637,13 +660,13 @@ fn number<'a>(n: &serde_json::Number) -> Val<'a> {
     }
 }
 
-fn float_json(f: f64) -> Value {
+pub(super) fn float_json(f: f64) -> Value {
     serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)
 }
 
 /// A copy of an argument's JSON as a round trip through rhai would give it back: numbers
 /// beyond i64 come back as floats.
-fn json_copy(v: &Value) -> Value {
+pub(super) fn json_copy(v: &Value) -> Value {
     match v {
         Value::Number(n) if n.as_i64().is_none() => float_json(n.as_f64().unwrap_or(f64::NAN)),
         Value::Array(items) => Value::Array(items.iter().map(json_copy).collect()),
