@@ -370,8 +370,20 @@ async fn a_create_that_excludes_meta_still_says_where_it_is() {
 /// for users of every shape the default profile maps, and so are list items.
 #[tokio::test]
 async fn a_get_is_the_same_whichever_path_writes_it() {
-    let stack = start().await;
-    let (scim, _legacy) = clients(&stack);
+    same_whichever_path(&start().await).await;
+}
+
+/// The same with the scripts in rhai's interpreter: the answer is then rhai's JSON.
+#[tokio::test]
+async fn a_get_is_the_same_whichever_path_writes_it_interpreted() {
+    let mut options = DemoOptions::for_tests("default");
+    options.adjust = Some(|cfg| cfg.server.compile_scripts = false);
+    let stack = DemoStack::start(options).await.expect("start demo stack");
+    same_whichever_path(&stack).await;
+}
+
+async fn same_whichever_path(stack: &DemoStack) {
+    let (scim, _legacy) = clients(stack);
     let ent = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
     let bodies = [
         json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],

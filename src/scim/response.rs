@@ -43,8 +43,13 @@ pub trait Doc<'d>: Copy + 'd {
     /// An object's member `key`.
     fn get(self, key: &str) -> Option<Self>;
     fn as_str(self) -> Option<&'d str>;
+    fn as_i64(self) -> Option<i64>;
     /// Appends the value as compact JSON, as `crate::json::write_value` writes it.
     fn write(self, out: &mut Vec<u8>);
+    /// Whether it is an object with a member.
+    fn is_filled_object(self) -> bool {
+        self.members().is_some_and(|mut m| m.next().is_some())
+    }
 }
 
 type ValueMembers<'d> =
@@ -62,6 +67,9 @@ impl<'d> Doc<'d> for &'d Value {
     fn as_str(self) -> Option<&'d str> {
         Value::as_str(self)
     }
+    fn as_i64(self) -> Option<i64> {
+        Value::as_i64(self)
+    }
     fn write(self, out: &mut Vec<u8>) {
         write_value(out, self);
     }
@@ -73,6 +81,69 @@ impl<'d> Doc<'d> for &'d Value {
 pub struct Finish<'f> {
     pub id: Option<&'f str>,
     pub schemas: Option<&'f [&'f str]>,
+}
+
+/// Why a mapping's answer is not a resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotResource {
+    NotObject,
+    NoId,
+}
+
+/// A mapping's answer made a resource: `id` as text (a number written out; a missing or
+/// empty one is refused), `schemas` the core schema and each extension the answer holds as
+/// a non-empty object (under the schema's own spelling).
+pub fn finish_value(ctx: &SchemaContext<'_>, r: &mut Value) -> Result<(), NotResource> {
+    let Some(obj) = r.as_object_mut() else {
+        return Err(NotResource::NotObject);
+    };
+    match obj.get("id") {
+        Some(Value::String(s)) if !s.is_empty() => {}
+        Some(Value::Number(n)) => {
+            let s = n.to_string();
+            obj.insert("id".into(), Value::String(s));
+        }
+        _ => return Err(NotResource::NoId),
+    }
+    let schemas = schemas_of(ctx, |urn| {
+        obj.get(urn).is_some_and(|v| v.is_filled_object())
+    });
+    obj.insert(
+        "schemas".into(),
+        Value::Array(schemas.into_iter().map(Value::from).collect()),
+    );
+    Ok(())
+}
+
+/// [`finish_value`] for an answer read where it lies: its `id` as text and its `schemas`,
+/// for [`write_doc`]'s [`Finish`]. `None` where the answer takes `finish_value`'s path: not
+/// an object, or an id that is neither a non-empty string nor an integer (a float's text
+/// is serde_json's, an error is `finish_value`'s).
+pub fn finish_doc<'d, 'c, D: Doc<'d>>(
+    ctx: &'c SchemaContext<'_>,
+    doc: D,
+) -> Option<(std::borrow::Cow<'d, str>, Vec<&'c str>)> {
+    // An object (whose members are not needed here).
+    doc.members().map(drop)?;
+    let given = doc.get("id")?;
+    let id = match (given.as_str(), given.as_i64()) {
+        (Some(s), _) if !s.is_empty() => std::borrow::Cow::Borrowed(s),
+        (None, Some(i)) => std::borrow::Cow::Owned(i.to_string()),
+        _ => return None,
+    };
+    let schemas = schemas_of(ctx, |urn| doc.get(urn).is_some_and(D::is_filled_object));
+    Some((id, schemas))
+}
+
+/// The core schema and each extension `filled` says the resource holds.
+fn schemas_of<'c>(ctx: &'c SchemaContext<'_>, filled: impl Fn(&str) -> bool) -> Vec<&'c str> {
+    let mut schemas = vec![ctx.rt.schema.as_str()];
+    for ext in &ctx.rt.extensions {
+        if filled(&ext.schema) {
+            schemas.push(&ext.schema);
+        }
+    }
+    schemas
 }
 
 /// A member the gateway writes in place of the document's.
@@ -364,7 +435,7 @@ fn write_part<'d, D: Doc<'d>>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::scim::meta::set_meta;
     use crate::scim::resource::project_owned_with;
@@ -375,7 +446,7 @@ mod tests {
     use serde_json::Map;
     use serde_json::json;
 
-    const BASE: &str = "https://gw.example/scim/v2";
+    pub(crate) const BASE: &str = "https://gw.example/scim/v2";
 
     /// The path this one replaces: the version of the resource as given, `meta` set on it,
     /// the default projection, the body written.
@@ -468,6 +539,87 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A mapping's answer written straight from where it lies (its id and schemas as
+    /// [`finish_doc`] gives them) is the resource [`finish_value`] makes of it, written by the
+    /// general path; where `finish_doc` declines, the answer goes that path itself. Also
+    /// called from the mapping's tests on compiled answers.
+    pub(crate) fn finished_alike<'d, D: Doc<'d>>(doc: D, json: &Value) {
+        for registry in registries() {
+            for rt in ["User", "Group"] {
+                let ctx = SchemaContext::new(&registry, rt).unwrap();
+                let hidden = HiddenByDefault::of(&ctx);
+                let mut resource = json.clone();
+                let made = finish_value(&ctx, &mut resource);
+                let Some((id, schemas)) = finish_doc(&ctx, doc) else {
+                    continue;
+                };
+                assert_eq!(made, Ok(()), "{json}");
+                let finish = Finish {
+                    id: Some(&id),
+                    schemas: Some(&schemas),
+                };
+                let mut out = Vec::new();
+                let written = write_doc(&mut out, doc, finish, &ctx, Some(&hidden), BASE).unwrap();
+                let (body, want) = general(&resource, &ctx, Some(&hidden), BASE);
+                assert_eq!(
+                    String::from_utf8_lossy(&out),
+                    String::from_utf8_lossy(&body),
+                    "{rt} {json}"
+                );
+                assert_eq!(written, want, "{rt} {json}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_answer_is_finished_as_the_general_path_finishes_it() {
+        let ent = ENTERPRISE_USER_SCHEMA;
+        let mut declined = 0;
+        for id in [
+            json!("17"),
+            json!(""),
+            json!(-5),
+            json!(i64::MIN),
+            json!(u64::MAX),
+            json!(5.0),
+            json!(true),
+            json!(null),
+            json!([1]),
+            json!({"value": "1"}),
+        ] {
+            for extra in [
+                json!({}),
+                json!({"schemas": ["urn:other"]}),
+                json!({ent: {}}),
+                json!({ent: "x"}),
+                json!({ent: {"department": "d"}, "schemas": []}),
+                json!({ent.to_lowercase(): {"department": "d"}}),
+            ] {
+                let mut answer = extra.clone();
+                answer["id"] = id.clone();
+                finished_alike(&answer, &answer);
+                let reg = SchemaRegistry::core();
+                let ctx = SchemaContext::new(&reg, "User").unwrap();
+                declined += usize::from(finish_doc(&ctx, &answer).is_none());
+            }
+            // And without an id at all, or not an object.
+            let reg = SchemaRegistry::core();
+            let ctx = SchemaContext::new(&reg, "User").unwrap();
+            assert!(finish_doc(&ctx, &json!({"userName": "a"})).is_none());
+            assert!(finish_doc(&ctx, &json!([{"id": "1"}])).is_none());
+            assert_eq!(
+                finish_value(&ctx, &mut json!({"userName": "a"})),
+                Err(NotResource::NoId)
+            );
+            assert_eq!(
+                finish_value(&ctx, &mut json!([1])),
+                Err(NotResource::NotObject)
+            );
+        }
+        // "", u64::MAX, 5.0, true, null, [1] and an object as ids take the general path.
+        assert_eq!(declined, 7 * 6);
     }
 
     /// Resources written one after another into a list's body each keep their own version
@@ -658,6 +810,7 @@ mod tests {
         #[test]
         fn any_resource_is_written_as_the_general_path_writes_it(r in resource()) {
             check(&r);
+            finished_alike(&r, &r);
         }
     }
 }

@@ -61,7 +61,9 @@ use crate::scim::patch::{
 use crate::scim::resource::{
     HiddenByDefault, NormalizeOptions, get_ci, normalize_resource, project_owned_with,
 };
-use crate::scim::response::{Doc, Finish, Written, write_doc, write_resource};
+use crate::scim::response::{
+    Finish, NotResource, Written, finish_doc, finish_value, write_doc, write_resource,
+};
 use crate::scim::schema::{SchemaContext, ServiceProviderConfig};
 use crate::scim::{AttrPath, SchemaRegistry, ScimError};
 use crate::store::{
@@ -398,35 +400,7 @@ impl Gateway {
     /// What `from_backend` returned, made a resource: `id` a string, `schemas` as present.
     fn finish_from_backend(&self, b: &Binding, mut r: Value) -> AppResult<Value> {
         let ctx = self.ctx(&b.resource_type)?;
-        let Some(obj) = r.as_object_mut() else {
-            return Err(AppError::Internal(format!(
-                "{}.from_backend returned a non-object",
-                b.script
-            )));
-        };
-        match obj.get("id") {
-            Some(Value::String(s)) if !s.is_empty() => {}
-            Some(Value::Number(n)) => {
-                let s = n.to_string();
-                obj.insert("id".into(), Value::String(s));
-            }
-            _ => {
-                return Err(AppError::Internal(format!(
-                    "{}.from_backend did not set a resource id",
-                    b.script
-                )));
-            }
-        }
-        let mut schemas = vec![Value::String(ctx.rt.schema.clone())];
-        for ext in &ctx.rt.extensions {
-            if obj
-                .get(&ext.schema)
-                .is_some_and(|v| v.as_object().is_some_and(|m| !m.is_empty()))
-            {
-                schemas.push(Value::String(ext.schema.clone()));
-            }
-        }
-        obj.insert("schemas".into(), Value::Array(schemas));
+        finish_value(&ctx, &mut r).map_err(|e| not_resource(b, e))?;
         Ok(r)
     }
 
@@ -849,39 +823,19 @@ impl Gateway {
     /// takes the general path (and its errors).
     fn respond_answer(&self, b: &Binding, answer: Answer<'_, '_>) -> AppResult<Output> {
         let ctx = self.ctx(&b.resource_type)?;
-        let given = answer.get("id");
-        let id = match (given.and_then(Doc::as_str), given.and_then(Answer::as_i64)) {
-            (Some(s), _) if !s.is_empty() => Some(std::borrow::Cow::Borrowed(s)),
-            (None, Some(i)) => Some(std::borrow::Cow::Owned(i.to_string())),
-            _ => None,
-        };
-        let Some(id) = id.filter(|_| answer.members().is_some()) else {
+        let Some((id, schemas)) = finish_doc(&ctx, answer) else {
             let resource = self.finish_from_backend(b, answer.to_json())?;
             return self.respond(&b.resource_type, resource, &ListParams::default());
         };
-        let mut schemas = vec![ctx.rt.schema.as_str()];
-        for ext in &ctx.rt.extensions {
-            if answer
-                .get(&ext.schema)
-                .is_some_and(Answer::is_filled_object)
-            {
-                schemas.push(&ext.schema);
-            }
-        }
         let finish = Finish {
             id: Some(&id),
             schemas: Some(&schemas),
         };
         let mut body = Vec::with_capacity(512);
         let base = self.base_url();
-        let Some(Written { etag, location }) =
+        let Written { etag, location } =
             write_doc(&mut body, answer, finish, &ctx, self.hidden_of(&ctx), &base)
-        else {
-            return Err(AppError::Internal(format!(
-                "{}.from_backend returned a non-object",
-                b.script
-            )));
-        };
+                .ok_or_else(|| not_resource(b, NotResource::NotObject))?;
         Ok(Output {
             body,
             etag,
@@ -2034,6 +1988,14 @@ fn member_of(v: &Value) -> Member {
 fn render(ep: &Endpoint, vars: &[(&str, &str)], body: Option<Value>) -> AppResult<BackendRequest> {
     ep.request(vars, body)
         .map_err(|e| AppError::Internal(format!("endpoint template: {e}")))
+}
+
+/// A script's answer that is not a resource: the script's bug, a 500.
+fn not_resource(b: &Binding, why: NotResource) -> AppError {
+    AppError::Internal(match why {
+        NotResource::NotObject => format!("{}.from_backend returned a non-object", b.script),
+        NotResource::NoId => format!("{}.from_backend did not set a resource id", b.script),
+    })
 }
 
 fn bad_answer(endpoint: &str, message: &str) -> AppError {

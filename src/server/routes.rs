@@ -211,7 +211,9 @@ pub async fn create(
     let gw = &state.gateway;
     let out = gw.create(&rt, body, &params).await?;
     let mut resp = with_etag(scim_body(StatusCode::CREATED, out.body), &out.etag);
-    if let Ok(loc) = HeaderValue::from_str(&out.location) {
+    if !out.location.is_empty()
+        && let Ok(loc) = HeaderValue::from_str(&out.location)
+    {
         resp.headers_mut().insert(header::LOCATION, loc);
     }
     Ok(resp)

@@ -36,20 +36,6 @@ impl<'v, 'a> Answer<'v, 'a> {
         })
     }
 
-    /// An integer (what a script gives as a numeric id).
-    pub fn as_i64(self) -> Option<i64> {
-        match self.0 {
-            Node::Val(Val::Int(i)) => Some(*i),
-            Node::Copied(v) | Node::Json(v) => v.as_i64(),
-            Node::Val(_) => None,
-        }
-    }
-
-    /// Whether it is an object with a member.
-    pub fn is_filled_object(self) -> bool {
-        self.members().is_some_and(|mut m| m.next().is_some())
-    }
-
     /// The answer as JSON, the `Value` the call would have returned.
     pub fn to_json(self) -> Value {
         match self.0 {
@@ -107,6 +93,14 @@ impl<'v, 'a: 'v> Doc<'v> for Answer<'v, 'a> {
         match self.0 {
             Node::Val(Val::Str(t)) => Some(t.as_str()),
             Node::Copied(v) | Node::Json(v) => v.as_str(),
+            Node::Val(_) => None,
+        }
+    }
+
+    fn as_i64(self) -> Option<i64> {
+        match self.0 {
+            Node::Val(Val::Int(i)) => Some(*i),
+            Node::Copied(v) | Node::Json(v) => v.as_i64(),
             Node::Val(_) => None,
         }
     }

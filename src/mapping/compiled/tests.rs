@@ -90,6 +90,8 @@ fn by_text(set: &ScriptSet, script: &str, func: &str, text: &str, rest: &[Value]
         .call_on_text_then(script, func, text.as_bytes(), &rest_refs, |a| {
             let v = a.to_json();
             same_view(a, &v, &format!("{script}.{func}({text})"));
+            // Made a resource and written straight from it, as the general path would.
+            crate::scim::response::tests::finished_alike(a, &v);
             v
         })
         .unwrap()
