@@ -49,29 +49,45 @@ pub fn write_value(out: &mut Vec<u8>, value: &Value) {
             let _ = serde_json::to_writer(&mut *out, n);
         }
         Value::String(s) => write_str(out, s),
-        Value::Array(items) => {
-            out.push(b'[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_value(out, item);
-            }
-            out.push(b']');
-        }
+        Value::Array(items) => write_array(out, items, write_value),
         Value::Object(map) => {
-            out.push(b'{');
-            for (i, (k, v)) in map.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_str(out, k);
-                out.push(b':');
-                write_value(out, v);
-            }
-            out.push(b'}');
+            write_object(out, map.iter().map(|(k, v)| (k.as_str(), v)), write_value)
         }
     }
+}
+
+/// `[item,…]`, each item written by `write`.
+pub fn write_array<T>(
+    out: &mut Vec<u8>,
+    items: impl IntoIterator<Item = T>,
+    mut write: impl FnMut(&mut Vec<u8>, T),
+) {
+    out.push(b'[');
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write(out, item);
+    }
+    out.push(b']');
+}
+
+/// `{"key":value,…}` in the order given, each value written by `write`.
+pub fn write_object<'k, T>(
+    out: &mut Vec<u8>,
+    members: impl IntoIterator<Item = (&'k str, T)>,
+    mut write: impl FnMut(&mut Vec<u8>, T),
+) {
+    out.push(b'{');
+    for (i, (k, v)) in members.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_str(out, k);
+        out.push(b':');
+        write(out, v);
+    }
+    out.push(b'}');
 }
 
 /// A string as serde_json writes it: `"` and `\\` escaped with a backslash, the control

@@ -874,7 +874,7 @@ fn filter_subs(value: &Value, subs: &[String], keep: bool) -> Value {
 }
 
 #[cfg(test)]
-mod write_tests {
+pub(crate) mod write_tests {
     use super::*;
     use crate::scim::ScimType;
     use crate::scim::schema::{ENTERPRISE_USER_SCHEMA, SchemaRegistry, USER_SCHEMA};
@@ -887,8 +887,9 @@ mod write_tests {
     /// The list worked out once answers as resolving each key in the schemas does: every
     /// attribute name of the type's schemas (in other cases too), unknown names and both
     /// forms of URN, on the core registry and on one whose profile hid more.
-    #[test]
-    fn hidden_by_default_answers_as_the_schemas_do() {
+    /// The core registry with more hidden than the core schemas hide: `title` returned on
+    /// request, `nickName` write-only, the enterprise `costCenter` never returned.
+    pub(crate) fn tuned() -> SchemaRegistry {
         use crate::scim::schema::{Mutability, Returned};
         let mut tuned = reg();
         assert!(tuned.tune("User", "title", |a| a.returned = Returned::Request));
@@ -898,6 +899,12 @@ mod write_tests {
             &format!("{ENTERPRISE_USER_SCHEMA}:costCenter"),
             |a| a.returned = Returned::Never
         ));
+        tuned
+    }
+
+    #[test]
+    fn hidden_by_default_answers_as_the_schemas_do() {
+        let tuned = tuned();
         let mut checked = 0;
         let mut hidden_seen = 0;
         for registry in [reg(), tuned] {

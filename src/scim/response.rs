@@ -439,9 +439,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::scim::meta::set_meta;
     use crate::scim::resource::project_owned_with;
-    use crate::scim::schema::{
-        ENTERPRISE_USER_SCHEMA, Mutability, Returned, SchemaRegistry, USER_SCHEMA,
-    };
+    use crate::scim::schema::{ENTERPRISE_USER_SCHEMA, SchemaRegistry, USER_SCHEMA};
     use proptest::prelude::*;
     use serde_json::Map;
     use serde_json::json;
@@ -480,17 +478,12 @@ pub(crate) mod tests {
     }
 
     /// The core registry and one whose profile hides more (in the core schema and in an
-    /// extension), as `hidden_by_default_answers_as_the_schemas_do` tunes it.
+    /// extension).
     fn registries() -> Vec<SchemaRegistry> {
-        let mut tuned = SchemaRegistry::core();
-        assert!(tuned.tune("User", "title", |a| a.returned = Returned::Request));
-        assert!(tuned.tune("User", "nickName", |a| a.mutability = Mutability::WriteOnly));
-        assert!(tuned.tune(
-            "User",
-            &format!("{ENTERPRISE_USER_SCHEMA}:costCenter"),
-            |a| a.returned = Returned::Never
-        ));
-        vec![SchemaRegistry::core(), tuned]
+        vec![
+            SchemaRegistry::core(),
+            crate::scim::resource::write_tests::tuned(),
+        ]
     }
 
     /// A base URL that JSON escapes (as a forwarded base may be).

@@ -4,7 +4,7 @@
 //! GET's answer into JSON and its drop: ~9k instructions, callgrind).
 
 use super::value::{Text, Val, float_json};
-use crate::json::{write_str, write_value};
+use crate::json::{write_array, write_object, write_str, write_value};
 use crate::scim::response::Doc;
 use serde_json::Value;
 
@@ -124,28 +124,12 @@ fn write_val(out: &mut Vec<u8>, v: &Val<'_>) {
         Val::Float(f) => write_value(out, &float_json(*f)),
         Val::Str(t) => write_str(out, t.as_str()),
         Val::Json(j) => write_copied(out, j),
-        Val::Array(items) => {
-            out.push(b'[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_val(out, item);
-            }
-            out.push(b']');
-        }
-        Val::Map(map) => {
-            out.push(b'{');
-            for (i, (k, item)) in map.entries().iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_str(out, k.as_str());
-                out.push(b':');
-                write_val(out, item);
-            }
-            out.push(b'}');
-        }
+        Val::Array(items) => write_array(out, items.iter(), write_val),
+        Val::Map(map) => write_object(
+            out,
+            map.entries().iter().map(|(k, v)| (k.as_str(), v)),
+            write_val,
+        ),
     }
 }
 
@@ -155,27 +139,9 @@ fn write_copied(out: &mut Vec<u8>, v: &Value) {
         Value::Number(n) if n.as_i64().is_none() => {
             write_value(out, &float_json(n.as_f64().unwrap_or(f64::NAN)));
         }
-        Value::Array(items) => {
-            out.push(b'[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_copied(out, item);
-            }
-            out.push(b']');
-        }
+        Value::Array(items) => write_array(out, items, write_copied),
         Value::Object(obj) => {
-            out.push(b'{');
-            for (i, (k, item)) in obj.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_str(out, k);
-                out.push(b':');
-                write_copied(out, item);
-            }
-            out.push(b'}');
+            write_object(out, obj.iter().map(|(k, v)| (k.as_str(), v)), write_copied)
         }
         other => write_value(out, other),
     }
