@@ -292,9 +292,19 @@ impl ScriptSet {
         let mut args = Vec::with_capacity(rest.len() + 1);
         args.push(&parsed);
         args.extend_from_slice(rest);
-        Ok(self
-            .counted(self.call_uncounted(script, func, &args))
-            .map(|answer| then(Answer::json(&answer))))
+        Ok(self.counted(self.call_uncounted_then(script, func, &args, then)))
+    }
+
+    /// [`ScriptSet::call_with`] handing the answer to `then` where it lies: the compiled
+    /// run's own value, or rhai's answer as JSON; no `Value` is built of a compiled answer.
+    pub fn call_with_then<T>(
+        &self,
+        script: &str,
+        func: &str,
+        args: &[&Value],
+        then: impl FnOnce(Answer<'_, '_>) -> T,
+    ) -> Result<T, MappingError> {
+        self.counted(self.call_uncounted_then(script, func, args, then))
     }
 
     fn call_uncounted(
@@ -303,13 +313,28 @@ impl ScriptSet {
         func: &str,
         args: &[&Value],
     ) -> Result<Value, MappingError> {
+        // rhai's answer is copied here: next to its interpretation, a copy costs nothing.
+        self.call_uncounted_then(script, func, args, |a| a.to_json())
+    }
+
+    fn call_uncounted_then<T>(
+        &self,
+        script: &str,
+        func: &str,
+        args: &[&Value],
+        then: impl FnOnce(Answer<'_, '_>) -> T,
+    ) -> Result<T, MappingError> {
         let compiled = self.compiled(script, func, args.len())?;
-        if self.compile
-            && let Some(value) = compiled.program.call(func, args, &self.lookups)
-        {
-            return Ok(value);
-        }
+        let then = if self.compile {
+            match compiled.program.call_then(func, args, &self.lookups, then) {
+                Ok(done) => return Ok(done),
+                Err(then) => then,
+            }
+        } else {
+            then
+        };
         self.interpret(&compiled, func, args)
+            .map(|answer| then(Answer::json(&answer)))
     }
 
     /// The call in rhai (tests compare it with the compiled form).

@@ -62,7 +62,7 @@ use crate::scim::resource::{
     HiddenByDefault, NormalizeOptions, get_ci, normalize_resource, project_owned_with,
 };
 use crate::scim::response::{
-    Finish, NotResource, Written, finish_doc, finish_value, write_doc, write_resource,
+    Doc, Finish, NotResource, Written, finish_doc, finish_value, write_doc, write_resource,
 };
 use crate::scim::schema::{SchemaContext, ServiceProviderConfig};
 use crate::scim::{AttrPath, SchemaRegistry, ScimError};
@@ -1125,6 +1125,34 @@ impl Gateway {
             }
         };
         let finished: AppResult<(Output, Option<String>)> = async {
+            // A resource without members answered whole (Entra's create): written straight
+            // from the mapping's answer, as a GET is.
+            if b.members.is_none()
+                && params.attributes.is_empty()
+                && params.excluded_attributes.is_empty()
+            {
+                let answered = |a: Answer<'_, '_>| -> AppResult<(Output, Option<String>)> {
+                    // What Entra sent, also when the legacy app cannot store it.
+                    let external = a
+                        .get("externalId")
+                        .and_then(Doc::as_str)
+                        .filter(|s| !s.is_empty())
+                        .or_else(|| external_id_of(&resource))
+                        .map(str::to_string);
+                    Ok((self.respond_answer(b, a)?, external))
+                };
+                return if created.is_object() && created.get("id").is_some() {
+                    let ctx = self.script_ctx(&b.resource_type, "create", None);
+                    self.scripts.call_with_then(
+                        &b.script,
+                        "from_backend",
+                        &[&created, &ctx],
+                        answered,
+                    )?
+                } else {
+                    self.read_record(b, &id, "create", answered).await
+                };
+            }
             let mut out = if created.is_object() && created.get("id").is_some() {
                 self.map_from_backend(b, created, "create")?
             } else {

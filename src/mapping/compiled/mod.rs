@@ -128,10 +128,31 @@ impl Program {
 
     /// Runs `func(args…)` compiled. `None` when the function is not compiled or the run
     /// met something only rhai answers for certain: the caller then runs the call in rhai.
+    #[cfg(test)]
     pub(crate) fn call(&self, func: &str, args: &[&Value], lookups: &Lookups) -> Option<Value> {
-        let i = self.index(func, args.len())?;
+        self.call_then(func, args, lookups, |a| a.to_json()).ok()
+    }
+
+    /// [`Program::call`] handing the answer to `then` where it lies (no `Value` built of
+    /// it); `then` comes back unused where rhai is to answer.
+    pub(crate) fn call_then<T, F>(
+        &self,
+        func: &str,
+        args: &[&Value],
+        lookups: &Lookups,
+        then: F,
+    ) -> Result<T, F>
+    where
+        F: FnOnce(Answer<'_, '_>) -> T,
+    {
+        let Some(i) = self.index(func, args.len()) else {
+            return Err(then);
+        };
         let args = args.iter().map(|a| value::Val::from_json(a)).collect();
-        self.run(i, args, lookups)
+        match self.runner(lookups).call(i, args) {
+            Ok(v) => Ok(then(Answer::of(&v))),
+            Err(_) => Err(then),
+        }
     }
 
     /// [`Program::call`] with a first argument given as JSON text: read straight into the
@@ -176,20 +197,6 @@ impl Program {
             Ok(v) => Ok(then(Answer::of(&v))),
             Err(_) => Err(then),
         }
-    }
-
-    /// Runs compiled function `i` on `args`: its result as JSON, `None` where rhai is to
-    /// answer.
-    fn run<'a>(
-        &'a self,
-        i: usize,
-        args: Vec<value::Val<'a>>,
-        lookups: &'a Lookups,
-    ) -> Option<Value> {
-        self.runner(lookups)
-            .call(i, args)
-            .ok()
-            .map(value::Val::into_json)
     }
 
     /// A run of this program's functions, within one slice of time.
