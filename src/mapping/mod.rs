@@ -238,7 +238,8 @@ impl ScriptSet {
         func: &str,
         args: &[&Value],
     ) -> Result<Value, MappingError> {
-        self.counted(self.call_uncounted(script, func, args))
+        // rhai's answer is copied here: next to its interpretation, a copy costs nothing.
+        self.call_with_then(script, func, args, |a| a.to_json())
     }
 
     /// [`ScriptSet::call_with`] with its first argument given as JSON text (a record as the
@@ -292,7 +293,7 @@ impl ScriptSet {
         let mut args = Vec::with_capacity(rest.len() + 1);
         args.push(&parsed);
         args.extend_from_slice(rest);
-        Ok(self.counted(self.call_uncounted_then(script, func, &args, then)))
+        Ok(self.call_with_then(script, func, &args, then))
     }
 
     /// [`ScriptSet::call_with`] handing the answer to `then` where it lies: the compiled
@@ -304,37 +305,20 @@ impl ScriptSet {
         args: &[&Value],
         then: impl FnOnce(Answer<'_, '_>) -> T,
     ) -> Result<T, MappingError> {
-        self.counted(self.call_uncounted_then(script, func, args, then))
-    }
-
-    fn call_uncounted(
-        &self,
-        script: &str,
-        func: &str,
-        args: &[&Value],
-    ) -> Result<Value, MappingError> {
-        // rhai's answer is copied here: next to its interpretation, a copy costs nothing.
-        self.call_uncounted_then(script, func, args, |a| a.to_json())
-    }
-
-    fn call_uncounted_then<T>(
-        &self,
-        script: &str,
-        func: &str,
-        args: &[&Value],
-        then: impl FnOnce(Answer<'_, '_>) -> T,
-    ) -> Result<T, MappingError> {
-        let compiled = self.compiled(script, func, args.len())?;
-        let then = if self.compile {
-            match compiled.program.call_then(func, args, &self.lookups, then) {
-                Ok(done) => return Ok(done),
-                Err(then) => then,
-            }
-        } else {
-            then
+        let answered = || {
+            let compiled = self.compiled(script, func, args.len())?;
+            let then = if self.compile {
+                match compiled.program.call_then(func, args, &self.lookups, then) {
+                    Ok(done) => return Ok(done),
+                    Err(then) => then,
+                }
+            } else {
+                then
+            };
+            self.interpret(&compiled, func, args)
+                .map(|answer| then(Answer::json(&answer)))
         };
-        self.interpret(&compiled, func, args)
-            .map(|answer| then(Answer::json(&answer)))
+        self.counted(answered())
     }
 
     /// The call in rhai (tests compare it with the compiled form).

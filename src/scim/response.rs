@@ -194,15 +194,12 @@ pub fn write_doc<'d, D: Doc<'d>>(
     location.push('/');
     location.push_str(id);
     // The gateway's members, in key order.
-    let mut own: Vec<(&str, Own<'_>)> = Vec::with_capacity(3);
-    if let Some(id) = finish.id {
-        own.push(("id", Own::Id(id)));
-    }
-    own.push(("meta", Own::Meta));
-    if let Some(schemas) = finish.schemas {
-        own.push(("schemas", Own::Schemas(schemas)));
-    }
-    let mut own = own.into_iter().peekable();
+    let own = [
+        finish.id.map(|id| ("id", Own::Id(id))),
+        Some(("meta", Own::Meta)),
+        finish.schemas.map(|s| ("schemas", Own::Schemas(s))),
+    ];
+    let mut own = own.into_iter().flatten().peekable();
     let mut w = Writer {
         out,
         hash: Fnv64::default(),

@@ -149,10 +149,7 @@ impl Program {
             return Err(then);
         };
         let args = args.iter().map(|a| value::Val::from_json(a)).collect();
-        match self.runner(lookups).call(i, args) {
-            Ok(v) => Ok(then(Answer::of(&v))),
-            Err(_) => Err(then),
-        }
+        self.answer(i, args, lookups, then)
     }
 
     /// [`Program::call`] with a first argument given as JSON text: read straight into the
@@ -193,20 +190,31 @@ impl Program {
         let mut args = Vec::with_capacity(rest.len() + 1);
         args.push(first);
         args.extend(rest.iter().map(|a| value::Val::from_json(a)));
-        match self.runner(lookups).call(i, args) {
-            Ok(v) => Ok(then(Answer::of(&v))),
-            Err(_) => Err(then),
-        }
+        self.answer(i, args, lookups, then)
     }
 
-    /// A run of this program's functions, within one slice of time.
-    fn runner<'a>(&'a self, lookups: &'a Lookups) -> eval::Run<'a> {
-        eval::Run {
+    /// Runs compiled function `i` on `args` and hands its answer to `then`; `then` comes
+    /// back unused where rhai is to answer.
+    fn answer<'a, T, F>(
+        &'a self,
+        i: usize,
+        args: Vec<value::Val<'a>>,
+        lookups: &'a Lookups,
+        then: F,
+    ) -> Result<T, F>
+    where
+        F: FnOnce(Answer<'_, '_>) -> T,
+    {
+        let mut run = eval::Run {
             fns: &self.fns,
             lookups,
             steps: 0,
             depth: 0,
             deadline: std::time::Instant::now() + super::INLINE_SLICE,
+        };
+        match run.call(i, args) {
+            Ok(v) => Ok(then(Answer::of(&v))),
+            Err(_) => Err(then),
         }
     }
 }
