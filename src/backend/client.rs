@@ -6,17 +6,15 @@
 //! reading the body.
 
 use super::error::BackendError;
+use super::pool::{Pool, PoolError};
 use super::template::encode_into;
 use crate::config::{BackendAuth, BackendConfig, PassthroughScheme};
 use crate::metrics::{BackendOutcome, Metrics};
 use bytes::Bytes;
-use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST, USER_AGENT};
 use http::{HeaderName, HeaderValue, Method, Uri};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use serde_json::Value;
 use std::fmt;
 use std::sync::Arc;
@@ -166,8 +164,14 @@ enum AuthMode {
 }
 
 struct Inner {
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    pool: Pool,
+    /// The base URL without a trailing slash, as configured (errors and logs name it).
     base: String,
+    /// The base URL's path (no trailing slash), which every call's path follows.
+    prefix: String,
+    /// The `Host` header of every call: the base URL's host, and its port unless the
+    /// scheme's default.
+    host: HeaderValue,
     auth: AuthMode,
     timeout: Duration,
     connect_timeout: Duration,
@@ -210,6 +214,7 @@ impl Backend {
         metrics: Option<Arc<Metrics>>,
     ) -> Result<Backend, BackendInitError> {
         let base = normalise_base(&cfg.base_url)?;
+        let (origin, prefix, host) = split_base(&base)?;
         let auth = auth_mode(&cfg.auth)?;
         let mut http = HttpConnector::new();
         http.enforce_http(false);
@@ -222,15 +227,13 @@ impl Backend {
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_max_idle_per_host(cfg.pool_max_idle_per_host)
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .pool_timer(TokioTimer::new())
-            .build(https);
+        let pool = Pool::new(https, origin, cfg.pool_max_idle_per_host, POOL_IDLE_TIMEOUT);
         Ok(Backend {
             inner: Arc::new(Inner {
-                client,
+                pool,
                 base,
+                prefix,
+                host,
                 auth,
                 timeout: cfg.timeout(),
                 connect_timeout: cfg.connect_timeout(),
@@ -445,12 +448,12 @@ impl Backend {
         });
         let http_req = self.build(req, caller.as_ref(), body)?;
         let started = Instant::now();
-        let resp = self
+        let (resp, conn) = self
             .inner
-            .client
-            .request(http_req)
+            .pool
+            .send(http_req)
             .await
-            .map_err(|e| self.classify(&e))?;
+            .map_err(|e| self.classify(e))?;
         let status = resp.status().as_u16();
         let retry_after = resp
             .headers()
@@ -474,6 +477,8 @@ impl Backend {
                 }
             })?
             .to_bytes();
+        // Read whole: the connection can carry the next call.
+        self.inner.pool.put_back(conn);
         if caller.is_some() && matches!(status, 401 | 403) {
             return Err(BackendError::CallerRejected { status });
         }
@@ -505,6 +510,7 @@ impl Backend {
         *request.method_mut() = req.method.clone();
         *request.uri_mut() = uri;
         let headers = request.headers_mut();
+        headers.insert(HOST, self.inner.host.clone());
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
         headers.insert(
             USER_AGENT,
@@ -529,8 +535,9 @@ impl Backend {
     }
 
     fn uri(&self, path: &str, query: &[(String, String)]) -> Result<Uri, BackendError> {
-        let mut s = String::with_capacity(self.inner.base.len() + path.len() + 64);
-        s.push_str(&self.inner.base);
+        // Origin-form (`/base/path?query`): the connection is to the base URL's origin.
+        let mut s = String::with_capacity(self.inner.prefix.len() + path.len() + 64);
+        s.push_str(&self.inner.prefix);
         if !path.starts_with('/') {
             s.push('/');
         }
@@ -547,13 +554,17 @@ impl Backend {
             .map_err(|e| BackendError::Request(format!("invalid backend URI for {path}: {e}")))
     }
 
-    fn classify(&self, e: &hyper_util::client::legacy::Error) -> BackendError {
+    fn classify(&self, e: PoolError) -> BackendError {
         let backend = self.inner.base.clone();
-        let message = error_chain(e);
-        if e.is_connect() {
-            BackendError::Connect { backend, message }
-        } else {
-            BackendError::Transport { backend, message }
+        match e {
+            PoolError::Connect(e) => BackendError::Connect {
+                backend,
+                message: error_chain(e.as_ref()),
+            },
+            PoolError::Transport(e) => BackendError::Transport {
+                backend,
+                message: error_chain(&e),
+            },
         }
     }
 }
@@ -595,6 +606,28 @@ fn normalise_base(raw: &str) -> Result<String, BackendInitError> {
         return Err(bad());
     }
     Ok(raw.trim_end_matches('/').to_string())
+}
+
+/// A normalised base URL's origin (`scheme://authority`, where connections go), its path
+/// (what every call's path follows, no trailing slash) and the `Host` header its calls send
+/// (the host, with the port unless it is the scheme's default).
+pub(super) fn split_base(base: &str) -> Result<(Uri, String, HeaderValue), BackendInitError> {
+    let bad = || BackendInitError::BaseUrl(base.to_string());
+    let uri: Uri = base.parse().map_err(|_| bad())?;
+    let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+        return Err(bad());
+    };
+    let origin: Uri = format!("{scheme}://{authority}")
+        .parse()
+        .map_err(|_| bad())?;
+    let default_port = if scheme == "https" { 443 } else { 80 };
+    let host = match authority.port_u16() {
+        Some(port) if port != default_port => format!("{}:{port}", authority.host()),
+        _ => authority.host().to_string(),
+    };
+    let host = HeaderValue::from_str(&host).map_err(|_| bad())?;
+    let prefix = uri.path().trim_end_matches('/').to_string();
+    Ok((origin, prefix, host))
 }
 
 fn auth_mode(auth: &BackendAuth) -> Result<AuthMode, BackendInitError> {

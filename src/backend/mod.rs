@@ -10,6 +10,7 @@ mod endpoint;
 mod error;
 mod jsonpath;
 mod paging;
+mod pool;
 mod record;
 mod template;
 #[cfg(test)]

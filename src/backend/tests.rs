@@ -737,3 +737,255 @@ async fn a_refused_caller_credential_is_the_callers_401_not_a_502() {
         502
     );
 }
+
+/// A legacy app written on raw TCP, to see its connections: each accepted connection is
+/// counted, every request's head is kept, and each answer is `{"n":…}` after `delay`. With
+/// `per_connection`, the app closes a connection after that many answers (as a keep-alive
+/// limit does, without saying so in the answer); with `say_close` it says so
+/// (`Connection: close`).
+#[derive(Clone, Default)]
+struct RawApp {
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
+    heads: Arc<Mutex<Vec<String>>>,
+    per_connection: Option<usize>,
+    say_close: bool,
+    delay: Duration,
+    /// Only requests for this path wait `delay` (all do when `None`).
+    slow_path: Option<&'static str>,
+}
+
+impl RawApp {
+    async fn serve(self) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                let n = self
+                    .accepted
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let app = self.clone();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut answered = 0;
+                    loop {
+                        // One request: the head, then a body of its Content-Length.
+                        let head_end = loop {
+                            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                                break i + 4;
+                            }
+                            let mut chunk = [0u8; 4096];
+                            match stream.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(k) => buf.extend_from_slice(&chunk[..k]),
+                            }
+                        };
+                        let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+                        let length = head
+                            .lines()
+                            .find_map(|l| {
+                                let (k, v) = l.split_once(':')?;
+                                k.eq_ignore_ascii_case("content-length")
+                                    .then(|| v.trim().parse::<usize>().ok())?
+                            })
+                            .unwrap_or(0);
+                        while buf.len() < head_end + length {
+                            let mut chunk = [0u8; 4096];
+                            match stream.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(k) => buf.extend_from_slice(&chunk[..k]),
+                            }
+                        }
+                        buf.drain(..head_end + length);
+                        let target = head.split(' ').nth(1).unwrap_or("").to_string();
+                        app.heads.lock().unwrap().push(head);
+                        if app.slow_path.is_none_or(|p| target == p) {
+                            tokio::time::sleep(app.delay).await;
+                        }
+                        answered += 1;
+                        let last = app.per_connection.is_some_and(|p| answered >= p);
+                        let body = format!("{{\"n\":{n}}}");
+                        let close = if app.say_close {
+                            "Connection: close\r\n"
+                        } else {
+                            ""
+                        };
+                        let answer = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n{close}Content-Length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if stream.write_all(answer.as_bytes()).await.is_err() {
+                            return;
+                        }
+                        if last || app.say_close {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+fn post_req(path: &str) -> BackendRequest {
+    let mut r = BackendRequest::new(http::Method::POST, path);
+    r.body = Some(json!({"username": "a"}));
+    r
+}
+
+/// Calls one after another share one kept-alive connection; each names the base URL's
+/// path in origin form and its host and port in `Host`.
+#[tokio::test]
+async fn calls_reuse_one_connection_to_the_legacy_app() {
+    let app = RawApp::default();
+    let base = app.clone().serve().await;
+    let b = backend(&format!("{base}/api/"), BackendAuth::None);
+    for i in 0..10 {
+        let r = b.call(get_req(&format!("/users/{i}"))).await.unwrap();
+        assert_eq!(r.body["n"], 0, "call {i} on the first connection");
+        b.call(post_req("/users")).await.unwrap();
+    }
+    assert_eq!(app.accepted(), 1);
+    let heads = app.heads.lock().unwrap().clone();
+    assert_eq!(heads.len(), 20);
+    assert!(
+        heads[0].starts_with("GET /api/users/0 HTTP/1.1\r\n"),
+        "{}",
+        heads[0]
+    );
+    assert!(
+        heads[1].starts_with("POST /api/users HTTP/1.1\r\n"),
+        "{}",
+        heads[1]
+    );
+    let host = base.trim_start_matches("http://");
+    for h in &heads {
+        let hosts: Vec<&str> = h
+            .lines()
+            .filter_map(|l| l.split_once(':'))
+            .filter(|(k, _)| k.eq_ignore_ascii_case("host"))
+            .map(|(_, v)| v.trim())
+            .collect();
+        assert_eq!(hosts, [host], "one Host header naming the origin: {h}");
+    }
+}
+
+/// The `Host` of a base URL on the scheme's default port names the host alone, as a
+/// browser or curl sends it.
+#[test]
+fn the_host_header_leaves_out_a_default_port() {
+    use super::client::split_base;
+    let host = |base: &str| split_base(base).unwrap().2;
+    assert_eq!(host("http://legacy.example:80/api"), "legacy.example");
+    assert_eq!(host("https://legacy.example:443"), "legacy.example");
+    assert_eq!(host("https://legacy.example:8443/x"), "legacy.example:8443");
+    assert_eq!(host("http://user:pw@10.0.0.1:8080"), "10.0.0.1:8080");
+    assert_eq!(host("http://[::1]:8080"), "[::1]:8080");
+    let (origin, prefix, _) = split_base("http://user:pw@h:1/a/b").unwrap();
+    assert_eq!(origin.to_string(), "http://user:pw@h:1/");
+    assert_eq!(prefix, "/a/b");
+    assert_eq!(split_base("http://h:1").unwrap().1, "");
+}
+
+/// A connection the legacy app closed while it sat idle (its keep-alive limit) costs the
+/// next call nothing, whatever its method: the call goes out on a new connection.
+#[tokio::test]
+async fn a_connection_closed_by_the_legacy_app_while_idle_is_replaced() {
+    let app = RawApp {
+        per_connection: Some(1),
+        ..RawApp::default()
+    };
+    let base = app.clone().serve().await;
+    let b = backend(&base, BackendAuth::None);
+    for i in 0..3 {
+        b.call(get_req("/users/1")).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        b.call(post_req("/users")).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut patch = BackendRequest::new(http::Method::PATCH, "/users/1");
+        patch.body = Some(json!({"title": i}));
+        b.call(patch).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(app.accepted(), 9, "one connection per answer");
+}
+
+/// An answer saying `Connection: close` is read whole and its connection not used again.
+#[tokio::test]
+async fn an_answer_that_closes_its_connection_is_not_reused() {
+    let app = RawApp {
+        say_close: true,
+        ..RawApp::default()
+    };
+    let base = app.clone().serve().await;
+    let b = backend(&base, BackendAuth::None);
+    for i in 0..5 {
+        let r = b.call(post_req("/users")).await.unwrap();
+        assert_eq!(r.body["n"], i);
+    }
+    assert_eq!(app.accepted(), 5);
+}
+
+/// Calls at once get a connection each; afterwards at most `pool_max_idle_per_host` stay
+/// open for the next ones, which reuse them before connecting again.
+#[tokio::test]
+async fn concurrent_calls_connect_and_at_most_max_idle_stay() {
+    let app = RawApp {
+        delay: Duration::from_millis(100),
+        ..RawApp::default()
+    };
+    let base = app.clone().serve().await;
+    let mut cfg = BackendConfig::new(&base);
+    cfg.pool_max_idle_per_host = 2;
+    let b = Backend::new(&cfg).unwrap();
+    let burst = |n: usize| {
+        let b = b.clone();
+        async move {
+            let calls: Vec<_> = (0..n)
+                .map(|_| {
+                    let b = b.clone();
+                    tokio::spawn(async move { b.call(get_req("/users/1")).await.unwrap() })
+                })
+                .collect();
+            for c in calls {
+                c.await.unwrap();
+            }
+        }
+    };
+    burst(5).await;
+    assert_eq!(app.accepted(), 5, "five calls at once, five connections");
+    for _ in 0..4 {
+        b.call(get_req("/users/1")).await.unwrap();
+    }
+    assert_eq!(app.accepted(), 5, "one after another on a kept connection");
+    burst(3).await;
+    assert_eq!(app.accepted(), 6, "two kept connections, one new");
+}
+
+/// A call given up at the timeout closes its connection; the pool does not hand that
+/// connection to the next call, which is answered on a new one.
+#[tokio::test]
+async fn a_call_cut_off_by_the_timeout_leaves_the_pool_usable() {
+    let app = RawApp {
+        delay: Duration::from_millis(400),
+        slow_path: Some("/slow"),
+        ..RawApp::default()
+    };
+    let base = app.clone().serve().await;
+    let mut cfg = BackendConfig::new(&base);
+    cfg.timeout_ms = 200;
+    let b = Backend::new(&cfg).unwrap();
+    b.call(get_req("/users/1")).await.unwrap();
+    let e = b.call(get_req("/slow")).await.unwrap_err();
+    assert!(matches!(e, BackendError::Timeout { .. }), "{e:?}");
+    for _ in 0..3 {
+        b.call(get_req("/users/1")).await.unwrap();
+    }
+    assert_eq!(app.accepted(), 2, "the cut-off connection was not reused");
+}
