@@ -182,6 +182,15 @@ struct Escaping<'a, W: Write>(&'a mut W);
 
 impl<W: Write> Write for Escaping<'_, W> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
+        // Nearly every piece has none of them: a look at the bytes (each escaped character
+        // starts with one of these; the C1 controls are 0xC2 0x80–0x9F in UTF-8) instead of
+        // decoding characters.
+        if !s
+            .bytes()
+            .any(|b| matches!(b, 0x07 | 0x08 | 0x0c | 0x1b | 0x7f | 0xc2))
+        {
+            return self.0.write_str(s);
+        }
         let mut rest = s;
         while let Some(at) = rest.find(|c: char| {
             matches!(
@@ -317,6 +326,36 @@ mod tests {
             tracing::subscriber::with_default(b.finish(), f);
         }
         String::from_utf8(sink.0.lock().unwrap().clone()).unwrap()
+    }
+
+    /// Every character up to U+0800, alone and between others, is escaped exactly when it
+    /// is one of the terminal controls: the byte look before the character walk misses none.
+    #[test]
+    fn escaping_misses_no_control_and_touches_nothing_else() {
+        for code in 0u32..0x800 {
+            let Some(c) = char::from_u32(code) else {
+                continue;
+            };
+            let control = matches!(
+                c,
+                '\x1b' | '\x07' | '\x08' | '\x0c' | '\x7f' | '\u{80}'..='\u{9f}'
+            );
+            let escaped = if !control {
+                c.to_string()
+            } else if code < 0x80 {
+                format!("\\x{code:02x}")
+            } else {
+                format!("\\u{{{code:x}}}")
+            };
+            for (text, want) in [
+                (c.to_string(), escaped.clone()),
+                (format!("é{c}a{c}"), format!("é{escaped}a{escaped}")),
+            ] {
+                let mut out = String::new();
+                Escaping(&mut out).write_str(&text).unwrap();
+                assert_eq!(out, want, "U+{code:04X}");
+            }
+        }
     }
 
     /// The same text as the default formatter without colour, timestamps aside; terminal
