@@ -46,6 +46,8 @@ pub trait Doc<'d>: Copy + 'd {
     fn as_i64(self) -> Option<i64>;
     /// Appends the value as compact JSON, as `crate::json::write_value` writes it.
     fn write(self, out: &mut Vec<u8>);
+    /// The value as a `Value` (of a mapping's answer: what the call would have returned).
+    fn to_json(self) -> Value;
     /// Whether it is an object with a member.
     fn is_filled_object(self) -> bool {
         self.members().is_some_and(|mut m| m.next().is_some())
@@ -72,6 +74,9 @@ impl<'d> Doc<'d> for &'d Value {
     }
     fn write(self, out: &mut Vec<u8>) {
         write_value(out, self);
+    }
+    fn to_json(self) -> Value {
+        self.clone()
     }
 }
 

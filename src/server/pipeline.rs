@@ -52,7 +52,7 @@ use super::error::{AppError, AppResult};
 use crate::backend::{Backend, BackendRequest, Endpoint, ListEndpoint};
 use crate::config::GroupsMode;
 use crate::mapping::{Answer, ScriptSet};
-use crate::scim::filter::{Filter, evaluate};
+use crate::scim::filter::{Filter, evaluate, read_names, view};
 use crate::scim::list::{ListBody, ListParams, page, sort_resources};
 use crate::scim::meta::{etag, if_match, set_meta};
 use crate::scim::patch::{
@@ -957,20 +957,7 @@ impl Gateway {
                 .any_tombstoned(canonical_rt(&b.resource_type))
                 .await?;
         let in_gateway = params.filter.is_some() || params.sort_by.is_some() || kept_any;
-        let (resources, total) = if !in_gateway {
-            // Fast path: the legacy app pages for us.
-            let (records, total) = self
-                .backend
-                .list(&b.list, query, params.start_index, count)
-                .await?;
-            let script_ctx = self.script_ctx(&b.resource_type, "list", None);
-            let mut out = Vec::with_capacity(records.len());
-            // Each raw record is dropped once mapped (a scan may hold `max_scan` of them).
-            for r in records {
-                out.push(self.map_from_backend_in(b, &r, &script_ctx)?);
-            }
-            (out, total)
-        } else {
+        let records = if in_gateway {
             let (records, total) = self.backend.list(&b.list, query, 1, self.max_scan).await?;
             // Evaluating a partial scan would give a wrong answer, so refuse instead.
             if total > self.max_scan {
@@ -989,34 +976,64 @@ impl Gateway {
                 )
                 .into());
             }
-            let script_ctx = self.script_ctx(&b.resource_type, "list", None);
-            let mut mapped = Vec::with_capacity(records.len());
-            // Each raw record is dropped once mapped (a scan may hold `max_scan` of them).
-            for r in records {
-                mapped.push(self.map_from_backend_in(b, &r, &script_ctx)?);
-            }
-            if let Some(ids) = self.kept_deleted_among(b, &mapped).await? {
-                mapped.retain(|r| {
-                    !r.get("id")
-                        .and_then(Value::as_str)
-                        .is_some_and(|id| ids.contains(id))
-                });
-            }
-            let mut matched = Vec::new();
-            for res in mapped {
-                if params
-                    .filter
-                    .as_ref()
-                    .is_none_or(|f| evaluate(f, &res, &ctx))
-                {
-                    matched.push(res);
+            Listed::Scanned(records)
+        } else {
+            // Fast path: the legacy app pages for us.
+            let (records, total) = self
+                .backend
+                .list(&b.list, query, params.start_index, count)
+                .await?;
+            Listed::Paged(records, total)
+        };
+        let script_ctx = self.script_ctx(&b.resource_type, "list", None);
+        // Resources without members, answered whole and neither sorted nor weeded of kept
+        // deletions (Entra's filter): written straight from the mapping's answers, as a GET.
+        if b.members.is_none()
+            && params.attributes.is_empty()
+            && params.excluded_attributes.is_empty()
+            && params.sort_by.is_none()
+            && !kept_any
+        {
+            return self.list_answers(b, &ctx, params, records, &script_ctx, count);
+        }
+        let (resources, total) = match records {
+            Listed::Paged(records, total) => {
+                let mut out = Vec::with_capacity(records.len());
+                // Each raw record is dropped once mapped (a scan may hold `max_scan` of them).
+                for r in records {
+                    out.push(self.map_from_backend_in(b, &r, &script_ctx)?);
                 }
+                (out, total)
             }
-            if let Some(by) = &params.sort_by {
-                sort_resources(&mut matched, &ctx, by, params.sort_order);
+            Listed::Scanned(records) => {
+                let mut mapped = Vec::with_capacity(records.len());
+                // Each raw record is dropped once mapped (a scan may hold `max_scan` of them).
+                for r in records {
+                    mapped.push(self.map_from_backend_in(b, &r, &script_ctx)?);
+                }
+                if let Some(ids) = self.kept_deleted_among(b, &mapped).await? {
+                    mapped.retain(|r| {
+                        !r.get("id")
+                            .and_then(Value::as_str)
+                            .is_some_and(|id| ids.contains(id))
+                    });
+                }
+                let mut matched = Vec::new();
+                for res in mapped {
+                    if params
+                        .filter
+                        .as_ref()
+                        .is_none_or(|f| evaluate(f, &res, &ctx))
+                    {
+                        matched.push(res);
+                    }
+                }
+                if let Some(by) = &params.sort_by {
+                    sort_resources(&mut matched, &ctx, by, params.sort_order);
+                }
+                let total = matched.len();
+                (page(matched, params.start_index, count), total)
             }
-            let total = matched.len();
-            (page(matched, params.start_index, count), total)
         };
         let mut body = ListBody::default();
         for mut r in resources {
@@ -1032,6 +1049,75 @@ impl Gateway {
             self.respond_into(body.item(), rt, r, params)?;
         }
         Ok(body.finish(total, params.start_index))
+    }
+
+    /// [`Gateway::list`]'s body for resources without members, named whole, neither sorted
+    /// nor weeded of kept deletions: each record mapped and its resource written straight
+    /// from the mapping's answer ([`Gateway::respond_answer`]'s way). A filter is evaluated
+    /// on what it reads of the answer ([`view`]), so no resource is built as a `Value`; a
+    /// scan is paged here as [`page`] pages it. An answer that is not a resource as it lies
+    /// takes the general path (and its errors).
+    fn list_answers(
+        &self,
+        b: &Binding,
+        ctx: &SchemaContext<'_>,
+        params: &ListParams,
+        records: Listed,
+        script_ctx: &Value,
+        count: usize,
+    ) -> AppResult<Vec<u8>> {
+        let (records, paged_total) = match records {
+            Listed::Paged(records, total) => (records, Some(total)),
+            Listed::Scanned(records) => (records, None),
+        };
+        let filter = params.filter.as_ref().filter(|_| paged_total.is_none());
+        let names = filter.map(|f| read_names(f, ctx));
+        let first = params.start_index.saturating_sub(1);
+        let hidden = self.hidden_of(ctx);
+        let base = self.base_url();
+        let mut body = ListBody::default();
+        let mut matched = 0usize;
+        for r in records {
+            let written = self.scripts.call_with_then(
+                &b.script,
+                "from_backend",
+                &[&r, script_ctx],
+                |answer| -> AppResult<()> {
+                    // Within the page: all of a page the app made, `count` from `first` of a
+                    // scan's matches.
+                    let shown = |matched: usize| {
+                        paged_total.is_some() || (matched >= first && matched - first < count)
+                    };
+                    let Some((id, schemas)) = finish_doc(ctx, answer) else {
+                        let res = self.finish_from_backend(b, answer.to_json())?;
+                        if filter.is_none_or(|f| evaluate(f, &res, ctx)) {
+                            if shown(matched) {
+                                self.respond_into(body.item(), &b.resource_type, res, params)?;
+                            }
+                            matched += 1;
+                        }
+                        return Ok(());
+                    };
+                    if let (Some(f), Some(names)) = (filter, &names)
+                        && !evaluate(f, &view(answer, names, &id, &schemas), ctx)
+                    {
+                        return Ok(());
+                    }
+                    if shown(matched) {
+                        let finish = Finish {
+                            id: Some(&id),
+                            schemas: Some(&schemas),
+                        };
+                        write_doc(body.item(), answer, finish, ctx, hidden, &base)
+                            .ok_or_else(|| not_resource(b, NotResource::NotObject))?;
+                    }
+                    matched += 1;
+                    Ok(())
+                },
+            )?;
+            written?;
+        }
+        Ok(body.finish(paged_total.unwrap_or(matched), params.start_index))
     }
 
     /// Adds query parameters for the top-level `attr eq "value"` clauses the profile can push
@@ -2072,6 +2158,13 @@ fn refused_key<'a>(refused: &'a [String], v: &Value) -> Option<&'a str> {
             }
         })
     })
+}
+
+/// The records behind a list: a page the legacy app made (with its total), or a scan the
+/// gateway filters and pages.
+enum Listed {
+    Paged(Vec<Value>, usize),
+    Scanned(Vec<Value>),
 }
 
 #[cfg(test)]

@@ -105,6 +105,10 @@ impl<'v, 'a: 'v> Doc<'v> for Answer<'v, 'a> {
         }
     }
 
+    fn to_json(self) -> Value {
+        Answer::to_json(self)
+    }
+
     /// What `write_value` writes of [`Answer::to_json`].
     fn write(self, out: &mut Vec<u8>) {
         match self.0 {

@@ -4,6 +4,7 @@ use super::{CompValue, CompareOp, Filter};
 use crate::scim::error::{ScimError, ScimResult};
 use crate::scim::path::AttrPath;
 use crate::scim::resource::{container, get_ci};
+use crate::scim::response::Doc;
 use crate::scim::schema::{AttrType, AttributeDef, Resolved, SchemaContext};
 use serde_json::Value;
 use std::borrow::Cow;
@@ -53,6 +54,60 @@ pub fn evaluate(filter: &Filter, resource: &Value, ctx: &SchemaContext) -> bool 
             any_element(resource, &r, attr, &mut |e| matches_element(filter, e, def))
         }
     }
+}
+
+/// The names under which [`evaluate`] may read a resource's members for `filter`: each
+/// path's attribute name and schema URN as written, and the attribute and extension schema
+/// it resolves to. `evaluate` reads a resource only through its members under these names
+/// (matched ignoring case, by [`container`] and [`get_ci`]).
+pub fn read_names<'a>(filter: &'a Filter, ctx: &'a SchemaContext<'_>) -> Vec<&'a str> {
+    fn walk<'a>(f: &'a Filter, ctx: &'a SchemaContext<'_>, out: &mut Vec<&'a str>) {
+        let mut path = |p: &'a AttrPath| {
+            out.push(&p.name);
+            out.extend(p.urn.as_deref());
+            if let Some(r) = ctx.resolve(p) {
+                out.push(&r.schema.id);
+                out.extend(r.attr.map(|a| a.name.as_str()));
+            }
+        };
+        match f {
+            Filter::Compare { path: p, .. } | Filter::Present(p) => path(p),
+            // The inner filter reads inside the elements of `attr`'s member.
+            Filter::ValuePath { attr, .. } => path(attr),
+            Filter::And(l, r) | Filter::Or(l, r) => {
+                walk(l, ctx, out);
+                walk(r, ctx, out);
+            }
+            Filter::Not(inner) => walk(inner, ctx, out),
+        }
+    }
+    let mut out = Vec::new();
+    walk(filter, ctx, &mut out);
+    out
+}
+
+/// What [`evaluate`] reads of a resource, as a `Value`: the members of `doc` under
+/// `names` ([`read_names`], matched ignoring case), with `id` and `schemas` set as
+/// `finish_value` sets them on the whole resource. For a filter whose names these are,
+/// `evaluate` answers for the view as for `doc` finished with that `id` and `schemas`
+/// (tests compare them): a list's filter is evaluated without the whole resource as a
+/// `Value`, which the list's body is then written without.
+pub fn view<'d, D: Doc<'d>>(doc: D, names: &[&str], id: &str, schemas: &[&str]) -> Value {
+    let named = |k: &str| names.iter().any(|n| n.eq_ignore_ascii_case(k));
+    let mut obj = serde_json::Map::new();
+    for (k, v) in doc.members().into_iter().flatten() {
+        if named(k) {
+            obj.insert(k.to_string(), v.to_json());
+        }
+    }
+    if named("id") {
+        obj.insert("id".into(), Value::String(id.to_string()));
+    }
+    if named("schemas") {
+        let schemas = schemas.iter().map(|s| Value::from(*s)).collect();
+        obj.insert("schemas".into(), Value::Array(schemas));
+    }
+    Value::Object(obj)
 }
 
 /// Evaluate a value-path's inner filter against ONE element of a multi-valued complex

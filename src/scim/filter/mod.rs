@@ -9,7 +9,7 @@
 mod eval;
 mod parse;
 
-pub use eval::{evaluate, matches_element, validate_filter};
+pub use eval::{evaluate, matches_element, read_names, validate_filter, view};
 pub use parse::{MAX_FILTER_DEPTH, MAX_FILTER_LEN, parse_filter, parse_patch_path};
 
 use super::path::AttrPath;

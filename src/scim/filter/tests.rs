@@ -1089,6 +1089,126 @@ mod props {
         tree(leaf.boxed(), 4)
     }
 
+    /// Names of real attributes (in other cases too), extension URNs and made-up names.
+    fn known_name() -> impl Strategy<Value = String> {
+        let names = [
+            "userName",
+            "USERNAME",
+            "username",
+            "id",
+            "ID",
+            "Id",
+            "schemas",
+            "Schemas",
+            "emails",
+            "EMAILS",
+            "name",
+            "displayName",
+            "title",
+            "active",
+            "meta",
+            "externalId",
+            "department",
+            "employeeNumber",
+            "manager",
+            "level",
+            "tags",
+            "value",
+            "type",
+        ];
+        prop_oneof![
+            4 => proptest::sample::select(names.to_vec()).prop_map(str::to_string),
+            1 => name(),
+        ]
+    }
+
+    fn known_path() -> impl Strategy<Value = AttrPath> {
+        let urn = prop_oneof![
+            3 => Just(None),
+            1 => Just(Some(USER_SCHEMA.to_string())),
+            1 => Just(Some(ENTERPRISE_USER_SCHEMA.to_string())),
+            1 => Just(Some(ENTERPRISE_USER_SCHEMA.to_uppercase())),
+            1 => Just(Some(METADATA.to_string())),
+            1 => Just(Some(TEST_EXT.to_string())),
+        ];
+        let sub = proptest::option::of(prop_oneof![
+            Just("value".to_string()),
+            Just("givenName".to_string()),
+            Just("familyName".to_string()),
+            known_name(),
+        ]);
+        (urn, known_name(), sub).prop_map(|(urn, name, sub)| AttrPath { urn, name, sub })
+    }
+
+    fn known_filter() -> impl Strategy<Value = Filter> {
+        let operand = prop_oneof![
+            3 => proptest::sample::select(vec![
+                "Barbara Jensen", "barbara jensen", "Sales", "701984", "true", "True",
+                "2819c223-7f76-453a-919d-413861904646", "x", "",
+                USER_SCHEMA, ENTERPRISE_USER_SCHEMA,
+            ])
+            .prop_map(|s| CompValue::Str(s.to_string())),
+            1 => comp_value(),
+        ];
+        let value_path = (known_path(), element_filter()).prop_map(|(mut attr, f)| {
+            attr.sub = None;
+            Filter::ValuePath {
+                attr,
+                filter: Box::new(f),
+            }
+        });
+        let leaf = prop_oneof![
+            4 => (known_path(), op(), operand).prop_map(|(p, op, v)| cmp(p, op, v)),
+            1 => known_path().prop_map(Filter::Present),
+            1 => value_path,
+        ];
+        tree(leaf.boxed(), 3)
+    }
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            proptest::sample::select(vec!["Sales", "barbara jensen", "", "701984", "True"])
+                .prop_map(Value::from),
+        ];
+        leaf.prop_recursive(2, 12, 3, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
+                proptest::collection::vec((known_name(), inner), 0..3)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// Entra's user with members added or replaced under known names (in any case, so a
+    /// key may be there twice ignoring case), extension URNs and made-up names, and an id
+    /// that is text or an integer.
+    fn resource() -> impl Strategy<Value = Value> {
+        let key = prop_oneof![
+            3 => known_name(),
+            1 => proptest::sample::select(vec![
+                ENTERPRISE_USER_SCHEMA.to_string(),
+                ENTERPRISE_USER_SCHEMA.to_uppercase(),
+                METADATA.to_string(),
+                TEST_EXT.to_string(),
+            ]),
+        ];
+        let id = prop_oneof![
+            Just(json!("2819c223-7f76-453a-919d-413861904646")),
+            any::<i64>().prop_map(Value::from),
+        ];
+        (proptest::collection::vec((key, json_value()), 0..6), id).prop_map(|(extra, id)| {
+            let mut r = user();
+            for (k, v) in extra {
+                r[k.as_str()] = v;
+            }
+            r["id"] = id;
+            r
+        })
+    }
+
     proptest! {
         #[test]
         fn printed_filters_parse_back(f in filter()) {
@@ -1096,6 +1216,27 @@ mod props {
             prop_assert_eq!(&parse_filter(&text, None).unwrap(), &f, "{}", text);
             let reg = registry();
             prop_assert_eq!(&parse_filter(&text, Some(&reg)).unwrap(), &f, "{}", text);
+        }
+
+        /// What a filter reads of a resource ([`view`] of its [`read_names`]) decides as the
+        /// whole resource, finished, does: a list's filter may be evaluated on the view.
+        #[test]
+        fn a_filter_decides_on_its_view_as_on_the_whole_resource(
+            f in prop_oneof![known_filter(), filter()],
+            r in resource(),
+        ) {
+            let reg = registry();
+            let ctx = SchemaContext::new(&reg, "User").unwrap();
+            let (id, schemas) = crate::scim::response::finish_doc(&ctx, &r).unwrap();
+            let mut whole = r.clone();
+            crate::scim::response::finish_value(&ctx, &mut whole).unwrap();
+            let names = read_names(&f, &ctx);
+            let seen = view(&r, &names, &id, &schemas);
+            prop_assert_eq!(
+                evaluate(&f, &seen, &ctx),
+                evaluate(&f, &whole, &ctx),
+                "{} on {} (view {})", f, whole, seen
+            );
         }
 
         #[test]
