@@ -510,7 +510,6 @@ impl Backend {
         *request.method_mut() = req.method.clone();
         *request.uri_mut() = uri;
         let headers = request.headers_mut();
-        headers.insert(HOST, self.inner.host.clone());
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
         headers.insert(
             USER_AGENT,
@@ -530,6 +529,11 @@ impl Backend {
         }
         if has_body {
             headers.append(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+        // The base URL's, unless a credential header is named `Host` (as before: set when
+        // absent).
+        if !headers.contains_key(HOST) {
+            headers.insert(HOST, self.inner.host.clone());
         }
         Ok(request)
     }

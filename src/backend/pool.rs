@@ -13,7 +13,9 @@
 //!
 //! What hyper-util did that stays: a call that finds its pooled connection closing before
 //! the request was written is sent on a new connection (nothing reached the server); idle
-//! connections are kept at most [`Pool::new`]'s `max_idle` and for `idle_timeout`.
+//! connections are kept at most [`Pool::new`]'s `max_idle` and closed after `idle_timeout`
+//! (by a task that looks every [`REAP_EVERY`] at most, started with the first connection);
+//! a connection still busy with its last exchange is waited for at most [`BUSY_WAIT`].
 
 use bytes::Bytes;
 use http::Uri;
@@ -23,11 +25,21 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use std::collections::VecDeque;
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 use tower::{Service, ServiceExt};
 
 type Sender = SendRequest<Full<Bytes>>;
+type Idles = Mutex<VecDeque<Idle>>;
+
+/// The longest a call waits for an idle connection still finishing its last exchange (say,
+/// writing a body the app answered early without reading): then it takes another.
+pub(super) const BUSY_WAIT: Duration = Duration::from_millis(100);
+
+/// How often, at most, expired idle connections are looked for and closed.
+const REAP_EVERY: Duration = Duration::from_secs(5);
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Why a call got no answer.
@@ -44,7 +56,9 @@ pub(super) struct Pool {
     connector: HttpsConnector<HttpConnector>,
     /// `scheme://authority` of the base URL: where connections go.
     origin: Uri,
-    idle: Mutex<VecDeque<Idle>>,
+    /// Oldest first. Shared with the task that closes expired ones.
+    idle: Arc<Idles>,
+    reaping: AtomicBool,
     max_idle: usize,
     idle_timeout: Duration,
 }
@@ -69,7 +83,8 @@ impl Pool {
         Pool {
             connector,
             origin,
-            idle: Mutex::new(VecDeque::new()),
+            idle: Arc::new(Mutex::new(VecDeque::new())),
+            reaping: AtomicBool::new(false),
             max_idle,
             idle_timeout,
         }
@@ -116,6 +131,7 @@ impl Pool {
         }
         let now = Instant::now();
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        // The oldest first: kept in the order they came back.
         while idle
             .front()
             .is_some_and(|c| now.duration_since(c.since) >= self.idle_timeout)
@@ -142,8 +158,15 @@ impl Pool {
             if sender.is_closed() || since.elapsed() >= self.idle_timeout {
                 continue;
             }
-            // Ready at once unless the connection is still finishing the previous answer.
-            if sender.ready().await.is_ok() {
+            // Ready at once unless the connection is still finishing its last exchange.
+            let ready = match std::future::poll_fn(|cx| Poll::Ready(sender.poll_ready(cx))).await {
+                Poll::Ready(r) => r.is_ok(),
+                Poll::Pending => matches!(
+                    tokio::time::timeout(BUSY_WAIT, sender.ready()).await,
+                    Ok(Ok(()))
+                ),
+            };
+            if ready {
                 return Some(Conn { sender });
             }
         }
@@ -166,6 +189,28 @@ impl Pool {
                 tracing::debug!(error = %e, "legacy connection ended with an error");
             }
         });
+        if !self.reaping.swap(true, Ordering::Relaxed) {
+            tokio::spawn(reap(Arc::downgrade(&self.idle), self.idle_timeout));
+        }
         Ok(Conn { sender })
+    }
+}
+
+/// Drops (and so closes) the idle connections kept `timeout` or longer, and closed ones.
+fn drop_expired(idle: &mut VecDeque<Idle>, now: Instant, timeout: Duration) {
+    idle.retain(|c| now.duration_since(c.since) < timeout && !c.sender.is_closed());
+}
+
+/// Closes expired idle connections while the pool lives, so a quiet gateway does not hold
+/// sockets open to an app that keeps them.
+async fn reap(idle: Weak<Idles>, timeout: Duration) {
+    let every = timeout.min(REAP_EVERY);
+    loop {
+        tokio::time::sleep(every).await;
+        let Some(idle) = idle.upgrade() else {
+            return;
+        };
+        let mut idle = idle.lock().unwrap_or_else(PoisonError::into_inner);
+        drop_expired(&mut idle, Instant::now(), timeout);
     }
 }

@@ -752,11 +752,15 @@ struct RawApp {
     delay: Duration,
     /// Only requests for this path wait `delay` (all do when `None`).
     slow_path: Option<&'static str>,
+    /// Connections the app saw end (closed by the client, or by the app after answering).
+    closed: Arc<std::sync::atomic::AtomicUsize>,
+    /// Answers as soon as a request's head is read, and reads nothing more of that
+    /// connection (as an app refusing an upload early does), keeping it open.
+    answer_before_body: bool,
 }
 
 impl RawApp {
     async fn serve(self) -> String {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
@@ -767,65 +771,83 @@ impl RawApp {
                     .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let app = self.clone();
                 tokio::spawn(async move {
-                    let mut buf = Vec::new();
-                    let mut answered = 0;
-                    loop {
-                        // One request: the head, then a body of its Content-Length.
-                        let head_end = loop {
-                            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                                break i + 4;
-                            }
-                            let mut chunk = [0u8; 4096];
-                            match stream.read(&mut chunk).await {
-                                Ok(0) | Err(_) => return,
-                                Ok(k) => buf.extend_from_slice(&chunk[..k]),
-                            }
-                        };
-                        let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-                        let length = head
-                            .lines()
-                            .find_map(|l| {
-                                let (k, v) = l.split_once(':')?;
-                                k.eq_ignore_ascii_case("content-length")
-                                    .then(|| v.trim().parse::<usize>().ok())?
-                            })
-                            .unwrap_or(0);
-                        while buf.len() < head_end + length {
-                            let mut chunk = [0u8; 4096];
-                            match stream.read(&mut chunk).await {
-                                Ok(0) | Err(_) => return,
-                                Ok(k) => buf.extend_from_slice(&chunk[..k]),
-                            }
-                        }
-                        buf.drain(..head_end + length);
-                        let target = head.split(' ').nth(1).unwrap_or("").to_string();
-                        app.heads.lock().unwrap().push(head);
-                        if app.slow_path.is_none_or(|p| target == p) {
-                            tokio::time::sleep(app.delay).await;
-                        }
-                        answered += 1;
-                        let last = app.per_connection.is_some_and(|p| answered >= p);
-                        let body = format!("{{\"n\":{n}}}");
-                        let close = if app.say_close {
-                            "Connection: close\r\n"
-                        } else {
-                            ""
-                        };
-                        let answer = format!(
-                            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n{close}Content-Length: {}\r\n\r\n{body}",
-                            body.len()
-                        );
-                        if stream.write_all(answer.as_bytes()).await.is_err() {
-                            return;
-                        }
-                        if last || app.say_close {
-                            return;
-                        }
-                    }
+                    app.connection(&mut stream, n).await;
+                    app.closed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 });
             }
         });
         format!("http://{addr}")
+    }
+
+    /// Serves one connection until the client or the app ends it.
+    async fn connection(&self, stream: &mut tokio::net::TcpStream, n: usize) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let app = self;
+        let mut buf = Vec::new();
+        let mut answered = 0;
+        loop {
+            // One request: the head, then a body of its Content-Length.
+            let head_end = loop {
+                if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break i + 4;
+                }
+                let mut chunk = [0u8; 4096];
+                match stream.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(k) => buf.extend_from_slice(&chunk[..k]),
+                }
+            };
+            let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+            if app.answer_before_body {
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 7\r\n\r\n{{\"n\":{n}}}"
+                );
+                let _ = stream.write_all(answer.as_bytes()).await;
+                app.heads.lock().unwrap().push(head);
+                // Reads nothing more: a body being sent fills the socket.
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                return;
+            }
+            let length = head
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse::<usize>().ok())?
+                })
+                .unwrap_or(0);
+            while buf.len() < head_end + length {
+                let mut chunk = [0u8; 4096];
+                match stream.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(k) => buf.extend_from_slice(&chunk[..k]),
+                }
+            }
+            buf.drain(..head_end + length);
+            let target = head.split(' ').nth(1).unwrap_or("").to_string();
+            app.heads.lock().unwrap().push(head);
+            if app.slow_path.is_none_or(|p| target == p) {
+                tokio::time::sleep(app.delay).await;
+            }
+            answered += 1;
+            let last = app.per_connection.is_some_and(|p| answered >= p);
+            let body = format!("{{\"n\":{n}}}");
+            let close = if app.say_close {
+                "Connection: close\r\n"
+            } else {
+                ""
+            };
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n{close}Content-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            if stream.write_all(answer.as_bytes()).await.is_err() {
+                return;
+            }
+            if last || app.say_close {
+                return;
+            }
+        }
     }
 
     fn accepted(&self) -> usize {
@@ -988,4 +1010,96 @@ async fn a_call_cut_off_by_the_timeout_leaves_the_pool_usable() {
         b.call(get_req("/users/1")).await.unwrap();
     }
     assert_eq!(app.accepted(), 2, "the cut-off connection was not reused");
+}
+
+/// Idle connections are closed after the idle timeout even when no call comes to find
+/// them expired.
+#[tokio::test]
+async fn idle_connections_are_closed_after_the_idle_timeout_without_traffic() {
+    let app = RawApp::default();
+    let base = app.clone().serve().await;
+    let (origin, _, host) = super::client::split_base(&base).unwrap();
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.enforce_http(false);
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
+        .unwrap()
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    let pool = super::pool::Pool::new(https, origin, 8, Duration::from_millis(200));
+    for _ in 0..3 {
+        let mut req = http::Request::new(http_body_util::Full::new(bytes::Bytes::new()));
+        *req.uri_mut() = "/users/1".parse().unwrap();
+        req.headers_mut().insert(http::header::HOST, host.clone());
+        let (resp, conn) = pool.send(req).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        http_body_util::BodyExt::collect(resp.into_body())
+            .await
+            .unwrap();
+        pool.put_back(conn);
+    }
+    assert_eq!(app.accepted(), 1, "kept and reused");
+    let closed = || app.closed.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(closed(), 0);
+    let started = Instant::now();
+    while closed() == 0 && started.elapsed() < Duration::from_secs(3) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(closed(), 1, "closed while idle, with no call to notice");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// An app that answers a large upload before reading it leaves its connection busy: the
+/// next call does not wait for it (until its timeout) but takes a new connection.
+#[tokio::test]
+async fn a_connection_still_sending_is_not_waited_for() {
+    let app = RawApp {
+        answer_before_body: true,
+        ..RawApp::default()
+    };
+    let base = app.clone().serve().await;
+    let mut cfg = BackendConfig::new(&base);
+    cfg.timeout_ms = 3_000;
+    let b = Backend::new(&cfg).unwrap();
+    let mut upload = BackendRequest::new(http::Method::POST, "/files");
+    upload.body = Some(json!({"data": "x".repeat(16 * 1024 * 1024)}));
+    let r = b.call(upload).await.unwrap();
+    assert_eq!(r.body["n"], 0);
+    let started = Instant::now();
+    let r = b.call(get_req("/users/1")).await.unwrap();
+    assert_eq!(r.body["n"], 1, "answered on a new connection");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "waited {:?}",
+        started.elapsed()
+    );
+    assert_eq!(app.accepted(), 2);
+}
+
+/// A credential header named `Host` is the one `Host` sent (it was set only when absent).
+#[tokio::test]
+async fn a_credential_header_named_host_is_the_only_host() {
+    let app = RawApp::default();
+    let base = app.clone().serve().await;
+    let b = backend(
+        &base,
+        BackendAuth::Header {
+            name: "Host".into(),
+            value: Secret::new("legacy.internal"),
+        },
+    );
+    b.call(get_req("/users/1")).await.unwrap();
+    let heads = app.heads.lock().unwrap().clone();
+    let hosts: Vec<&str> = heads[0]
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(k, _)| k.eq_ignore_ascii_case("host"))
+        .map(|(_, v)| v.trim())
+        .collect();
+    assert_eq!(hosts, ["legacy.internal"]);
 }
