@@ -63,6 +63,16 @@ struct Compiled {
     program: compiled::Program,
 }
 
+/// The `ctx` argument of `func(_, ctx)` in `compiled`: made by `make` unless the function is
+/// compiled and never names its `ctx` parameter, then `()`.
+fn ctx_if_read(compiled: &Compiled, func: &str, make: impl FnOnce() -> Value) -> Value {
+    if compiled.program.reads_param(func, 2, 1) {
+        make()
+    } else {
+        Value::Null
+    }
+}
+
 /// All scripts of one profile, compiled, ready to be called from any thread.
 pub struct ScriptSet {
     dir: PathBuf,
@@ -277,6 +287,40 @@ impl ScriptSet {
                 return Ok(self.counted(Err(e)));
             }
         };
+        self.call_text_in(&compiled, func, first, rest, then)
+    }
+
+    /// [`ScriptSet::call_on_text_then`] of `func(record, ctx)`, `ctx` made by `ctx` only
+    /// when the function may read it ([`ScriptSet::call_with_ctx_then`]).
+    pub fn call_on_text_ctx_then<T>(
+        &self,
+        script: &str,
+        func: &str,
+        first: &[u8],
+        ctx: impl FnOnce() -> Value,
+        then: impl FnOnce(Answer<'_, '_>) -> T,
+    ) -> Result<Result<T, MappingError>, serde_json::Error> {
+        let compiled = match self.compiled(script, func, 2) {
+            Ok(c) => c,
+            Err(e) => {
+                crate::json::from_slice(first)?;
+                return Ok(self.counted(Err(e)));
+            }
+        };
+        let ctx = ctx_if_read(&compiled, func, ctx);
+        self.call_text_in(&compiled, func, first, &[&ctx], then)
+    }
+
+    /// [`ScriptSet::call_on_text_then`] on the scripts as loaded once (a reload meanwhile
+    /// does not change the function between the questions asked of it and its call).
+    fn call_text_in<T>(
+        &self,
+        compiled: &Compiled,
+        func: &str,
+        first: &[u8],
+        rest: &[&Value],
+        then: impl FnOnce(Answer<'_, '_>) -> T,
+    ) -> Result<Result<T, MappingError>, serde_json::Error> {
         let then = match std::str::from_utf8(first) {
             Ok(text) if self.compile => {
                 match compiled
@@ -293,7 +337,7 @@ impl ScriptSet {
         let mut args = Vec::with_capacity(rest.len() + 1);
         args.push(&parsed);
         args.extend_from_slice(rest);
-        Ok(self.call_with_then(script, func, &args, then))
+        Ok(self.counted(self.call_in(compiled, func, &args, then)))
     }
 
     /// [`ScriptSet::call_with`] handing the answer to `then` where it lies: the compiled
@@ -305,20 +349,49 @@ impl ScriptSet {
         args: &[&Value],
         then: impl FnOnce(Answer<'_, '_>) -> T,
     ) -> Result<T, MappingError> {
-        let answered = || {
-            let compiled = self.compiled(script, func, args.len())?;
-            let then = if self.compile {
-                match compiled.program.call_then(func, args, &self.lookups, then) {
-                    Ok(done) => return Ok(done),
-                    Err(then) => then,
-                }
-            } else {
-                then
-            };
-            self.interpret(&compiled, func, args)
-                .map(|answer| then(Answer::json(&answer)))
+        let answered = self
+            .compiled(script, func, args.len())
+            .and_then(|compiled| self.call_in(&compiled, func, args, then));
+        self.counted(answered)
+    }
+
+    /// [`ScriptSet::call_with_then`] of `func(first, ctx)`, the gateway's `ctx` made by `ctx`
+    /// only when the function may read it: a compiled function that never names its `ctx`
+    /// parameter gets `()` (neither its compiled run nor rhai running the same body can
+    /// answer differently), saving a map built and dropped per mapped record.
+    pub fn call_with_ctx_then<T>(
+        &self,
+        script: &str,
+        func: &str,
+        first: &Value,
+        ctx: impl FnOnce() -> Value,
+        then: impl FnOnce(Answer<'_, '_>) -> T,
+    ) -> Result<T, MappingError> {
+        let answered = self.compiled(script, func, 2).and_then(|compiled| {
+            let ctx = ctx_if_read(&compiled, func, ctx);
+            self.call_in(&compiled, func, &[first, &ctx], then)
+        });
+        self.counted(answered)
+    }
+
+    /// The call, compiled or in rhai, on the scripts as loaded once.
+    fn call_in<T>(
+        &self,
+        compiled: &Compiled,
+        func: &str,
+        args: &[&Value],
+        then: impl FnOnce(Answer<'_, '_>) -> T,
+    ) -> Result<T, MappingError> {
+        let then = if self.compile {
+            match compiled.program.call_then(func, args, &self.lookups, then) {
+                Ok(done) => return Ok(done),
+                Err(then) => then,
+            }
+        } else {
+            then
         };
-        self.counted(answered())
+        self.interpret(compiled, func, args)
+            .map(|answer| then(Answer::json(&answer)))
     }
 
     /// The call in rhai (tests compare it with the compiled form).

@@ -384,8 +384,14 @@ impl Gateway {
     /// Phase: legacy record → SCIM resource through the script, with `id` as a string and
     /// `schemas` listing the core schema and each extension present.
     fn map_from_backend(&self, b: &Binding, record: Value, op: &str) -> AppResult<Value> {
-        let ctx = self.script_ctx(&b.resource_type, op, None);
-        self.map_from_backend_in(b, &record, &ctx)
+        let r = self.scripts.call_with_ctx_then(
+            &b.script,
+            "from_backend",
+            &record,
+            || self.script_ctx(&b.resource_type, op, None),
+            |a| a.to_json(),
+        )?;
+        self.finish_from_backend(b, r)
     }
 
     /// [`Gateway::map_from_backend`] with the script's `ctx` made by the caller: once per
@@ -686,7 +692,6 @@ impl Gateway {
         finish: impl Fn(Answer<'_, '_>) -> AppResult<T> + Sync,
     ) -> AppResult<T> {
         let req = render(&b.get, &[("id", id)], None)?;
-        let ctx = self.script_ctx(&b.resource_type, op, None);
         let not_record = || {
             bad_answer(
                 &format!("{} {}", b.get.method, b.get.path),
@@ -700,7 +705,13 @@ impl Gateway {
             }
             let mapped = self
                 .scripts
-                .call_on_text_then(&b.script, "from_backend", &bytes, &[&ctx], &finish)
+                .call_on_text_ctx_then(
+                    &b.script,
+                    "from_backend",
+                    &bytes,
+                    || self.script_ctx(&b.resource_type, op, None),
+                    &finish,
+                )
                 .map_err(crate::backend::not_json)?;
             Ok(mapped.map_err(AppError::from).and_then(|r| r))
         };
@@ -1228,11 +1239,11 @@ impl Gateway {
                     Ok((self.respond_answer(b, a)?, external))
                 };
                 return if created.is_object() && created.get("id").is_some() {
-                    let ctx = self.script_ctx(&b.resource_type, "create", None);
-                    self.scripts.call_with_then(
+                    self.scripts.call_with_ctx_then(
                         &b.script,
                         "from_backend",
-                        &[&created, &ctx],
+                        &created,
+                        || self.script_ctx(&b.resource_type, "create", None),
                         answered,
                     )?
                 } else {

@@ -185,6 +185,9 @@ pub(super) struct FnDef {
     pub body: Block,
     /// Script functions this one calls, by index.
     pub calls: Vec<usize>,
+    /// Which parameters the body names: one it never names cannot change the result, so
+    /// a caller may pass `()` for it instead of building it ([`super::Program::reads_param`]).
+    pub reads: Vec<bool>,
 }
 
 /// Lowers every function of `ast`: each compiled, or the reason it is not.
@@ -239,6 +242,7 @@ pub(super) fn lower_ast(ast: &AST) -> Vec<(String, usize, Lowered<FnDef>)> {
                     slots: f.params.len(),
                     calls: Vec::new(),
                     consts: Vec::new(),
+                    reads: vec![false; f.params.len()],
                 };
                 cx.body(&f.params, &body).map(|body| FnDef {
                     name: f.name.to_string(),
@@ -246,6 +250,7 @@ pub(super) fn lower_ast(ast: &AST) -> Vec<(String, usize, Lowered<FnDef>)> {
                     slots: cx.slots,
                     body,
                     calls: cx.calls,
+                    reads: cx.reads,
                 })
             };
             (f.name.to_string(), f.params.len(), lowered)
@@ -262,6 +267,8 @@ struct Lowering<'x> {
     /// Slots of `const` variables: rhai refuses to change them (an assignment, `+=` or a
     /// changing method on one is its runtime error), so code that does is left to rhai.
     consts: Vec<usize>,
+    /// Per parameter, whether a variable lookup found it.
+    reads: Vec<bool>,
 }
 
 impl Lowering<'_> {
@@ -278,6 +285,17 @@ impl Lowering<'_> {
             out.push(self.stmt(s, &mut scope)?);
         }
         Ok(out)
+    }
+
+    /// The slot of the variable `name`, noting a parameter as read. Every use of a
+    /// variable by name (a read, an assignment, a changing method, an interpolation) finds
+    /// its slot here.
+    fn var(&mut self, scope: &[(String, usize)], name: &str) -> Lowered<usize> {
+        let slot = lookup_var(scope, name)?;
+        if let Some(read) = self.reads.get_mut(slot) {
+            *read = true;
+        }
+        Ok(slot)
     }
 
     fn block(&mut self, block: &StmtBlock, scope: &mut Vec<(String, usize)>) -> Lowered<Block> {
@@ -421,7 +439,7 @@ impl Lowering<'_> {
                 if !x.2.is_empty() {
                     return unsupported("a namespaced variable");
                 }
-                Expr::Local(lookup_var(scope, &x.1)?)
+                Expr::Local(self.var(scope, &x.1)?)
             }
             RExpr::Stmt(b) => Expr::Block(self.block(b, scope)?),
             RExpr::FnCall(f, _) => self.call(f, scope)?,
@@ -586,7 +604,7 @@ impl Lowering<'_> {
             if !x.2.is_empty() {
                 return unsupported("a namespaced variable");
             }
-            let slot = lookup_var(scope, &x.1)?;
+            let slot = self.var(scope, &x.1)?;
             if self.consts.contains(&slot) {
                 return unsupported("an assignment to a constant");
             }

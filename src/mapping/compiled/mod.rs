@@ -121,6 +121,15 @@ impl Program {
         self.index(func, arity).is_some()
     }
 
+    /// Whether `func` with `arity` parameters may read its parameter `i`: `false` only for
+    /// a compiled function whose body never names it, so that neither the compiled run nor
+    /// rhai running the same body can answer differently for another value of it.
+    pub(crate) fn reads_param(&self, func: &str, arity: usize, i: usize) -> bool {
+        self.index(func, arity)
+            .and_then(|f| self.fns.get(f)?.as_ref())
+            .is_none_or(|def| def.reads.get(i).copied().unwrap_or(true))
+    }
+
     /// The functions left to rhai, with the reason: `(name, arity, why)`.
     pub(crate) fn skipped(&self) -> &[(String, usize, String)] {
         &self.skipped

@@ -1194,3 +1194,75 @@ fn an_argument_inside_the_answer_is_viewed_as_rhai_gives_it_back() {
     assert_eq!(v["y"][0], json!(u64::MAX as f64));
     assert_eq!(v["x"]["n"][3]["k"], json!(u64::MAX as f64));
 }
+
+/// A parameter is read wherever the body names it (a read, an index, an interpolation,
+/// an assignment, a changing method, an argument to another function); a `let` of the
+/// same name is another variable. A function left to rhai may read anything.
+#[test]
+fn parameters_a_function_never_names_are_known() {
+    let dir = scratch(
+        "fn unread(rec, ctx) { rec.a }\n\
+         fn shadowed(rec, ctx) { let ctx = 1; rec.a + ctx }\n\
+         fn read(rec, ctx) { ctx.op }\n\
+         fn indexed(rec, ctx) { rec[ctx] }\n\
+         fn text(rec, ctx) { `${ctx}` }\n\
+         fn assigned(rec, ctx) { ctx = 2; rec }\n\
+         fn changed(rec, ctx) { ctx.push(1); rec }\n\
+         fn passed(rec, ctx) { helper(ctx) }\n\
+         fn helper(x) { x }\n\
+         fn loops(rec, ctx) { let i = 0; while i < 1 { i += 1; } rec }",
+    );
+    let set = ScriptSet::load(&dir.0, Lookups::new()).unwrap();
+    let program = |f: &str| {
+        let scripts = set.scripts.load();
+        let c = scripts.get("t").unwrap();
+        (
+            c.program.reads_param(f, 2, 0),
+            c.program.reads_param(f, 2, 1),
+        )
+    };
+    assert_eq!(program("unread"), (true, false));
+    assert_eq!(program("shadowed"), (true, false));
+    for f in ["read", "indexed", "text", "assigned", "changed", "passed"] {
+        assert!(program(f).1, "{f} reads ctx");
+    }
+    assert_eq!(program("loops"), (true, true), "left to rhai: anything");
+}
+
+/// `ctx` is made only for a function that may read it, and the answer is the call's with
+/// the ctx made, compiled or in rhai, from a value or from text.
+#[test]
+fn the_ctx_is_made_only_for_functions_that_read_it() {
+    let dir = scratch(
+        "fn unread(rec, ctx) { #{ id: rec.id, n: rec.n + 1 } }\n\
+         fn read(rec, ctx) { #{ id: rec.id, op: ctx.op } }\n\
+         fn slow(rec, ctx) { let i = 0; while i < 2 { i += 1; } #{ id: rec.id, op: ctx?.op } }",
+    );
+    let rec = json!({"id": 7, "n": 1});
+    let ctx = json!({"op": "get"});
+    for compiled in [true, false] {
+        let set = ScriptSet::load(&dir.0, Lookups::new())
+            .unwrap()
+            .with_compiled(compiled);
+        for f in ["unread", "read", "slow"] {
+            let made = std::cell::Cell::new(0);
+            let make = || {
+                made.set(made.get() + 1);
+                ctx.clone()
+            };
+            let lazy = set
+                .call_with_ctx_then("t", f, &rec, make, |a| a.to_json())
+                .unwrap();
+            let text = serde_json::to_vec(&rec).unwrap();
+            let by_text = set
+                .call_on_text_ctx_then("t", f, &text, make, |a| a.to_json())
+                .unwrap()
+                .unwrap();
+            let eager = set.call_with("t", f, &[&rec, &ctx]).unwrap();
+            assert_eq!(lazy, eager, "{f}, compiled {compiled}");
+            assert_eq!(by_text, eager, "{f}, compiled {compiled}");
+            let expected = if f == "unread" { 0 } else { 2 };
+            assert_eq!(made.get(), expected, "{f}, compiled {compiled}: ctx made");
+        }
+    }
+}
