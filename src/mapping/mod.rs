@@ -63,10 +63,15 @@ struct Compiled {
     program: compiled::Program,
 }
 
-/// The `ctx` argument of `func(_, ctx)` in `compiled`: made by `make` unless the function is
-/// compiled and never names its `ctx` parameter, then `()`.
-fn ctx_if_read(compiled: &Compiled, func: &str, make: impl FnOnce() -> Value) -> Value {
-    if compiled.program.reads_param(func, 2, 1) {
+/// The `ctx` argument of `func(_, ctx)` in `compiled`: made by `make` unless the scripts run
+/// compiled and the function is compiled and never names its `ctx` parameter, then `()`.
+fn ctx_if_read(
+    compile: bool,
+    compiled: &Compiled,
+    func: &str,
+    make: impl FnOnce() -> Value,
+) -> Value {
+    if !compile || compiled.program.reads_param(func, 2, 1) {
         make()
     } else {
         Value::Null
@@ -307,7 +312,7 @@ impl ScriptSet {
                 return Ok(self.counted(Err(e)));
             }
         };
-        let ctx = ctx_if_read(&compiled, func, ctx);
+        let ctx = ctx_if_read(self.compile, &compiled, func, ctx);
         self.call_text_in(&compiled, func, first, &[&ctx], then)
     }
 
@@ -368,7 +373,7 @@ impl ScriptSet {
         then: impl FnOnce(Answer<'_, '_>) -> T,
     ) -> Result<T, MappingError> {
         let answered = self.compiled(script, func, 2).and_then(|compiled| {
-            let ctx = ctx_if_read(&compiled, func, ctx);
+            let ctx = ctx_if_read(self.compile, &compiled, func, ctx);
             self.call_in(&compiled, func, &[first, &ctx], then)
         });
         self.counted(answered)

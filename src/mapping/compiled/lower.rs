@@ -233,8 +233,21 @@ pub(super) fn lower_ast(ast: &AST) -> Vec<(String, usize, Lowered<FnDef>)> {
                 !p.is_none() && !start.is_none() && p >= start && (end.is_none() || p <= end)
             };
             let body: Vec<&RStmt> = tops.iter().filter(within).collect();
+            // A closure's body is a function of its own (even one the optimiser dropped
+            // from the code), lying within this one's span: its statements would be taken
+            // for this function's.
+            let holds_another = defs.iter().any(|g| {
+                let p = g.body.start_position();
+                !std::ptr::eq(*g, *f)
+                    && !p.is_none()
+                    && !start.is_none()
+                    && p > start
+                    && (end.is_none() || p <= end)
+            });
             let lowered = if f.this_type.is_some() {
                 unsupported("a method with a `this` type")
+            } else if holds_another {
+                unsupported("a closure")
             } else {
                 let mut cx = Lowering {
                     index: &index,
