@@ -284,15 +284,29 @@ impl ScriptSet {
         rest: &[&Value],
         then: impl FnOnce(Answer<'_, '_>) -> T,
     ) -> Result<Result<T, MappingError>, serde_json::Error> {
-        let compiled = match self.compiled(script, func, rest.len() + 1) {
+        let compiled = match self.compiled_for_text(script, func, rest.len() + 1, first)? {
             Ok(c) => c,
-            Err(e) => {
-                // A text that is not JSON is said first, as when it is parsed before the call.
-                crate::json::from_slice(first)?;
-                return Ok(self.counted(Err(e)));
-            }
+            Err(e) => return Ok(Err(e)),
         };
         self.call_text_in(&compiled, func, first, rest, then)
+    }
+
+    /// The scripts as loaded, for a call on `first` as text: a function that is not there
+    /// is said after whether the text is JSON, as when the text is parsed before the call.
+    fn compiled_for_text(
+        &self,
+        script: &str,
+        func: &str,
+        arity: usize,
+        first: &[u8],
+    ) -> Result<Result<Arc<Compiled>, MappingError>, serde_json::Error> {
+        match self.compiled(script, func, arity) {
+            Ok(c) => Ok(Ok(c)),
+            Err(e) => {
+                crate::json::from_slice(first)?;
+                Ok(self.counted(Err(e)))
+            }
+        }
     }
 
     /// [`ScriptSet::call_on_text_then`] of `func(record, ctx)`, `ctx` made by `ctx` only
@@ -305,12 +319,9 @@ impl ScriptSet {
         ctx: impl FnOnce() -> Value,
         then: impl FnOnce(Answer<'_, '_>) -> T,
     ) -> Result<Result<T, MappingError>, serde_json::Error> {
-        let compiled = match self.compiled(script, func, 2) {
+        let compiled = match self.compiled_for_text(script, func, 2, first)? {
             Ok(c) => c,
-            Err(e) => {
-                crate::json::from_slice(first)?;
-                return Ok(self.counted(Err(e)));
-            }
+            Err(e) => return Ok(Err(e)),
         };
         let ctx = ctx_if_read(self.compile, &compiled, func, ctx);
         self.call_text_in(&compiled, func, first, &[&ctx], then)
