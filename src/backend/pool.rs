@@ -36,10 +36,11 @@ type Idles = Mutex<VecDeque<Idle>>;
 
 /// The longest a call waits for an idle connection still finishing its last exchange (say,
 /// writing a body the app answered early without reading): then it takes another.
-pub(super) const BUSY_WAIT: Duration = Duration::from_millis(100);
+const BUSY_WAIT: Duration = Duration::from_millis(100);
 
 /// How often, at most, expired idle connections are looked for and closed.
 const REAP_EVERY: Duration = Duration::from_secs(5);
+
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Why a call got no answer.

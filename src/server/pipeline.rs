@@ -968,7 +968,9 @@ impl Gateway {
                 .any_tombstoned(canonical_rt(&b.resource_type))
                 .await?;
         let in_gateway = params.filter.is_some() || params.sort_by.is_some() || kept_any;
-        let records = if in_gateway {
+        // The records, with the app's total where the app made the page (`None`: a scan
+        // the gateway filters and pages).
+        let (records, paged_total) = if in_gateway {
             let (records, total) = self.backend.list(&b.list, query, 1, self.max_scan).await?;
             // Evaluating a partial scan would give a wrong answer, so refuse instead.
             if total > self.max_scan {
@@ -987,16 +989,15 @@ impl Gateway {
                 )
                 .into());
             }
-            Listed::Scanned(records)
+            (records, None)
         } else {
             // Fast path: the legacy app pages for us.
             let (records, total) = self
                 .backend
                 .list(&b.list, query, params.start_index, count)
                 .await?;
-            Listed::Paged(records, total)
+            (records, Some(total))
         };
-        let script_ctx = self.script_ctx(&b.resource_type, "list", None);
         // Resources without members, answered whole and neither sorted nor weeded of kept
         // deletions (Entra's filter): written straight from the mapping's answers, as a GET.
         if b.members.is_none()
@@ -1005,23 +1006,17 @@ impl Gateway {
             && params.sort_by.is_none()
             && !kept_any
         {
-            return self.list_answers(b, &ctx, params, records, &script_ctx, count);
+            return self.list_answers(b, &ctx, params, records, paged_total, count);
         }
-        let (resources, total) = match records {
-            Listed::Paged(records, total) => {
-                let mut out = Vec::with_capacity(records.len());
-                // Each raw record is dropped once mapped (a scan may hold `max_scan` of them).
-                for r in records {
-                    out.push(self.map_from_backend_in(b, &r, &script_ctx)?);
-                }
-                (out, total)
-            }
-            Listed::Scanned(records) => {
-                let mut mapped = Vec::with_capacity(records.len());
-                // Each raw record is dropped once mapped (a scan may hold `max_scan` of them).
-                for r in records {
-                    mapped.push(self.map_from_backend_in(b, &r, &script_ctx)?);
-                }
+        let script_ctx = self.script_ctx(&b.resource_type, "list", None);
+        let mut mapped = Vec::with_capacity(records.len());
+        // Each raw record is dropped once mapped (a scan may hold `max_scan` of them).
+        for r in records {
+            mapped.push(self.map_from_backend_in(b, &r, &script_ctx)?);
+        }
+        let (resources, total) = match paged_total {
+            Some(total) => (mapped, total),
+            None => {
                 if let Some(ids) = self.kept_deleted_among(b, &mapped).await? {
                     mapped.retain(|r| {
                         !r.get("id")
@@ -1073,14 +1068,11 @@ impl Gateway {
         b: &Binding,
         ctx: &SchemaContext<'_>,
         params: &ListParams,
-        records: Listed,
-        script_ctx: &Value,
+        records: Vec<Value>,
+        paged_total: Option<usize>,
         count: usize,
     ) -> AppResult<Vec<u8>> {
-        let (records, paged_total) = match records {
-            Listed::Paged(records, total) => (records, Some(total)),
-            Listed::Scanned(records) => (records, None),
-        };
+        let script_ctx = self.script_ctx(&b.resource_type, "list", None);
         let filter = params.filter.as_ref().filter(|_| paged_total.is_none());
         let names = filter.map(|f| read_names(f, ctx));
         let first = params.start_index.saturating_sub(1);
@@ -1092,7 +1084,7 @@ impl Gateway {
             let written = self.scripts.call_with_then(
                 &b.script,
                 "from_backend",
-                &[&r, script_ctx],
+                &[&r, &script_ctx],
                 |answer| -> AppResult<()> {
                     // Within the page: all of a page the app made, `count` from `first` of a
                     // scan's matches.
@@ -2169,13 +2161,6 @@ fn refused_key<'a>(refused: &'a [String], v: &Value) -> Option<&'a str> {
             }
         })
     })
-}
-
-/// The records behind a list: a page the legacy app made (with its total), or a scan the
-/// gateway filters and pages.
-enum Listed {
-    Paged(Vec<Value>, usize),
-    Scanned(Vec<Value>),
 }
 
 #[cfg(test)]
