@@ -217,11 +217,45 @@ pub(crate) mod plain {
         std::str::from_utf8(bytes).is_ok_and(|t| parse_as::<Check>(t).is_some())
     }
 
-    /// Builds nothing: [`check`].
-    #[cfg(test)]
+    /// Where the items of a list page and its total lie in the page's text ([`locate`]).
+    #[derive(Debug, Default, PartialEq)]
+    pub(crate) struct Located {
+        /// Each element of the array, as a byte range of the text.
+        pub items: Vec<std::ops::Range<usize>>,
+        /// The value the total's member names lead to, if it is there.
+        pub total: Option<std::ops::Range<usize>>,
+    }
+
+    /// Reads `text` as one JSON value as [`parse_as`] does, building nothing, and finds
+    /// where the elements of the array that the member names `items` lead to lie (what the
+    /// JSONPath `$.items…[*]` selects) and the value that the names `total` lead to (what
+    /// `$.total…` selects). `None` where [`parse_as`] would give `None`, where `items` does
+    /// not lead to an array, and where a member on either way is given twice (the reader
+    /// of `Value`s settles those as serde_json does).
+    pub(crate) fn locate(
+        text: &str,
+        items: &[String],
+        total: Option<&[String]>,
+    ) -> Option<Located> {
+        let mut p = Parser {
+            text,
+            s: text.as_bytes(),
+            i: 0,
+        };
+        p.ws();
+        let mut found = (None, None);
+        p.locate(0, Some(items), total, &mut found)?;
+        p.ws();
+        (p.i == p.s.len()).then_some(())?;
+        Some(Located {
+            items: found.0?,
+            total: found.1,
+        })
+    }
+
+    /// Builds nothing: [`check`], and the values [`locate`] steps over.
     struct Check;
 
-    #[cfg(test)]
     impl<'t> Build<'t> for Check {
         type Out = ();
         type Items = ();
@@ -408,6 +442,83 @@ pub(crate) mod plain {
                     return Some(B::array(items));
                 }
             }
+        }
+
+        /// [`locate`] at a value: `items` / `total` are the member names still to follow
+        /// from here when the value is on that way (`Some(&[])`: this is it).
+        fn locate(
+            &mut self,
+            depth: usize,
+            items: Option<&[String]>,
+            total: Option<&[String]>,
+            found: &mut (
+                Option<Vec<std::ops::Range<usize>>>,
+                Option<std::ops::Range<usize>>,
+            ),
+        ) -> Option<()> {
+            let start = self.i;
+            let deeper = |names: Option<&[String]>| names.is_some_and(|n| !n.is_empty());
+            match self.peek()? {
+                b'[' if items.is_some_and(<[String]>::is_empty) => {
+                    let mut ranges = Vec::new();
+                    if !self.open(depth, b']')? {
+                        loop {
+                            let at = self.i;
+                            self.value::<Check>(depth + 1)?;
+                            ranges.push(at..self.i);
+                            if self.next(b']')? {
+                                break;
+                            }
+                        }
+                    }
+                    found.0 = Some(ranges);
+                }
+                b'{' if deeper(items) || deeper(total) => {
+                    fn on_way<'n>(names: Option<&'n [String]>, key: &str) -> Option<&'n [String]> {
+                        names
+                            .and_then(<[String]>::split_first)
+                            .filter(|(name, _)| name.as_str() == key)
+                            .map(|(_, rest)| rest)
+                    }
+                    let (mut items_seen, mut total_seen) = (false, false);
+                    if !self.open(depth, b'}')? {
+                        loop {
+                            if self.peek()? != b'"' {
+                                return None;
+                            }
+                            let key = self.string()?;
+                            self.ws();
+                            if self.peek()? != b':' {
+                                return None;
+                            }
+                            self.i += 1;
+                            self.ws();
+                            let (sub_items, sub_total) = (on_way(items, key), on_way(total, key));
+                            for (on, seen) in
+                                [(&sub_items, &mut items_seen), (&sub_total, &mut total_seen)]
+                            {
+                                if on.is_some() {
+                                    if *seen {
+                                        return None;
+                                    }
+                                    *seen = true;
+                                }
+                            }
+                            self.locate(depth + 1, sub_items, sub_total, found)?;
+                            if self.next(b'}')? {
+                                break;
+                            }
+                        }
+                    }
+                }
+                _ => {
+                    self.value::<Check>(depth)?;
+                }
+            }
+            if total.is_some_and(<[String]>::is_empty) {
+                found.1 = Some(start..self.i);
+            }
+            Some(())
         }
 
         fn object<B: Build<'a>>(&mut self, depth: usize) -> Option<B::Out> {

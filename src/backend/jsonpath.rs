@@ -19,6 +19,9 @@ pub struct JsonPath {
     /// For `$.name.name[*]` (the shape of nearly every `items` expression): the member names
     /// that lead to the array, so [`JsonPath::take`] can move its elements out.
     array_at: Option<Vec<String>>,
+    /// For `$.name.name` (the shape of nearly every `total` expression): the member names
+    /// that lead to the value.
+    member_at: Option<Vec<String>>,
 }
 
 impl JsonPath {
@@ -28,7 +31,8 @@ impl JsonPath {
             .map(|query| JsonPath {
                 source: source.to_string(),
                 query,
-                array_at: members_then_wildcard(source),
+                array_at: source.strip_suffix("[*]").and_then(member_names),
+                member_at: member_names(source),
             })
             .map_err(|e| format!("invalid JSONPath `{source}`: {}", one_line(&e.to_string())))
     }
@@ -59,6 +63,16 @@ impl JsonPath {
         self.select(&doc).into_iter().cloned().collect()
     }
 
+    /// For `$.name…[*]`: the member names that lead to the array whose elements it selects.
+    pub fn array_at(&self) -> Option<&[String]> {
+        self.array_at.as_deref()
+    }
+
+    /// For `$.name…`: the member names that lead to the one value it selects.
+    pub fn member_at(&self) -> Option<&[String]> {
+        self.member_at.as_deref()
+    }
+
     /// The first value the query selects, if any.
     pub fn first<'a>(&self, doc: &'a Value) -> Option<&'a Value> {
         self.select(doc).into_iter().next()
@@ -74,10 +88,10 @@ fn member_mut<'v>(doc: &'v mut Value, names: &[String]) -> Option<&'v mut Value>
     Some(at)
 }
 
-/// The member names of a query `$` `.name`… `[*]` (names of letters, digits and `_`), or
-/// `None` for any other query.
-fn members_then_wildcard(source: &str) -> Option<Vec<String>> {
-    let mut rest = source.strip_prefix('$')?.strip_suffix("[*]")?;
+/// The member names of a query `$` `.name`… (names of letters, digits and `_`), or `None`
+/// for any other query.
+fn member_names(source: &str) -> Option<Vec<String>> {
+    let mut rest = source.strip_prefix('$')?;
     let mut names = Vec::new();
     while !rest.is_empty() {
         rest = rest.strip_prefix('.')?;

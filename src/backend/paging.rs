@@ -4,15 +4,16 @@
 //! backend calls as possible (one whenever some page size up to `max_size` contains the
 //! whole window) and the items outside it are dropped.
 
-use super::client::{Backend, BackendRequest};
+use super::client::{Backend, BackendRequest, parse_body};
 use super::endpoint::{ListEndpoint, PagingStyle};
 use super::error::BackendError;
 use super::jsonpath::as_count;
+use hyper::body::Bytes;
 use serde_json::Value;
 
 /// What a run of page calls produced.
-struct Collected {
-    items: Vec<Value>,
+struct Collected<T> {
+    items: Vec<T>,
     /// The total the backend reported on the first page, when the endpoint declares one.
     total: Option<usize>,
     /// Index one past the last backend item, known once a short page showed the end.
@@ -42,6 +43,78 @@ fn paging_params(style: &PagingStyle, start: usize, len: usize) -> Vec<(String, 
     }
 }
 
+/// One page as read: its items, and the count at the endpoint's `total` where it declares
+/// one and the page has a count there.
+pub struct Page<T> {
+    items: Vec<T>,
+    total: Option<usize>,
+}
+
+/// What a list's items are read as: `Value`s, or each item's JSON text as `Bytes` (for a
+/// mapping that reads a record from its text).
+pub trait ListItem: Sized + Send {
+    /// A page's body as its items and the count at the endpoint's `total` (where it
+    /// declares one and the page has a count there); `Err` says the body is not JSON (the
+    /// call's `InvalidBody`).
+    fn read_page(ep: &ListEndpoint, bytes: Bytes) -> Result<Page<Self>, String>;
+}
+
+impl ListItem for Value {
+    /// The page parsed into a `Value`, its items taken out of it.
+    fn read_page(ep: &ListEndpoint, bytes: Bytes) -> Result<Page<Value>, String> {
+        let body = parse_body(&bytes)?;
+        let total = ep
+            .total
+            .as_ref()
+            .and_then(|expr| expr.first(&body))
+            .and_then(as_count);
+        Ok(Page {
+            items: ep.items.take(body),
+            total,
+        })
+    }
+}
+
+impl ListItem for Bytes {
+    /// Each item as its JSON text, a slice of the page's bytes: where the page is a
+    /// document the plain reader reads and the endpoint's `items` is `$.name…[*]` (and its
+    /// `total`, if any, `$.name…`), the items are found where they lie
+    /// (`json::plain::locate`) and nothing is built; otherwise the page is read as `Value`s
+    /// are and each item written out again. Either way the items are the values read as
+    /// `Value`s, and the errors the same.
+    fn read_page(ep: &ListEndpoint, bytes: Bytes) -> Result<Page<Bytes>, String> {
+        if let Some(page) = locate_texts(ep, &bytes) {
+            return Ok(page);
+        }
+        let page = Value::read_page(ep, bytes)?;
+        Ok(Page {
+            items: page
+                .items
+                .iter()
+                .map(|item| Bytes::from(crate::json::to_vec(item)))
+                .collect(),
+            total: page.total,
+        })
+    }
+}
+
+fn locate_texts(ep: &ListEndpoint, bytes: &Bytes) -> Option<Page<Bytes>> {
+    let items = ep.items.array_at()?;
+    let total = match &ep.total {
+        Some(expr) => Some(expr.member_at()?),
+        None => None,
+    };
+    let found = crate::json::plain::locate(std::str::from_utf8(bytes).ok()?, items, total)?;
+    let total = match found.total {
+        Some(at) => as_count(&crate::json::from_slice(bytes.get(at)?).ok()?),
+        None => None,
+    };
+    Some(Page {
+        items: found.items.into_iter().map(|at| bytes.slice(at)).collect(),
+        total,
+    })
+}
+
 impl Backend {
     /// Lists through the endpoint's paging style: the SCIM window (1-based `start_index`,
     /// `count`; 0 asks only for the total) becomes backend pages, at most `max_pages` calls.
@@ -56,6 +129,19 @@ impl Backend {
         self.list_in(ep, &[], query, start_index, count).await
     }
 
+    /// [`Backend::list`] with the items read as `T` (`Bytes`: each item's JSON text, for a
+    /// mapping that reads a record from its text): the same items, the same total, the
+    /// same errors.
+    pub async fn list_of<T: ListItem>(
+        &self,
+        ep: &ListEndpoint,
+        query: Vec<(String, String)>,
+        start_index: usize,
+        count: usize,
+    ) -> Result<(Vec<T>, usize), BackendError> {
+        self.list_read(ep, &[], query, start_index, count).await
+    }
+
     /// [`Backend::list`] for an endpoint whose path has placeholders (e.g. a group's
     /// members at `/teams/{id}/members`), rendered with `vars`.
     pub async fn list_in(
@@ -66,12 +152,23 @@ impl Backend {
         start_index: usize,
         count: usize,
     ) -> Result<(Vec<Value>, usize), BackendError> {
+        self.list_read(ep, vars, query, start_index, count).await
+    }
+
+    async fn list_read<T: ListItem>(
+        &self,
+        ep: &ListEndpoint,
+        vars: &[(&str, &str)],
+        query: Vec<(String, String)>,
+        start_index: usize,
+        count: usize,
+    ) -> Result<(Vec<T>, usize), BackendError> {
         let offset = start_index.max(1) - 1;
         if count == 0 {
             // Only the total is wanted: one single-item page when the backend reports a total,
             // otherwise the items have to be counted.
             let got = if ep.total.is_some() {
-                self.collect(ep, vars, &query, 0, 1, 1).await?
+                self.collect::<T>(ep, vars, &query, 0, 1, 1).await?
             } else {
                 let max = ep.paging.max_size;
                 self.collect(ep, vars, &query, 0, usize::MAX, max).await?
@@ -102,7 +199,9 @@ impl Backend {
         vars: &[(&str, &str)],
     ) -> Result<Vec<Value>, BackendError> {
         let max = ep.paging.max_size;
-        let got = self.collect(ep, vars, &[], 0, usize::MAX, max).await?;
+        let got = self
+            .collect::<Value>(ep, vars, &[], 0, usize::MAX, max)
+            .await?;
         let complete = got.end.is_some() || got.total.is_some_and(|t| got.items.len() >= t);
         if !complete && ep.paging.style != PagingStyle::None {
             return Err(BackendError::Paging {
@@ -116,14 +215,14 @@ impl Backend {
         Ok(got.items)
     }
 
-    async fn window(
+    async fn window<T: ListItem>(
         &self,
         ep: &ListEndpoint,
         vars: &[(&str, &str)],
         query: &[(String, String)],
         offset: usize,
         count: usize,
-    ) -> Result<Collected, BackendError> {
+    ) -> Result<Collected<T>, BackendError> {
         let max = ep.paging.max_size;
         match ep.paging.style {
             PagingStyle::Page { .. } => {
@@ -155,7 +254,7 @@ impl Backend {
     /// Calls pages starting at item `start` until `want_end` items are covered, a short page
     /// shows the end, the reported total is reached, or `max_pages` calls were made. Page
     /// style keeps `size` fixed (its pages must align); offset style shrinks the last limit.
-    async fn collect(
+    async fn collect<T: ListItem>(
         &self,
         ep: &ListEndpoint,
         vars: &[(&str, &str)],
@@ -163,7 +262,7 @@ impl Backend {
         mut start: usize,
         want_end: usize,
         size: usize,
-    ) -> Result<Collected, BackendError> {
+    ) -> Result<Collected<T>, BackendError> {
         let path = ep
             .path
             .render(vars)
@@ -181,21 +280,24 @@ impl Backend {
             let mut params = ep.fixed_query();
             params.extend_from_slice(query);
             params.extend(paging_params(&ep.paging.style, start, len));
-            let resp = self
-                .call(BackendRequest {
-                    method: ep.method.clone(),
-                    path: path.clone(),
-                    query: params,
-                    body: None,
-                    auth: None,
-                })
-                .await?;
+            let page = self
+                .call_reading(
+                    BackendRequest {
+                        method: ep.method.clone(),
+                        path: path.clone(),
+                        query: params,
+                        body: None,
+                        auth: None,
+                    },
+                    &|bytes| T::read_page(ep, bytes),
+                )
+                .await?
+                .body;
             if call == 0 {
-                out.total = read_total(ep, &path, &resp.body)?;
+                out.total = read_total(ep, &path, page.total)?;
             }
-            let page = ep.items.take(resp.body);
-            let n = page.len();
-            out.items.extend(page);
+            let n = page.items.len();
+            out.items.extend(page.items);
             if ep.paging.style == PagingStyle::None || n < len {
                 out.end = Some(start + n);
                 break;
@@ -209,11 +311,17 @@ impl Backend {
     }
 }
 
-fn read_total(ep: &ListEndpoint, path: &str, body: &Value) -> Result<Option<usize>, BackendError> {
+/// The first page's total where the endpoint declares one: its count, or the error that
+/// the page has none.
+fn read_total(
+    ep: &ListEndpoint,
+    path: &str,
+    count: Option<usize>,
+) -> Result<Option<usize>, BackendError> {
     let Some(expr) = &ep.total else {
         return Ok(None);
     };
-    match expr.first(body).and_then(as_count) {
+    match count {
         Some(t) => Ok(Some(t)),
         None => Err(BackendError::Paging {
             path: path.to_string(),
@@ -264,5 +372,213 @@ mod tests {
             vec![("skip".into(), "7".into()), ("take".into(), "3".into())]
         );
         assert!(paging_params(&PagingStyle::None, 0, 1).is_empty());
+    }
+}
+
+/// A page read as each item's text gives what it gives read as `Value`s.
+#[cfg(test)]
+mod read_as_text {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A JSON document as text, members possibly given twice, keys possibly escaped.
+    #[derive(Debug, Clone)]
+    enum Node {
+        Leaf(&'static str),
+        Array(Vec<Node>),
+        Object(Vec<(&'static str, Node)>),
+    }
+
+    impl Node {
+        fn write(&self, out: &mut String, spaced: bool) {
+            let sep = if spaced { ", " } else { "," };
+            match self {
+                Node::Leaf(t) => out.push_str(t),
+                Node::Array(items) => {
+                    out.push('[');
+                    for (i, item) in items.iter().enumerate() {
+                        if i > 0 {
+                            out.push_str(sep);
+                        }
+                        item.write(out, spaced);
+                    }
+                    out.push(']');
+                }
+                Node::Object(members) => {
+                    out.push('{');
+                    for (i, (k, v)) in members.iter().enumerate() {
+                        if i > 0 {
+                            out.push_str(sep);
+                        }
+                        out.push_str(&format!("\"{k}\":"));
+                        if spaced {
+                            out.push(' ');
+                        }
+                        v.write(out, spaced);
+                    }
+                    out.push('}');
+                }
+            }
+        }
+    }
+
+    fn node() -> impl Strategy<Value = Node> {
+        let leaf = prop::sample::select(vec![
+            "1",
+            "-3",
+            "0",
+            "\"x\"",
+            "\"a\\\"b\"",
+            "\"\\u00e9\"",
+            "1.5",
+            "null",
+            "true",
+            "\"7\"",
+            "\" 12 \"",
+            "12345678901234567890",
+            "-0",
+            "{}",
+            "[]",
+        ])
+        .prop_map(Node::Leaf);
+        let key = prop::sample::select(vec![
+            "data",
+            "total",
+            "meta",
+            "users",
+            "result",
+            "a",
+            "d\\u0061ta",
+            "",
+        ]);
+        leaf.prop_recursive(4, 40, 6, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5).prop_map(Node::Array),
+                prop::collection::vec((key.clone(), inner), 0..6).prop_map(Node::Object),
+            ]
+        })
+    }
+
+    /// A page of the usual shape: items under `data`, a `total`, other members, in any
+    /// order.
+    fn page() -> impl Strategy<Value = Node> {
+        (
+            prop::collection::vec(node(), 0..4),
+            node(),
+            prop::collection::vec(
+                (
+                    prop::sample::select(vec!["meta", "a", "users", "x"]),
+                    node(),
+                ),
+                0..3,
+            ),
+        )
+            .prop_flat_map(|(items, total, mut members)| {
+                members.push(("data", Node::Array(items)));
+                members.push(("total", total));
+                Just(members).prop_shuffle().prop_map(Node::Object)
+            })
+    }
+
+    fn endpoint(items: &str, total: Option<&str>) -> ListEndpoint {
+        let total = total.map_or(String::new(), |t| format!("total = '{t}'\n"));
+        toml::from_str(&format!("path = '/users'\nitems = '{items}'\n{total}"))
+            .expect("a list endpoint")
+    }
+
+    const ITEMS: [&str; 5] = [
+        "$.data[*]",
+        "$[*]",
+        "$.result.users[*]",
+        "$.meta.data[*]",
+        "$..data[*]",
+    ];
+    const TOTALS: [Option<&str>; 5] = [
+        None,
+        Some("$.total"),
+        Some("$.meta.total"),
+        Some("$.data.total"),
+        Some("$..total"),
+    ];
+
+    /// Both readers on `text` for every endpoint shape: the same items, totals and errors;
+    /// returns whether the page was found where it lies (nothing written again) for
+    /// `$.data[*]` with `$.total`.
+    fn same_page(text: &str) -> bool {
+        let bytes = Bytes::copy_from_slice(text.as_bytes());
+        for items in ITEMS {
+            for total in TOTALS {
+                let ep = endpoint(items, total);
+                let values = Value::read_page(&ep, bytes.clone());
+                let texts = Bytes::read_page(&ep, bytes.clone());
+                match (values, texts) {
+                    (Ok(v), Ok(t)) => {
+                        let read: Vec<Value> = t
+                            .items
+                            .iter()
+                            .map(|b| crate::json::from_slice(b).expect("an item is JSON"))
+                            .collect();
+                        assert_eq!(read, v.items, "{items} of {text}");
+                        assert_eq!(t.total, v.total, "{total:?} of {text}");
+                    }
+                    (Err(v), Err(t)) => assert_eq!(t, v, "{text}"),
+                    (v, t) => panic!(
+                        "{items} {total:?} of {text}: values {:?}, texts {:?}",
+                        v.map(|p| p.items),
+                        t.map(|p| p.items.len())
+                    ),
+                }
+            }
+        }
+        locate_texts(&endpoint(ITEMS[0], TOTALS[1]), &bytes).is_some()
+    }
+
+    #[test]
+    fn pages_of_the_usual_shapes_are_found_where_they_lie() {
+        for text in [
+            r#"{"data":[{"id":1,"userName":"a"},{"id":2}],"total":2}"#,
+            r#" { "total" : "7" , "data" : [ 1 , "x" , null , [ ] , { } ] } "#,
+            r#"{"data":[],"total":0,"meta":{"total":9,"data":[1]}}"#,
+            // No total where one is declared: none either way (the list then says so).
+            r#"{"data":[1]}"#,
+        ] {
+            assert!(same_page(text), "{text}");
+        }
+        // Left to the reader of `Value`s: a member on the way given twice, an escape, the
+        // items not an array, no total where one is declared, text that is no JSON.
+        for text in [
+            r#"{"data":[1],"data":[2],"total":1}"#,
+            r#"{"data":[1],"total":1,"total":2}"#,
+            r#"{"d\u0061ta":[1],"total":1}"#,
+            r#"{"data":["\"q\""],"total":1}"#,
+            r#"{"data":{"a":1},"total":1}"#,
+            r#"{"data":[1],"total":1"#,
+            "",
+            "  ",
+            "[1,2]",
+        ] {
+            assert!(!same_page(text), "{text}");
+        }
+        // A duplicate off the way does not matter (the last is the value either way).
+        assert!(same_page(
+            r#"{"a":1,"a":2,"data":[{"k":1,"k":2}],"total":1}"#
+        ));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+        #[test]
+        fn a_page_read_as_text_is_the_page_read_as_values(doc in node(), spaced: bool) {
+            let mut text = String::new();
+            doc.write(&mut text, spaced);
+            same_page(&text);
+        }
+
+        #[test]
+        fn a_usual_page_read_as_text_is_the_page_read_as_values(doc in page(), spaced: bool) {
+            let mut text = String::new();
+            doc.write(&mut text, spaced);
+            same_page(&text);
+        }
     }
 }

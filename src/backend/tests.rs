@@ -555,6 +555,60 @@ async fn missing_total_is_a_paging_error() {
     );
 }
 
+/// The same windows read with each item as its text: the same items, totals, calls and
+/// errors as read as `Value`s.
+#[tokio::test]
+async fn lists_read_as_text_are_the_lists_read_as_values() {
+    let windows = [
+        (1, 10),
+        (6, 10),
+        (21, 10),
+        (1, 0),
+        (40, 10),
+        (3, 9),
+        (5, 4),
+        (11, 20),
+    ];
+    for (style, paging, with_total, declares_total) in [
+        ("page", "{ style = 'page', max_size = 200 }", true, true),
+        ("page", "{ style = 'page', max_size = 7 }", true, true),
+        ("offset", "{ style = 'offset', max_size = 6 }", false, false),
+        ("none", "{ style = 'none' }", true, true),
+        ("page", "{ style = 'page', max_size = 5 }", false, false),
+        ("page", "{ style = 'page' }", false, true),
+        (
+            "stuck",
+            "{ style = 'page', max_size = 5, max_pages = 4 }",
+            false,
+            false,
+        ),
+    ] {
+        let (b, calls) = users_backend(23, style, with_total).await;
+        let ep = list_ep(paging, declares_total);
+        for (start, count) in windows {
+            let values = b.list(&ep, vec![], start, count).await;
+            let value_calls = take(&calls);
+            let texts = b
+                .list_of::<hyper::body::Bytes>(&ep, vec![], start, count)
+                .await;
+            let text_calls = take(&calls);
+            let what = format!("{style} {paging} {start}+{count}");
+            assert_eq!(text_calls, value_calls, "{what}");
+            match (values, texts) {
+                (Ok((values, total)), Ok((texts, text_total))) => {
+                    let read: Vec<Value> = texts
+                        .iter()
+                        .map(|t| serde_json::from_slice(t).unwrap())
+                        .collect();
+                    assert_eq!((read, text_total), (values, total), "{what}");
+                }
+                (Err(v), Err(t)) => assert_eq!(t.to_string(), v.to_string(), "{what}"),
+                (v, t) => panic!("{what}: {v:?} against {:?}", t.map(|(i, n)| (i.len(), n))),
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn members_add_body_template_renders_member_ids() {
     let base = serve(echo_app()).await;
@@ -620,6 +674,7 @@ fn client_and_futures_are_send() {
     send_sync(&ep);
     send(b.call(get_req("/x")));
     send(b.list(&ep, vec![], 1, 10));
+    send(b.list_of::<hyper::body::Bytes>(&ep, vec![], 1, 10));
     send(b.fetch_all(&ep));
 }
 

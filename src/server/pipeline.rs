@@ -968,46 +968,20 @@ impl Gateway {
                 .any_tombstoned(canonical_rt(&b.resource_type))
                 .await?;
         let in_gateway = params.filter.is_some() || params.sort_by.is_some() || kept_any;
-        // The records, with the app's total where the app made the page (`None`: a scan
-        // the gateway filters and pages).
-        let (records, paged_total) = if in_gateway {
-            let (records, total) = self.backend.list(&b.list, query, 1, self.max_scan).await?;
-            // Evaluating a partial scan would give a wrong answer, so refuse instead.
-            if total > self.max_scan {
-                let hint = if pushed {
-                    "narrow the filter"
-                } else {
-                    "filter on an attribute the profile pushes down to the application"
-                };
-                return Err(ScimError::new(
-                    400,
-                    Some(crate::scim::ScimType::TooMany),
-                    format!(
-                        "the request would scan {total} application records (limit {}); {hint}",
-                        self.max_scan
-                    ),
-                )
-                .into());
-            }
-            (records, None)
-        } else {
-            // Fast path: the legacy app pages for us.
-            let (records, total) = self
-                .backend
-                .list(&b.list, query, params.start_index, count)
-                .await?;
-            (records, Some(total))
-        };
+        let window = (in_gateway, pushed, params.start_index, count);
         // Resources without members, answered whole and neither sorted nor weeded of kept
-        // deletions (Entra's filter): written straight from the mapping's answers, as a GET.
+        // deletions (Entra's filter): each record read from its text and written straight
+        // from the mapping's answer, as a GET.
         if b.members.is_none()
             && params.attributes.is_empty()
             && params.excluded_attributes.is_empty()
             && params.sort_by.is_none()
             && !kept_any
         {
+            let (records, paged_total) = self.list_records::<Bytes>(b, query, window).await?;
             return self.list_answers(b, &ctx, params, records, paged_total, count);
         }
+        let (records, paged_total) = self.list_records::<Value>(b, query, window).await?;
         let script_ctx = self.script_ctx(&b.resource_type, "list", None);
         let mut mapped = Vec::with_capacity(records.len());
         // Each raw record is dropped once mapped (a scan may hold `max_scan` of them).
@@ -1057,6 +1031,48 @@ impl Gateway {
         Ok(body.finish(total, params.start_index))
     }
 
+    /// Phase: a list's records, read as `T`, with the app's
+    /// total where the app made the page (`None`: a scan of up to `max_scan` records, made
+    /// when the list is filtered, sorted or weeded here, that the gateway filters and
+    /// pages). `window` is (made here, a filter pushed down, startIndex, count).
+    async fn list_records<T: crate::backend::ListItem>(
+        &self,
+        b: &Binding,
+        query: Vec<(String, String)>,
+        (in_gateway, pushed, start_index, count): (bool, bool, usize, usize),
+    ) -> AppResult<(Vec<T>, Option<usize>)> {
+        if !in_gateway {
+            // The legacy app pages for us.
+            let (records, total) = self
+                .backend
+                .list_of(&b.list, query, start_index, count)
+                .await?;
+            return Ok((records, Some(total)));
+        }
+        let (records, total) = self
+            .backend
+            .list_of(&b.list, query, 1, self.max_scan)
+            .await?;
+        // Evaluating a partial scan would give a wrong answer, so refuse instead.
+        if total > self.max_scan {
+            let hint = if pushed {
+                "narrow the filter"
+            } else {
+                "filter on an attribute the profile pushes down to the application"
+            };
+            return Err(ScimError::new(
+                400,
+                Some(crate::scim::ScimType::TooMany),
+                format!(
+                    "the request would scan {total} application records (limit {}); {hint}",
+                    self.max_scan
+                ),
+            )
+            .into());
+        }
+        Ok((records, None))
+    }
+
     /// [`Gateway::list`]'s body for resources without members, named whole, neither sorted
     /// nor weeded of kept deletions: each record mapped and its resource written straight
     /// from the mapping's answer ([`Gateway::respond_answer`]'s way). A filter is evaluated
@@ -1068,11 +1084,10 @@ impl Gateway {
         b: &Binding,
         ctx: &SchemaContext<'_>,
         params: &ListParams,
-        records: Vec<Value>,
+        records: Vec<Bytes>,
         paged_total: Option<usize>,
         count: usize,
     ) -> AppResult<Vec<u8>> {
-        let script_ctx = self.script_ctx(&b.resource_type, "list", None);
         let filter = params.filter.as_ref().filter(|_| paged_total.is_none());
         let names = filter.map(|f| read_names(f, ctx));
         let first = params.start_index.saturating_sub(1);
@@ -1081,43 +1096,51 @@ impl Gateway {
         let mut body = ListBody::default();
         let mut matched = 0usize;
         for r in records {
-            let written = self.scripts.call_with_then(
-                &b.script,
-                "from_backend",
-                &[&r, &script_ctx],
-                |answer| -> AppResult<()> {
-                    // Within the page: all of a page the app made, `count` from `first` of a
-                    // scan's matches.
-                    let shown = |matched: usize| {
-                        paged_total.is_some() || (matched >= first && matched - first < count)
-                    };
-                    let Some((id, schemas)) = finish_doc(ctx, answer) else {
-                        let res = self.finish_from_backend(b, answer.to_json())?;
-                        if filter.is_none_or(|f| evaluate(f, &res, ctx)) {
-                            if shown(matched) {
-                                self.respond_into(body.item(), &b.resource_type, res, params)?;
-                            }
-                            matched += 1;
-                        }
-                        return Ok(());
-                    };
-                    if let (Some(f), Some(names)) = (filter, &names)
-                        && !evaluate(f, &view(answer, names, &id, &schemas), ctx)
-                    {
-                        return Ok(());
-                    }
-                    if shown(matched) {
-                        let finish = Finish {
-                            id: Some(&id),
-                            schemas: Some(&schemas),
+            let written = self
+                .scripts
+                .call_on_text_ctx_then(
+                    &b.script,
+                    "from_backend",
+                    &r,
+                    || self.script_ctx(&b.resource_type, "list", None),
+                    |answer| -> AppResult<()> {
+                        // Within the page: all of a page the app made, `count` from `first` of a
+                        // scan's matches.
+                        let shown = |matched: usize| {
+                            paged_total.is_some() || (matched >= first && matched - first < count)
                         };
-                        write_doc(body.item(), answer, finish, ctx, hidden, &base)
-                            .ok_or_else(|| not_resource(b, NotResource::NotObject))?;
-                    }
-                    matched += 1;
-                    Ok(())
-                },
-            )?;
+                        let Some((id, schemas)) = finish_doc(ctx, answer) else {
+                            let res = self.finish_from_backend(b, answer.to_json())?;
+                            if filter.is_none_or(|f| evaluate(f, &res, ctx)) {
+                                if shown(matched) {
+                                    self.respond_into(body.item(), &b.resource_type, res, params)?;
+                                }
+                                matched += 1;
+                            }
+                            return Ok(());
+                        };
+                        if let (Some(f), Some(names)) = (filter, &names)
+                            && !evaluate(f, &view(answer, names, &id, &schemas), ctx)
+                        {
+                            return Ok(());
+                        }
+                        if shown(matched) {
+                            let finish = Finish {
+                                id: Some(&id),
+                                schemas: Some(&schemas),
+                            };
+                            write_doc(body.item(), answer, finish, ctx, hidden, &base)
+                                .ok_or_else(|| not_resource(b, NotResource::NotObject))?;
+                        }
+                        matched += 1;
+                        Ok(())
+                    },
+                )
+                // Never: each record is a value the page was read into (one read, one written).
+                .map_err(|e| {
+                    let endpoint = format!("{} {}", b.list.method, b.list.path);
+                    bad_answer(&endpoint, &crate::backend::not_json(e))
+                })??;
             written?;
         }
         Ok(body.finish(paged_total.unwrap_or(matched), params.start_index))
