@@ -127,8 +127,9 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
 
 /// Where the first `"`, `\\` or control character of `s` is: eight bytes at a time (a byte
 /// is one of them when it is zero after an exclusive or with `"` or `\\`, or is below 0x20:
-/// the usual bit tricks, exact as to whether a word holds one), then byte by byte from the
-/// word that holds it.
+/// the usual bit tricks), the last few bytes one by one. In a word that holds one, the
+/// lowest flagged byte is the first such byte (a flag above a true one may be false: the
+/// borrow of a subtraction only runs upwards), so its place is the flags' trailing zeros.
 fn special_byte_at(s: &[u8]) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
@@ -138,12 +139,11 @@ fn special_byte_at(s: &[u8]) -> Option<usize> {
         let mut word = [0u8; 8];
         word.copy_from_slice(chunk);
         let x = u64::from_le_bytes(word);
-        if below(x ^ (ONES * u64::from(b'"')), 1)
+        let flags = below(x ^ (ONES * u64::from(b'"')), 1)
             | below(x ^ (ONES * u64::from(b'\\')), 1)
-            | below(x, 0x20)
-            != 0
-        {
-            break;
+            | below(x, 0x20);
+        if flags != 0 {
+            return Some(at + (flags.trailing_zeros() / 8) as usize);
         }
         at += 8;
     }

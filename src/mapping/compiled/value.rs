@@ -145,7 +145,16 @@ impl<'a> Map<'a> {
 
     /// Where `key` is, or where it would go.
     fn find(&self, key: &str) -> Result<usize, usize> {
-        self.entries.binary_search_by(|(k, _)| k.as_str().cmp(key))
+        // The order of `str`s; keys mostly differ in their first byte, which is compared
+        // here before the rest is compared with `memcmp`.
+        let key = key.as_bytes();
+        self.entries.binary_search_by(|(k, _)| {
+            let k = k.as_str().as_bytes();
+            match (k.first(), key.first()) {
+                (Some(a), Some(b)) if a != b => a.cmp(b),
+                _ => k.cmp(key),
+            }
+        })
     }
 
     /// Sets `key` to `v`; the value it had.
