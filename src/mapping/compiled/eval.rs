@@ -431,7 +431,7 @@ impl<'a> Run<'a> {
             // compiled run before rhai's operation limit would stop the same run.
             self.step()?;
             let elvis = match link {
-                Link::Prop(_, e) | Link::Index(_, e) | Link::Method(_, _, e) => *e,
+                Link::Prop(_, e, _) | Link::Index(_, e) | Link::Method(_, _, e) => *e,
             };
             if elvis && cur.is_unit() {
                 return Ok(Val::Unit);
@@ -464,7 +464,13 @@ fn follow<'v, 'a>(
     arg: Val<'a>,
 ) -> R<'a, Cow<'v, Val<'a>>> {
     match link {
-        Link::Prop(name, _) => child(v, name),
+        Link::Prop(name, _, hint) => match v {
+            Val::Map(map) => Ok(match map.get_hinted(name, hint) {
+                Some(c) => Cow::Borrowed(c),
+                None => Cow::Owned(Val::Unit),
+            }),
+            other => child(other, name),
+        },
         Link::Index(..) => match arg {
             Val::Str(k) => child(v, k.as_str()),
             Val::Int(i) => Ok(Cow::Owned(need(v.at(i))?)),

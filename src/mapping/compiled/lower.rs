@@ -80,8 +80,8 @@ pub(super) enum Expr {
 
 #[derive(Debug)]
 pub(super) enum Link {
-    /// `.name` (`?.name` when the flag is set).
-    Prop(String, bool),
+    /// `.name` (`?.name` when the flag is set), and where the name was last found.
+    Prop(String, bool, super::value::Hint),
     Index(Expr, bool),
     Method(Native, Vec<Expr>, bool),
 }
@@ -530,7 +530,7 @@ impl Lowering<'_> {
             let path = links
                 .into_iter()
                 .map(|l| match l {
-                    Link::Prop(p, false) => Ok(Step::Prop(p)),
+                    Link::Prop(p, false, _) => Ok(Step::Prop(p)),
                     Link::Index(i, false) => Ok(Step::Index(i)),
                     _ => unsupported("a changing method after ?. or a method"),
                 })
@@ -548,7 +548,9 @@ impl Lowering<'_> {
         out: &mut Vec<Link>,
     ) -> Lowered<()> {
         match e {
-            RExpr::Property(x, _) => out.push(Link::Prop(x.2.to_string(), elvis)),
+            RExpr::Property(x, _) => {
+                out.push(Link::Prop(x.2.to_string(), elvis, Default::default()))
+            }
             RExpr::MethodCall(f, _) => {
                 if !f.namespace.is_empty() {
                     return unsupported("a namespaced method");
@@ -638,7 +640,7 @@ impl Lowering<'_> {
         let path = links
             .into_iter()
             .map(|l| match l {
-                Link::Prop(p, false) => Ok(Step::Prop(p)),
+                Link::Prop(p, false, _) => Ok(Step::Prop(p)),
                 Link::Index(i, false) => Ok(Step::Index(i)),
                 _ => unsupported("this assignment target"),
             })

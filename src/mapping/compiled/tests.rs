@@ -627,6 +627,29 @@ proptest! {
 }
 
 proptest! {
+    #![proptest_config(ProptestConfig::with_cases(100))]
+    /// Records of different keys through one loaded set, one after another: a property read
+    /// looks first where it found its key in the record before (`Map::get_hinted`), and
+    /// whatever that place holds now, the compiled form answers as rhai does.
+    #[test]
+    fn records_of_other_keys_one_after_another_are_read_as_rhai_reads_them(
+        recs in proptest::collection::vec(record(), 2..8),
+    ) {
+        let ctx = json!({"op": "get", "id": "42", "base_url": "https://gw/scim/v2", "profile": "p"});
+        for dir in profiles() {
+            let set = ScriptSet::load(&dir, Lookups::new()).unwrap();
+            for rec in &recs {
+                for script in ["user", "group"] {
+                    if set.has_fn(script, "from_backend", 2) {
+                        let _ = both(&set, script, "from_backend", &[rec.clone(), ctx.clone()]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
     /// A record whose text names a key twice (the parsed value keeps the last), and one with
     /// white space around its members, read from the text: as from the parsed value.

@@ -10,6 +10,7 @@
 use serde_json::Value;
 use std::cell::Cell;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Text: borrowed from the arguments or the compiled program, or made by the script.
 #[derive(Clone, Debug)]
@@ -106,6 +107,11 @@ impl<'t> crate::json::plain::Build<'t> for FromText {
     }
 }
 
+/// Where in a map a property read of a script found its key last time ([`Map::get_hinted`]);
+/// only a guess, checked each time, so any value is safe (threads share it).
+#[derive(Debug, Default)]
+pub(super) struct Hint(AtomicUsize);
+
 /// rhai's map: ordered by key, as rhai's `BTreeMap` is (so `keys()` comes out in the same
 /// order and so does the JSON), kept as a vector sorted by key. A mapping's maps hold a few
 /// to a dozen entries and are built one property after another: a search of a sorted
@@ -179,6 +185,21 @@ impl<'a> Map<'a> {
 
     pub(super) fn get(&self, key: &str) -> Option<&Val<'a>> {
         self.find(key).ok().map(|at| &self.entries[at].1)
+    }
+
+    /// [`Map::get`] looking first where `hint` says the key was last found: the records of
+    /// one endpoint come with the same keys, so a property read of the script finds its key
+    /// at the same place in each, and a binary search is made only where it is not there.
+    pub(super) fn get_hinted(&self, key: &str, hint: &Hint) -> Option<&Val<'a>> {
+        let at = hint.0.load(Ordering::Relaxed);
+        if let Some((k, v)) = self.entries.get(at)
+            && k.as_str() == key
+        {
+            return Some(v);
+        }
+        let at = self.find(key).ok()?;
+        hint.0.store(at, Ordering::Relaxed);
+        Some(&self.entries[at].1)
     }
 
     pub(super) fn get_mut(&mut self, key: &str) -> Option<&mut Val<'a>> {
