@@ -24,6 +24,6 @@ pub(crate) use client::{not_json, parse_body};
 pub use endpoint::{Endpoint, ListEndpoint, Paging, PagingStyle};
 pub use error::BackendError;
 pub use jsonpath::{JsonPath, as_count};
-pub use paging::{ListItem, Page};
+pub use paging::{ListItem, ListRecord, Page};
 pub use record::{CallLog, note_label};
 pub use template::{BodyTemplate, PathTemplate, TemplateError, encode_into};

@@ -49,7 +49,7 @@ pub const GROUP_DELETE_HOOK: &str = "on_group_delete";
 pub const GROUP_DELETE_PAGE: usize = 500;
 
 use super::error::{AppError, AppResult};
-use crate::backend::{Backend, BackendRequest, Endpoint, ListEndpoint};
+use crate::backend::{Backend, BackendRequest, Endpoint, ListEndpoint, ListRecord};
 use crate::config::GroupsMode;
 use crate::mapping::{Answer, ScriptSet};
 use crate::scim::filter::{Filter, evaluate, read_names, view};
@@ -978,7 +978,7 @@ impl Gateway {
             && params.sort_by.is_none()
             && !kept_any
         {
-            let (records, paged_total) = self.list_records::<Bytes>(b, query, window).await?;
+            let (records, paged_total) = self.list_records::<ListRecord>(b, query, window).await?;
             return self.list_answers(b, &ctx, params, records, paged_total, count);
         }
         let (records, paged_total) = self.list_records::<Value>(b, query, window).await?;
@@ -1084,7 +1084,7 @@ impl Gateway {
         b: &Binding,
         ctx: &SchemaContext<'_>,
         params: &ListParams,
-        records: Vec<Bytes>,
+        records: Vec<ListRecord>,
         paged_total: Option<usize>,
         count: usize,
     ) -> AppResult<Vec<u8>> {
@@ -1095,53 +1095,58 @@ impl Gateway {
         let base = self.base_url();
         let mut body = ListBody::default();
         let mut matched = 0usize;
+        let mut write = |answer: Answer<'_, '_>| -> AppResult<()> {
+            // Within the page: all of a page the app made, `count` from `first` of a scan's
+            // matches.
+            let shown = |matched: usize| {
+                paged_total.is_some() || (matched >= first && matched - first < count)
+            };
+            let Some((id, schemas)) = finish_doc(ctx, answer) else {
+                let res = self.finish_from_backend(b, answer.to_json())?;
+                if filter.is_none_or(|f| evaluate(f, &res, ctx)) {
+                    if shown(matched) {
+                        self.respond_into(body.item(), &b.resource_type, res, params)?;
+                    }
+                    matched += 1;
+                }
+                return Ok(());
+            };
+            if let (Some(f), Some(names)) = (filter, &names)
+                && !evaluate(f, &view(answer, names, &id, &schemas), ctx)
+            {
+                return Ok(());
+            }
+            if shown(matched) {
+                let finish = Finish {
+                    id: Some(&id),
+                    schemas: Some(&schemas),
+                };
+                write_doc(body.item(), answer, finish, ctx, hidden, &base)
+                    .ok_or_else(|| not_resource(b, NotResource::NotObject))?;
+            }
+            matched += 1;
+            Ok(())
+        };
+        let script_ctx = || self.script_ctx(&b.resource_type, "list", None);
         for r in records {
-            let written = self
-                .scripts
-                .call_on_text_ctx_then(
+            let written = match &r {
+                ListRecord::Text(text) => self
+                    .scripts
+                    .call_on_text_ctx_then(&b.script, "from_backend", text, script_ctx, &mut write)
+                    // Never: each text is a value the page was read as.
+                    .map_err(|e| {
+                        let endpoint = format!("{} {}", b.list.method, b.list.path);
+                        bad_answer(&endpoint, &crate::backend::not_json(e))
+                    })?,
+                ListRecord::Value(v) => self.scripts.call_with_ctx_then(
                     &b.script,
                     "from_backend",
-                    &r,
-                    || self.script_ctx(&b.resource_type, "list", None),
-                    |answer| -> AppResult<()> {
-                        // Within the page: all of a page the app made, `count` from `first` of a
-                        // scan's matches.
-                        let shown = |matched: usize| {
-                            paged_total.is_some() || (matched >= first && matched - first < count)
-                        };
-                        let Some((id, schemas)) = finish_doc(ctx, answer) else {
-                            let res = self.finish_from_backend(b, answer.to_json())?;
-                            if filter.is_none_or(|f| evaluate(f, &res, ctx)) {
-                                if shown(matched) {
-                                    self.respond_into(body.item(), &b.resource_type, res, params)?;
-                                }
-                                matched += 1;
-                            }
-                            return Ok(());
-                        };
-                        if let (Some(f), Some(names)) = (filter, &names)
-                            && !evaluate(f, &view(answer, names, &id, &schemas), ctx)
-                        {
-                            return Ok(());
-                        }
-                        if shown(matched) {
-                            let finish = Finish {
-                                id: Some(&id),
-                                schemas: Some(&schemas),
-                            };
-                            write_doc(body.item(), answer, finish, ctx, hidden, &base)
-                                .ok_or_else(|| not_resource(b, NotResource::NotObject))?;
-                        }
-                        matched += 1;
-                        Ok(())
-                    },
-                )
-                // Never: each record is a value the page was read into (one read, one written).
-                .map_err(|e| {
-                    let endpoint = format!("{} {}", b.list.method, b.list.path);
-                    bad_answer(&endpoint, &crate::backend::not_json(e))
-                })??;
-            written?;
+                    v,
+                    script_ctx,
+                    &mut write,
+                ),
+            };
+            written??;
         }
         Ok(body.finish(paged_total.unwrap_or(matched), params.start_index))
     }
