@@ -483,16 +483,7 @@ pub(crate) mod plain {
                     let (mut items_seen, mut total_seen) = (false, false);
                     if !self.open(depth, b'}')? {
                         loop {
-                            if self.peek()? != b'"' {
-                                return None;
-                            }
-                            let key = self.string()?;
-                            self.ws();
-                            if self.peek()? != b':' {
-                                return None;
-                            }
-                            self.i += 1;
-                            self.ws();
+                            let key = self.member_name()?;
                             let (sub_items, sub_total) = (on_way(items, key), on_way(total, key));
                             for (on, seen) in
                                 [(&sub_items, &mut items_seen), (&sub_total, &mut total_seen)]
@@ -521,22 +512,28 @@ pub(crate) mod plain {
             Some(())
         }
 
+        /// A member's name and the `:` after it, with the white space around that.
+        fn member_name(&mut self) -> Option<&'a str> {
+            if self.peek()? != b'"' {
+                return None;
+            }
+            let key = self.string()?;
+            self.ws();
+            if self.peek()? != b':' {
+                return None;
+            }
+            self.i += 1;
+            self.ws();
+            Some(key)
+        }
+
         fn object<B: Build<'a>>(&mut self, depth: usize) -> Option<B::Out> {
             let mut members = B::members();
             if self.open(depth, b'}')? {
                 return Some(B::object(members));
             }
             loop {
-                if self.peek()? != b'"' {
-                    return None;
-                }
-                let key = self.string()?;
-                self.ws();
-                if self.peek()? != b':' {
-                    return None;
-                }
-                self.i += 1;
-                self.ws();
+                let key = self.member_name()?;
                 let v = self.value::<B>(depth + 1)?;
                 B::member(&mut members, key, v);
                 if self.next(b'}')? {
