@@ -134,7 +134,7 @@ impl Backend {
         start_index: usize,
         count: usize,
     ) -> Result<(Vec<Value>, usize), BackendError> {
-        self.list_in(ep, &[], query, start_index, count).await
+        self.list_of(ep, query, start_index, count).await
     }
 
     /// [`Backend::list`] with the items read as `T` ([`ListRecord`]: each item's JSON text
