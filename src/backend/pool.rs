@@ -315,24 +315,32 @@ async fn exchange(
     // The bytes read and not yet taken are `buf[start..filled]`.
     let (mut start, mut filled) = (0, 0);
     let mut reader = Reader::new(no_body, limit);
-    let failed = |written: usize, error| Poll::Ready(Err(Failure {
-        unsent: written == 0,
-        error,
-    }));
+    let failed = |written: usize, error| {
+        Poll::Ready(Err(Failure {
+            unsent: written == 0,
+            error,
+        }))
+    };
     std::future::poll_fn(|cx| {
         loop {
             let mut moved = false;
             if written < request.len() {
                 match Pin::new(&mut *io).poll_write(cx, &request[written..]) {
                     Poll::Ready(Ok(0)) => {
-                        return failed(written, transport("the connection took no more of the request"));
+                        return failed(
+                            written,
+                            transport("the connection took no more of the request"),
+                        );
                     }
                     Poll::Ready(Ok(n)) => {
                         written += n;
                         moved = true;
                     }
                     Poll::Ready(Err(e)) => {
-                        return failed(written, transport(format_args!("writing the request: {e}")));
+                        return failed(
+                            written,
+                            transport(format_args!("writing the request: {e}")),
+                        );
                     }
                     Poll::Pending => {}
                 }
@@ -341,7 +349,10 @@ async fn exchange(
                 match Pin::new(&mut *io).poll_flush(cx) {
                     Poll::Ready(Ok(())) => flushed = true,
                     Poll::Ready(Err(e)) => {
-                        return failed(written, transport(format_args!("writing the request: {e}")));
+                        return failed(
+                            written,
+                            transport(format_args!("writing the request: {e}")),
+                        );
                     }
                     Poll::Pending => {}
                 }
@@ -606,8 +617,7 @@ impl Reader {
                     .next()
                     .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
             } else if name.eq_ignore_ascii_case("connection") {
-                if f
-                    .value
+                if f.value
                     .split(|&b| b == b',')
                     .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
                 {
@@ -652,9 +662,9 @@ impl Reader {
 fn line(rest: &[u8]) -> Result<Option<&[u8]>, PoolError> {
     match rest.iter().position(|&b| b == b'\n') {
         Some(end) => Ok(Some(&rest[..=end])),
-        None if rest.len() > MAX_LINE_BYTES => Err(transport(
-            "a line of the answer's chunked body is too long",
-        )),
+        None if rest.len() > MAX_LINE_BYTES => {
+            Err(transport("a line of the answer's chunked body is too long"))
+        }
         None => Ok(None),
     }
 }

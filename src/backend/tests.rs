@@ -1161,3 +1161,304 @@ async fn a_credential_header_named_host_is_the_only_host() {
         .collect();
     assert_eq!(hosts, ["legacy.internal"]);
 }
+
+/// A legacy app on raw TCP that answers each request (its head read to the blank line) with
+/// `answer`, written in pieces of `piece` bytes with a pause between them, and then closes
+/// the connection when `close` is set. Counts the connections it accepted.
+#[derive(Clone)]
+struct ScriptedApp {
+    answer: Vec<u8>,
+    piece: usize,
+    close: bool,
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl ScriptedApp {
+    fn new(answer: &[u8]) -> ScriptedApp {
+        ScriptedApp {
+            answer: answer.to_vec(),
+            piece: usize::MAX,
+            close: false,
+            accepted: Arc::default(),
+        }
+    }
+
+    async fn serve(self) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                self.accepted
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let app = self.clone();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    loop {
+                        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                            let mut chunk = [0u8; 4096];
+                            match stream.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(k) => buf.extend_from_slice(&chunk[..k]),
+                            }
+                        }
+                        buf.clear();
+                        for piece in app.answer.chunks(app.piece.min(app.answer.len()).max(1)) {
+                            if stream.write_all(piece).await.is_err() {
+                                return;
+                            }
+                            if app.piece != usize::MAX {
+                                tokio::time::sleep(Duration::from_millis(2)).await;
+                            }
+                        }
+                        if app.close {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// The pool alone, to `base`, and a GET of `/x` to send on it.
+fn raw_pool(base: &str) -> (super::pool::Pool, Vec<u8>) {
+    let (origin, _, host) = super::client::split_base(base).unwrap();
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.enforce_http(false);
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
+        .unwrap()
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    let pool = super::pool::Pool::new(https, origin, 8, Duration::from_secs(30));
+    let request = format!(
+        "GET /x HTTP/1.1\r\nhost: {}\r\n\r\n",
+        host.to_str().unwrap()
+    );
+    (pool, request.into_bytes())
+}
+
+/// Every way an answer's body may be framed (RFC 9112 §6.3) is read whole, also when the
+/// answer arrives a few bytes at a time; the connection is used again only after an answer
+/// framed by its length or its chunks, with nothing after it.
+#[tokio::test]
+async fn answers_are_read_whole_however_framed_and_whatever_pieces_they_come_in() {
+    let cases: [(&[u8], u16, &[u8], bool); 8] = [
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n{\"n\":1}",
+            200,
+            b"{\"n\":1}",
+            true,
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3;ext=1\r\n{\"n\r\n4\r\n\":2}\r\n0\r\nX-Trailer: t\r\n\r\n",
+            200,
+            b"{\"n\":2}",
+            true,
+        ),
+        (
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\nRetry-After: 5\r\n\r\n{}",
+            201,
+            b"{}",
+            true,
+        ),
+        (b"HTTP/1.1 204 No Content\r\n\r\n", 204, b"", true),
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 7, 7\r\nConnection: keep-alive, close\r\n\r\n{\"n\":3}",
+            200,
+            b"{\"n\":3}",
+            false,
+        ),
+        (
+            b"HTTP/1.0 200 OK\r\nContent-Length: 7\r\n\r\n{\"n\":4}",
+            200,
+            b"{\"n\":4}",
+            false,
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n{\"n\":5}{}",
+            200,
+            b"{\"n\":5}",
+            false,
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 99\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+            200,
+            b"{}",
+            false,
+        ),
+    ];
+    for piece in [usize::MAX, 5, 1] {
+        for (answer, status, body, kept) in cases {
+            // Bytes after an answer that come after it in time are the next answer's start:
+            // only an answer written whole with them is a case here.
+            if piece != usize::MAX && answer.ends_with(b"}{}") {
+                continue;
+            }
+            let app = ScriptedApp {
+                piece,
+                ..ScriptedApp::new(answer)
+            };
+            let base = app.clone().serve().await;
+            let (pool, request) = raw_pool(&base);
+            for _ in 0..2 {
+                let got = pool.send(&request, false, 1 << 20).await.unwrap();
+                let what = String::from_utf8_lossy(answer);
+                assert_eq!((got.status, &got.body[..]), (status, body), "{what}");
+            }
+            let want = if kept { 1 } else { 2 };
+            assert_eq!(app.accepted(), want, "{}", String::from_utf8_lossy(answer));
+        }
+    }
+}
+
+/// A body that runs to the end of the connection is read to that end, and the connection
+/// is not kept.
+#[tokio::test]
+async fn an_answer_without_length_runs_to_the_end_of_its_connection() {
+    let app = ScriptedApp {
+        close: true,
+        ..ScriptedApp::new(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{\"n\":6}")
+    };
+    let base = app.clone().serve().await;
+    let (pool, request) = raw_pool(&base);
+    for i in 1..=2 {
+        let got = pool.send(&request, false, 1 << 20).await.unwrap();
+        assert_eq!((got.status, &got.body[..]), (200, &b"{\"n\":6}"[..]));
+        assert_eq!(app.accepted(), i);
+    }
+}
+
+/// What is not a whole HTTP/1.1 answer within the limits is an error of the call, never an
+/// answer: a body beyond the limit (by its length, its chunks or its end), a length that
+/// is not one number, a chunk size that is no number or a chunk longer than it says, a head
+/// of no HTTP, and a connection ending before the answer is whole.
+#[tokio::test]
+async fn answers_that_are_not_whole_http_or_beyond_the_limit_are_refused() {
+    use super::pool::PoolError;
+    let too_large = |e: &PoolError| matches!(e, PoolError::TooLarge { status: 200 });
+    let transport = |e: &PoolError| matches!(e, PoolError::Transport(_));
+    type Check = fn(&PoolError) -> bool;
+    let cases: [(&[u8], bool, Check); 10] = [
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n{\"n\":\"abc\"}", false, too_large),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n6\r\n{\"n\":1\r\n6\r\n}     \r\n0\r\n\r\n", false, too_large),
+        (b"HTTP/1.1 200 OK\r\n\r\n{\"n\":\"abcdef\"}", true, too_large),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 2, 3\r\n\r\n{}", false, transport),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: -2\r\n\r\n{}", false, transport),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n", false, transport),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n{}\r\n0\r\n\r\n", false, transport),
+        (b"hello there\r\n\r\n", false, transport),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n{}", true, transport),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n", true, transport),
+    ];
+    for (answer, close, check) in cases {
+        let app = ScriptedApp {
+            close,
+            ..ScriptedApp::new(answer)
+        };
+        let base = app.clone().serve().await;
+        let (pool, request) = raw_pool(&base);
+        let e = pool.send(&request, false, 10).await.unwrap_err();
+        assert!(check(&e), "{}: {e:?}", String::from_utf8_lossy(answer));
+    }
+}
+
+/// Over TLS the same: the request goes out whole (flushed through the TLS layer), the
+/// chunked answer comes back whole, and the connection is kept for the next call; a
+/// connection the app closed while idle (with TLS's close_notify) is not used again.
+#[tokio::test]
+async fn answers_come_whole_over_tls_and_connections_are_kept() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let provider = || Arc::new(rustls::crypto::ring::default_provider());
+    let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "legacy");
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let der = cert.der().clone();
+    let server = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![der.clone()],
+            rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = accepted.clone();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut buf = Vec::new();
+                for answered in 1.. {
+                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                        let mut chunk = [0u8; 4096];
+                        match tls.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(k) => buf.extend_from_slice(&chunk[..k]),
+                        }
+                    }
+                    assert!(buf.starts_with(b"GET /x HTTP/1.1\r\n"));
+                    buf.clear();
+                    let answer = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{\"n\"\r\n3\r\n:7}\r\n0\r\n\r\n";
+                    tls.write_all(answer).await.unwrap();
+                    if answered == 3 {
+                        // A keep-alive limit: closed after the third answer.
+                        let _ = tls.shutdown().await;
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(der).unwrap();
+    let client = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.enforce_http(false);
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(client)
+        .https_only()
+        .enable_http1()
+        .wrap_connector(http);
+    let origin: Uri = format!("https://127.0.0.1:{port}").parse().unwrap();
+    let pool = super::pool::Pool::new(https, origin, 8, Duration::from_secs(30));
+    let request = format!("GET /x HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\n\r\n");
+    for i in 1..=4 {
+        let got = pool.send(request.as_bytes(), false, 1 << 20).await.unwrap();
+        assert_eq!(
+            (got.status, &got.body[..]),
+            (200, &b"{\"n\":7}"[..]),
+            "call {i}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "three calls on the first connection, the fourth on a new one"
+    );
+}
