@@ -11,6 +11,8 @@
 
 mod text;
 
+pub use text::RequestLog;
+
 use crate::config::LogFormat;
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -40,18 +42,25 @@ struct Shared {
 #[derive(Clone)]
 pub struct BatchWriter(Arc<Shared>);
 
-impl Write for BatchWriter {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+impl BatchWriter {
+    /// Appends `bytes` (whole lines) to what the writer thread writes next.
+    fn append(&self, bytes: &[u8]) {
         let s = &self.0;
         let mut buf = s.buf.lock().unwrap_or_else(PoisonError::into_inner);
         if buf.len() + bytes.len() > MAX_BUFFERED_BYTES {
             s.dropped.fetch_add(1, Ordering::Relaxed);
-            return Ok(bytes.len());
+            return;
         }
         buf.extend_from_slice(bytes);
         if buf.len() >= FLUSH_AT_BYTES {
             s.wake.notify_one();
         }
+    }
+}
+
+impl Write for BatchWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.append(bytes);
         Ok(bytes.len())
     }
 
@@ -144,6 +153,11 @@ pub fn init(format: LogFormat, level: &str) -> Option<LogGuard> {
     };
     let ansi = std::io::stderr().is_terminal();
     let (writer, guard) = batch_writer(std::io::stderr()).ok()?;
+    // Directives naming spans (`[scim]=debug`) need the request's span: with them, requests
+    // keep it and their lines go through the subscriber.
+    let plain_text =
+        matches!(format, LogFormat::Text) && !ansi && !format!("{filter}").contains('[');
+    let writer_for_lines = writer.clone();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(move || writer.clone())
@@ -152,11 +166,16 @@ pub fn init(format: LogFormat, level: &str) -> Option<LogGuard> {
         LogFormat::Json => builder.json().try_init(),
         // Off a terminal, the same text written straight into the line (see `text`).
         LogFormat::Text if !ansi => builder
-            .event_format(text::TextLine)
+            .event_format(text::TextLine {
+                spanless: plain_text,
+            })
             .fmt_fields(text::TextFields)
             .try_init(),
         LogFormat::Text => builder.try_init(),
     };
+    if installed.is_ok() && plain_text {
+        let _ = text::DIRECT.set(writer_for_lines);
+    }
     installed.is_ok().then_some(guard)
 }
 

@@ -94,6 +94,22 @@ async fn one_plain_line_per_request_on_stderr() {
         )
         .await;
     assert_eq!(r.status, 404, "{}", r.text);
+    // With the legacy app gone, the request fails: what is logged within it (the backend
+    // failure) and its own line both carry the request.
+    legacy.shutdown().await;
+    let r = scim
+        .http
+        .json(
+            "GET",
+            &format!("{url}/Users/{id}"),
+            &[
+                ("authorization", &scim.auth),
+                ("x-request-id", "log-line-down"),
+            ],
+            None,
+        )
+        .await;
+    assert!(r.status >= 500, "{} {}", r.status, r.text);
 
     // A graceful stop flushes the log writer.
     common::process::signal(child.id(), "TERM");
@@ -126,6 +142,39 @@ async fn one_plain_line_per_request_on_stderr() {
     ] {
         assert!(lines[0].contains(want), "{want} in {}", lines[0]);
     }
+    // The whole line: the request as its span showed it, then the fields in order.
+    let (time, rest) = lines[0].split_at(27);
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(time).is_ok(),
+        "{}",
+        lines[0]
+    );
+    let head = format!(
+        "  INFO scim{{id=log-line-get-1 method=GET path=/scim/v2/Users/{id}}}: scimgate::server: request status=200 ms="
+    );
+    let ms = rest
+        .strip_prefix(&head)
+        .and_then(|r| r.strip_suffix(" resource=User op=get legacy_calls=1"))
+        .unwrap_or_else(|| panic!("{}", lines[0]));
+    assert!(ms.parse::<f64>().is_ok_and(|m| m > 0.0), "{}", lines[0]);
+    let down: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("log-line-down"))
+        .collect();
+    assert!(down.len() >= 2, "{log}");
+    for l in &down {
+        assert!(
+            l.contains(&format!(
+                "WARN scim{{id=log-line-down method=GET path=/scim/v2/Users/{id}}}: scimgate::"
+            )),
+            "{l}"
+        );
+    }
+    assert!(
+        down.iter().any(|l| l.contains("backend call failed")),
+        "{log}"
+    );
+    assert!(down.iter().any(|l| l.contains("request failed")), "{log}");
     let missing: Vec<&str> = log.lines().filter(|l| l.contains("log-line-404")).collect();
     assert_eq!(missing.len(), 1, "{log}");
     assert!(missing[0].contains("status=404"), "{}", missing[0]);

@@ -21,6 +21,7 @@ pub mod routes;
 pub mod stage;
 pub mod tls;
 
+use crate::logging::RequestLog;
 use crate::metrics::{Metrics, classify};
 use auth::Authenticator;
 use axum::Router;
@@ -394,20 +395,38 @@ async fn edge_one<S: Inner>(edge: EdgeState, mut req: Request, inner: S) -> Resp
         set_request_id(&mut r, &id);
         return r;
     }
-    let method = req.method().clone();
-    let path = req.uri().path().to_string();
-    let (resource, operation) = classify(&method, &path, &edge.base_path);
-    let span = tracing::info_span!("scim", %id, %method, %path);
+    let log = Arc::new(RequestLog {
+        id,
+        method: req.method().clone(),
+        path: req.uri().path().to_string(),
+    });
+    let (resource, operation) = classify(&log.method, &log.path, &edge.base_path);
+    // The request's place in the log: a task-local the plain-text log reads, or a span for
+    // the other formats (see `RequestLog`).
+    let spanless = RequestLog::spanless();
+    let span = if spanless {
+        tracing::Span::none()
+    } else {
+        tracing::info_span!("scim", id = %log.id, method = %log.method, path = %log.path)
+    };
+    // An event of the edge's own, logged as one of the request's.
+    let within = |event: &dyn Fn()| {
+        if spanless {
+            log.in_scope(event)
+        } else {
+            span.in_scope(event)
+        }
+    };
     let started = Instant::now();
     let Ok(permit) = limits.concurrency.clone().try_acquire_owned() else {
-        tracing::warn!(parent: &span, "shedding load: too many requests in flight");
+        within(&|| tracing::warn!("shedding load: too many requests in flight"));
         let mut r = AppError::Client(crate::scim::ScimError::new(
             503,
             None,
             "the gateway is at its concurrency limit; retry shortly",
         ))
         .into_response();
-        set_request_id(&mut r, &id);
+        set_request_id(&mut r, &log.id);
         edge.metrics
             .observe_request(resource, operation, r.status().as_u16(), started.elapsed());
         return r;
@@ -419,13 +438,13 @@ async fn edge_one<S: Inner>(edge: EdgeState, mut req: Request, inner: S) -> Resp
     // read by the request timeout), so a cut-off operation still gets its audit entry; the
     // bound here is only a backstop for what the audit layer does not see. The normal path
     // spawns nothing.
-    let is_write = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
+    let is_write = !matches!(log.method, Method::GET | Method::HEAD | Method::OPTIONS);
     let late = ClientDeadline::default();
     req.extensions_mut().insert(late.clone());
     req.extensions_mut()
-        .insert(RequestId(Arc::from(id.as_str())));
+        .insert(RequestId(Arc::from(log.id.as_str())));
     let op_timeout = limits.operation_timeout + BACKSTOP_MARGIN;
-    let op = tracing::Instrument::instrument(
+    let op = log.scope(tracing::Instrument::instrument(
         async move {
             let _permit = permit;
             let run = forwarded::with_request_base(request_base, run(inner, req));
@@ -441,7 +460,7 @@ async fn edge_one<S: Inner>(edge: EdgeState, mut req: Request, inner: S) -> Resp
             }
         },
         span.clone(),
-    );
+    ));
     let mut op = Detached(Some(Box::pin(op)));
     let answered = match op.0.as_mut() {
         Some(fut) => tokio::time::timeout(limits.request_timeout, fut).await,
@@ -455,7 +474,7 @@ async fn edge_one<S: Inner>(edge: EdgeState, mut req: Request, inner: S) -> Resp
         Err(_) => {
             late.mark();
             if is_write {
-                tracing::warn!(parent: &span, "client deadline passed; the operation continues");
+                within(&|| tracing::warn!("client deadline passed; the operation continues"));
             }
             drop(op);
             timeout_response(limits.request_timeout, is_write)
@@ -468,18 +487,30 @@ async fn edge_one<S: Inner>(edge: EdgeState, mut req: Request, inner: S) -> Resp
     // The request's one line at info: method, path and id come from the span, the route as
     // resource and operation; legacy calls are logged one by one only at debug.
     // Whole microseconds: `ms=0.848`, not `ms=0.8476389999999999`.
-    let ms = elapsed.as_micros() as f64 / 1000.0;
+    let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+    let ms = micros as f64 / 1000.0;
     let legacy_calls = resp
         .extensions()
         .get::<audit::LegacyCalls>()
         .map_or(0, |c| c.0);
     let (resource, op) = (resource.as_str(), operation.as_str());
     if status.is_server_error() {
-        tracing::warn!(parent: &span, status = status.as_u16(), ms, resource = %resource, op = %op, legacy_calls, "request failed");
-    } else {
+        within(
+            &|| tracing::warn!(status = status.as_u16(), ms, resource = %resource, op = %op, legacy_calls, "request failed"),
+        );
+    } else if !spanless {
         tracing::info!(parent: &span, status = status.as_u16(), ms, resource = %resource, op = %op, legacy_calls, "request");
+    } else if tracing::enabled!(tracing::Level::INFO) {
+        log.line(
+            module_path!(),
+            status.as_u16(),
+            micros,
+            resource,
+            op,
+            legacy_calls as u64,
+        );
     }
-    set_request_id(&mut resp, &id);
+    set_request_id(&mut resp, &log.id);
     resp
 }
 
