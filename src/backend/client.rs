@@ -641,6 +641,21 @@ fn auth_mode(auth: &BackendAuth) -> Result<AuthMode, BackendInitError> {
         BackendAuth::Header { name, value: v } => {
             let name = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| BackendInitError::Auth(format!("invalid header name `{name}`")))?;
+            // The request's framing and connection are the gateway's to write.
+            const FRAMING: [&str; 7] = [
+                "content-length",
+                "transfer-encoding",
+                "connection",
+                "te",
+                "upgrade",
+                "keep-alive",
+                "trailer",
+            ];
+            if FRAMING.contains(&name.as_str()) {
+                return Err(BackendInitError::Auth(format!(
+                    "`{name}` frames the request; a credential cannot be sent in it"
+                )));
+            }
             AuthMode::Fixed(name, value(v.expose())?)
         }
         BackendAuth::Bearer { token } => {

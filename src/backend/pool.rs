@@ -59,8 +59,11 @@ const MAX_HEADERS: usize = 100;
 /// brought back to after an answer with a larger head.
 const READ_CHUNK: usize = 8 * 1024;
 
-/// A chunk-size line or a trailer field may be this long at most.
+/// A chunk-size line (with its extensions) may be this long at most.
 const MAX_LINE_BYTES: usize = 4 * 1024;
+
+/// The trailer fields after a chunked body may take this many bytes at most (hyper's bound).
+const MAX_TRAILER_BYTES: usize = 16 * 1024;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -165,14 +168,18 @@ impl Conn {
     /// Whether an idle connection can carry a request: it has nothing to read (no end, no
     /// stray bytes, no error). Asks what the reactor already knows, so a live connection
     /// whose last answer was read to the end costs no system call here.
+    ///
+    /// Unconstrained by tokio's budget: a task that has used its budget up is told "not
+    /// ready" by every resource, and a closed connection would pass for an open one.
     fn is_open(&mut self) -> bool {
         let mut cx = Context::from_waker(std::task::Waker::noop());
+        let io = &mut self.io;
         let mut byte = [0u8; 1];
-        let mut buf = ReadBuf::new(&mut byte);
-        matches!(
-            Pin::new(&mut self.io).poll_read(&mut cx, &mut buf),
-            Poll::Pending
-        )
+        let probe = tokio::task::unconstrained(std::future::poll_fn(|cx| {
+            let mut buf = ReadBuf::new(&mut byte);
+            Pin::new(&mut *io).poll_read(cx, &mut buf)
+        }));
+        matches!(std::pin::pin!(probe).poll(&mut cx), Poll::Pending)
     }
 }
 
@@ -321,42 +328,13 @@ async fn exchange(
             error,
         }))
     };
+    // A write that failed: the answer may still have come before it (an app refusing an
+    // upload answers, then resets the connection), so reading goes on; a reset connection
+    // stays readable (its answer, then its end) until the reading ends.
+    let mut write_failed: Option<PoolError> = None;
     std::future::poll_fn(|cx| {
         loop {
             let mut moved = false;
-            if written < request.len() {
-                match Pin::new(&mut *io).poll_write(cx, &request[written..]) {
-                    Poll::Ready(Ok(0)) => {
-                        return failed(
-                            written,
-                            transport("the connection took no more of the request"),
-                        );
-                    }
-                    Poll::Ready(Ok(n)) => {
-                        written += n;
-                        moved = true;
-                    }
-                    Poll::Ready(Err(e)) => {
-                        return failed(
-                            written,
-                            transport(format_args!("writing the request: {e}")),
-                        );
-                    }
-                    Poll::Pending => {}
-                }
-            }
-            if written == request.len() && !flushed {
-                match Pin::new(&mut *io).poll_flush(cx) {
-                    Poll::Ready(Ok(())) => flushed = true,
-                    Poll::Ready(Err(e)) => {
-                        return failed(
-                            written,
-                            transport(format_args!("writing the request: {e}")),
-                        );
-                    }
-                    Poll::Pending => {}
-                }
-            }
             if filled == buf.len() {
                 if start > 0 {
                     buf.copy_within(start..filled, 0);
@@ -382,7 +360,10 @@ async fn exchange(
                     }
                 }
                 Poll::Ready(Err(e)) => {
-                    return failed(written, transport(format_args!("reading the answer: {e}")));
+                    let error = write_failed
+                        .take()
+                        .unwrap_or_else(|| transport(format_args!("reading the answer: {e}")));
+                    return failed(written, error);
                 }
                 Poll::Pending => {}
             }
@@ -395,21 +376,52 @@ async fn exchange(
                 Ok(Some(answer)) => {
                     // Reusable when nothing came after the answer and the request went out
                     // whole.
-                    let reusable =
-                        reader.keep && filled == 0 && written == request.len() && flushed;
+                    let reusable = reader.keep
+                        && filled == 0
+                        && written == request.len()
+                        && flushed
+                        && write_failed.is_none();
                     return Poll::Ready(Ok((answer, reusable)));
                 }
                 Ok(None) if ended => {
-                    return failed(
-                        written,
+                    let error = write_failed.take().unwrap_or_else(|| {
                         transport(if reader.began {
                             "the connection ended before the answer was whole"
                         } else {
                             "the connection ended before an answer"
-                        }),
-                    );
+                        })
+                    });
+                    return failed(written, error);
                 }
                 Ok(None) => {}
+            }
+            if write_failed.is_none() && written < request.len() {
+                match Pin::new(&mut *io).poll_write(cx, &request[written..]) {
+                    Poll::Ready(Ok(0)) => {
+                        write_failed =
+                            Some(transport("the connection took no more of the request"));
+                        moved = true;
+                    }
+                    Poll::Ready(Ok(n)) => {
+                        written += n;
+                        moved = true;
+                    }
+                    Poll::Ready(Err(e)) => {
+                        write_failed = Some(transport(format_args!("writing the request: {e}")));
+                        moved = true;
+                    }
+                    Poll::Pending => {}
+                }
+            }
+            if write_failed.is_none() && written == request.len() && !flushed {
+                match Pin::new(&mut *io).poll_flush(cx) {
+                    Poll::Ready(Ok(())) => flushed = true,
+                    Poll::Ready(Err(e)) => {
+                        write_failed = Some(transport(format_args!("writing the request: {e}")));
+                        moved = true;
+                    }
+                    Poll::Pending => {}
+                }
             }
             if !moved {
                 return Poll::Pending;
@@ -449,6 +461,8 @@ struct Reader {
     keep: bool,
     /// Whether a byte of the answer has come.
     began: bool,
+    /// Bytes of trailer fields read.
+    trailer: usize,
     body: Vec<u8>,
 }
 
@@ -462,6 +476,7 @@ impl Reader {
             retry_after: None,
             keep: false,
             began: false,
+            trailer: 0,
             body: Vec::new(),
         }
     }
@@ -499,11 +514,11 @@ impl Reader {
                 }
                 Phase::Chunked(chunk) => match chunk {
                     Chunk::Size => {
-                        let Some(line) = line(rest)? else {
+                        let Some(line) = crlf_line(rest, MAX_LINE_BYTES)? else {
                             return Ok(None);
                         };
                         *start += line.len();
-                        let size = chunk_size(line)?;
+                        let size = chunk_size(&line[..line.len() - 2])?;
                         if self.body.len().saturating_add(size) > self.limit {
                             return Err(PoolError::TooLarge {
                                 status: self.status,
@@ -526,21 +541,23 @@ impl Reader {
                         *chunk = Chunk::DataEnd;
                     }
                     Chunk::DataEnd => {
-                        let Some(line) = line(rest)? else {
+                        let Some(end) = rest.get(..2) else {
                             return Ok(None);
                         };
-                        if !matches!(line, b"\r\n" | b"\n") {
-                            return Err(transport("a chunk of the answer is longer than its size"));
+                        if end != b"\r\n" {
+                            return Err(transport("a chunk of the answer is not followed by CRLF"));
                         }
-                        *start += line.len();
+                        *start += 2;
                         *chunk = Chunk::Size;
                     }
                     Chunk::Trailer => {
-                        let Some(line) = line(rest)? else {
+                        let room = MAX_TRAILER_BYTES.saturating_sub(self.trailer);
+                        let Some(line) = crlf_line(rest, room)? else {
                             return Ok(None);
                         };
                         *start += line.len();
-                        if matches!(line, b"\r\n" | b"\n") {
+                        self.trailer += line.len();
+                        if line == b"\r\n" {
                             self.phase = Phase::Done;
                         }
                     }
@@ -575,7 +592,12 @@ impl Reader {
         let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut answer = httparse::Response::new(&mut fields);
         let used = match answer.parse(rest) {
-            Ok(httparse::Status::Complete(used)) => used,
+            Ok(httparse::Status::Complete(used)) if used <= MAX_HEAD_BYTES => used,
+            Ok(httparse::Status::Complete(_)) => {
+                return Err(transport(format_args!(
+                    "the answer's head is larger than {MAX_HEAD_BYTES} bytes"
+                )));
+            }
             Ok(httparse::Status::Partial) if rest.len() > MAX_HEAD_BYTES => {
                 return Err(transport(format_args!(
                     "the answer's head is larger than {MAX_HEAD_BYTES} bytes"
@@ -586,6 +608,7 @@ impl Reader {
         };
         let status = answer.code.unwrap_or(0);
         match status {
+            0..=99 => return Err(transport(format_args!("{status:03} is no HTTP status"))),
             101 => return Err(transport("the legacy app switched protocols")),
             100..=199 => return Ok(Some(used)),
             _ => {}
@@ -629,6 +652,10 @@ impl Reader {
                     .and_then(|v| v.trim().parse::<u64>().ok());
             }
         }
+        if coded && answer.version == Some(0) {
+            // HTTP/1.0 has no transfer codings (RFC 9112 §6.1): such framing is faulty.
+            return Err(transport("an HTTP/1.0 answer with a Transfer-Encoding"));
+        }
         self.phase = if self.no_body || matches!(status, 204 | 304) {
             Phase::Done
         } else if coded {
@@ -657,35 +684,47 @@ impl Reader {
     }
 }
 
-/// The line at the front of `rest` with its end (`\n`, or `\r\n`), `None` while it has not
-/// come whole.
-fn line(rest: &[u8]) -> Result<Option<&[u8]>, PoolError> {
-    match rest.iter().position(|&b| b == b'\n') {
-        Some(end) => Ok(Some(&rest[..=end])),
-        None if rest.len() > MAX_LINE_BYTES => {
+/// The line at the front of `rest` with its CRLF, `None` while it has not come whole; a
+/// line ended by a bare LF, or longer than `max` bytes, is refused.
+fn crlf_line(rest: &[u8], max: usize) -> Result<Option<&[u8]>, PoolError> {
+    match rest.iter().take(max).position(|&b| b == b'\n') {
+        Some(end) if end > 0 && rest[end - 1] == b'\r' => Ok(Some(&rest[..=end])),
+        Some(_) => Err(transport(
+            "a line of the answer's chunked body ends without CRLF",
+        )),
+        None if rest.len() >= max => {
             Err(transport("a line of the answer's chunked body is too long"))
         }
         None => Ok(None),
     }
 }
 
-/// A chunk-size line's size (hexadecimal, before any `;` extension).
+/// A chunk-size line's size, its CRLF taken off: hexadecimal digits, white space, then any
+/// extensions after `;` (RFC 9112 §7.1.1), no CR anywhere.
 fn chunk_size(line: &[u8]) -> Result<usize, PoolError> {
-    let digits = line
-        .split(|&b| b == b';')
-        .next()
-        .unwrap_or_default()
-        .trim_ascii();
     let bad = || transport("a chunk size of the answer is not valid");
-    if digits.is_empty() || digits.len() > 15 {
+    let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+    if digits == 0 {
         return Err(bad());
     }
     let mut n: usize = 0;
-    for &d in digits {
-        let v = char::from(d).to_digit(16).ok_or_else(bad)?;
-        n = n * 16 + v as usize;
+    for &d in &line[..digits] {
+        let v = char::from(d).to_digit(16).ok_or_else(bad)? as usize;
+        n = n
+            .checked_mul(16)
+            .and_then(|n| n.checked_add(v))
+            .ok_or_else(bad)?;
     }
-    Ok(n)
+    let after = &line[digits..];
+    let spaces = after
+        .iter()
+        .take_while(|&&b| b == b' ' || b == b'\t')
+        .count();
+    match after[spaces..].split_first() {
+        None => Ok(n),
+        Some((b';', ext)) if !ext.contains(&b'\r') => Ok(n),
+        Some(_) => Err(bad()),
+    }
 }
 
 /// Drops (and so closes) the idle connections kept `timeout` or longer, and closed ones.

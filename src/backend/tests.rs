@@ -653,6 +653,26 @@ fn bad_configuration_is_refused_at_construction() {
         token: Secret::new("line\nbreak"),
     };
     assert!(matches!(Backend::new(&cfg), Err(BackendInitError::Auth(_))));
+    // A credential cannot be a header that frames the request or governs its connection:
+    // the request would carry two framings.
+    for name in [
+        "Content-Length",
+        "transfer-encoding",
+        "Connection",
+        "TE",
+        "Upgrade",
+        "Keep-Alive",
+        "Trailer",
+    ] {
+        cfg.auth = BackendAuth::Header {
+            name: name.into(),
+            value: Secret::new("1"),
+        };
+        assert!(
+            matches!(Backend::new(&cfg), Err(BackendInitError::Auth(_))),
+            "{name}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -1461,4 +1481,151 @@ async fn answers_come_whole_over_tls_and_connections_are_kept() {
         2,
         "three calls on the first connection, the fourth on a new one"
     );
+}
+
+/// An app that answers before it has read a large upload and closes at once (its unread
+/// data turning the close into a reset): its answer arrives with the reset, and is the
+/// call's answer, not the failed write of the rest of the upload.
+#[tokio::test]
+async fn an_answer_that_comes_before_the_upload_failed_is_the_answer() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let mut chunk = [0u8; 4096];
+                    match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(k) => buf.extend_from_slice(&chunk[..k]),
+                    }
+                }
+                let _ = stream
+                    .write_all(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+                    .await;
+                // Dropped with the upload unread: the close is a reset.
+            });
+        }
+    });
+    let (pool, _) = raw_pool(&base);
+    let (_, _, host) = super::client::split_base(&base).unwrap();
+    let body = vec![b'x'; 16 << 20];
+    let mut request = format!(
+        "POST /x HTTP/1.1\r\nhost: {}\r\ncontent-length: {}\r\n\r\n",
+        host.to_str().unwrap(),
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(&body);
+    for _ in 0..3 {
+        let got = pool.send(&request, false, 1 << 20).await.unwrap();
+        assert_eq!((got.status, &got.body[..]), (413, &b"{}"[..]));
+    }
+}
+
+/// A kept connection the app closed while idle is seen closed also when the call's task has
+/// used up its tokio budget (a task's resources then all say "not ready"): the call goes out
+/// on a new connection, not on the closed one.
+#[tokio::test]
+async fn a_closed_idle_connection_is_seen_closed_with_the_budget_used_up() {
+    let app = RawApp {
+        per_connection: Some(1),
+        ..RawApp::default()
+    };
+    let base = app.clone().serve().await;
+    let (pool, request) = raw_pool(&base);
+    assert_eq!(
+        pool.send(&request, false, 1 << 20).await.unwrap().status,
+        200
+    );
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+    for _ in 0..2 {
+        // The app has closed the kept connection by now.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        for i in 0..256 {
+            tx.try_send(i).unwrap();
+        }
+        let mut call = std::pin::pin!(pool.send(&request, false, 1 << 20));
+        let got = std::future::poll_fn(|cx| {
+            // Spends the task's budget (128 a poll), then takes a connection in the same
+            // poll: only the call's first poll finds the budget spent.
+            for _ in 0..200 {
+                if rx.poll_recv(cx).is_pending() {
+                    break;
+                }
+            }
+            call.as_mut().poll(cx)
+        })
+        .await;
+        assert_eq!(got.unwrap().status, 200);
+        while rx.try_recv().is_ok() {}
+    }
+    assert_eq!(app.accepted(), 3);
+}
+
+/// Chunked bodies are read as RFC 9112 §7.1 writes them and as hyper read them: CRLF after
+/// every size line, chunk and trailer (a bare LF, a CR inside an extension, white space
+/// before a size are refused), lines and trailers bounded, sizes with leading zeros read,
+/// and none beyond `usize`. Heads are bounded also when they come whole, a status below 100
+/// is no status, and an HTTP/1.0 answer cannot be chunked.
+#[tokio::test]
+async fn answers_framed_loosely_or_beyond_bounds_are_refused() {
+    use super::pool::PoolError;
+    let long_ext = format!(
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2;e={}\r\n{{}}\r\n0\r\n\r\n",
+        "x".repeat(6000)
+    );
+    let many_trailers = format!(
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{{}}\r\n0\r\n{}\r\n",
+        "T: xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\n".repeat(400)
+    );
+    let big_head = format!(
+        "HTTP/1.1 200 OK\r\n{}Content-Length: 2\r\n\r\n{{}}",
+        "X-Filler: yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy\r\n".repeat(900)
+    );
+    let refused: Vec<Vec<u8>> = vec![
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\n{}\r\n0\r\n\r\n".to_vec(),
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\n0\r\n\r\n".to_vec(),
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n 2\r\n{}\r\n0\r\n\r\n".to_vec(),
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2;a\rb\r\n{}\r\n0\r\n\r\n".to_vec(),
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\nT: t\n\r\n".to_vec(),
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000002\r\n{}\r\n0\r\n\r\n".to_vec(),
+        b"HTTP/1.1 000 Zero\r\nContent-Length: 2\r\n\r\n{}".to_vec(),
+        b"HTTP/1.1 099 Low\r\nContent-Length: 2\r\n\r\n{}".to_vec(),
+        b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n".to_vec(),
+        long_ext.into_bytes(),
+        many_trailers.into_bytes(),
+        big_head.into_bytes(),
+    ];
+    for answer in refused {
+        let app = ScriptedApp::new(&answer);
+        let base = app.clone().serve().await;
+        let (pool, request) = raw_pool(&base);
+        // A first call fills the buffer past a large head; the second reads one whole.
+        for _ in 0..2 {
+            let e = pool.send(&request, false, 1 << 20).await.unwrap_err();
+            let what = String::from_utf8_lossy(&answer[..answer.len().min(120)]).to_string();
+            assert!(matches!(e, PoolError::Transport(_)), "{what}: {e:?}");
+        }
+    }
+    let read: [(&[u8], &[u8]); 2] = [
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n00000000000000000002\r\n{}\r\n0\r\n\r\n",
+            b"{}",
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2 \t;name=\"v\"\r\n{}\r\n0\r\nT: t\r\n\r\n",
+            b"{}",
+        ),
+    ];
+    for (answer, body) in read {
+        let app = ScriptedApp::new(answer);
+        let base = app.clone().serve().await;
+        let (pool, request) = raw_pool(&base);
+        let got = pool.send(&request, false, 1 << 20).await.unwrap();
+        assert_eq!(&got.body[..], body, "{}", String::from_utf8_lossy(answer));
+    }
 }
