@@ -133,21 +133,24 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
 fn special_byte_at(s: &[u8]) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
-    let below = |x: u64, n: u64| x.wrapping_sub(ONES * n) & !x & HIGH;
+    const QUOTE: u64 = ONES * b'"' as u64;
+    const BACKSLASH: u64 = ONES * b'\\' as u64;
+    let mut words = s.chunks_exact(8);
     let mut at = 0;
-    while let Some(chunk) = s.get(at..at + 8) {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let x = u64::from_le_bytes(word);
-        let flags = below(x ^ (ONES * u64::from(b'"')), 1)
-            | below(x ^ (ONES * u64::from(b'\\')), 1)
-            | below(x, 0x20);
+    for word in &mut words {
+        let x = u64::from_le_bytes(<[u8; 8]>::try_from(word).unwrap_or_default());
+        let (q, b) = (x ^ QUOTE, x ^ BACKSLASH);
+        let flags = (q.wrapping_sub(ONES) & !q
+            | b.wrapping_sub(ONES) & !b
+            | x.wrapping_sub(ONES * 0x20) & !x)
+            & HIGH;
         if flags != 0 {
             return Some(at + (flags.trailing_zeros() / 8) as usize);
         }
         at += 8;
     }
-    s.get(at..)?
+    words
+        .remainder()
         .iter()
         .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
         .map(|i| at + i)
@@ -177,6 +180,9 @@ pub(crate) mod plain {
         type Out;
         type Items;
         type Members;
+        /// Whether strings are read out (`false`: only stepped over, [`Build::string`] is
+        /// given `""`).
+        const TEXT: bool = true;
         fn null() -> Self::Out;
         fn bool(b: bool) -> Self::Out;
         /// At most 18 digits: always within `i64`.
@@ -257,6 +263,7 @@ pub(crate) mod plain {
     struct Check;
 
     impl<'t> Build<'t> for Check {
+        const TEXT: bool = false;
         type Out = ();
         type Items = ();
         type Members = ();
@@ -334,7 +341,8 @@ pub(crate) mod plain {
 
         fn value<B: Build<'a>>(&mut self, depth: usize) -> Option<B::Out> {
             match self.peek()? {
-                b'"' => self.string().map(B::string),
+                b'"' if B::TEXT => self.string().map(B::string),
+                b'"' => self.string_end().map(|()| B::string("")),
                 b'{' => self.object::<B>(depth),
                 b'[' => self.array::<B>(depth),
                 b't' => self.word(b"true").then(|| B::bool(true)),
@@ -355,6 +363,18 @@ pub(crate) mod plain {
             self.i = end;
             true
         }
+        /// [`Parser::string`] stepped over.
+        fn string_end(&mut self) -> Option<()> {
+            let start = self.i + 1;
+            let rest = self.s.get(start..)?;
+            let len = super::special_byte_at(rest)?;
+            if rest[len] != b'"' {
+                return None;
+            }
+            self.i = start + len + 1;
+            Some(())
+        }
+
         /// A string at `"` without escapes or control characters.
         fn string(&mut self) -> Option<&'a str> {
             let start = self.i + 1;
@@ -518,13 +538,28 @@ pub(crate) mod plain {
                 return None;
             }
             let key = self.string()?;
+            self.colon()?;
+            Some(key)
+        }
+
+        /// [`Parser::member_name`] stepped over.
+        fn member_end(&mut self) -> Option<()> {
+            if self.peek()? != b'"' {
+                return None;
+            }
+            self.string_end()?;
+            self.colon()
+        }
+
+        /// The `:` after a member's name, with the white space around it.
+        fn colon(&mut self) -> Option<()> {
             self.ws();
             if self.peek()? != b':' {
                 return None;
             }
             self.i += 1;
             self.ws();
-            Some(key)
+            Some(())
         }
 
         fn object<B: Build<'a>>(&mut self, depth: usize) -> Option<B::Out> {
@@ -533,7 +568,12 @@ pub(crate) mod plain {
                 return Some(B::object(members));
             }
             loop {
-                let key = self.member_name()?;
+                let key = if B::TEXT {
+                    self.member_name()?
+                } else {
+                    self.member_end()?;
+                    ""
+                };
                 let v = self.value::<B>(depth + 1)?;
                 B::member(&mut members, key, v);
                 if self.next(b'}')? {
