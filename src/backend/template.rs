@@ -164,13 +164,20 @@ fn is_placeholder_name(s: &str) -> bool {
 /// always safe, encoding less is not.
 pub fn encode_into(out: &mut String, value: &str) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &b in value.as_bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
+    let unreserved = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~');
+    let bytes = value.as_bytes();
+    let mut at = 0;
+    while at < bytes.len() {
+        // A run of unreserved bytes, copied whole: it starts and ends at character
+        // boundaries (its bytes are ASCII; it stops at the first byte of the next character).
+        let run = bytes[at..].iter().take_while(|&&b| unreserved(b)).count();
+        out.push_str(&value[at..at + run]);
+        at += run;
+        while let Some(&b) = bytes.get(at).filter(|&&b| !unreserved(b)) {
             out.push('%');
             out.push(char::from(HEX[usize::from(b >> 4)]));
             out.push(char::from(HEX[usize::from(b & 0x0f)]));
+            at += 1;
         }
     }
 }
@@ -283,6 +290,24 @@ fn render_string(s: &str, vars: &[(&str, Value)]) -> Result<Value, TemplateError
 mod tests {
     use super::*;
     use serde_json::json;
+
+    proptest::proptest! {
+        /// Encoding in runs writes what encoding byte by byte writes, for any text.
+        #[test]
+        fn encoding_in_runs_is_encoding_byte_by_byte(s in "\\PC*|[a-z~ %é/-]*") {
+            let mut ours = String::new();
+            encode_into(&mut ours, &s);
+            let mut byte_by_byte = String::new();
+            for &b in s.as_bytes() {
+                if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+                    byte_by_byte.push(char::from(b));
+                } else {
+                    byte_by_byte.push_str(&format!("%{b:02X}"));
+                }
+            }
+            proptest::prop_assert_eq!(ours, byte_by_byte);
+        }
+    }
 
     #[test]
     fn renders_with_percent_encoding() {
