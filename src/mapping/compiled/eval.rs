@@ -393,6 +393,11 @@ impl<'a> Run<'a> {
         links: &'a [Link],
         frame: &mut Frame<'a>,
     ) -> R<'a, Val<'a>> {
+        // Property reads only (`rec.name`, `user.name?.givenName`), the chains mappings
+        // are made of: nothing to evaluate before the walk.
+        if links.iter().all(|l| matches!(l, Link::Prop(..))) {
+            return self.walk(base, links, frame, |_| Ok(Val::Unit));
+        }
         // rhai evaluates a chain's indices and arguments first, then its base (a block or a
         // changing method there may change a variable an index reads), then walks it; the
         // indices and arguments change no variable (checked at load). One value at most per
@@ -416,6 +421,28 @@ impl<'a> Run<'a> {
             }
             n += 1;
         }
+        let mut k = 0;
+        self.walk(base, links, frame, |link| match link {
+            Link::Prop(..) => Ok(Val::Unit),
+            _ => {
+                let slot = match inline.get_mut(k) {
+                    Some(slot) => slot,
+                    None => need(spill.get_mut(k - inline.len()))?,
+                };
+                k += 1;
+                need(slot.take())
+            }
+        })
+    }
+
+    /// Evaluates a chain's base and walks its links, each given its value by `arg`.
+    fn walk(
+        &mut self,
+        base: &'a Expr,
+        links: &'a [Link],
+        frame: &mut Frame<'a>,
+        mut arg: impl FnMut(&'a Link) -> R<'a, Val<'a>>,
+    ) -> R<'a, Val<'a>> {
         let start = match base {
             Expr::Local(_) => None,
             other => Some(self.expr(other, frame)?),
@@ -425,7 +452,6 @@ impl<'a> Run<'a> {
             (None, Expr::Local(slot)) => Cow::Borrowed(&frame[*slot]),
             (None, _) => return bail(),
         };
-        let mut k = 0;
         for link in links {
             // rhai counts operations per link: so does the step limit, which must stop a
             // compiled run before rhai's operation limit would stop the same run.
@@ -436,17 +462,7 @@ impl<'a> Run<'a> {
             if elvis && cur.is_unit() {
                 return Ok(Val::Unit);
             }
-            let arg = match link {
-                Link::Prop(..) => Val::Unit,
-                _ => {
-                    let slot = match inline.get_mut(k) {
-                        Some(slot) => slot,
-                        None => need(spill.get_mut(k - inline.len()))?,
-                    };
-                    k += 1;
-                    need(slot.take())?
-                }
-            };
+            let arg = arg(link)?;
             cur = match cur {
                 Cow::Borrowed(v) => follow(self.lookups, v, link, arg)?,
                 Cow::Owned(v) => Cow::Owned(follow(self.lookups, &v, link, arg)?.into_owned()),
