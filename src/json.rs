@@ -342,7 +342,7 @@ pub(crate) mod plain {
         fn value<B: Build<'a>>(&mut self, depth: usize) -> Option<B::Out> {
             match self.peek()? {
                 b'"' if B::TEXT => self.string().map(B::string),
-                b'"' => self.string_end().map(|()| B::string("")),
+                b'"' => self.string_end().map(|_| B::string("")),
                 b'{' => self.object::<B>(depth),
                 b'[' => self.array::<B>(depth),
                 b't' => self.word(b"true").then(|| B::bool(true)),
@@ -363,8 +363,8 @@ pub(crate) mod plain {
             self.i = end;
             true
         }
-        /// [`Parser::string`] stepped over.
-        fn string_end(&mut self) -> Option<()> {
+        /// [`Parser::string`] stepped over: where its text starts, and past it.
+        fn string_end(&mut self) -> Option<usize> {
             let start = self.i + 1;
             let rest = self.s.get(start..)?;
             let len = super::special_byte_at(rest)?;
@@ -372,20 +372,14 @@ pub(crate) mod plain {
                 return None;
             }
             self.i = start + len + 1;
-            Some(())
+            Some(start)
         }
 
         /// A string at `"` without escapes or control characters.
         fn string(&mut self) -> Option<&'a str> {
-            let start = self.i + 1;
-            let rest = self.s.get(start..)?;
-            let len = super::special_byte_at(rest)?;
-            if rest[len] != b'"' {
-                return None;
-            }
-            self.i = start + len + 1;
+            let start = self.string_end()?;
             // Both ends are at a `"`, so at character boundaries.
-            self.text.get(start..start + len)
+            self.text.get(start..self.i - 1)
         }
 
         /// `-?(0|[1-9][0-9]*)` of at most 18 digits, not followed by a fraction or an

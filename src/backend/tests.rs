@@ -1098,16 +1098,8 @@ async fn a_call_cut_off_by_the_timeout_leaves_the_pool_usable() {
 async fn idle_connections_are_closed_after_the_idle_timeout_without_traffic() {
     let app = RawApp::default();
     let base = app.clone().serve().await;
-    let (origin, _, host) = super::client::split_base(&base).unwrap();
-    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
-    http.enforce_http(false);
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
-        .unwrap()
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(http);
-    let pool = super::pool::Pool::new(https, origin, 8, Duration::from_millis(200));
+    let (_, _, host) = super::client::split_base(&base).unwrap();
+    let pool = raw_pool_kept(&base, Duration::from_millis(200));
     let request = format!(
         "GET /users/1 HTTP/1.1\r\nhost: {}\r\n\r\n",
         host.to_str().unwrap()
@@ -1247,9 +1239,9 @@ impl ScriptedApp {
     }
 }
 
-/// The pool alone, to `base`, and a GET of `/x` to send on it.
-fn raw_pool(base: &str) -> (super::pool::Pool, Vec<u8>) {
-    let (origin, _, host) = super::client::split_base(base).unwrap();
+/// The pool alone, to `base`, keeping idle connections `idle`.
+fn raw_pool_kept(base: &str, idle: Duration) -> super::pool::Pool {
+    let (origin, _, _) = super::client::split_base(base).unwrap();
     let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
     http.enforce_http(false);
     let https = hyper_rustls::HttpsConnectorBuilder::new()
@@ -1258,12 +1250,20 @@ fn raw_pool(base: &str) -> (super::pool::Pool, Vec<u8>) {
         .https_or_http()
         .enable_http1()
         .wrap_connector(http);
-    let pool = super::pool::Pool::new(https, origin, 8, Duration::from_secs(30));
+    super::pool::Pool::new(https, origin, 8, idle)
+}
+
+/// The pool alone, to `base`, and a GET of `/x` to send on it.
+fn raw_pool(base: &str) -> (super::pool::Pool, Vec<u8>) {
+    let (_, _, host) = super::client::split_base(base).unwrap();
     let request = format!(
         "GET /x HTTP/1.1\r\nhost: {}\r\n\r\n",
         host.to_str().unwrap()
     );
-    (pool, request.into_bytes())
+    (
+        raw_pool_kept(base, Duration::from_secs(30)),
+        request.into_bytes(),
+    )
 }
 
 /// Every way an answer's body may be framed (RFC 9112 §6.3) is read whole, also when the
