@@ -237,3 +237,68 @@ async fn a_closed_stdout_does_not_stop_the_gateway() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// Where a filter turns the request's lines off (`warn`: no info line), the lines logged
+/// within a request show no request either, as when the request had a span and the filter
+/// turned that span off (the JSON log still does so): one rule for every format.
+#[tokio::test]
+async fn a_filter_that_turns_request_lines_off_leaves_the_request_off_other_lines() {
+    let legacy = DemoApp::start("127.0.0.1:0", DemoConfig::with_api_key("log-legacy-key"))
+        .await
+        .unwrap();
+    let scratch = Scratch::new("request-log-warn");
+    let token = "log-warn-token-0123456789abcdef01234";
+    let store = format!("sqlite://{}", scratch.0.join("store.db").display());
+    let config = write_config(&scratch.0, &store, token, "default", "");
+    let stderr_path = scratch.0.join("stderr.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_scimgate"))
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .env("SCIMGATE_LOG", "warn")
+        .env("SCIMGATE_BACKEND__BASE_URL", legacy.base_url())
+        .env("SCIMGATE_BACKEND__AUTH__VALUE", "log-legacy-key")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let url = loop {
+        let text = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+        if let Some(b) = text.lines().find_map(Banner::parse) {
+            break b.scim_url;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "{text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let scim = Scim::new(&url, token);
+    let user = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                      "userName": "log.warn@example.com", "active": true});
+    let r = scim.post("/Users", &user).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let id = r.json["id"].as_str().unwrap().to_string();
+    legacy.shutdown().await;
+    let r = scim.get(&format!("/Users/{id}")).await;
+    assert!(r.status >= 500, "{} {}", r.status, r.text);
+    common::process::signal(child.id(), "TERM");
+    let _ = child.wait();
+    let log = std::fs::read_to_string(&stderr_path).unwrap();
+    assert!(
+        !log.contains(" INFO scim{"),
+        "no request line at warn:\n{log}"
+    );
+    let failed: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("backend call failed") || l.contains("request failed"))
+        .collect();
+    assert!(failed.len() >= 2, "{log}");
+    for l in failed {
+        assert!(
+            !l.contains("scim{") && l.contains("  WARN scimgate::"),
+            "as with the span turned off: {l}"
+        );
+    }
+}

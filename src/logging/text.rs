@@ -49,11 +49,15 @@ tokio::task_local! {
 /// a request is a task-local the formatter reads, and its line is written straight into the
 /// log's buffer: the same text. The JSON log, the terminal's and filters that name spans
 /// keep the span ([`RequestLog::spanless`] says which).
+///
+/// `shown`: whether the request shows in the lines logged within it, as its span showed
+/// where the filter let the span (info, target `scimgate::server`) through.
 #[derive(Debug)]
 pub struct RequestLog {
     pub id: String,
     pub method: http::Method,
     pub path: String,
+    pub shown: bool,
 }
 
 impl RequestLog {
@@ -213,8 +217,11 @@ where
         // spans under it).
         let mut seen = self.spanless
             && REQUEST
-                .try_with(|r| r.prefix(&mut w))
-                .map_or(Ok(false), |written| written.map(|()| true))?;
+                .try_with(|r| r.shown.then(|| r.prefix(&mut w)))
+                .ok()
+                .flatten()
+                .transpose()?
+                .is_some();
         if let Some(scope) = ctx.event_scope() {
             for span in scope.from_root() {
                 w.write_str(span.metadata().name())?;
@@ -503,6 +510,17 @@ mod tests {
         String::from_utf8(sink.0.lock().unwrap().clone()).unwrap()
     }
 
+    impl RequestLog {
+        fn clone_of(r: &RequestLog) -> RequestLog {
+            RequestLog {
+                id: r.id.clone(),
+                method: r.method.clone(),
+                path: r.path.clone(),
+                shown: r.shown,
+            }
+        }
+    }
+
     /// Milliseconds written from whole microseconds read as `{:?}` of the float does.
     #[test]
     fn milliseconds_read_as_the_float_does() {
@@ -542,6 +560,7 @@ mod tests {
             id: "r-1".into(),
             method: http::Method::PATCH,
             path: "/scim/v2/Users/7\x1b[2J".into(),
+            shown: true,
         });
         let target = module_path!();
         let inner = || {
@@ -576,17 +595,23 @@ mod tests {
                 let mut sink = sink.clone();
                 std::io::Write::write_all(&mut sink, line.as_bytes()).unwrap();
                 log.in_scope(inner);
-                // Outside the request: no prefix.
+                // Outside the request, and within one the filter turned off: no prefix.
                 tracing::warn!("after");
+                let off = Arc::new(RequestLog {
+                    shown: false,
+                    ..RequestLog::clone_of(&log)
+                });
+                off.in_scope(|| tracing::warn!("off"));
             },
             true,
             true,
         );
         let cut = |s: &str| s.lines().map(|l| l[27..].to_string()).collect::<Vec<_>>();
         let (ours, theirs) = (cut(&without), cut(&with_span));
-        assert_eq!(ours.len(), 3, "{without}");
+        assert_eq!(ours.len(), 4, "{without}");
         assert_eq!(ours[..2], theirs[..], "\n{without}\n{with_span}");
         assert_eq!(ours[2], format!("  WARN {target}: after"));
+        assert_eq!(ours[3], format!("  WARN {target}: off"));
         assert!(
             ours[0].starts_with(r"  INFO scim{id=r-1 method=PATCH path=/scim/v2/Users/7\x1b[2J}: "),
             "{without}"

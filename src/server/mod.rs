@@ -395,15 +395,18 @@ async fn edge_one<S: Inner>(edge: EdgeState, mut req: Request, inner: S) -> Resp
         set_request_id(&mut r, &id);
         return r;
     }
+    // The request's place in the log: a task-local the plain-text log reads, or a span for
+    // the other formats (see `RequestLog`). The task-local shows where the span would have
+    // been let through: the same callsite level and target (this module's).
+    let spanless = RequestLog::spanless();
+    let shown = spanless && tracing::enabled!(tracing::Level::INFO);
     let log = Arc::new(RequestLog {
         id,
         method: req.method().clone(),
         path: req.uri().path().to_string(),
+        shown,
     });
     let (resource, operation) = classify(&log.method, &log.path, &edge.base_path);
-    // The request's place in the log: a task-local the plain-text log reads, or a span for
-    // the other formats (see `RequestLog`).
-    let spanless = RequestLog::spanless();
     let span = if spanless {
         tracing::Span::none()
     } else {
@@ -500,7 +503,7 @@ async fn edge_one<S: Inner>(edge: EdgeState, mut req: Request, inner: S) -> Resp
         );
     } else if !spanless {
         tracing::info!(parent: &span, status = status.as_u16(), ms, resource = %resource, op = %op, legacy_calls, "request");
-    } else if tracing::enabled!(tracing::Level::INFO) {
+    } else if log.shown {
         log.line(
             module_path!(),
             status.as_u16(),
