@@ -12,6 +12,33 @@ use serde_json::json;
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
 
+/// `scimgate serve` on a SQLite store in `scratch`, calling `legacy`, logging at `level`
+/// (stdout and stderr left to the caller).
+fn serve(scratch: &Scratch, token: &str, legacy: &DemoApp, level: &str) -> Command {
+    let store = format!("sqlite://{}", scratch.0.join("store.db").display());
+    let config = write_config(&scratch.0, &store, token, "default", "");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_scimgate"));
+    cmd.arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .env("SCIMGATE_LOG", level)
+        .env("SCIMGATE_BACKEND__BASE_URL", legacy.base_url())
+        .env("SCIMGATE_BACKEND__AUTH__VALUE", "log-legacy-key");
+    cmd
+}
+
+/// `GET {url}{path}` with `x-request-id: id`.
+async fn get_as(scim: &Scim, url: &str, path: &str, id: &str) -> common::Resp {
+    scim.http
+        .json(
+            "GET",
+            &format!("{url}{path}"),
+            &[("authorization", &scim.auth), ("x-request-id", id)],
+            None,
+        )
+        .await
+}
+
 #[tokio::test]
 async fn one_plain_line_per_request_on_stderr() {
     let legacy = DemoApp::start("127.0.0.1:0", DemoConfig::with_api_key("log-legacy-key"))
@@ -19,15 +46,7 @@ async fn one_plain_line_per_request_on_stderr() {
         .unwrap();
     let scratch = Scratch::new("request-log");
     let token = "log-test-token-0123456789abcdef0123";
-    let store = format!("sqlite://{}", scratch.0.join("store.db").display());
-    let config = write_config(&scratch.0, &store, token, "default", "");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_scimgate"))
-        .arg("serve")
-        .arg("--config")
-        .arg(&config)
-        .env("SCIMGATE_LOG", "info")
-        .env("SCIMGATE_BACKEND__BASE_URL", legacy.base_url())
-        .env("SCIMGATE_BACKEND__AUTH__VALUE", "log-legacy-key")
+    let mut child = serve(&scratch, token, &legacy, "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -68,47 +87,14 @@ async fn one_plain_line_per_request_on_stderr() {
     let r = scim.post("/Users", &user).await;
     assert_eq!(r.status, 201, "{}", r.text);
     let id = r.json["id"].as_str().unwrap().to_string();
-    let r = scim
-        .http
-        .json(
-            "GET",
-            &format!("{url}/Users/{id}"),
-            &[
-                ("authorization", &scim.auth),
-                ("x-request-id", "log-line-get-1"),
-            ],
-            None,
-        )
-        .await;
+    let r = get_as(&scim, &url, &format!("/Users/{id}"), "log-line-get-1").await;
     assert_eq!(r.status, 200, "{}", r.text);
-    let r = scim
-        .http
-        .json(
-            "GET",
-            &format!("{url}/Users/0"),
-            &[
-                ("authorization", &scim.auth),
-                ("x-request-id", "log-line-404"),
-            ],
-            None,
-        )
-        .await;
+    let r = get_as(&scim, &url, "/Users/0", "log-line-404").await;
     assert_eq!(r.status, 404, "{}", r.text);
     // With the legacy app gone, the request fails: what is logged within it (the backend
     // failure) and its own line both carry the request.
     legacy.shutdown().await;
-    let r = scim
-        .http
-        .json(
-            "GET",
-            &format!("{url}/Users/{id}"),
-            &[
-                ("authorization", &scim.auth),
-                ("x-request-id", "log-line-down"),
-            ],
-            None,
-        )
-        .await;
+    let r = get_as(&scim, &url, &format!("/Users/{id}"), "log-line-down").await;
     assert!(r.status >= 500, "{} {}", r.status, r.text);
 
     // A graceful stop flushes the log writer.
@@ -248,16 +234,8 @@ async fn a_filter_that_turns_request_lines_off_leaves_the_request_off_other_line
         .unwrap();
     let scratch = Scratch::new("request-log-warn");
     let token = "log-warn-token-0123456789abcdef01234";
-    let store = format!("sqlite://{}", scratch.0.join("store.db").display());
-    let config = write_config(&scratch.0, &store, token, "default", "");
     let stderr_path = scratch.0.join("stderr.log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_scimgate"))
-        .arg("serve")
-        .arg("--config")
-        .arg(&config)
-        .env("SCIMGATE_LOG", "warn")
-        .env("SCIMGATE_BACKEND__BASE_URL", legacy.base_url())
-        .env("SCIMGATE_BACKEND__AUTH__VALUE", "log-legacy-key")
+    let mut child = serve(&scratch, token, &legacy, "warn")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&stderr_path).unwrap())
         .spawn()

@@ -818,6 +818,25 @@ async fn a_refused_caller_credential_is_the_callers_401_not_a_502() {
     );
 }
 
+/// Reads from `stream` into `buf` until it holds a request's head whole: where the head
+/// ends, `None` when the connection ended first.
+async fn read_head(
+    stream: &mut (impl tokio::io::AsyncRead + Unpin),
+    buf: &mut Vec<u8>,
+) -> Option<usize> {
+    use tokio::io::AsyncReadExt;
+    loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            return Some(i + 4);
+        }
+        let mut chunk = [0u8; 4096];
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(k) => buf.extend_from_slice(&chunk[..k]),
+        }
+    }
+}
+
 /// A legacy app written on raw TCP, to see its connections: each accepted connection is
 /// counted, every request's head is kept, and each answer is `{"n":…}` after `delay`. With
 /// `per_connection`, the app closes a connection after that many answers (as a keep-alive
@@ -867,15 +886,8 @@ impl RawApp {
         let mut answered = 0;
         loop {
             // One request: the head, then a body of its Content-Length.
-            let head_end = loop {
-                if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                    break i + 4;
-                }
-                let mut chunk = [0u8; 4096];
-                match stream.read(&mut chunk).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(k) => buf.extend_from_slice(&chunk[..k]),
-                }
+            let Some(head_end) = read_head(stream, &mut buf).await else {
+                return;
             };
             let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
             if app.answer_before_body {
@@ -1196,7 +1208,7 @@ impl ScriptedApp {
     }
 
     async fn serve(self) -> String {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio::io::AsyncWriteExt;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
@@ -1208,12 +1220,8 @@ impl ScriptedApp {
                 tokio::spawn(async move {
                     let mut buf = Vec::new();
                     loop {
-                        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                            let mut chunk = [0u8; 4096];
-                            match stream.read(&mut chunk).await {
-                                Ok(0) | Err(_) => return,
-                                Ok(k) => buf.extend_from_slice(&chunk[..k]),
-                            }
+                        if read_head(&mut stream, &mut buf).await.is_none() {
+                            return;
                         }
                         buf.clear();
                         for piece in app.answer.chunks(app.piece.min(app.answer.len()).max(1)) {
@@ -1396,7 +1404,7 @@ async fn answers_that_are_not_whole_http_or_beyond_the_limit_are_refused() {
 /// connection the app closed while idle (with TLS's close_notify) is not used again.
 #[tokio::test]
 async fn answers_come_whole_over_tls_and_connections_are_kept() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let provider = || Arc::new(rustls::crypto::ring::default_provider());
     let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
     params
@@ -1430,12 +1438,8 @@ async fn answers_come_whole_over_tls_and_connections_are_kept() {
                 };
                 let mut buf = Vec::new();
                 for answered in 1.. {
-                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                        let mut chunk = [0u8; 4096];
-                        match tls.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(k) => buf.extend_from_slice(&chunk[..k]),
-                        }
+                    if read_head(&mut tls, &mut buf).await.is_none() {
+                        return;
                     }
                     assert!(buf.starts_with(b"GET /x HTTP/1.1\r\n"));
                     buf.clear();
@@ -1488,7 +1492,7 @@ async fn answers_come_whole_over_tls_and_connections_are_kept() {
 /// call's answer, not the failed write of the rest of the upload.
 #[tokio::test]
 async fn an_answer_that_comes_before_the_upload_failed_is_the_answer() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move {
@@ -1496,12 +1500,8 @@ async fn an_answer_that_comes_before_the_upload_failed_is_the_answer() {
             let (mut stream, _) = listener.accept().await.unwrap();
             tokio::spawn(async move {
                 let mut buf = Vec::new();
-                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                    let mut chunk = [0u8; 4096];
-                    match stream.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(k) => buf.extend_from_slice(&chunk[..k]),
-                    }
+                if read_head(&mut stream, &mut buf).await.is_none() {
+                    return;
                 }
                 let _ = stream
                     .write_all(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
